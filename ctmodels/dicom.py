@@ -1,0 +1,311 @@
+"""DICOM: find files, group them into series, and stack a series into a CTVolume.
+
+Slices are ordered by ImagePositionPatient projected on the slice normal (the cross product
+of the two ImageOrientationPatient direction cosines), never by file name or InstanceNumber.
+Pixel values go through the modality LUT (RescaleSlope / RescaleIntercept) to HU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import EmptyInputError, InvalidInputError, NotCTError
+from .orientation import canonicalize
+from .types import HU, CTVolume, VolumeMeta
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 4096  # largest Rows / Columns accepted
+MAX_VOXELS = 600_000_000  # largest volume stacked (1.2 GB as int16)
+MAX_FILES = 20_000  # files examined in one folder
+
+
+def _pydicom():
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    return pydicom, InvalidDicomError
+
+
+def read_header(path: Path):
+    """DICOM header without pixels, or None where the file is not DICOM."""
+    pydicom, InvalidDicomError = _pydicom()
+    try:
+        return pydicom.dcmread(str(path), stop_before_pixels=True)
+    except InvalidDicomError:
+        pass
+    except Exception as exc:  # truncated, corrupt
+        log.debug("unreadable DICOM header %s: %s", path, exc)
+        return None
+    # files written without the 128-byte preamble: accept only if they look like images
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+    except Exception:
+        return None
+    if "SOPClassUID" in ds or ("Rows" in ds and "Columns" in ds):
+        return ds
+    return None
+
+
+def is_dicom_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    return Path(path).suffix.lower() in (".dcm", ".dicom", ".ima") or Path(path).suffix == ""
+
+
+def find_dicom_files(folder: Path) -> List[Tuple[Path, object]]:
+    """Every readable DICOM file below ``folder`` (recursively) with its header."""
+    folder = Path(folder)
+    out = []
+    n = 0
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            p = Path(root) / name
+            if p.is_symlink() or name.upper() == "DICOMDIR":
+                continue
+            n += 1
+            if n > MAX_FILES:
+                raise InvalidInputError(f"more than {MAX_FILES} files; expected one study", folder)
+            if not is_dicom_file(p):
+                continue
+            ds = read_header(p)
+            if ds is not None:
+                out.append((p, ds))
+    return out
+
+
+def group_series(items: Sequence[Tuple[Path, object]]) -> "OrderedDict[str, List[Tuple[Path, object]]]":
+    groups: "OrderedDict[str, List[Tuple[Path, object]]]" = OrderedDict()
+    for p, ds in items:
+        uid = str(getattr(ds, "SeriesInstanceUID", "") or f"no-series-uid:{p.parent}")
+        groups.setdefault(uid, []).append((p, ds))
+    return groups
+
+
+def kernel_of(ds) -> Optional[str]:
+    k = getattr(ds, "ConvolutionKernel", None)
+    if k is None:
+        return None
+    if isinstance(k, (list, tuple)) or (hasattr(k, "__iter__") and not isinstance(k, str)):
+        k = "\\".join(str(v) for v in k)
+    k = str(k).strip()
+    return k or None
+
+
+def check_ct(ds, path: Path) -> None:
+    """Raise NotCTError unless the dataset is a grayscale CT image."""
+    modality = str(getattr(ds, "Modality", "") or "").upper()
+    if modality != "CT":
+        raise NotCTError(f"modality is {modality or 'missing'}, expected CT", path)
+    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
+    if not photometric.startswith("MONOCHROME") or int(getattr(ds, "SamplesPerPixel", 1) or 1) != 1:
+        raise NotCTError(f"{photometric} colour image, expected a grayscale CT image", path)
+    rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
+    if rows < 1 or cols < 1:
+        raise InvalidInputError("no image size (Rows/Columns), expected a CT image", path)
+    if rows > MAX_SIDE or cols > MAX_SIDE:
+        raise InvalidInputError(f"image is {rows}x{cols}, larger than the {MAX_SIDE}x{MAX_SIDE} limit", path)
+
+
+def _orientation(ds) -> np.ndarray:
+    iop = getattr(ds, "ImageOrientationPatient", None)
+    if iop is None or len(iop) != 6:
+        return np.array([1.0, 0, 0, 0, 1.0, 0])
+    v = np.array([float(x) for x in iop])
+    if not np.all(np.isfinite(v)) or np.linalg.norm(v[:3]) < 1e-3 or np.linalg.norm(v[3:]) < 1e-3:
+        return np.array([1.0, 0, 0, 0, 1.0, 0])
+    return v
+
+
+def _pixel_spacing(ds) -> Tuple[float, float]:
+    ps = getattr(ds, "PixelSpacing", None) or getattr(ds, "ImagerPixelSpacing", None)
+    try:
+        r, c = float(ps[0]), float(ps[1])
+        if r > 0 and c > 0 and np.isfinite(r) and np.isfinite(c):
+            return r, c
+    except (TypeError, IndexError, ValueError):
+        pass
+    return 1.0, 1.0
+
+
+def to_hu(ds, path: Path, warnings: List[str]) -> np.ndarray:
+    """Decode pixels and apply the modality LUT (RescaleSlope / RescaleIntercept)."""
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        raise InvalidInputError("no pixel data, expected a CT image", path)
+    try:
+        raw = ds.pixel_array
+    except Exception as exc:
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(ts, "name", ts)
+        msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InvalidInputError(f"pixel data cannot be decoded (transfer syntax {name}): {msg}", path) from None
+    if raw.ndim != 2:
+        raise InvalidInputError(f"pixel array has shape {raw.shape}, expected one 2D grayscale frame", path)
+    slope = getattr(ds, "RescaleSlope", None)
+    intercept = getattr(ds, "RescaleIntercept", None)
+    if slope is None or intercept is None:
+        if "missing RescaleSlope/RescaleIntercept: stored values used as HU" not in warnings:
+            warnings.append("missing RescaleSlope/RescaleIntercept: stored values used as HU")
+        slope, intercept = 1.0, 0.0
+    slope, intercept = float(slope), float(intercept)
+    if slope == 1.0 and intercept == float(int(intercept)):
+        return raw.astype(np.int32) + int(intercept)
+    return raw.astype(np.float32) * slope + intercept
+
+
+def _with_pixels(ds, path: Path):
+    """The full dataset (headers are read without pixels while scanning folders)."""
+    if "PixelData" in ds or "FloatPixelData" in ds:
+        return ds
+    pydicom, _ = _pydicom()
+    try:
+        return pydicom.dcmread(str(path), force=True)
+    except Exception as exc:
+        raise InvalidInputError(f"corrupt or truncated DICOM ({type(exc).__name__})", path) from None
+
+
+def read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVolume:
+    """Stack one series (files + headers) into a canonical HU CTVolume."""
+    pydicom, _ = _pydicom()
+    if not items:
+        raise EmptyInputError("no DICOM slices in this series", source)
+    first_path, first = items[0]
+    check_ct(first, first_path)
+    iop = _orientation(first)
+    row_dir, col_dir = iop[:3], iop[3:]
+    normal = np.cross(row_dir, col_dir)
+    warnings: List[str] = []
+    if "ImageOrientationPatient" not in first:
+        warnings.append("ImageOrientationPatient missing: axial slices assumed")
+
+    rows, cols = int(first.Rows), int(first.Columns)
+    entries = []
+    for i, (p, ds) in enumerate(items):
+        check_ct(ds, p)
+        if int(ds.Rows) != rows or int(ds.Columns) != cols:
+            raise InvalidInputError(
+                f"slice is {ds.Rows}x{ds.Columns} but the series is {rows}x{cols}", p)
+        ipp = getattr(ds, "ImagePositionPatient", None)
+        if ipp is not None and len(ipp) == 3:
+            pos = float(np.dot([float(v) for v in ipp], normal))
+        else:
+            loc = getattr(ds, "SliceLocation", None)
+            inst = getattr(ds, "InstanceNumber", None)
+            pos = float(loc) if loc is not None else float(inst if inst is not None else i)
+            if "ImagePositionPatient missing: slices ordered by SliceLocation/InstanceNumber" not in warnings:
+                warnings.append("ImagePositionPatient missing: slices ordered by SliceLocation/InstanceNumber")
+        entries.append((pos, p, ds))
+    entries.sort(key=lambda e: e[0])
+    # duplicates (same position) are dropped, keeping the first file
+    uniq = []
+    for e in entries:
+        if uniq and abs(e[0] - uniq[-1][0]) < 1e-3:
+            warnings.append(f"duplicate slice at {e[0]:.2f} mm dropped ({e[1].name})")
+            continue
+        uniq.append(e)
+    n = len(uniq)
+    if n * rows * cols > MAX_VOXELS:
+        raise InvalidInputError(f"{n}x{rows}x{cols} voxels exceed the {MAX_VOXELS} voxel limit", source)
+
+    positions = np.array([e[0] for e in uniq])
+    missing = 0
+    uneven = False
+    if n > 1:
+        gaps = np.diff(positions)
+        dz = float(np.median(gaps))
+        if np.any(np.abs(gaps - dz) > 0.05 * dz + 1e-3):
+            uneven = True
+            missing = int(sum(max(0, int(round(g / dz)) - 1) for g in gaps))
+            warnings.append(f"uneven slice spacing ({gaps.min():.2f}..{gaps.max():.2f} mm)"
+                            + (f", about {missing} missing slice(s)" if missing else ""))
+    else:
+        dz = float(getattr(first, "SpacingBetweenSlices", None) or getattr(first, "SliceThickness", None) or 1.0)
+
+    slices = [to_hu(_with_pixels(ds, p), p, warnings) for _, p, ds in uniq]
+    is_float = any(s.dtype.kind == "f" for s in slices)
+    vol = np.stack(slices).astype(np.float32 if is_float else np.int32)
+    if not is_float and vol.min() >= -32768 and vol.max() <= 32767:
+        vol = vol.astype(np.int16)
+    elif not is_float:
+        vol = vol.astype(np.float32)
+
+    r_sp, c_sp = _pixel_spacing(first)
+    directions = np.stack([normal, col_dir, row_dir], axis=1)  # array axes: slice, row, column
+    vox, spacing, _ = canonicalize(vol, directions, (abs(dz), r_sp, c_sp))
+    # positions follow the canonical z axis (feet to head)
+    flipped_z = directions[2, 0] < 0 if abs(directions[2, 0]) >= 0.5 else False
+    pos_list = [float(x) for x in (positions[::-1] if flipped_z else positions)]
+    meta = VolumeMeta(
+        source=source or str(first_path.parent),
+        format="dicom",
+        modality="CT",
+        units=HU,
+        study_uid=str(getattr(first, "StudyInstanceUID", "") or "") or None,
+        series_uid=str(getattr(first, "SeriesInstanceUID", "") or "") or None,
+        series_description=str(getattr(first, "SeriesDescription", "") or "") or None,
+        series_number=_int_or_none(getattr(first, "SeriesNumber", None)),
+        manufacturer=str(getattr(first, "Manufacturer", "") or "") or None,
+        kernel=kernel_of(first),
+        slice_positions=pos_list,
+        spacing_uneven=uneven,
+        missing_slices=missing,
+        warnings=warnings,
+    )
+    for w in warnings:
+        log.warning("%s: %s", Path(meta.source).name, w)
+    return CTVolume(vox, spacing, meta)
+
+
+def _int_or_none(v) -> Optional[int]:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_dicom_file(path: Path) -> CTVolume:
+    """One DICOM file -> a one-slice CTVolume."""
+    pydicom, InvalidDicomError = _pydicom()
+    try:
+        ds = pydicom.dcmread(str(path))
+    except InvalidDicomError:
+        try:
+            ds = pydicom.dcmread(str(path), force=True)
+        except Exception:
+            raise InvalidInputError("not a readable DICOM file, expected a CT DICOM image", path) from None
+        if "PixelData" not in ds and "Rows" not in ds:
+            raise InvalidInputError("not a DICOM file, expected a CT DICOM image", path) from None
+    except Exception as exc:
+        raise InvalidInputError(f"corrupt or truncated DICOM ({type(exc).__name__}), expected a CT image",
+                                path) from None
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        raise InvalidInputError("multi-frame DICOM is not supported yet; expected single-frame CT slices", path)
+    return read_series([(Path(path), ds)], source=str(path))
+
+
+def series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:
+    _, ds = items[0]
+    return {
+        "modality": str(getattr(ds, "Modality", "") or "") or None,
+        "description": str(getattr(ds, "SeriesDescription", "") or "") or None,
+        "manufacturer": str(getattr(ds, "Manufacturer", "") or "") or None,
+        "kernel": kernel_of(ds),
+        "series_number": _int_or_none(getattr(ds, "SeriesNumber", None)),
+        "study_uid": str(getattr(ds, "StudyInstanceUID", "") or "") or None,
+        "slice_thickness": float(ds.SliceThickness) if getattr(ds, "SliceThickness", None) not in (None, "") else None,
+        "pixel_spacing": _pixel_spacing(ds),
+        "rows": _int_or_none(getattr(ds, "Rows", None)),
+        "columns": _int_or_none(getattr(ds, "Columns", None)),
+    }

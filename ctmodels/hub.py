@@ -1,0 +1,120 @@
+"""Find a model's weights folder, verifying every file against the registry's SHA-256.
+
+Resolution order (the first that has the files wins):
+
+1. an explicit local folder (``from_pretrained("path/to/folder")``);
+2. ``$CTMODELS_WEIGHTS_DIR/<name>``, then the checkout's bundled ``weights/<name>``;
+3. the Hugging Face cache at the pinned revision;
+4. the Hugging Face Hub at the pinned revision (``HF_ENDPOINT`` is honoured; nothing is
+   fetched when ``HF_HUB_OFFLINE=1``).
+
+A file whose SHA-256 differs from the registry is re-downloaded once from the Hub; a second
+mismatch raises :class:`WeightsChecksumError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+from . import registry
+from .errors import WeightsChecksumError, WeightsNotFoundError
+
+log = logging.getLogger(__name__)
+
+BUNDLED = Path(__file__).resolve().parent.parent / "weights"
+
+
+def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _verify(folder: Path, entry: registry.ModelEntry) -> Optional[str]:
+    """None if every registered file is present with its hash, else the first bad file's name."""
+    for fname, digest in entry.files.items():
+        p = folder / fname
+        if not p.is_file() or sha256_file(p) != digest:
+            return fname
+    return None
+
+
+def _local_candidates(name: str):
+    env = os.environ.get("CTMODELS_WEIGHTS_DIR")
+    if env:
+        yield Path(env) / name
+    yield BUNDLED / name
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_model_dir(name_or_path: Union[str, Path], revision: Optional[str] = None,
+                      cache_dir: Optional[str] = None) -> Path:
+    """Return a local folder holding verified weights for a registry name or a folder path."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        # an explicit folder: verify against the registry when it is a registered model
+        try:
+            entry = registry.get(p.name)
+        except WeightsNotFoundError:
+            return p
+        bad = _verify(p, entry) if entry.files else None
+        if bad:
+            raise WeightsChecksumError(f"{bad} does not match the SHA-256 recorded for {entry.name}", p / bad)
+        return p
+    entry = registry.get(str(name_or_path))
+    for cand in _local_candidates(entry.name):
+        if cand.is_dir() and (cand / "config.json").exists():
+            bad = _verify(cand, entry)
+            if bad is None:
+                log.info("weights for %s from %s", entry.name, cand)
+                return cand
+            log.warning("weights in %s fail their SHA-256 check (%s); looking further", cand, bad)
+    return _from_hub(entry, revision or entry.revision, cache_dir)
+
+
+def _from_hub(entry: registry.ModelEntry, revision: str, cache_dir: Optional[str]) -> Path:
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    how = (f"put the files in ./weights/{entry.name} or $CTMODELS_WEIGHTS_DIR/{entry.name}, or run "
+           f"'ctmodels download {entry.name}' with network access (Hub repo {entry.repo_id}@{revision})")
+    if not entry.files:
+        raise WeightsNotFoundError(f"no local weights for {entry.name} and no file list to fetch; {how}")
+    folder = None
+    missing = []
+    for fname in entry.files:
+        cached = try_to_load_from_cache(entry.repo_id, fname, cache_dir=cache_dir, revision=revision)
+        if isinstance(cached, str) and sha256_file(cached) == entry.files[fname]:
+            folder = Path(cached).parent
+            continue
+        missing.append(fname)
+    if not missing and folder is not None:
+        return folder
+    if _offline():
+        raise WeightsNotFoundError(f"HF_HUB_OFFLINE is set and {entry.name} is not cached; {how}")
+    for fname in missing:
+        for attempt in (1, 2):
+            try:
+                path = hf_hub_download(entry.repo_id, fname, revision=revision, cache_dir=cache_dir,
+                                       force_download=attempt == 2)
+            except Exception as exc:
+                raise WeightsNotFoundError(f"could not download {fname} of {entry.name}: "
+                                           f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}; {how}") from None
+            if sha256_file(path) == entry.files[fname]:
+                folder = Path(path).parent
+                break
+            log.warning("%s of %s failed its SHA-256 check (attempt %d)", fname, entry.name, attempt)
+        else:
+            raise WeightsChecksumError(
+                f"{fname} of {entry.name} from {entry.repo_id}@{revision} does not match its recorded SHA-256 "
+                "after a fresh download", fname)
+    assert folder is not None
+    return folder

@@ -1,0 +1,312 @@
+"""read_ct(path) -> CTVolume for every input users bring; mask writers.
+
+Inputs and conventions
+----------------------
+* **DICOM**: one file, or a folder (searched recursively, any file order, several series
+  allowed). Series are grouped by SeriesInstanceUID; the series used is ``series_uid`` if
+  given, else the one :func:`ctmodels.series.select_series` picks. Values are HU.
+* **zip** of DICOM files/folders or of one volume file: extracted safely into a private
+  temporary folder that is deleted after reading (see :mod:`ctmodels.archive`).
+* **NIfTI** (``.nii``, ``.nii.gz``) and **NRRD** (``.nrrd``, ``.nhdr``): values are HU; the
+  affine brings the array to the canonical layout.
+* **PNG / JPG / BMP / TIFF**: one 8-bit slice (colour is converted to gray) with
+  ``meta.units == "display"``: not HU, so nothing downstream applies HU thresholds to it.
+  16-bit images are refused (their units are unknown).
+* **.npy**: a 2D ``[y, x]`` or 3D ``[z, y, x]`` array already in the canonical layout; any
+  numeric dtype except uint8 is HU, uint8 is an 8-bit display image; spacing is 1 mm unless
+  ``spacing=(z, y, x)`` is passed. No pickles are loaded.
+
+Canonical layout (all 3D inputs): ``voxels[z, y, x]`` with z feet->head, y front->back,
+x patient right->left (the LPS frame as [S, P, L]); ``spacing`` is (z, y, x) in mm.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import dicom
+from .archive import extracted
+from .errors import EmptyInputError, InvalidInputError, NotCTError, UnsupportedFormatError
+from .orientation import canonicalize, ras_to_lps, split_affine
+from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".npy")
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+PathLike = Union[str, Path]
+
+
+def suffix_of(path: PathLike) -> str:
+    name = Path(path).name.lower()
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    return Path(name).suffix
+
+
+def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "lesion",
+            spacing: Optional[Sequence[float]] = None) -> CTVolume:
+    """Read a CT input (see module docs) into a :class:`CTVolume`."""
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInputError("no such file or folder", p)
+    if p.is_dir():
+        return _read_folder(p, series_uid, purpose)
+    if p.stat().st_size == 0:
+        raise EmptyInputError("file is empty, expected a CT image or volume", p)
+    sfx = suffix_of(p)
+    if sfx == ".zip":
+        with extracted(p) as tmp:
+            vol = _read_folder(tmp, series_uid, purpose, display_name=str(p))
+        vol.meta.source = str(p)
+        return vol
+    if sfx in (".nii", ".nii.gz"):
+        return read_nifti(p)
+    if sfx in (".nrrd", ".nhdr"):
+        return read_nrrd(p)
+    if sfx in IMAGE_SUFFIXES:
+        return read_image(p)
+    if sfx == ".npy":
+        return read_npy(p, spacing)
+    if dicom.is_dicom_file(p):
+        return dicom.read_dicom_file(p)
+    raise UnsupportedFormatError(
+        f"unsupported file type {sfx or '(none)'}; expected DICOM, a zip of DICOM, NIfTI, NRRD, "
+        "PNG/JPG or .npy", p)
+
+
+def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
+                 display_name: Optional[str] = None) -> CTVolume:
+    name = display_name or str(folder)
+    items = dicom.find_dicom_files(folder)
+    if not items:
+        vols = [f for f in sorted(folder.rglob("*")) if f.is_file() and suffix_of(f) in VOLUME_SUFFIXES]
+        if len(vols) == 1:
+            return read_ct(vols[0])
+        if len(vols) > 1:
+            raise InvalidInputError(f"{len(vols)} volume files found, expected one study", name)
+        raise EmptyInputError("no DICOM files found, expected a folder or zip of a CT DICOM series", name)
+    groups = dicom.group_series(items)
+    if series_uid is not None:
+        if series_uid not in groups:
+            raise InvalidInputError(f"series {series_uid} not found ({len(groups)} series present)", name)
+        return dicom.read_series(groups[series_uid], source=name)
+    if len(groups) == 1:
+        uid = next(iter(groups))
+        return dicom.read_series(groups[uid], source=name)
+    from .series import describe_dicom_series, select_series
+
+    infos = [describe_dicom_series(uid, its) for uid, its in groups.items()]
+    best, why = select_series(infos, purpose=purpose)
+    log.info("%d series found; using series %s: %s", len(infos), best.series_number, why)
+    vol = dicom.read_series(groups[best.series_uid], source=name)
+    vol.meta.extra["selection_reason"] = why
+    vol.meta.extra["n_series"] = len(infos)
+    return vol
+
+
+def list_series(path: PathLike) -> List[SeriesInfo]:
+    """Every series at ``path``; non-DICOM volumes are listed as one series each."""
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInputError("no such file or folder", p)
+    if p.is_file() and suffix_of(p) == ".zip":
+        with extracted(p) as tmp:
+            out = _list_folder(tmp, str(p))
+            for s in out:
+                s.files = [f"{p}!{Path(f).name}" for f in s.files]
+            return out
+    if p.is_dir():
+        return _list_folder(p, str(p))
+    vol = read_ct(p)
+    return [_volume_info(vol, p)]
+
+
+def _list_folder(folder: Path, name: str) -> List[SeriesInfo]:
+    from .series import describe_dicom_series
+
+    items = dicom.find_dicom_files(folder)
+    if not items:
+        vols = [f for f in sorted(folder.rglob("*")) if f.is_file() and suffix_of(f) in VOLUME_SUFFIXES]
+        if vols:
+            return [_volume_info(read_ct(v), v) for v in vols]
+        raise EmptyInputError("no DICOM files or volumes found", name)
+    return [describe_dicom_series(uid, its) for uid, its in dicom.group_series(items).items()]
+
+
+def _volume_info(vol: CTVolume, p: Path) -> SeriesInfo:
+    from .series import LUNG, UNKNOWN, classify_image, classify_kernel
+
+    cls, why = classify_kernel(vol.meta.kernel, vol.meta.manufacturer)
+    source = "tag" if cls != UNKNOWN else "none"
+    if cls == UNKNOWN and vol.is_hu:
+        cls, why = classify_image(vol.voxels[vol.shape[0] // 2])
+        source = "image" if cls != UNKNOWN else "none"
+    if not vol.is_hu:
+        cls, why, source = UNKNOWN, "8-bit display image: no HU, kernel cannot be judged", "none"
+    return SeriesInfo(series_uid=vol.meta.series_uid or f"file:{p.name}", files=[str(p)],
+                      n_slices=vol.shape[0], modality="CT" if vol.is_hu else None,
+                      description=vol.meta.format, manufacturer=vol.meta.manufacturer,
+                      kernel=vol.meta.kernel, kernel_class=cls or LUNG, kernel_reason=why, kernel_source=source,
+                      slice_thickness=vol.spacing[0], pixel_spacing=(vol.spacing[1], vol.spacing[2]),
+                      rows=vol.shape[1], columns=vol.shape[2])
+
+
+# ---------------------------------------------------------------------------- volume formats
+def _check_volume(data: np.ndarray, p: Path) -> np.ndarray:
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.ndim != 3:
+        raise InvalidInputError(f"volume has shape {data.shape}, expected a 3D scalar volume", p)
+    if min(data.shape) < 1 or data.size == 0:
+        raise EmptyInputError("volume has no voxels", p)
+    if data.size > dicom.MAX_VOXELS:
+        raise InvalidInputError(f"{data.size} voxels exceed the {dicom.MAX_VOXELS} limit", p)
+    if data.dtype.kind not in "iuf":
+        raise InvalidInputError(f"voxel type {data.dtype} is not numeric", p)
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        raise InvalidInputError("volume contains NaN or infinite values, expected finite HU", p)
+    return data
+
+
+def _as_hu_array(data: np.ndarray) -> np.ndarray:
+    if data.dtype.kind in "iu" and data.min() >= -32768 and data.max() <= 32767:
+        return data.astype(np.int16)
+    if data.dtype.kind == "f" and np.all(data == np.round(data)) and data.min() >= -32768 and data.max() <= 32767:
+        return data.astype(np.int16)
+    return data.astype(np.float32)
+
+
+def read_nifti(p: Path) -> CTVolume:
+    try:
+        import nibabel as nib
+
+        img = nib.load(str(p))
+        data = np.asanyarray(img.dataobj)
+        affine = img.affine
+    except InvalidInputError:
+        raise
+    except Exception as exc:
+        raise InvalidInputError(f"not a readable NIfTI file ({type(exc).__name__})", p) from None
+    data = _check_volume(np.asarray(data), p)
+    dirs, sp = split_affine(ras_to_lps(affine)[:3, :3])
+    vox, spacing, _ = canonicalize(data, dirs, sp)
+    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nifti", modality="CT", units=HU))
+
+
+_NRRD_SPACES = {
+    "left-posterior-superior": np.eye(3), "lps": np.eye(3),
+    "right-anterior-superior": np.diag([-1.0, -1.0, 1.0]), "ras": np.diag([-1.0, -1.0, 1.0]),
+    "left-anterior-superior": np.diag([1.0, -1.0, 1.0]), "las": np.diag([1.0, -1.0, 1.0]),
+}
+
+
+def read_nrrd(p: Path) -> CTVolume:
+    try:
+        import nrrd
+
+        data, header = nrrd.read(str(p))  # index order "F": data[i, j, k] with i fastest in the file
+    except Exception as exc:
+        raise InvalidInputError(f"not a readable NRRD file ({type(exc).__name__})", p) from None
+    data = _check_volume(np.asarray(data), p)
+    dirs_raw = header.get("space directions")
+    space = str(header.get("space", "left-posterior-superior")).lower()
+    if dirs_raw is not None:
+        m = np.array([np.asarray(d, dtype=float) if d is not None else np.full(3, np.nan) for d in dirs_raw])
+        m = m[~np.isnan(m).any(axis=1)]
+        if m.shape != (3, 3):
+            raise InvalidInputError("NRRD space directions are not 3x3", p)
+        to_lps = _NRRD_SPACES.get(space)
+        if to_lps is None:
+            raise InvalidInputError(f"NRRD space {space!r} not supported (expected LPS, RAS or LAS)", p)
+        dirs, sp = split_affine(to_lps @ m.T)  # columns = axis steps in LPS
+    else:
+        sp = np.asarray(header.get("spacings", [1.0, 1.0, 1.0]), dtype=float)
+        dirs = np.eye(3)
+    vox, spacing, _ = canonicalize(data, dirs, sp)
+    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nrrd", modality="CT", units=HU))
+
+
+def read_image(p: Path) -> CTVolume:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise InvalidInputError(f"image is {w}x{h}, larger than the 4096x4096 limit", p)
+            mode = im.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                raise InvalidInputError(
+                    f"{mode} (16/32-bit) image: units unknown; expected an 8-bit display slice, "
+                    "or DICOM/NIfTI for Hounsfield units", p)
+            im = im.convert("L") if mode != "L" else im
+            arr = np.asarray(im)
+    except InvalidInputError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidInputError(f"not a readable image ({type(exc).__name__})", p) from None
+    if min(arr.shape) < 8:
+        raise InvalidInputError(f"image is {arr.shape[1]}x{arr.shape[0]}, smaller than 8x8", p)
+    fmt = suffix_of(p).lstrip(".")
+    return CTVolume(arr[None].copy(), (1.0, 1.0, 1.0),
+                    VolumeMeta(source=str(p), format=fmt, modality=None, units=DISPLAY))
+
+
+def read_npy(p: Path, spacing: Optional[Sequence[float]] = None) -> CTVolume:
+    try:
+        data = np.load(str(p), allow_pickle=False, mmap_mode="r")
+    except ValueError as exc:
+        raise InvalidInputError(f"not a plain numeric .npy array ({str(exc)[:80]})", p) from None
+    except Exception as exc:
+        raise InvalidInputError(f"not a readable .npy file ({type(exc).__name__})", p) from None
+    if data.ndim not in (2, 3):
+        raise InvalidInputError(f".npy array has shape {data.shape}, expected [y, x] or [z, y, x]", p)
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[None]
+    arr = _check_volume(arr, p)
+    sp = tuple(float(s) for s in spacing) if spacing is not None else (1.0, 1.0, 1.0)
+    if len(sp) != 3 or min(sp) <= 0:
+        raise InvalidInputError(f"spacing must be three positive numbers (z, y, x), got {spacing}", p)
+    if arr.dtype == np.uint8:
+        return CTVolume(np.ascontiguousarray(arr), sp, VolumeMeta(source=str(p), format="npy", units=DISPLAY))
+    return CTVolume(_as_hu_array(arr), sp, VolumeMeta(source=str(p), format="npy", modality="CT", units=HU))
+
+
+# ---------------------------------------------------------------------------- writers
+def write_mask_png(labels: np.ndarray, path: PathLike) -> Path:
+    """uint8 label image (0 background, 1 GGO, 2 consolidation, 3 other lung) as PNG."""
+    from PIL import Image
+
+    path = Path(path)
+    Image.fromarray(np.asarray(labels, dtype=np.uint8)).save(path)
+    return path
+
+
+def canonical_affine(spacing: Tuple[float, float, float]) -> np.ndarray:
+    """RAS affine of an array in the canonical [S, P, L] layout, saved as NIfTI in (x, y, z) order."""
+    # written as data[x, y, z] = voxels[z, y, x].T: x -> L (RAS -x), y -> P (RAS -y), z -> S
+    return np.diag([-spacing[2], -spacing[1], spacing[0], 1.0])
+
+
+def write_mask_nifti(labels: np.ndarray, spacing: Tuple[float, float, float], path: PathLike) -> Path:
+    import nibabel as nib
+
+    path = Path(path)
+    data = np.transpose(np.asarray(labels, dtype=np.uint8), (2, 1, 0))
+    img = nib.Nifti1Image(data, canonical_affine(spacing))
+    img.header.set_xyzt_units("mm")
+    nib.save(img, str(path))
+    return path
+
+
+__all__ = ["read_ct", "list_series", "write_mask_png", "write_mask_nifti", "NotCTError"]

@@ -1,0 +1,182 @@
+"""Lesion segmentation: ``LesionSegmenter.from_pretrained(...).predict(x)``.
+
+Input units
+-----------
+* A :class:`~ctmodels.types.CTVolume` says its own units (``meta.units``).
+* A bare array of dtype ``uint8`` is an 8-bit display image (PNG/JPG); any other dtype is
+  read as Hounsfield units. Pass ``units="hu"`` or ``units="display"`` to say so explicitly.
+
+HU input is windowed to the lung window W 1500 / L -600 ([-1350, 150] HU) and mapped to 8 bits,
+matching the 8-bit lung-window slices the model was trained on; the window is stored in the
+model's ``preprocessing.json``. Every slice is resized to the model's input size (256 x 256),
+and probabilities are resized back, so labels and probabilities lie on the input grid.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
+
+import numpy as np
+
+from .errors import InvalidInputError, WeightsError
+from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
+from .preprocessing import window_hu
+from .types import DISPLAY, HU, CTVolume
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "lesion-unet-effb0"
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class LesionResult:
+    """Per-pixel labels (uint8, 0 bg, 1 GGO, 2 consolidation, 3 other lung) on the input grid.
+
+    ``probabilities`` is float16 ``[..., 4, H, W]`` (None when not kept). ``pixel_counts`` and
+    ``soft_counts`` are per slice ``[Z, 4]``: label counts and summed probabilities, from which
+    the severity module computes involvement and its uncertainty.
+    """
+
+    labels: np.ndarray
+    probabilities: Optional[np.ndarray]
+    pixel_counts: np.ndarray
+    soft_counts: np.ndarray
+    spacing: Optional[tuple] = None
+
+    @property
+    def is_volume(self) -> bool:
+        return self.labels.ndim == 3
+
+
+class LesionSegmenter:
+    """Holds the lesion UNet and its preprocessing between calls."""
+
+    def __init__(self, model, preprocessing: Optional[Dict[str, Any]] = None, device: str = "cpu",
+                 half: bool = False):
+        import torch
+
+        self.torch = torch
+        self.preprocessing = dict(DEFAULT_PREPROCESSING, **(preprocessing or {}))
+        self.device = torch.device(device)
+        self.half = bool(half and self.device.type == "cuda")
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.half:
+            self.model = self.model.half()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: Union[str, Path, None] = None, device: str = "auto",
+                        half: Optional[bool] = None, **hub_kwargs) -> "LesionSegmenter":
+        """Load from a local folder, the bundled ``weights/``, the HF cache or the Hub (see ctmodels.hub)."""
+        import segmentation_models_pytorch as smp
+
+        from .device import resolve_device
+        from .hub import resolve_model_dir
+
+        folder = resolve_model_dir(name_or_path or MODEL_NAME, **hub_kwargs)
+        dev = resolve_device(device)
+        try:
+            model = smp.Unet.from_pretrained(str(folder))
+        except Exception as exc:  # smp/hf raise many types; report one
+            raise WeightsError(f"could not load the lesion model: {exc}", folder) from exc
+        pre_path = Path(folder) / "preprocessing.json"
+        pre = json.loads(pre_path.read_text()) if pre_path.exists() else {}
+        if half is None:
+            half = dev.type == "cuda"
+        log.info("lesion model loaded from %s on %s", folder, dev)
+        return cls(model, pre, device=str(dev), half=half)
+
+    # ------------------------------------------------------------------ preprocessing
+    def to_display(self, x: np.ndarray, units: str) -> np.ndarray:
+        """Array in HU or display units -> uint8 display image(s) in the model's window."""
+        if units == HU:
+            w = self.preprocessing["hu_window"]
+            return window_hu(x, w["center"], w["width"])
+        if units == DISPLAY:
+            if x.dtype != np.uint8:
+                if np.nanmin(x) < 0 or np.nanmax(x) > 255:
+                    raise InvalidInputError(
+                        f"display image values must be 0..255, got {np.nanmin(x)}..{np.nanmax(x)}")
+                x = np.rint(x).astype(np.uint8)
+            return x
+        raise InvalidInputError(f"units must be 'hu' or 'display', got {units!r}")
+
+    @staticmethod
+    def _units_of(x: Any, units: str) -> str:
+        if isinstance(x, CTVolume):
+            return x.meta.units
+        u = units.lower()
+        if u == "auto":
+            return DISPLAY if np.asarray(x).dtype == np.uint8 else HU
+        return {"hu": HU, "display": DISPLAY}.get(u, u)
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, x: Union[np.ndarray, CTVolume], units: str = "auto", batch_size: int = 16,
+                keep_probabilities: Optional[bool] = None,
+                progress: Optional[ProgressFn] = None) -> LesionResult:
+        """Segment a 2D slice ``[H, W]`` or a volume ``[Z, H, W]`` (batched over slices)."""
+        unit = self._units_of(x, units)
+        spacing = x.spacing if isinstance(x, CTVolume) else None
+        arr = x.voxels if isinstance(x, CTVolume) else np.asarray(x)
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
+            raise InvalidInputError("colour image given; pass a grayscale slice [H, W]")
+        if arr.ndim not in (2, 3):
+            raise InvalidInputError(f"expected a slice [H, W] or volume [Z, H, W], got shape {arr.shape}")
+        if min(arr.shape[-2:]) < 8:
+            raise InvalidInputError(f"image {arr.shape[-2:]} is too small to segment (minimum 8x8)")
+        single = arr.ndim == 2
+        vol = arr[None] if single else arr
+        if keep_probabilities is None:
+            keep_probabilities = single
+        disp = self.to_display(vol, unit)
+        z, h, w = disp.shape
+        labels = np.empty((z, h, w), np.uint8)
+        probs = np.empty((z, 4, h, w), np.float16) if keep_probabilities else None
+        counts = np.zeros((z, 4), np.int64)
+        soft = np.zeros((z, 4), np.float64)
+        for start in range(0, z, batch_size):
+            stop = min(z, start + batch_size)
+            p = self._predict_batch(disp[start:stop])  # torch [b,4,h,w] float32 on device
+            lab = p.argmax(1)
+            labels[start:stop] = lab.to("cpu", self.torch.uint8).numpy()
+            soft[start:stop] = p.sum((2, 3)).double().cpu().numpy()
+            for c in range(4):
+                counts[start:stop, c] = (lab == c).sum((1, 2)).cpu().numpy()
+            if probs is not None:
+                probs[start:stop] = p.to(self.torch.float16).cpu().numpy()
+            if progress is not None:
+                progress(stop, z)
+        if single:
+            return LesionResult(labels[0], None if probs is None else probs[0], counts, soft, spacing)
+        return LesionResult(labels, probs, counts, soft, spacing)
+
+    def _predict_batch(self, disp: np.ndarray):
+        torch = self.torch
+        F = torch.nn.functional
+        s = int(self.preprocessing["input_size"])
+        mean, std = float(self.preprocessing["mean"]), float(self.preprocessing["std"])
+        h, w = disp.shape[-2:]
+        with torch.inference_mode():
+            t = torch.from_numpy(np.ascontiguousarray(disp)).to(self.device)[:, None]
+            t = (t.float() / 255.0 - mean) / std
+            if (h, w) != (s, s):
+                t = F.interpolate(t, size=(s, s), mode="bilinear", align_corners=False,
+                                  antialias=(h > s or w > s))
+            if self.half:
+                t = t.half()
+            if self.device.type == "cpu":
+                t = t.contiguous(memory_format=torch.channels_last)
+            logits = self.model(t).float()
+            if (h, w) != (s, s):
+                logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            return torch.softmax(logits, 1)
+
+
+def class_names() -> list:
+    return list(SHORT_LABELS)

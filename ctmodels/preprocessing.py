@@ -1,0 +1,54 @@
+"""Pure numpy preprocessing steps, each with its inverse where one exists."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+
+def window_hu(hu: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Map HU to an 8-bit display image with a window (center, width); values outside clip."""
+    lo = center - width / 2.0
+    x = (np.asarray(hu, dtype=np.float32) - lo) * (255.0 / width)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def unwindow(display: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Inverse of :func:`window_hu` inside the window (clipped values stay at the window edges)."""
+    lo = center - width / 2.0
+    return np.asarray(display, dtype=np.float32) * (width / 255.0) + lo
+
+
+def to_unit_range(display: np.ndarray) -> np.ndarray:
+    """8-bit display image -> float32 in [0, 1]."""
+    return np.asarray(display, dtype=np.float32) / 255.0
+
+
+def normalize(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+    return (np.asarray(x, dtype=np.float32) - mean) / std
+
+
+def denormalize(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32) * std + mean
+
+
+def pad_to_multiple(a: np.ndarray, multiple: int = 32, value: float = 0) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """Pad the last two axes at the end so both are multiples of ``multiple``; returns (padded, original hw)."""
+    h, w = a.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    pad = [(0, 0)] * (a.ndim - 2) + [(0, ph), (0, pw)]
+    return np.pad(a, pad, constant_values=value), (h, w)
+
+
+def unpad(a: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`pad_to_multiple`."""
+    return a[..., : hw[0], : hw[1]]
+
+
+def rgb_to_gray(a: np.ndarray) -> np.ndarray:
+    """RGB(A) uint8 -> gray uint8 (ITU-R BT.601 luma); gray input is returned unchanged."""
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        g = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+        return np.clip(np.rint(g), 0, 255).astype(np.uint8)
+    return a

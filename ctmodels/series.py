@@ -1,0 +1,188 @@
+"""Describe the series of a study, classify reconstruction kernels, pick the series to use.
+
+Kernel classes: ``lung`` (sharp, high-frequency reconstruction used to read lung parenchyma)
+and ``soft`` (smooth, soft-tissue / mediastinal / standard body). The vendor table follows
+the manufacturers' naming:
+
+* GE: LUNG, BONE, BONEPLUS, EDGE, SHARP, CHEST, HD LUNG -> lung; STANDARD, SOFT, SMOOTH,
+  DETAIL -> soft.
+* Siemens: ``<letters><number><suffix>`` (B30f, B70f, Br40d, Bl57d, I70f, Qr40, Hr38h): the
+  number is the sharpness; >= 50 -> lung; the ``Bl``/``Il`` (lung) families -> lung; else soft.
+* Philips: A, B, UB, CB -> soft; C, D, E, L, LA, YA, YB, YC, YD, YE -> lung.
+* Canon/Toshiba: FCnn; FC50-FC59 (lung) and FC30-FC39 (bone) -> lung; FC01-FC29 and FC6x-FC8x
+  (body / head) -> soft; LUNG / BODY names of AiCE reconstructions by keyword.
+* Any vendor: a name containing LUNG, SHARP, BONE, EDGE, HIGH -> lung; SOFT, STANDARD, SMOOTH,
+  BODY, MEDIASTIN, ABDOMEN, BRAIN, HEAD -> soft.
+
+Where the tag is missing or unknown the image decides: sharp kernels leave strong pixel-level
+noise in uniform soft tissue (:func:`image_noise_hu`); above ``NOISE_THRESHOLD_HU`` -> lung.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .types import SeriesInfo
+
+log = logging.getLogger(__name__)
+
+LUNG, SOFT, UNKNOWN = "lung", "soft", "unknown"
+NOISE_THRESHOLD_HU = 30.0
+
+_GE = {"LUNG": LUNG, "BONE": LUNG, "BONEPLUS": LUNG, "EDGE": LUNG, "SHARP": LUNG, "CHEST": LUNG,
+       "HD LUNG": LUNG, "HDLUNG": LUNG, "STANDARD": SOFT, "SOFT": SOFT, "SMOOTH": SOFT, "DETAIL": SOFT,
+       "STND": SOFT}
+_PHILIPS = {"A": SOFT, "B": SOFT, "UB": SOFT, "CB": SOFT, "C": LUNG, "D": LUNG, "E": LUNG, "L": LUNG,
+            "LA": LUNG, "YA": LUNG, "YB": LUNG, "YC": LUNG, "YD": LUNG, "YE": LUNG}
+_LUNG_WORDS = ("LUNG", "SHARP", "BONE", "EDGE", "HIGH", "PULMO")
+_SOFT_WORDS = ("SOFT", "STANDARD", "SMOOTH", "BODY", "MEDIASTIN", "ABDOMEN", "BRAIN", "HEAD", "MEDIUM")
+
+
+def _vendor(manufacturer: Optional[str]) -> str:
+    m = (manufacturer or "").upper()
+    for key, name in (("GE ", "ge"), ("GE MED", "ge"), ("SIEMENS", "siemens"), ("PHILIPS", "philips"),
+                      ("TOSHIBA", "canon"), ("CANON", "canon")):
+        if m.startswith(key) or key.strip() in m:
+            return name
+    return "other"
+
+
+def classify_kernel(kernel: Optional[str], manufacturer: Optional[str] = None) -> Tuple[str, str]:
+    """Kernel name (+ manufacturer) -> (``lung`` | ``soft`` | ``unknown``, reason)."""
+    if not kernel:
+        return UNKNOWN, "no ConvolutionKernel tag"
+    k = kernel.upper().split("\\")[0].strip()
+    vendor = _vendor(manufacturer)
+    if vendor in ("ge", "other") and k in _GE:
+        return _GE[k], f"GE kernel {k}"
+    m = re.fullmatch(r"([A-Z]{1,2})(\d{2})([A-Z]?)", k)
+    if m and vendor in ("siemens", "other") and not k.startswith("FC"):
+        fam, num = m.group(1), int(m.group(2))
+        if fam in ("BL", "IL") or num >= 50:
+            return LUNG, f"Siemens kernel {kernel} (sharpness {num}{', lung family' if fam in ('BL', 'IL') else ''})"
+        return SOFT, f"Siemens kernel {kernel} (sharpness {num} < 50)"
+    m = re.fullmatch(r"FC(\d{1,2})", k)
+    if m:
+        num = int(m.group(1))
+        cls = LUNG if 30 <= num <= 59 else SOFT
+        return cls, f"Canon/Toshiba kernel {k} ({'lung/bone' if cls == LUNG else 'body/head'} range)"
+    if vendor == "philips" or (vendor == "other" and k in _PHILIPS and len(k) <= 2):
+        if k in _PHILIPS:
+            return _PHILIPS[k], f"Philips kernel {k}"
+    for w in _LUNG_WORDS:
+        if w in k:
+            return LUNG, f"kernel name {kernel!r} contains {w}"
+    for w in _SOFT_WORDS:
+        if w in k:
+            return SOFT, f"kernel name {kernel!r} contains {w}"
+    return UNKNOWN, f"kernel {kernel!r} not in the vendor table"
+
+
+def image_noise_hu(hu: np.ndarray) -> float:
+    """Robust pixel-level noise (HU) in uniform soft tissue of a 2D HU slice; NaN if none found.
+
+    Residual of a 3x3 median filter, restricted to pixels in [-150, 150] HU whose neighbourhood
+    is also soft tissue (so edges do not count), summarised by 1.4826 x MAD.
+    """
+    from scipy import ndimage
+
+    x = np.asarray(hu, dtype=np.float32)
+    soft = (x > -150) & (x < 150)
+    soft = ndimage.binary_erosion(soft, iterations=2)
+    if soft.sum() < 200:
+        return float("nan")
+    resid = (x - ndimage.median_filter(x, size=3))[soft]
+    return float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+
+
+def classify_image(hu: np.ndarray) -> Tuple[str, str]:
+    """Kernel class from the pixels of a (middle) slice."""
+    noise = image_noise_hu(hu)
+    if not np.isfinite(noise):
+        return UNKNOWN, "no uniform soft tissue to measure noise"
+    cls = LUNG if noise > NOISE_THRESHOLD_HU else SOFT
+    return cls, f"image noise {noise:.0f} HU {'>' if cls == LUNG else '<='} {NOISE_THRESHOLD_HU:.0f} HU"
+
+
+def list_series(path) -> List[SeriesInfo]:
+    """Describe every series found at ``path`` (DICOM folder, file or zip; volumes count as one)."""
+    from . import io
+
+    return io.list_series(Path(path))
+
+
+def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> SeriesInfo:
+    from . import dicom
+
+    s = dicom.series_summary(items)
+    cls, why = classify_kernel(s["kernel"], s["manufacturer"])
+    source = "tag" if cls != UNKNOWN else "none"
+    if cls == UNKNOWN and sample_pixels and s["modality"] == "CT":
+        try:
+            ordered = sorted(items, key=lambda it: float(getattr(it[1], "InstanceNumber", 0) or 0))
+            p, _ = ordered[len(ordered) // 2]
+            vol = dicom.read_dicom_file(p)
+            icls, iwhy = classify_image(vol.voxels[0])
+            if icls != UNKNOWN:
+                cls, why, source = icls, f"{why}; from the image: {iwhy}", "image"
+        except Exception as exc:  # a broken sample slice leaves the class unknown
+            log.debug("kernel from image failed: %s", exc)
+    return SeriesInfo(
+        series_uid=uid, files=[str(p) for p, _ in items], n_slices=len(items),
+        modality=s["modality"], description=s["description"], manufacturer=s["manufacturer"],
+        kernel=s["kernel"], kernel_class=cls, kernel_reason=why, kernel_source=source,
+        slice_thickness=s["slice_thickness"],
+        pixel_spacing=s["pixel_spacing"], series_number=s["series_number"], study_uid=s["study_uid"],
+        rows=s["rows"], columns=s["columns"],
+    )
+
+
+def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tuple[SeriesInfo, str]:
+    """Pick the series the models should use, and say why.
+
+    Only CT series are candidates, tried in this order: lung kernel; kernel unknown; soft kernel
+    judged only from the image (a guess, e.g. for resampled data: used with a caveat); soft kernel
+    named by its ConvolutionKernel tag. Tag-declared soft-tissue series are set aside: for
+    ``purpose="quality"`` they are never used (the check needs the lung kernel); for "lesion" the
+    best of them is used only when nothing else exists, and the reason says so.
+    Among equals: more slices (coverage), then thinner slices.
+    """
+    from .errors import SeriesSelectionError
+
+    if not series:
+        raise SeriesSelectionError("no series found")
+    ct = [s for s in series if (s.modality or "").upper() == "CT"]
+    if not ct:
+        mods = sorted({s.modality or "missing" for s in series})
+        raise SeriesSelectionError(f"no CT series (modalities found: {', '.join(mods)})")
+
+    def rank(s: SeriesInfo):
+        return (s.n_slices, -(s.slice_thickness or 99.0))
+
+    tiers = (
+        (lambda s: s.kernel_class == LUNG, "lung kernel"),
+        (lambda s: s.kernel_class == UNKNOWN, "kernel unknown, no lung-kernel series present"),
+        (lambda s: s.kernel_class == SOFT and s.kernel_source == "image",
+         "kernel judged soft from the image only (no tag); no lung-kernel series present"),
+    )
+    for accept, note in tiers:
+        cands = [s for s in ct if accept(s)]
+        if cands:
+            best = max(cands, key=rank)
+            set_aside = [s for s in ct if s.kernel_class == SOFT and s.kernel_source == "tag"]
+            why = f"{note} ({best.kernel_reason}); {best.n_slices} slices"
+            if len(cands) > 1:
+                why += f"; most slices of {len(cands)} candidates"
+            if set_aside:
+                why += f"; {len(set_aside)} soft-tissue series set aside"
+            return best, why
+    if purpose == "quality":
+        raise SeriesSelectionError(
+            "only soft-tissue kernel series found; the breath-hold check needs a lung-kernel series")
+    best = max(ct, key=rank)
+    return best, f"only soft-tissue kernel series present ({best.kernel_reason}); {best.n_slices} slices"

@@ -1,0 +1,196 @@
+"""Involvement of the lung by lesions, MosMed grades, and the study-level extent probability.
+
+* Involvement: % of lung (labels 1, 2, 3) that is GGO (1), consolidation (2), or either.
+* MosMed grade: CT-0 no findings, CT-1 < 25 %, CT-2 25-50 %, CT-3 50-75 %, CT-4 >= 75 %.
+* P(extensive): probability that the true involvement is >= 50 % (see
+  :func:`extensive_probability`), with classes A (< ``T_AB``), B, C (>= ``T_BC``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+GGO, CONS, LUNG = 1, 2, 3
+# Classes of P(extensive): A unlikely, B uncertain, C likely.
+T_AB, T_BC = 0.2, 0.8
+# "No findings" below this % involvement (a few mislabelled pixels are not a finding).
+NO_FINDINGS_PCT = 0.1
+
+
+def mosmed_grade(involved_pct: float) -> str:
+    """CT-0 (no findings) .. CT-4 (>= 75 % of lung involved)."""
+    if not np.isfinite(involved_pct) or involved_pct < NO_FINDINGS_PCT:
+        return "CT-0"
+    if involved_pct < 25:
+        return "CT-1"
+    if involved_pct < 50:
+        return "CT-2"
+    if involved_pct < 75:
+        return "CT-3"
+    return "CT-4"
+
+
+def involvement(pixel_counts: np.ndarray) -> Dict[str, float]:
+    """Counts [..., 4] summed over slices -> % of lung that is GGO, consolidation, either."""
+    c = np.asarray(pixel_counts, dtype=np.float64).reshape(-1, 4).sum(0)
+    lung = c[GGO] + c[CONS] + c[LUNG]
+    if lung <= 0:
+        return {"ggo_pct": 0.0, "consolidation_pct": 0.0, "involved_pct": 0.0, "lung_pixels": 0.0}
+    return {
+        "ggo_pct": 100.0 * c[GGO] / lung,
+        "consolidation_pct": 100.0 * c[CONS] / lung,
+        "involved_pct": 100.0 * (c[GGO] + c[CONS]) / lung,
+        "lung_pixels": float(lung),
+    }
+
+
+@dataclass
+class SeverityReport:
+    ggo_pct: float
+    consolidation_pct: float
+    involved_pct: float
+    grade: str
+    p_extensive: float
+    extent_class: str
+    per_slice: List[Dict[str, float]] = field(default_factory=list)
+    lung_found: bool = True
+    notes: List[str] = field(default_factory=list)
+
+    def as_dict(self) -> Dict[str, object]:
+        d = dict(self.__dict__)
+        d.pop("per_slice")
+        return d
+
+
+def extent_class(p: float, t_ab: float = T_AB, t_bc: float = T_BC) -> str:
+    return "A" if p < t_ab else ("B" if p < t_bc else "C")
+
+
+def _norm_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def extensive_probability(pixel_counts: np.ndarray, soft_counts: np.ndarray,
+                          error_bias_pp: float = 0.0, error_sd_pp: float = 10.0,
+                          threshold_pct: float = 50.0) -> float:
+    """P(true involvement >= threshold) for one study.
+
+    The segmentation's estimate is the soft involvement (expected lesion area from the per-pixel
+    probabilities, over the expected lung area). Its error is modelled as Gaussian with the bias
+    and standard deviation (percentage points) measured per slice on held-out data, shrunk by
+    the number of slices with lung (errors average out over slices, with a floor of 1/3 of the
+    per-slice SD for errors shared by the whole study), plus the spread implied by the
+    per-pixel probabilities themselves (hard vs soft estimate).
+    """
+    soft = np.asarray(soft_counts, dtype=np.float64).reshape(-1, 4)
+    hard = np.asarray(pixel_counts, dtype=np.float64).reshape(-1, 4)
+    lung_soft = soft[:, 1:].sum()
+    if lung_soft <= 0:
+        return 0.0
+    est = 100.0 * (soft[:, GGO] + soft[:, CONS]).sum() / lung_soft
+    est_hard = involvement(hard)["involved_pct"]
+    n = int(((hard[:, 1:].sum(1)) > 0).sum()) or 1
+    sd = max(error_sd_pp / math.sqrt(n), error_sd_pp / 3.0)
+    sd = math.sqrt(sd**2 + (est - est_hard) ** 2 + 1e-6)
+    mu = est - error_bias_pp
+    return float(1.0 - _norm_cdf((threshold_pct - mu) / sd))
+
+
+def assess(pixel_counts: np.ndarray, soft_counts: np.ndarray, error_bias_pp: float = 0.0,
+           error_sd_pp: float = 10.0) -> SeverityReport:
+    """Study (or slice) severity from a LesionResult's per-slice counts."""
+    counts = np.asarray(pixel_counts).reshape(-1, 4)
+    inv = involvement(counts)
+    per_slice = []
+    for z, row in enumerate(counts):
+        s = involvement(row)
+        per_slice.append({"slice": z, **{k: s[k] for k in ("ggo_pct", "consolidation_pct", "involved_pct")},
+                          "lung_pixels": s["lung_pixels"]})
+    p = extensive_probability(counts, soft_counts, error_bias_pp, error_sd_pp)
+    notes = []
+    lung_found = inv["lung_pixels"] > 0
+    if not lung_found:
+        notes.append("no lung found: percentages are 0 by definition")
+    return SeverityReport(inv["ggo_pct"], inv["consolidation_pct"], inv["involved_pct"],
+                          mosmed_grade(inv["involved_pct"]), p, extent_class(p), per_slice, lung_found, notes)
+
+
+# ----------------------------------------------------------------------------- cohort calibration
+@dataclass
+class ExtentCalibration:
+    """A competition team's approach: P(extensive) per 1 % involvement bin, Savitzky-Golay smoothed,
+    with A/B and B/C thresholds on involvement that maximise the area each class holds."""
+
+    bin_edges: np.ndarray
+    p_raw: np.ndarray
+    p_smooth: np.ndarray
+    t_ab_pct: float
+    t_bc_pct: float
+
+    def predict_proba(self, involved_pct: Sequence[float]) -> np.ndarray:
+        x = np.clip(np.asarray(involved_pct, dtype=float), 0, 100)
+        idx = np.clip(np.floor(x).astype(int), 0, len(self.p_smooth) - 1)
+        return self.p_smooth[idx]
+
+    def predict_class(self, involved_pct: Sequence[float]) -> List[str]:
+        x = np.asarray(involved_pct, dtype=float)
+        return ["A" if v < self.t_ab_pct else ("B" if v < self.t_bc_pct else "C") for v in x]
+
+    def as_dict(self) -> Dict[str, object]:
+        return {"t_ab_pct": self.t_ab_pct, "t_bc_pct": self.t_bc_pct,
+                "p_smooth": [round(float(v), 6) for v in self.p_smooth]}
+
+
+def fit_extent_calibration(involved_pct: Sequence[float], extensive: Sequence[bool],
+                           window: int = 11, polyorder: int = 2) -> ExtentCalibration:
+    """Fit on labelled patients: their measured involvement (%) and whether they were extensive.
+
+    1. Bin patients by involvement in 1 % steps (0..100) and estimate P(extensive) per bin
+       (empty bins are filled by linear interpolation between their neighbours).
+    2. Smooth with a Savitzky-Golay filter (``window``, ``polyorder``), clipped to [0, 1] and made
+       monotone non-decreasing.
+    3. Choose thresholds a < b on involvement that maximise the area each class holds: class A
+       (x < a) should hold area under ``1 - P`` (confidently not extensive), C (x >= b) area under
+       ``P`` (confidently extensive), B the uncertain middle, area under ``1 - |2P - 1|``. The
+       pair (a, b) maximising the sum of the three areas is returned.
+    """
+    from scipy.signal import savgol_filter
+
+    x = np.asarray(involved_pct, dtype=float)
+    y = np.asarray(extensive, dtype=float)
+    if x.shape != y.shape or x.size < 2:
+        raise ValueError("need at least two patients with one label each")
+    if np.any(~np.isfinite(x)):
+        raise ValueError("involvement values must be finite")
+    edges = np.arange(0, 101, 1.0)
+    idx = np.clip(np.floor(np.clip(x, 0, 100)).astype(int), 0, 99)
+    n = np.bincount(idx, minlength=100).astype(float)
+    k = np.bincount(idx, weights=y, minlength=100)
+    raw = np.full(100, np.nan)
+    raw[n > 0] = k[n > 0] / n[n > 0]
+    known = np.flatnonzero(n > 0)
+    filled = np.interp(np.arange(100), known, raw[known])
+    w = min(window if window % 2 else window + 1, 99)
+    smooth = savgol_filter(filled, w, min(polyorder, w - 1), mode="interp")
+    smooth = np.maximum.accumulate(np.clip(smooth, 0, 1))
+    # area each class holds, by cumulative sums over bins
+    a_area = np.concatenate([[0], np.cumsum(1 - smooth)])
+    c_area = np.concatenate([[0], np.cumsum(smooth)])
+    b_area = np.concatenate([[0], np.cumsum(1 - np.abs(2 * smooth - 1))])
+    best, best_ab = -1.0, (0, 100)
+    for a in range(0, 101):
+        for b in range(a, 101):
+            total = a_area[a] + (b_area[b] - b_area[a]) + (c_area[100] - c_area[b])
+            if total > best + 1e-12:
+                best, best_ab = total, (a, b)
+    return ExtentCalibration(edges, raw, smooth, float(best_ab[0]), float(best_ab[1]))
+
+
+def slice_series(report: SeverityReport) -> Optional[np.ndarray]:
+    if not report.per_slice:
+        return None
+    return np.array([r["involved_pct"] for r in report.per_slice])

@@ -1,0 +1,95 @@
+"""Data types shared by readers, models and reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+# Units of CTVolume.voxels
+HU = "HU"  # Hounsfield units (int16 after rescale)
+DISPLAY = "display"  # 8-bit display image (PNG/JPG, windowed) - NOT Hounsfield units
+
+
+@dataclass
+class VolumeMeta:
+    """What is known about where a volume came from. No patient name or ID is kept here."""
+
+    source: str = ""  # file or folder it was read from
+    format: str = ""  # dicom | nifti | nrrd | png | jpg | npy
+    modality: Optional[str] = None
+    units: str = HU
+    study_uid: Optional[str] = None
+    series_uid: Optional[str] = None
+    series_description: Optional[str] = None
+    series_number: Optional[int] = None
+    manufacturer: Optional[str] = None
+    kernel: Optional[str] = None  # ConvolutionKernel (0018,1210) as written
+    slice_positions: Optional[List[float]] = None  # mm along the slice normal, one per z
+    orientation: str = "LPS"  # meaning of array axes after reading, see ctmodels.io
+    spacing_uneven: bool = False
+    missing_slices: int = 0
+    warnings: List[str] = field(default_factory=list)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_hu(self) -> bool:
+        return self.units == HU
+
+
+@dataclass
+class CTVolume:
+    """A CT volume as ``voxels[z, y, x]`` with ``spacing`` (z, y, x) in mm.
+
+    Orientation convention for 3D inputs: z runs from inferior to superior (feet to head),
+    y from anterior to posterior (rows top to bottom = front to back), x from patient right
+    to patient left (columns left to right = radiological display). This is the DICOM patient
+    frame (LPS) read as [S, P, L] along [z, y, x]; every reader brings its input to it.
+    For HU volumes ``voxels`` is int16 (or float32 where rescale produced fractions); for
+    display images it is uint8 with ``meta.units == "display"``.
+    """
+
+    voxels: np.ndarray
+    spacing: Tuple[float, float, float]
+    meta: VolumeMeta = field(default_factory=VolumeMeta)
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        return tuple(self.voxels.shape)  # type: ignore[return-value]
+
+    @property
+    def is_hu(self) -> bool:
+        return self.meta.is_hu
+
+    def __repr__(self) -> str:  # short: never dumps voxels
+        return (f"CTVolume(shape={self.shape}, spacing={tuple(round(s, 3) for s in self.spacing)}, "
+                f"units={self.meta.units}, format={self.meta.format})")
+
+
+@dataclass
+class SeriesInfo:
+    """One series of a study, as listed by :func:`ctmodels.series.list_series`."""
+
+    series_uid: str
+    files: List[str]
+    n_slices: int
+    modality: Optional[str]
+    description: Optional[str]
+    manufacturer: Optional[str]
+    kernel: Optional[str]
+    kernel_class: str  # "lung" | "soft" | "unknown"
+    kernel_reason: str
+    kernel_source: str = "tag"  # "tag" (ConvolutionKernel) | "image" (noise estimate) | "none"
+    slice_thickness: Optional[float] = None
+    pixel_spacing: Optional[Tuple[float, float]] = None
+    series_number: Optional[int] = None
+    study_uid: Optional[str] = None
+    rows: Optional[int] = None
+    columns: Optional[int] = None
+
+    def as_dict(self) -> Dict[str, Any]:
+        d = dict(self.__dict__)
+        d.pop("files")
+        d["n_files"] = len(self.files)
+        return d

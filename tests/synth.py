@@ -1,0 +1,113 @@
+"""Synthetic CT inputs built in code: DICOM series, phantoms, archives."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+def chest_phantom(shape=(40, 64, 64), spacing=(2.5, 1.0, 1.0), seed: int = 0, trachea_mm: float = 18.0,
+                  noise: float = 10.0) -> np.ndarray:
+    """HU volume [z, y, x]: body ellipse (40 HU), two lungs (-850 HU), a round trachea (-1000 HU)
+    in the upper half, dividing at the carina (mid-z) into two bronchi, air outside (-1000 HU)."""
+    rng = np.random.default_rng(seed)
+    z, h, w = shape
+    vol = np.full(shape, -1000.0, np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cy, cx = h / 2, w / 2
+    body = ((yy - cy) / (0.42 * h)) ** 2 + ((xx - cx) / (0.46 * w)) ** 2 <= 1
+    lung_l = ((yy - cy) / (0.30 * h)) ** 2 + ((xx - (cx + 0.22 * w)) / (0.16 * w)) ** 2 <= 1
+    lung_r = ((yy - cy) / (0.30 * h)) ** 2 + ((xx - (cx - 0.22 * w)) / (0.16 * w)) ** 2 <= 1
+    r_pix = trachea_mm / 2 / spacing[1]
+    carina = z // 2
+    for k in range(z):
+        sl = np.full((h, w), -1000.0, np.float32)
+        sl[body] = 40.0
+        sl[lung_l | lung_r] = -850.0
+        ty = cy - 0.15 * h
+        if k >= carina:
+            sl[(yy - ty) ** 2 + (xx - cx) ** 2 <= r_pix**2] = -1000.0
+        else:
+            for dx in (-0.08 * w, 0.08 * w):
+                sl[(yy - ty) ** 2 + (xx - cx - dx) ** 2 <= (0.6 * r_pix) ** 2] = -1000.0
+        vol[k] = sl
+    vol += rng.normal(0, noise, vol.shape).astype(np.float32)
+    return np.round(vol).astype(np.int16)
+
+
+def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: Optional[str] = "LUNG",
+                 manufacturer: str = "GE MEDICAL SYSTEMS", series_uid: Optional[str] = None,
+                 study_uid: str = "1.2.826.0.1.3680043.8.498.1", modality: str = "CT",
+                 shuffle: bool = True, slope: float = 1.0, intercept: float = -1024.0,
+                 write_rescale: bool = True, orientation=(1, 0, 0, 0, 1, 0), origin=(-100.0, -120.0, -300.0),
+                 names: str = "random", series_number: int = 2, patient_name: str = "Doe^Jane",
+                 patient_id: str = "PID-12345", skip: Sequence[int] = (), duplicate: Sequence[int] = ()):
+    """Write ``hu[z, y, x]`` (z feet->head) as a DICOM series; returns the file paths."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid = series_uid or generate_uid()
+    iop = np.array(orientation, float)
+    normal = np.cross(iop[:3], iop[3:])
+    stored = np.round((hu.astype(np.float64) - intercept) / slope).astype(np.int32)
+    if stored.min() >= 0 and stored.max() < 65536:
+        stored, signed = stored.astype(np.uint16), 0
+    else:
+        stored, signed = stored.astype(np.int16), 1
+    order = list(range(hu.shape[0]))
+    rng = random.Random(hash(series_uid) & 0xFFFF)
+    paths = []
+    for k in order:
+        if k in skip:
+            continue
+        for rep in range(2 if k in duplicate else 1):
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = CTImageStorage
+            meta.MediaStorageSOPInstanceUID = generate_uid()
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            ds = Dataset()
+            ds.file_meta = meta
+            ds.SOPClassUID = CTImageStorage
+            ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+            ds.Modality = modality
+            ds.PatientName = patient_name
+            ds.PatientID = patient_id
+            ds.StudyInstanceUID = study_uid
+            ds.SeriesInstanceUID = series_uid
+            ds.SeriesNumber = series_number
+            ds.SeriesDescription = f"synthetic {kernel or 'no kernel'}"
+            ds.Manufacturer = manufacturer
+            if kernel is not None:
+                ds.ConvolutionKernel = kernel
+            ds.InstanceNumber = k + 1
+            pos = np.array(origin) + normal * spacing[0] * k
+            ds.ImagePositionPatient = [float(v) for v in pos]
+            ds.ImageOrientationPatient = [float(v) for v in iop]
+            ds.PixelSpacing = [spacing[1], spacing[2]]
+            ds.SliceThickness = spacing[0]
+            ds.Rows, ds.Columns = hu.shape[1], hu.shape[2]
+            ds.SamplesPerPixel = 1
+            ds.PhotometricInterpretation = "MONOCHROME2"
+            ds.BitsAllocated = 16
+            ds.BitsStored = 16
+            ds.HighBit = 15
+            ds.PixelRepresentation = signed
+            if write_rescale:
+                ds.RescaleSlope = slope
+                ds.RescaleIntercept = intercept
+            ds.PixelData = stored[k].tobytes()
+            name = {"random": f"{rng.getrandbits(40):010x}.dcm", "instance": f"IM{k:04d}.dcm",
+                    "reverse": f"IM{hu.shape[0] - k:04d}.dcm"}[names]
+            if rep:
+                name = "dup_" + name
+            p = folder / name
+            ds.save_as(p, enforce_file_format=True)
+            paths.append(p)
+    if shuffle:
+        rng.shuffle(paths)
+    return paths

@@ -1,0 +1,65 @@
+"""CLI: subcommands, info output, one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ctmodels.cli import main
+from synth import chest_phantom, write_series
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("info", "segment", "train-lesion"):
+        assert cmd in out
+
+
+def test_info_lists_series_and_selection(tmp_path, capsys):
+    hu = chest_phantom((4, 16, 16))
+    write_series(tmp_path / "a", hu, kernel="B30f", manufacturer="SIEMENS", series_number=5)
+    write_series(tmp_path / "b", hu, kernel="B70f", manufacturer="SIEMENS", series_number=6)
+    assert main(["info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 series" in out and "B30f -> soft" in out and "B70f -> lung" in out
+    assert "selected for lesion" in out and "lung kernel" in out
+    assert main(["info", str(tmp_path), "--json", "--purpose", "quality"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    chosen = [s for s in d["series"] if s["series_uid"] == d["selected"]][0]
+    assert chosen["kernel"] == "B70f"
+    # no patient identifiers in what info prints
+    assert "PID-12345" not in json.dumps(d) and "Doe" not in json.dumps(d)
+
+
+@pytest.mark.parametrize("make", ["missing", "empty_dir", "txt", "mr", "badzip"])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make):
+    from pydicom.data import get_testdata_file
+
+    target = {
+        "missing": tmp_path / "nope.dcm",
+        "empty_dir": tmp_path,
+        "txt": tmp_path / "notes.txt",
+        "mr": get_testdata_file("MR_small.dcm"),
+        "badzip": tmp_path / "b.zip",
+    }[make]
+    if make == "txt":
+        target.write_text("hello")
+    if make == "badzip":
+        target.write_bytes(b"not a zip")
+    rc = main(["info", str(target)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert str(target).split("/")[-1] in err
+
+
+def test_python_dash_m_and_console_script(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ctmodels", "info", str(tmp_path / "x.png")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "x.png" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "ctmodels", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "segment" in r.stdout

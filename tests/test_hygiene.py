@@ -1,0 +1,36 @@
+"""Library rules: no streamlit, no sys.exit, no print, no pickle loading in ctmodels/."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = sorted((ROOT / "ctmodels").glob("*.py"))
+
+
+def test_library_never_imports_streamlit():
+    code = "import sys, ctmodels, ctmodels.io, ctmodels.series, ctmodels.severity, ctmodels.lesion, " \
+           "ctmodels.cli, ctmodels.hub; print('streamlit' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.stdout.strip() == "False", r.stderr
+    for f in LIB:
+        assert not re.search(r"^\s*(import|from)\s+streamlit", f.read_text(), re.M), f
+
+
+def test_no_sys_exit_or_print_in_library():
+    for f in LIB:
+        if f.name in ("cli.py", "__main__.py"):
+            continue
+        text = f.read_text()
+        assert "sys.exit(" not in text, f
+        assert not re.search(r"^\s*print\(", text, re.M), f
+
+
+def test_no_pickle_loading_anywhere():
+    for f in list(ROOT.glob("ctmodels/*.py")) + list(ROOT.glob("app*.py")) + list(ROOT.glob("app_pages/*.py")):
+        for line in f.read_text().splitlines():
+            if "torch.load(" in line:
+                assert "weights_only=True" in line, f"{f}: {line}"
+            assert "pickle.load" not in line, f
+            assert "allow_pickle=True" not in line, f

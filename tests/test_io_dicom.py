@@ -1,0 +1,134 @@
+"""DICOM series reading: grouping, ordering by position, rescale, gaps, bad files."""
+
+import numpy as np
+import pytest
+
+from ctmodels import io
+from ctmodels.errors import EmptyInputError, InvalidInputError, NotCTError
+from synth import chest_phantom, write_series
+
+
+def test_shuffled_files_are_ordered_by_position_not_name(tmp_path):
+    hu = chest_phantom((12, 32, 32))
+    # file names run the opposite way to the slice positions
+    write_series(tmp_path, hu, names="reverse", shuffle=True)
+    vol = io.read_ct(tmp_path)
+    assert vol.shape == (12, 32, 32)
+    assert np.array_equal(vol.voxels, hu)
+    assert vol.voxels.dtype == np.int16
+    assert vol.spacing == pytest.approx((2.5, 0.7, 0.7))
+    assert vol.meta.units == "HU" and vol.meta.modality == "CT"
+    assert vol.meta.kernel == "LUNG"
+    pos = vol.meta.slice_positions
+    assert pos == sorted(pos) and len(pos) == 12
+
+
+def test_feet_first_orientation_is_brought_to_canonical(tmp_path):
+    hu = chest_phantom((8, 24, 32))
+    # slice normal pointing to the feet (IOP rows flipped in y): stored top-down
+    write_series(tmp_path, hu[:, ::-1, :].copy(), orientation=(1, 0, 0, 0, -1, 0))
+    vol = io.read_ct(tmp_path)
+    # normal = x cross -y = -z: slices are sorted along -z; canonical z must still run feet->head
+    assert vol.shape == (8, 24, 32)
+    assert np.array_equal(vol.voxels, hu[::-1, :, :])
+
+
+def test_rescale_slope_intercept_applied(tmp_path):
+    hu = chest_phantom((4, 16, 16)).astype(np.float32)
+    hu = np.round(hu / 2) * 2  # representable with slope 2
+    write_series(tmp_path, hu, slope=2.0, intercept=-1000.0)
+    vol = io.read_ct(tmp_path)
+    assert np.allclose(vol.voxels, hu)
+
+
+def test_missing_rescale_tags_warn(tmp_path):
+    hu = chest_phantom((3, 16, 16))
+    write_series(tmp_path, hu, intercept=0.0, write_rescale=False)
+    vol = io.read_ct(tmp_path)
+    assert np.array_equal(vol.voxels, hu)
+    assert any("RescaleSlope" in w for w in vol.meta.warnings)
+
+
+def test_missing_and_duplicate_slices_are_reported(tmp_path):
+    hu = chest_phantom((10, 16, 16))
+    write_series(tmp_path, hu, skip=(4, 5), duplicate=(7,))
+    vol = io.read_ct(tmp_path)
+    assert vol.shape[0] == 8
+    assert vol.meta.spacing_uneven and vol.meta.missing_slices == 2
+    assert any("duplicate" in w for w in vol.meta.warnings)
+    assert vol.spacing[0] == pytest.approx(2.5)
+
+
+def test_two_series_in_one_folder_selects_lung_kernel(tmp_path):
+    hu = chest_phantom((6, 16, 16))
+    soft = write_series(tmp_path / "a", hu, kernel="STANDARD", series_number=3)
+    lung = write_series(tmp_path / "b", hu + 1, kernel="LUNG", series_number=4)
+    series = io.list_series(tmp_path)
+    assert len(series) == 2
+    by_kernel = {s.kernel: s for s in series}
+    assert by_kernel["STANDARD"].kernel_class == "soft"
+    assert by_kernel["LUNG"].kernel_class == "lung"
+    vol = io.read_ct(tmp_path)
+    assert vol.meta.kernel == "LUNG"
+    assert np.array_equal(vol.voxels, hu + 1)
+    assert "lung kernel" in vol.meta.extra["selection_reason"]
+    assert "soft-tissue series set aside" in vol.meta.extra["selection_reason"]
+    assert len(soft) == len(lung) == 6
+    # explicit choice wins
+    uid = by_kernel["STANDARD"].series_uid
+    assert np.array_equal(io.read_ct(tmp_path, series_uid=uid).voxels, hu)
+
+
+def test_pydicom_wheel_ct_file():
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("CT_small.dcm")
+    vol = io.read_ct(path)
+    assert vol.shape == (1, 128, 128)
+    assert vol.meta.kernel == "STANDARD"
+    # CT_small stores values with intercept -1024: air near -1000, soft tissue around 0..100
+    assert -1100 < vol.voxels.min() < -800 and vol.voxels.max() > 200
+
+
+@pytest.mark.parametrize("syntax", ["RLELossless", "JPEG2000Lossless"])
+def test_compressed_transfer_syntaxes(tmp_path, syntax):
+    import pydicom
+    import pydicom.uid
+    from pydicom.data import get_testdata_file
+
+    src = get_testdata_file("CT_small.dcm")
+    ref = io.read_ct(src).voxels
+    ds = pydicom.dcmread(src)
+    ds.compress(getattr(pydicom.uid, syntax))
+    out = tmp_path / "c.dcm"
+    ds.save_as(out)
+    vol = io.read_ct(out)
+    assert np.array_equal(vol.voxels, ref)
+
+
+def test_mr_file_is_refused_with_modality():
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("MR_small.dcm")
+    with pytest.raises(NotCTError, match="modality is MR, expected CT"):
+        io.read_ct(path)
+
+
+def test_series_of_wrong_modality_in_folder(tmp_path):
+    write_series(tmp_path, chest_phantom((3, 16, 16)), modality="MR")
+    with pytest.raises(InvalidInputError, match="no CT series|expected CT"):
+        io.read_ct(tmp_path)
+
+
+def test_truncated_dicom_is_a_typed_error(tmp_path):
+    p = write_series(tmp_path / "s", chest_phantom((1, 16, 16)))[0]
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(p.read_bytes()[:300])
+    with pytest.raises(InvalidInputError) as e:
+        io.read_ct(bad)
+    assert "bad.dcm" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(EmptyInputError, match="no DICOM files"):
+        io.read_ct(tmp_path)

@@ -1,0 +1,152 @@
+"""NIfTI / NRRD / PNG / NPY readers and the canonical orientation; safe zips."""
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from ctmodels import io
+from ctmodels.errors import EmptyInputError, InvalidInputError, UnsafeArchiveError, UnsupportedFormatError
+from synth import chest_phantom, write_series
+
+
+def _labelled(shape=(6, 7, 8)):
+    # every voxel unique, so any transpose or flip is detected
+    return np.arange(np.prod(shape), dtype=np.int16).reshape(shape) - 500
+
+
+def test_nifti_ras_and_flipped_affines_give_the_same_canonical_array(tmp_path):
+    import nibabel as nib
+
+    zyx = _labelled()
+    sp = (2.0, 0.8, 0.9)
+    # standard RAS storage: data[i, j, k] with i -> patient Left? no: RAS +x is patient Left... i goes R->L
+    # canonical x runs R->L = RAS -x direction... build from the definition instead:
+    data = np.transpose(zyx, (2, 1, 0))  # [x, y, z]
+    aff = np.diag([-sp[2], -sp[1], sp[0], 1.0])  # i -> L (RAS -x), j -> P (RAS -y), k -> S
+    nib.save(nib.Nifti1Image(data, aff), tmp_path / "a.nii.gz")
+    # the same voxels stored as the common RAS+ layout (i -> R, j -> A): flip x and y
+    aff2 = np.diag([sp[2], sp[1], sp[0], 1.0])
+    nib.save(nib.Nifti1Image(data[::-1, ::-1, :].copy(), aff2), tmp_path / "b.nii")
+    a, b = io.read_ct(tmp_path / "a.nii.gz"), io.read_ct(tmp_path / "b.nii")
+    assert np.array_equal(a.voxels, zyx) and np.array_equal(b.voxels, zyx)
+    assert a.spacing == pytest.approx(sp) and b.spacing == pytest.approx(sp)
+    assert a.meta.units == "HU"
+
+
+def test_nifti_mask_writer_round_trips(tmp_path):
+    labels = (np.arange(6 * 7 * 8).reshape(6, 7, 8) % 4).astype(np.uint8)
+    io.write_mask_nifti(labels, (2.0, 1.0, 1.5), tmp_path / "m.nii.gz")
+    back = io.read_ct(tmp_path / "m.nii.gz")
+    assert np.array_equal(back.voxels, labels) and back.spacing == pytest.approx((2.0, 1.0, 1.5))
+
+
+def test_nrrd_lps_and_ras(tmp_path):
+    import nrrd
+
+    zyx = _labelled()
+    data = np.transpose(zyx, (2, 1, 0))  # x (L), y (P), z (S)
+    hdr = {"space": "left-posterior-superior", "space directions": np.diag([0.9, 0.8, 2.0]),
+           "space origin": np.zeros(3)}
+    nrrd.write(str(tmp_path / "a.nrrd"), data, hdr)
+    hdr2 = {"space": "right-anterior-superior", "space directions": np.diag([-0.9, -0.8, 2.0]),
+            "space origin": np.zeros(3)}
+    nrrd.write(str(tmp_path / "b.nrrd"), data, hdr2)
+    for name in ("a.nrrd", "b.nrrd"):
+        v = io.read_ct(tmp_path / name)
+        assert np.array_equal(v.voxels, zyx), name
+        assert v.spacing == pytest.approx((2.0, 0.8, 0.9))
+
+
+def test_png_is_display_not_hu(tmp_path):
+    from PIL import Image
+
+    a = (np.arange(64 * 48) % 256).astype(np.uint8).reshape(48, 64)
+    Image.fromarray(a).save(tmp_path / "s.png")
+    Image.fromarray(np.stack([a] * 3, -1)).save(tmp_path / "c.jpg", quality=100)
+    v = io.read_ct(tmp_path / "s.png")
+    assert v.meta.units == "display" and not v.is_hu
+    assert v.shape == (1, 48, 64) and np.array_equal(v.voxels[0], a)
+    assert io.read_ct(tmp_path / "c.jpg").voxels.dtype == np.uint8
+
+
+def test_16bit_png_is_refused(tmp_path):
+    from PIL import Image
+
+    Image.fromarray((np.arange(256, dtype=np.uint16) * 200).reshape(16, 16)).save(tmp_path / "x.png")
+    with pytest.raises(InvalidInputError, match="x.png.*16/32-bit"):
+        io.read_ct(tmp_path / "x.png")
+
+
+def test_npy_convention(tmp_path):
+    hu = chest_phantom((5, 16, 16))
+    np.save(tmp_path / "v.npy", hu)
+    v = io.read_ct(tmp_path / "v.npy", spacing=(2, 1, 1))
+    assert np.array_equal(v.voxels, hu) and v.spacing == (2.0, 1.0, 1.0) and v.is_hu
+    np.save(tmp_path / "d.npy", np.zeros((16, 16), np.uint8))
+    assert io.read_ct(tmp_path / "d.npy").meta.units == "display"
+    f = hu.astype(np.float32)
+    f[0, 0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", f)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        io.read_ct(tmp_path / "nan.npy")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(InvalidInputError, match="obj.npy"):
+        io.read_ct(tmp_path / "obj.npy")
+
+
+def test_unknown_and_empty_files(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    with pytest.raises(UnsupportedFormatError, match="a.txt"):
+        io.read_ct(tmp_path / "a.txt")
+    (tmp_path / "e.dcm").write_bytes(b"")
+    with pytest.raises(EmptyInputError, match="e.dcm"):
+        io.read_ct(tmp_path / "e.dcm")
+
+
+def test_zip_of_dicom_series_reads_and_cleans_up(tmp_path, monkeypatch):
+    import tempfile
+
+    hu = chest_phantom((5, 16, 16))
+    files = write_series(tmp_path / "series", hu)
+    z = tmp_path / "study.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in files:
+            zf.write(f, f"patient/series/{f.name}")
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    v = io.read_ct(z)
+    assert np.array_equal(v.voxels, hu) and v.meta.source == str(z)
+    assert list(tmpdir.iterdir()) == []  # the private extraction folder is gone
+
+
+@pytest.mark.parametrize("name", ["../evil.dcm", "/abs/evil.dcm", "a/../../evil.dcm", "C:/evil.dcm"])
+def test_zip_with_unsafe_paths_is_refused(tmp_path, name):
+    z = tmp_path / "bad.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr(name, b"x" * 10)
+    with pytest.raises(UnsafeArchiveError, match="bad.zip"):
+        io.read_ct(z)
+    assert not (tmp_path.parent / "evil.dcm").exists()
+
+
+def test_zip_symlink_and_bomb_are_refused(tmp_path):
+    z = tmp_path / "link.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        info = zipfile.ZipInfo("link")
+        info.external_attr = (0o120777 << 16)
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        io.read_ct(z)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.dcm", b"\0" * (20 * 1024 * 1024))
+    with pytest.raises(UnsafeArchiveError, match="zip bomb"):
+        io.read_ct(bomb)
+
+
+def test_corrupt_zip(tmp_path):
+    (tmp_path / "x.zip").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(InvalidInputError, match="x.zip.*zip"):
+        io.read_ct(tmp_path / "x.zip")

@@ -1,0 +1,76 @@
+"""Kernel classification (vendor table and image noise) and series selection."""
+
+import numpy as np
+import pytest
+
+from ctmodels.errors import SeriesSelectionError
+from ctmodels.series import classify_image, classify_kernel, image_noise_hu, select_series
+from ctmodels.types import SeriesInfo
+
+
+@pytest.mark.parametrize("kernel,manufacturer,expected", [
+    ("LUNG", "GE MEDICAL SYSTEMS", "lung"), ("BONEPLUS", "GE MEDICAL SYSTEMS", "lung"),
+    ("STANDARD", "GE MEDICAL SYSTEMS", "soft"), ("SOFT", "GE MEDICAL SYSTEMS", "soft"),
+    ("B70f", "SIEMENS", "lung"), ("B30f", "SIEMENS", "soft"), ("Br40d", "Siemens Healthineers", "soft"),
+    ("Bl57d", "SIEMENS", "lung"), ("I70f", "SIEMENS", "lung"), ("Br64d", "SIEMENS", "lung"),
+    ("L", "Philips", "lung"), ("YB", "Philips", "lung"), ("B", "Philips", "soft"), ("C", "Philips", "lung"),
+    ("FC52", "TOSHIBA", "lung"), ("FC03", "TOSHIBA", "soft"), ("FC13", "CANON_MEC", "soft"),
+    ("LUNG", "CANON_MEC", "lung"), ("BODY", "CANON_MEC", "soft"),
+    ("HR Lung", "Unknown vendor", "lung"), ("mediastinum", None, "soft"),
+])
+def test_vendor_kernel_table(kernel, manufacturer, expected):
+    cls, why = classify_kernel(kernel, manufacturer)
+    assert cls == expected, why
+
+
+def test_unknown_kernel_and_missing_tag():
+    assert classify_kernel("XYZ123", "ACME")[0] == "unknown"
+    assert classify_kernel(None, "GE")[0] == "unknown"
+    assert classify_kernel("", "GE")[1] == "no ConvolutionKernel tag"
+
+
+def _soft_tissue_slice(noise, smooth, seed=0):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    img = np.full((128, 128), 40.0)
+    img[:, :20] = -1000
+    n = rng.normal(0, 1, img.shape)
+    if smooth:
+        n = ndimage.gaussian_filter(n, 1.5)
+        n /= n.std()
+    return img + noise * n
+
+
+def test_image_noise_tells_sharp_from_smooth_kernels():
+    sharp = _soft_tissue_slice(90, smooth=False)
+    soft = _soft_tissue_slice(12, smooth=True)
+    assert image_noise_hu(sharp) > 3 * image_noise_hu(soft)
+    assert classify_image(sharp)[0] == "lung"
+    assert classify_image(soft)[0] == "soft"
+    air = np.full((64, 64), -1000.0)
+    assert classify_image(air)[0] == "unknown"
+
+
+def _info(uid, cls, n, modality="CT", source="tag", thick=1.0):
+    return SeriesInfo(series_uid=uid, files=[], n_slices=n, modality=modality, description=None,
+                      manufacturer=None, kernel=None, kernel_class=cls, kernel_reason=cls,
+                      kernel_source=source, slice_thickness=thick)
+
+
+def test_select_prefers_lung_then_most_slices():
+    s, why = select_series([_info("a", "soft", 300), _info("b", "lung", 100), _info("c", "lung", 200)])
+    assert s.series_uid == "c" and "lung kernel" in why and "set aside" in why
+    s, _ = select_series([_info("a", "lung", 100, thick=5), _info("b", "lung", 100, thick=1)])
+    assert s.series_uid == "b"
+
+
+def test_select_quality_refuses_soft_only_and_non_ct():
+    with pytest.raises(SeriesSelectionError, match="lung-kernel"):
+        select_series([_info("a", "soft", 100)], purpose="quality")
+    s, why = select_series([_info("a", "soft", 100)], purpose="lesion")
+    assert s.series_uid == "a" and "only soft-tissue" in why
+    s, why = select_series([_info("a", "soft", 100, source="image")], purpose="quality")
+    assert "from the image only" in why
+    with pytest.raises(SeriesSelectionError, match="no CT series"):
+        select_series([_info("a", "lung", 10, modality="MR")])
