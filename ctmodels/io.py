@@ -298,15 +298,20 @@ def canonical_affine(spacing: Tuple[float, float, float]) -> np.ndarray:
     return np.diag([-spacing[2], -spacing[1], spacing[0], 1.0])
 
 
-def write_mask_nifti(labels: np.ndarray, spacing: Tuple[float, float, float], path: PathLike) -> Path:
+def write_volume_nifti(voxels: np.ndarray, spacing: Tuple[float, float, float], path: PathLike) -> Path:
+    """A canonical [z, y, x] volume (HU int16 or labels) as NIfTI that :func:`read_ct` reads back identically."""
     import nibabel as nib
 
     path = Path(path)
-    data = np.transpose(np.asarray(labels, dtype=np.uint8), (2, 1, 0))
+    data = np.transpose(np.asarray(voxels), (2, 1, 0))
     img = nib.Nifti1Image(data, canonical_affine(spacing))
     img.header.set_xyzt_units("mm")
     nib.save(img, str(path))
     return path
+
+
+def write_mask_nifti(labels: np.ndarray, spacing: Tuple[float, float, float], path: PathLike) -> Path:
+    return write_volume_nifti(np.asarray(labels, dtype=np.uint8), spacing, path)
 
 
 __all__ = ["read_ct", "list_series", "write_mask_png", "write_mask_nifti", "NotCTError"]

@@ -150,6 +150,13 @@ def evaluate(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet) 
     return out
 
 
+def with_involvement_error(pre: Dict, metrics: Dict[str, float]) -> Dict:
+    """Preprocessing settings plus the held-out involvement error the severity module uses."""
+    return {**pre, "involvement_error": {"bias_pp": round(metrics["involvement_error_bias_pp"], 3),
+                                         "sd_pp": round(metrics["involvement_error_sd_pp"], 3),
+                                         "measured_on": "held-out lung-infection volumes, per slice"}}
+
+
 def train(
     data_root: Path,
     out_dir: Path,
@@ -232,6 +239,7 @@ def train(
         "metrics_held_out": metrics,
     }
     (out_dir / "training.json").write_text(json.dumps(record, indent=2))
-    (out_dir / "preprocessing.json").write_text(json.dumps(DEFAULT_PREPROCESSING, indent=2))
+    (out_dir / "preprocessing.json").write_text(json.dumps(with_involvement_error(DEFAULT_PREPROCESSING, metrics),
+                                                           indent=2))
     log.info("held-out metrics: %s", json.dumps(metrics))
     return metrics

@@ -1,0 +1,50 @@
+"""Altair charts shared by the CLI reports and the app (no streamlit here)."""
+
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+COLORS = {"pass": "#2ca02c", "fail": "#d62728", "undetermined": "#7f7f7f"}
+
+
+def verdict_chart(counts: Dict[str, int], title: str = "Breath-hold check"):
+    """Bar chart of pass / fail / undetermined counts with their share of the batch."""
+    import altair as alt
+    import pandas as pd
+
+    total = max(1, sum(counts.values()))
+    order = ["pass", "fail", "undetermined"]
+    df = pd.DataFrame({"verdict": order, "studies": [int(counts.get(k, 0)) for k in order]})
+    df["share"] = df["studies"] / total
+    return (
+        alt.Chart(df, title=f"{title}: {counts.get('fail', 0)} of {sum(counts.values())} failed")
+        .mark_bar()
+        .encode(
+            x=alt.X("verdict:N", sort=order, title=None),
+            y=alt.Y("studies:Q", title="studies"),
+            color=alt.Color("verdict:N", scale=alt.Scale(domain=order, range=[COLORS[k] for k in order]),
+                            legend=None),
+            tooltip=["verdict", "studies", alt.Tooltip("share:Q", format=".0%")],
+        )
+        .properties(width=320, height=220)
+    )
+
+
+def involvement_chart(per_slice: Sequence[Dict[str, float]]):
+    """Per-slice % of lung involved (GGO, consolidation) as stacked areas."""
+    import altair as alt
+    import pandas as pd
+
+    rows = []
+    for r in per_slice:
+        rows.append({"slice": r["slice"], "class": "GGO", "percent": r["ggo_pct"]})
+        rows.append({"slice": r["slice"], "class": "consolidation", "percent": r["consolidation_pct"]})
+    df = pd.DataFrame(rows)
+    return (
+        alt.Chart(df, title="Lung involved per slice")
+        .mark_area(opacity=0.8)
+        .encode(x=alt.X("slice:Q"), y=alt.Y("percent:Q", stack=True, title="% of lung in slice"),
+                color=alt.Color("class:N", scale=alt.Scale(domain=["GGO", "consolidation"],
+                                                           range=["#ffd200", "#e62828"])))
+        .properties(height=220)
+    )

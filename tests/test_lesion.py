@@ -1,0 +1,58 @@
+"""LesionSegmenter mechanics on a randomly initialised network (no weights needed)."""
+
+import numpy as np
+import pytest
+
+from ctmodels.errors import InvalidInputError
+from ctmodels.lesion import LesionSegmenter
+from ctmodels.lesion_model import build_lesion_unet
+from ctmodels.preprocessing import unwindow, window_hu
+from ctmodels.types import CTVolume, VolumeMeta
+
+
+@pytest.fixture(scope="module")
+def seg():
+    import torch
+
+    torch.manual_seed(0)
+    return LesionSegmenter(build_lesion_unet(), device="cpu")
+
+
+def test_predict_slice_returns_labels_and_probabilities_on_input_grid(seg):
+    img = (np.random.default_rng(0).random((70, 90)) * 255).astype(np.uint8)
+    r = seg.predict(img)
+    assert r.labels.shape == (70, 90) and r.labels.dtype == np.uint8
+    assert r.probabilities.shape == (4, 70, 90) and r.probabilities.dtype == np.float16
+    assert np.allclose(r.probabilities.astype(np.float32).sum(0), 1, atol=1e-2)
+    assert np.array_equal(r.labels, r.probabilities.astype(np.float32).argmax(0)) or \
+        (r.labels != r.probabilities.astype(np.float32).argmax(0)).mean() < 0.01  # fp16 ties
+    assert r.pixel_counts.sum() == 70 * 90
+    assert np.bincount(r.labels.ravel(), minlength=4).tolist() == r.pixel_counts[0].tolist()
+
+
+def test_predict_volume_batches_and_reports_progress(seg):
+    vol = np.random.default_rng(1).integers(-1000, 400, (5, 48, 40)).astype(np.int16)
+    seen = []
+    r = seg.predict(CTVolume(vol, (2.0, 1.0, 1.0), VolumeMeta(units="HU")), batch_size=2,
+                    progress=lambda d, t: seen.append((d, t)))
+    assert r.labels.shape == (5, 48, 40) and r.probabilities is None
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    assert r.pixel_counts.shape == (5, 4) and r.soft_counts.sum() == pytest.approx(5 * 48 * 40, rel=1e-3)
+
+
+def test_hu_input_is_windowed_like_the_training_slices(seg):
+    disp = (np.random.default_rng(2).random((64, 64)) * 255).astype(np.uint8)
+    w = seg.preprocessing["hu_window"]
+    hu = unwindow(disp, w["center"], w["width"]).round().astype(np.int16)
+    assert np.abs(window_hu(hu, w["center"], w["width"]).astype(int) - disp).max() <= 1
+    a, b = seg.predict(disp), seg.predict(hu)
+    assert (a.labels == b.labels).mean() > 0.98
+
+
+def test_bad_inputs(seg):
+    with pytest.raises(InvalidInputError, match="too small"):
+        seg.predict(np.zeros((4, 4), np.uint8))
+    with pytest.raises(InvalidInputError, match="0..255"):
+        seg.predict(np.full((32, 32), 900.0), units="display")
+    with pytest.raises(InvalidInputError, match="expected a slice"):
+        seg.predict(np.zeros((2, 2, 32, 32), np.uint8))

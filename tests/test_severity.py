@@ -1,0 +1,79 @@
+"""Involvement, MosMed grades, P(extensive) and the cohort calibration (known answers)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ctmodels import severity as S
+
+
+@pytest.mark.parametrize("pct,grade", [(0, "CT-0"), (0.05, "CT-0"), (1, "CT-1"), (24.9, "CT-1"), (25, "CT-2"),
+                                       (49.9, "CT-2"), (50, "CT-3"), (74.9, "CT-3"), (75, "CT-4"), (100, "CT-4")])
+def test_mosmed_grade_boundaries(pct, grade):
+    assert S.mosmed_grade(pct) == grade
+
+
+def test_involvement_is_share_of_lung():
+    counts = np.array([[1000, 30, 10, 60], [500, 0, 0, 100]])  # bg, ggo, cons, lung
+    inv = S.involvement(counts)
+    assert inv["ggo_pct"] == pytest.approx(100 * 30 / 200)
+    assert inv["consolidation_pct"] == pytest.approx(100 * 10 / 200)
+    assert inv["involved_pct"] == pytest.approx(100 * 40 / 200)
+    assert S.involvement(np.array([[10, 0, 0, 0]]))["involved_pct"] == 0.0
+
+
+def _study(pct, n=30, lung=1000):
+    les = lung * pct / 100
+    counts = np.tile([5000, les * 0.7, les * 0.3, lung - les], (n, 1))
+    return counts, counts.astype(float)
+
+
+def test_extensive_probability_is_monotone_and_centred():
+    ps = [S.extensive_probability(*_study(p)) for p in (5, 30, 45, 50, 55, 70, 95)]
+    assert all(a <= b for a, b in zip(ps, ps[1:]))
+    assert ps[0] < 0.01 and ps[-1] > 0.99
+    assert ps[3] == pytest.approx(0.5, abs=0.02)
+    # a larger measured error widens the uncertain band
+    assert S.extensive_probability(*_study(45), error_sd_pp=30) > S.extensive_probability(*_study(45), error_sd_pp=5)
+    # soft probabilities that disagree with the hard labels add uncertainty
+    c, _ = _study(40)
+    soft = c.astype(float).copy()
+    soft[:, 1] *= 1.4
+    soft[:, 3] -= c[:, 1] * 0.4
+    assert S.extensive_probability(c, soft) > S.extensive_probability(c, c.astype(float))
+
+
+def test_assess_report():
+    rep = S.assess(*_study(60))
+    assert rep.grade == "CT-3" and rep.extent_class == "C" and rep.involved_pct == pytest.approx(60)
+    assert len(rep.per_slice) == 30
+    none = S.assess(np.array([[100, 0, 0, 0]]), np.array([[100.0, 0, 0, 0]]))
+    assert not none.lung_found and none.grade == "CT-0" and none.extent_class == "A"
+
+
+def test_calibration_recovers_known_thresholds():
+    """Truth P(extensive | x) = logistic((x - 50) / 5): A/B at P = 1/3 (x = 46.5), B/C at 2/3 (x = 53.5)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 100, 20000)
+    p = 1 / (1 + np.exp(-(x - 50) / 5))
+    y = rng.random(x.size) < p
+    cal = S.fit_extent_calibration(x, y)
+    assert cal.t_ab_pct == pytest.approx(50 + 5 * math.log(0.5), abs=2.0)
+    assert cal.t_bc_pct == pytest.approx(50 + 5 * math.log(2.0), abs=2.0)
+    assert cal.predict_class([10, 50, 90]) == ["A", "B", "C"]
+    assert np.all(np.diff(cal.p_smooth) >= 0)
+    assert cal.predict_proba([20])[0] < 0.05 and cal.predict_proba([80])[0] > 0.95
+
+
+def test_calibration_with_a_sharp_step_has_a_narrow_b_band():
+    x = np.linspace(0, 100, 5000)
+    cal = S.fit_extent_calibration(x, x >= 60)
+    assert 55 <= cal.t_ab_pct <= cal.t_bc_pct <= 65
+
+
+def test_calibration_rejects_bad_input():
+    with pytest.raises(ValueError):
+        S.fit_extent_calibration([1.0], [True])
+    with pytest.raises(ValueError):
+        S.fit_extent_calibration([1.0, float("nan")], [True, False])
