@@ -72,15 +72,14 @@ def cmd_segment(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from . import severity
     from .io import read_ct, write_mask_nifti, write_mask_png
     from .lesion import LesionSegmenter
+    from .pipeline import segment_study
     from .viz import overlay
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seg = LesionSegmenter.from_pretrained(args.model, device=args.device)
-    cal = _calibration(seg)
     rows = []
     failures = 0
     used = set()
@@ -98,10 +97,10 @@ def cmd_segment(args) -> int:
         used.add(stem)
         z = vol.shape[0]
         bar = tqdm(total=z, desc=p.name, unit="slice", disable=z < 8 or args.quiet, file=sys.stderr)
-        res = seg.predict(vol, batch_size=args.batch_size, keep_probabilities=False,
-                          progress=lambda done, total: bar.update(done - bar.n))
+        study = segment_study(seg, vol, batch_size=args.batch_size,
+                              progress=lambda done, total: bar.update(done - bar.n))
         bar.close()
-        rep = severity.assess(res.pixel_counts, res.soft_counts, **cal)
+        res, rep = study.lesions, study.report
         disp = seg.to_display(vol.voxels, vol.meta.units)
         k = int(np.argmax(res.pixel_counts[:, 1] + res.pixel_counts[:, 2])) if z > 1 else 0
         write_mask_png(res.labels[k], out / f"{stem}.mask.png")
@@ -130,11 +129,6 @@ def cmd_segment(args) -> int:
     return 2 if failures else 0
 
 
-def _calibration(seg) -> dict:
-    m = seg.preprocessing.get("involvement_error", {})
-    return {"error_bias_pp": float(m.get("bias_pp", 0.0)), "error_sd_pp": float(m.get("sd_pp", 10.0))}
-
-
 # ----------------------------------------------------------------------------- train-lesion
 def cmd_train_lesion(args) -> int:
     from .train_lesion import train
@@ -142,6 +136,123 @@ def cmd_train_lesion(args) -> int:
     metrics = train(Path(args.data), Path(args.out), steps=args.steps, batch_size=args.batch_size,
                     seed=args.seed, threads=args.threads, device=args.device)
     print(json.dumps(metrics, indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- breath-hold
+def cmd_check_breath_hold(args) -> int:
+    from .io import read_ct
+    from .quality import BreathHoldChecker
+
+    checker = BreathHoldChecker.from_pretrained(args.model)
+    vol = read_ct(args.study, purpose="quality")
+    res = checker.predict(vol, keep_crops=bool(args.save_figure))
+    d = res.as_dict()
+    d["study"] = str(args.study)
+    if args.save_figure:
+        from .figures import save_trachea_figure
+
+        d["figure"] = str(save_trachea_figure(res, args.save_figure))
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        p = "-" if res.probability_fail is None else f"{res.probability_fail:.2f}"
+        print(f"{args.study}: {res.verdict.upper()} (P(fail)={p})")
+        print(f"  {res.reason}")
+        if res.series_reason:
+            print(f"  series: {res.series_reason}")
+        if res.slices_used:
+            print(f"  slices used: {len(res.slices_used)} (z {min(res.slices_used)}..{max(res.slices_used)}), "
+                  f"carina at z {res.carina_z if res.carina_z is not None else '?'}")
+        for k, v in res.features.items():
+            print(f"  {k}: {v:.3f}")
+    return 0
+
+
+def cmd_triage(args) -> int:
+    from tqdm import tqdm
+
+    from .quality import BreathHoldChecker
+    from .triage import run_triage, write_report
+
+    checker = BreathHoldChecker.from_pretrained(args.model)
+    bar = None
+
+    def progress(i, n, name):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=n, unit="study", disable=args.json, file=sys.stderr)
+        bar.total = n
+        bar.n = i
+        bar.set_postfix_str(name[:30])
+        bar.refresh()
+
+    report = run_triage(Path(args.input_dir), Path(args.failed_dir),
+                        Path(args.passed_dir) if args.passed_dir else None, move=not args.copy,
+                        dry_run=args.dry_run, checker=checker, progress=progress)
+    if bar is not None:
+        bar.close()
+    files = {}
+    if not args.dry_run:
+        files = {k: str(v) for k, v in write_report(report, Path(args.report_dir or args.failed_dir)).items()}
+    if args.json:
+        print(json.dumps({"counts": report.counts(), "studies": [r.as_dict() for r in report.rows],
+                          "notes": report.notes, "files": files, "dry_run": args.dry_run}, indent=2))
+        return 0
+    for n in report.notes:
+        print(f"recovered: {n}")
+    for r in report.rows:
+        p = "-" if r.probability_fail is None else f"{r.probability_fail:.2f}"
+        print(f"{r.verdict:13s} {p:>5s}  {r.study}  [{r.key}]  {r.action}")
+    c = report.counts()
+    print(f"{c['pass']} passed, {c['fail']} failed, {c['undetermined']} undetermined"
+          + (" (dry run: nothing was touched)" if args.dry_run else f"; report: {files.get('csv')}"))
+    und = [r for r in report.rows if r.verdict == "undetermined"]
+    for r in und:
+        print(f"undetermined, left in place: {r.study}: {r.reason}")
+    return 0
+
+
+def cmd_train_quality(args) -> int:
+    if args.pass_dir or args.fail_dir:
+        if not (args.pass_dir and args.fail_dir):
+            raise InvalidInputError("give both --pass-dir and --fail-dir to fine-tune")
+        from .hub import resolve_model_dir
+        from .train_quality import fine_tune
+
+        used = fine_tune(resolve_model_dir(args.base or "breath-hold-logreg"), Path(args.pass_dir),
+                         Path(args.fail_dir), Path(args.out))
+        print(json.dumps(used, indent=2))
+        return 0
+    from .train_quality import train
+
+    rec = train(Path(args.data) if args.data else None, Path(args.out), seed=args.seed)
+    print(json.dumps(rec["metrics_held_out"], indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- hub
+def cmd_download(args) -> int:
+    from . import registry
+    from .hub import resolve_model_dir
+
+    names = args.names or registry.names()
+    out = {}
+    for n in names:
+        out[n] = str(resolve_model_dir(n, revision=args.revision))
+        if not args.json:
+            print(f"{n}: {out[n]} (every file matches its SHA-256)")
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .hub import push_weights
+
+    commit = push_weights(args.name, args.repo_id, private=args.private, pin=args.pin)
+    print(f"pushed {args.name} to {args.repo_id} at commit {commit}"
+          + (" (pinned in ctmodels/weights_sha256.json)" if args.pin else "; pin it with --pin"))
     return 0
 
 
@@ -173,6 +284,49 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--show-lung", action="store_true", help="also colour 'other lung' in the overlay")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_segment)
+
+    s = sub.add_parser("check-breath-hold", help="breath-hold quality of one study from the trachea's shape")
+    s.add_argument("study", help="DICOM folder/file, zip, NIfTI, NRRD or .npy")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--save-figure", metavar="FILE", help="PNG of the trachea crop with its contour")
+    s.add_argument("--model", default=None, help="registry name or weights folder")
+    s.set_defaults(func=cmd_check_breath_hold)
+
+    s = sub.add_parser("triage", help="check every study in a folder; sort failed studies out safely")
+    s.add_argument("input_dir", help="one study per subfolder, zip or volume file")
+    s.add_argument("--failed-dir", required=True)
+    s.add_argument("--passed-dir", default=None)
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--move", action="store_true", help="move studies (copy, verify, delete; default)")
+    g.add_argument("--copy", action="store_true", help="copy studies, leave the input untouched")
+    s.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
+    s.add_argument("--report-dir", default=None, help="where report.csv and the chart go (default: --failed-dir)")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--model", default=None, help="registry name or weights folder")
+    s.set_defaults(func=cmd_triage)
+
+    s = sub.add_parser("train-quality", help="train the breath-hold classifier (simulated expiration), "
+                       "or fine-tune it with --pass-dir/--fail-dir")
+    s.add_argument("--data", default=None, help="../shared/data (real inspiration scans)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--pass-dir", default=None, help="folder of studies labelled pass")
+    s.add_argument("--fail-dir", default=None, help="folder of studies labelled fail")
+    s.add_argument("--base", default=None, help="model to fine-tune (default: bundled breath-hold-logreg)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_train_quality)
+
+    s = sub.add_parser("download", help="fetch and verify model weights (bundled, cache or Hub at the pinned revision)")
+    s.add_argument("names", nargs="*", help=f"models (default: all of {', '.join(registry.names())})")
+    s.add_argument("--revision", default=None, help="override the pinned revision")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("push", help="upload a bundled model folder to the Hugging Face Hub")
+    s.add_argument("name", choices=registry.names())
+    s.add_argument("--repo-id", required=True)
+    s.add_argument("--private", action="store_true")
+    s.add_argument("--pin", action="store_true", help="record the new commit as the pinned revision")
+    s.set_defaults(func=cmd_push)
 
     s = sub.add_parser("train-lesion", help="train the lesion UNet on the COVID slice sets")
     s.add_argument("--data", required=True, help="folder holding covid_semiseg_train/ and "

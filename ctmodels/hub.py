@@ -3,7 +3,8 @@
 Resolution order (the first that has the files wins):
 
 1. an explicit local folder (``from_pretrained("path/to/folder")``);
-2. ``$CTMODELS_WEIGHTS_DIR/<name>``, then the checkout's bundled ``weights/<name>``;
+2. a weights folder: ``$CTMODELS_WEIGHTS_DIR/<name>`` when that variable is set, otherwise the
+   checkout's bundled ``weights/<name>``;
 3. the Hugging Face cache at the pinned revision;
 4. the Hugging Face Hub at the pinned revision (``HF_ENDPOINT`` is honoured; nothing is
    fetched when ``HF_HUB_OFFLINE=1``).
@@ -45,11 +46,10 @@ def _verify(folder: Path, entry: registry.ModelEntry) -> Optional[str]:
     return None
 
 
-def _local_candidates(name: str):
+def weights_root() -> Path:
+    """``$CTMODELS_WEIGHTS_DIR`` if set, else the bundled ``weights/`` of the checkout."""
     env = os.environ.get("CTMODELS_WEIGHTS_DIR")
-    if env:
-        yield Path(env) / name
-    yield BUNDLED / name
+    return Path(env) if env else BUNDLED
 
 
 def _offline() -> bool:
@@ -71,13 +71,13 @@ def resolve_model_dir(name_or_path: Union[str, Path], revision: Optional[str] = 
             raise WeightsChecksumError(f"{bad} does not match the SHA-256 recorded for {entry.name}", p / bad)
         return p
     entry = registry.get(str(name_or_path))
-    for cand in _local_candidates(entry.name):
-        if cand.is_dir() and (cand / "config.json").exists():
-            bad = _verify(cand, entry)
-            if bad is None:
-                log.info("weights for %s from %s", entry.name, cand)
-                return cand
-            log.warning("weights in %s fail their SHA-256 check (%s); looking further", cand, bad)
+    cand = weights_root() / entry.name
+    if cand.is_dir() and (cand / "config.json").exists():
+        bad = _verify(cand, entry)
+        if bad is None:
+            log.info("weights for %s from %s", entry.name, cand)
+            return cand
+        log.warning("weights in %s fail their SHA-256 check (%s); looking further", cand, bad)
     return _from_hub(entry, revision or entry.revision, cache_dir)
 
 
@@ -116,5 +116,37 @@ def _from_hub(entry: registry.ModelEntry, revision: str, cache_dir: Optional[str
             raise WeightsChecksumError(
                 f"{fname} of {entry.name} from {entry.repo_id}@{revision} does not match its recorded SHA-256 "
                 "after a fresh download", fname)
-    assert folder is not None
+    if folder is None:  # no files registered: nothing was fetched
+        raise WeightsNotFoundError(f"no files registered for {entry.name}; {how}")
     return folder
+
+
+def push_weights(name: str, repo_id: str, private: bool = False, pin: bool = False) -> str:
+    """Upload ``weights/<name>`` to ``repo_id``; returns the commit to pin (written with ``pin``)."""
+    import json
+
+    from huggingface_hub import HfApi
+
+    from .errors import WeightsError
+
+    folder = weights_root() / name
+    if not (folder / "config.json").exists():
+        raise WeightsNotFoundError(f"no weights folder for {name}", folder)
+    entry = registry.get(name)
+    bad = _verify(folder, entry)
+    if bad:
+        raise WeightsChecksumError(f"{bad} does not match its recorded SHA-256; refusing to push", folder / bad)
+    try:
+        api = HfApi()
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder),
+                                 commit_message=f"ctmodels: {name}")
+    except Exception as exc:
+        raise WeightsError(f"push to {repo_id} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    commit = getattr(info, "oid", None) or str(info)
+    if pin:
+        path = Path(__file__).with_name("weights_sha256.json")
+        data = json.loads(path.read_text())
+        data.setdefault(name, {})["revision"] = commit
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return commit

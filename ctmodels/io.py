@@ -97,13 +97,12 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
         if series_uid not in groups:
             raise InvalidInputError(f"series {series_uid} not found ({len(groups)} series present)", name)
         return dicom.read_series(groups[series_uid], source=name)
-    if len(groups) == 1:
-        uid = next(iter(groups))
-        return dicom.read_series(groups[uid], source=name)
     from .series import describe_dicom_series, select_series
 
     infos = [describe_dicom_series(uid, its) for uid, its in groups.items()]
     best, why = select_series(infos, purpose=purpose)
+    if len(infos) == 1:
+        why = "the only series; " + why
     log.info("%d series found; using series %s: %s", len(infos), best.series_number, why)
     vol = dicom.read_series(groups[best.series_uid], source=name)
     vol.meta.extra["selection_reason"] = why

@@ -45,6 +45,16 @@ _BASE = [
         description="UNet (EfficientNet-b0 encoder) labelling axial chest CT slices: GGO, "
                     "consolidation, other lung, background. Research use, not diagnosis.",
     ),
+    dict(
+        name="breath-hold-logreg",
+        task="breath-hold-quality",
+        repo_id="ctmodels/breath-hold-logreg",
+        revision="main",
+        labels=["pass", "fail"],
+        licence="Apache-2.0 (trained on synthetic phantoms and Apache-2.0 / CIP-licensed inspiration scans)",
+        description="Logistic model on trachea shape features (circularity, AP/transverse ratio, "
+                    "solidity, posterior-wall bowing): P(failed breath hold). Research use, not diagnosis.",
+    ),
 ]
 
 

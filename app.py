@@ -1,0 +1,15 @@
+"""ctmodels demo: chest CT lesions, severity and breath-hold quality (research use, not diagnosis)."""
+
+import streamlit as st
+
+st.set_page_config(page_title="ctmodels - chest CT", page_icon=":lungs:", layout="wide")
+
+pages = [
+    st.Page("app_pages/lesions.py", title="Lesions", icon=":material/image_search:", default=True),
+    st.Page("app_pages/severity.py", title="Study severity", icon=":material/monitoring:"),
+    st.Page("app_pages/quality.py", title="Breath-hold QA", icon=":material/air:"),
+    st.Page("app_pages/models.py", title="Models", icon=":material/info:"),
+]
+st.navigation(pages).run()
+st.sidebar.caption("Research use only - not for diagnosis. Uploads stay in memory or a private "
+                   "temporary folder that is deleted after reading.")

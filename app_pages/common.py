@@ -1,0 +1,79 @@
+"""Helpers shared by the pages: cached models, uploads -> CTVolume, errors as st.error."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import streamlit as st
+
+from ctmodels.errors import CTModelsError
+from ctmodels.io import read_ct
+from ctmodels.types import CTVolume
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "zip", "nii", "gz", "nrrd", "npy"]
+
+
+@st.cache_resource(show_spinner="Loading the lesion model...")
+def lesion_model():
+    from ctmodels.lesion import LesionSegmenter
+
+    return LesionSegmenter.from_pretrained(device="auto")
+
+
+@st.cache_resource(show_spinner="Loading the breath-hold model...")
+def quality_model():
+    from ctmodels.quality import BreathHoldChecker
+
+    return BreathHoldChecker.from_pretrained()
+
+
+def upload_key(files) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode("utf-8", "replace"))
+        h.update(f.getvalue())
+    return h.hexdigest()[:16]
+
+
+def volume_from_uploads(files: List, purpose: str = "lesion") -> CTVolume:
+    """Write the uploads into a private temp dir (0700), read them, delete the dir."""
+    with tempfile.TemporaryDirectory(prefix="ctmodels-upload-") as tmp:
+        paths = []
+        for i, f in enumerate(files):
+            name = Path(f.name).name or f"upload{i}"
+            p = Path(tmp) / f"{i:04d}_{name}"
+            p.write_bytes(f.getvalue())
+            paths.append(p)
+        target = paths[0] if len(paths) == 1 else Path(tmp)
+        vol = read_ct(target, purpose=purpose)
+    vol.meta.source = files[0].name if len(files) == 1 else f"{len(files)} uploaded files"
+    return vol
+
+
+def show_error(exc: Exception) -> None:
+    """One line, never a traceback."""
+    if isinstance(exc, CTModelsError):
+        st.error(str(exc).replace(tempfile.gettempdir(), "upload"))
+    else:
+        st.error(f"Could not process this input: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+
+
+def progress_bar(label: str):
+    bar = st.progress(0.0, text=label)
+
+    def update(done: int, total: int) -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=f"{label} {done}/{total}")
+
+    return bar, update
+
+
+def cached_result(key: str) -> Optional[object]:
+    return st.session_state.get("results", {}).get(key)
+
+
+def store_result(key: str, value: object) -> None:
+    # one study per session at a time: older results are dropped from memory
+    st.session_state["results"] = {key: value}

@@ -1,0 +1,108 @@
+"""Lesions: upload a slice or a study, switch overlays per class, read % involved and the grade."""
+
+import io as _io
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from app_pages.common import (UPLOAD_TYPES, cached_result, lesion_model, progress_bar, show_error, store_result,
+                              upload_key, volume_from_uploads)
+from ctmodels import examples, severity
+from ctmodels.lesion_model import LABELS
+from ctmodels.pipeline import segment_study
+from ctmodels.preprocessing import window_hu
+from ctmodels.viz import hex_to_rgb, overlay
+
+WINDOWS = {"Lung (W1500 / L-600)": (-600, 1500), "Mediastinum (W350 / L50)": (50, 350)}
+
+st.title("Lesion segmentation")
+st.caption("Ground-glass opacity, consolidation and other lung on each axial slice. Research use only.")
+
+# ---- inputs
+files = st.file_uploader("Slice (PNG/JPG), DICOM file(s), zip of a DICOM series, NIfTI, NRRD or .npy",
+                         type=UPLOAD_TYPES, accept_multiple_files=True, key="lesion_upload")
+use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)", key="lesion_example", value=True)
+
+# ---- guard
+if not files and not use_example:
+    st.info("Upload a file, or switch on the synthetic example.")
+    st.stop()
+
+# ---- one library call (cached per upload in this session)
+key = "example-lesions" if use_example and not files else "lesions-" + upload_key(files)
+study = cached_result(key)
+if study is None:
+    try:
+        vol = examples.lesion_volume() if key == "example-lesions" else volume_from_uploads(files)
+        bar, update = progress_bar("Segmenting slices")
+        study = segment_study(lesion_model(), vol, progress=update)
+        bar.empty()
+    except Exception as exc:  # shown as one line
+        show_error(exc)
+        st.stop()
+    store_result(key, study)
+
+vol, res, rep = study.volume, study.lesions, study.report
+if vol.meta.format == "synthetic":
+    st.warning("SYNTHETIC example made in code - not a patient, not real CT texture.")
+
+# ---- render
+left, right = st.columns([3, 2])
+with right:
+    z = 0
+    if vol.shape[0] > 1:
+        default = int(np.argmax(res.pixel_counts[:, 1] + res.pixel_counts[:, 2]))
+        z = st.slider("Slice", 0, vol.shape[0] - 1, default, key="lesion_slice")
+    if vol.is_hu:
+        wname = st.radio("Window", list(WINDOWS), horizontal=True, key="lesion_window")
+        c, w = WINDOWS[wname]
+        disp = window_hu(vol.voxels[z], c, w)
+    else:
+        st.caption("8-bit display image: shown as uploaded (no HU window).")
+        disp = vol.voxels[z]
+    opacity = st.slider("Opacity", 0.0, 1.0, 0.45, 0.05, key="lesion_opacity")
+    shown, colors = [], {}
+    for cls, name, default_on, default_color in [(1, "GGO", True, "#FFD200"), (2, "Consolidation", True, "#E62828"),
+                                                 (3, "Other lung", False, "#3C8CFF")]:
+        a, b = st.columns([3, 1])
+        if a.checkbox(name, value=default_on, key=f"show_{cls}"):
+            shown.append(cls)
+        colors[cls] = hex_to_rgb(b.color_picker(name, default_color, key=f"color_{cls}", label_visibility="collapsed"))
+    sl = severity.involvement(res.pixel_counts[z])
+    st.subheader("This slice")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("GGO", f"{sl['ggo_pct']:.1f} %")
+    m2.metric("Consolidation", f"{sl['consolidation_pct']:.1f} %")
+    m3.metric("Involved", f"{sl['involved_pct']:.1f} %", help="of the lung in this slice")
+    st.subheader("Whole input")
+    st.metric("Grade", rep.grade, help="MosMed: CT-0 none, CT-1 <25 %, CT-2 25-50 %, CT-3 50-75 %, CT-4 >=75 % of lung")
+    st.caption(f"GGO {rep.ggo_pct:.1f} % - consolidation {rep.consolidation_pct:.1f} % - involved "
+               f"{rep.involved_pct:.1f} % of lung over {vol.shape[0]} slice(s)")
+
+rgb = overlay(disp, res.labels[z], classes=shown, colors=colors, alpha=opacity)
+with left:
+    st.image(rgb, caption=f"slice {z} - {', '.join(LABELS[c] for c in shown) or 'no overlay'}", width="stretch")
+
+# ---- downloads
+buf = _io.BytesIO()
+Image.fromarray(rgb).save(buf, format="PNG")
+mask = _io.BytesIO()
+Image.fromarray(res.labels[z]).save(mask, format="PNG")
+d1, d2, d3 = st.columns(3)
+d1.download_button("Overlay PNG", buf.getvalue(), f"overlay_slice{z}.png", "image/png")
+if vol.shape[0] > 1:
+    import tempfile
+    from pathlib import Path
+
+    from ctmodels.io import write_mask_nifti
+
+    with tempfile.TemporaryDirectory(prefix="ctmodels-out-") as tmp:
+        p = write_mask_nifti(res.labels, vol.spacing, Path(tmp) / "mask.nii.gz")
+        d2.download_button("Label mask (NIfTI)", p.read_bytes(), "mask.nii.gz", "application/gzip")
+else:
+    d2.download_button("Label mask (PNG)", mask.getvalue(), "mask.png", "image/png")
+csv = "slice,ggo_pct,consolidation_pct,involved_pct\n" + "\n".join(
+    f"{r['slice']},{r['ggo_pct']:.3f},{r['consolidation_pct']:.3f},{r['involved_pct']:.3f}" for r in rep.per_slice)
+d3.download_button("CSV", csv, "involvement.csv", "text/csv")
+st.caption("Mask labels: 0 background, 1 GGO, 2 consolidation, 3 other lung.")

@@ -1,0 +1,91 @@
+"""Breath-hold QA: one study or a zip of many; verdicts, trachea crops, pass/fail chart, sorted zip."""
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.common import (UPLOAD_TYPES, cached_result, progress_bar, quality_model, show_error, store_result,
+                              upload_key, volume_from_uploads)
+from ctmodels import examples
+from ctmodels.charts import verdict_chart
+from ctmodels.figures import trachea_panel
+from ctmodels.triage import TriageReport, TriageRow, triage_archive
+
+st.title("Breath-hold quality check")
+st.caption("Round trachea above the carina = full inspiration (pass); flattened or crescent with the posterior "
+           "wall bowing in = expiration (fail). Lung-kernel series only. Research use only.")
+
+files = st.file_uploader("One study (DICOM zip/files, NIfTI, NRRD) or a zip with one study per folder",
+                         type=UPLOAD_TYPES, accept_multiple_files=True, key="qa_upload")
+batch = st.toggle("The zip holds many studies (batch)", key="qa_batch", disabled=not files)
+use_example = not files and st.toggle("Use the built-in SYNTHETIC examples (no patient data)", key="qa_example", value=True)
+if not files and not use_example:
+    st.info("Upload a study or a zip of studies, or switch on the synthetic examples.")
+    st.stop()
+
+key = "example-qa" if use_example and not files else f"qa-{int(batch)}-" + upload_key(files)
+result = cached_result(key)
+if result is None:
+    bar, update = progress_bar("Checking")
+    try:
+        checker = quality_model()
+        if key == "example-qa":
+            studies = examples.breath_hold_studies()
+            rows = []
+            for i, (name, vol) in enumerate(studies.items()):
+                update(i, len(studies))
+                r = checker.predict(vol, keep_crops=True)
+                row = TriageRow(name, name, r.verdict, r.probability_fail, r.reason)
+                if r.measurement is not None and r.measurement.crops:
+                    row.figure = trachea_panel(*r.measurement.crops[len(r.measurement.crops) // 2], scale=4)
+                rows.append(row)
+            result = (TriageReport(rows), None)
+        elif batch:
+            if len(files) != 1 or not files[0].name.lower().endswith(".zip"):
+                raise ValueError("batch mode needs one zip file with one study per folder or file")
+            with tempfile.TemporaryDirectory(prefix="ctmodels-qa-") as tmp:
+                zp = Path(tmp) / "upload.zip"
+                zp.write_bytes(files[0].getvalue())
+                rep, archive = triage_archive(zp, Path(tmp) / "work", checker,
+                                              progress=lambda i, n, _name: update(i, n))
+                result = (rep, archive.read_bytes())
+        else:
+            vol = volume_from_uploads(files, purpose="quality")
+            r = checker.predict(vol, keep_crops=True)
+            row = TriageRow("study", files[0].name if len(files) == 1 else "uploaded study", r.verdict,
+                            r.probability_fail, r.reason)
+            if r.measurement is not None and r.measurement.crops:
+                row.figure = trachea_panel(*r.measurement.crops[len(r.measurement.crops) // 2], scale=4)
+            result = (TriageReport([row]), None)
+    except Exception as exc:
+        bar.empty()
+        show_error(exc)
+        st.stop()
+    bar.empty()
+    store_result(key, result)
+
+report, archive = result
+if key == "example-qa":
+    st.warning("SYNTHETIC examples made in code (the expiration case is a simulated 50 % area loss).")
+counts = report.counts()
+c1, c2, c3 = st.columns(3)
+c1.metric("Pass", counts["pass"])
+c2.metric("Fail", counts["fail"])
+c3.metric("Undetermined", counts["undetermined"])
+st.altair_chart(verdict_chart(counts), width="content")
+table = pd.DataFrame([{"study": r.study, "verdict": r.verdict,
+                       "P(fail)": None if r.probability_fail is None else round(r.probability_fail, 3),
+                       "reason": r.reason} for r in report.rows])
+st.dataframe(table, hide_index=True, width="stretch")
+cols = st.columns(min(4, max(1, len(report.rows))))
+for i, r in enumerate(report.rows):
+    with cols[i % len(cols)]:
+        if r.figure is not None:
+            st.image(r.figure, caption=f"{r.study}: {r.verdict.upper()}", width="stretch")
+        else:
+            st.caption(f"{r.study}: {r.verdict.upper()} (no trachea crop)")
+if archive is not None:
+    st.download_button("Download sorted studies (passed/ failed/ undetermined/ + report.csv)", archive,
+                       "breath_hold_sorted.zip", "application/zip")

@@ -1,0 +1,58 @@
+"""Study severity: involvement per slice, study % per class, grade and P(extensive pneumonia)."""
+
+import streamlit as st
+
+from app_pages.common import (UPLOAD_TYPES, cached_result, lesion_model, progress_bar, show_error, store_result,
+                              upload_key, volume_from_uploads)
+from ctmodels import examples
+from ctmodels.charts import involvement_chart
+from ctmodels.pipeline import segment_study
+from ctmodels.severity import T_AB, T_BC
+
+st.title("Study severity")
+
+files = st.file_uploader("A whole study: zip of a DICOM series, DICOM files, NIfTI or NRRD", type=UPLOAD_TYPES,
+                         accept_multiple_files=True, key="severity_upload")
+use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)", key="severity_example", value=True)
+if not files and not use_example:
+    st.info("Upload a study, or switch on the synthetic example.")
+    st.stop()
+
+key = "example-lesions" if use_example and not files else "lesions-" + upload_key(files)
+study = cached_result(key)
+if study is None:
+    try:
+        vol = examples.lesion_volume() if key == "example-lesions" else volume_from_uploads(files)
+        bar, update = progress_bar("Segmenting slices")
+        study = segment_study(lesion_model(), vol, progress=update)
+        bar.empty()
+    except Exception as exc:
+        show_error(exc)
+        st.stop()
+    store_result(key, study)
+
+vol, rep = study.volume, study.report
+if vol.meta.format == "synthetic":
+    st.warning("SYNTHETIC example made in code - not a patient, not real CT texture.")
+
+c = st.columns(5)
+c[0].metric("GGO", f"{rep.ggo_pct:.1f} %")
+c[1].metric("Consolidation", f"{rep.consolidation_pct:.1f} %")
+c[2].metric("Involved", f"{rep.involved_pct:.1f} %")
+c[3].metric("Grade", rep.grade)
+c[4].metric("P(extensive)", f"{rep.p_extensive:.2f}", help=f"class {rep.extent_class}")
+st.altair_chart(involvement_chart(rep.per_slice), width="stretch")
+st.markdown(f"""
+**What the numbers mean.** The model labels every pixel; *involved* is the share of the lung that is
+ground-glass opacity or consolidation, over all {vol.shape[0]} slice(s). The grade follows MosMed
+(CT-0 no findings, CT-1 < 25 %, CT-2 25-50 %, CT-3 50-75 %, CT-4 >= 75 %). **P(extensive)** is the
+probability that the true involvement is 50 % or more, given the model's per-pixel probabilities and its
+error measured on held-out slices; class **{rep.extent_class}** (A below {T_AB:.0%}, B up to {T_BC:.0%},
+C above).
+
+**What they don't mean.** This is not a diagnosis. The model was trained on 8-bit slices of COVID-19
+CT; other diseases, scanners or reconstructions can be mislabelled, and a study's grade depends on
+how much of the lungs the upload covers.
+""")
+for n in rep.notes:
+    st.info(n)

@@ -1,0 +1,58 @@
+"""Built-in SYNTHETIC examples for visitors without files (no patient data; made in code).
+
+They show how the tools behave; they are not real CT and say so in their metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+from scipy import ndimage
+
+from .phantoms import chest_phantom
+from .types import HU, CTVolume, VolumeMeta
+
+SYNTHETIC = "SYNTHETIC example (made in code, not a patient)"
+
+
+def _meta(name: str) -> VolumeMeta:
+    return VolumeMeta(source=f"example:{name}", format="synthetic", modality="CT", units=HU,
+                      series_description=SYNTHETIC, kernel="LUNG")
+
+
+def lesion_volume(n_slices: int = 12, seed: int = 0) -> CTVolume:
+    """A chest phantom with lung texture, patchy ground-glass (-550 HU) and consolidation (0 HU)."""
+    rng = np.random.default_rng(seed)
+    sp = (5.0, 1.25, 1.25)
+    base = chest_phantom(sp, extent_mm=n_slices * sp[0], fov_mm=340, noise_hu=0, seed=seed).astype(np.float32)
+    base = base[:, :, :]
+    lungs = (base > -900) & (base < -800)
+    # vessels: small bright blobs in the lungs
+    vessels = ndimage.gaussian_filter(rng.random(base.shape).astype(np.float32), (0, 1.2, 1.2)) > 0.56
+    base[lungs & vessels] = -300
+    # lesions grow toward the lung bases (low z): smooth random fields thresholded
+    field = ndimage.gaussian_filter(rng.random(base.shape).astype(np.float32), (1.0, 8, 8))
+    field = (field - field.min()) / (np.ptp(field) + 1e-6)
+    grad = np.linspace(0.25, -0.05, base.shape[0])[:, None, None]
+    ggo = lungs & (field + grad > 0.62)
+    cons = lungs & (field + grad > 0.78)
+    base[ggo] = -550
+    base[cons] = -20
+    base = ndimage.gaussian_filter(base, (0, 0.8, 0.8)) + rng.normal(0, 20, base.shape).astype(np.float32)
+    return CTVolume(np.round(base).astype(np.int16), sp, _meta("lesions"))
+
+
+def breath_hold_studies(seed: int = 0) -> Dict[str, CTVolume]:
+    """Three synthetic studies: full inspiration, simulated expiration (50 % area loss), abdomen only."""
+    from .quality import simulate_expiration
+
+    sp = (2.0, 0.8, 0.8)
+    ok = chest_phantom(sp, extent_mm=80, seed=seed + 1)
+    bad = simulate_expiration(chest_phantom(sp, extent_mm=80, seed=seed + 2), sp, 0.5).astype(np.int16)
+    abd = chest_phantom(sp, extent_mm=60, seed=seed + 3, abdomen=True)
+    return {
+        "synthetic-inspiration": CTVolume(ok, sp, _meta("inspiration")),
+        "synthetic-expiration-50pct": CTVolume(bad, sp, _meta("expiration")),
+        "synthetic-abdomen-only": CTVolume(abd, sp, _meta("abdomen")),
+    }

@@ -1,0 +1,146 @@
+"""Model cards (README.md beside the weights) generated from the registry and the training record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict
+
+from . import registry
+
+INTENDED_USE = ("Research and education only. Not a medical device; not for diagnosis, triage of "
+                "patients or any clinical decision.")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _metrics_table(m: Dict[str, Any]) -> str:
+    lines = ["| metric | value |", "| --- | --- |"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in m.items()]
+    return "\n".join(lines)
+
+
+def lesion_card(folder: Path) -> str:
+    e = registry.get("lesion-unet-effb0")
+    rec = json.loads((folder / "training.json").read_text())
+    m = rec["metrics_held_out"]
+    pre = json.loads((folder / "preprocessing.json").read_text())
+    return f"""---
+license: cc-by-nc-sa-4.0
+library_name: segmentation-models-pytorch
+tags: [medical-imaging, chest-ct, covid-19, segmentation, research-only]
+---
+
+# {e.name}
+
+{e.description}
+
+* **Architecture**: `smp.Unet("efficientnet-b0", encoder_weights=None, in_channels=1, classes=4)`
+* **Labels**: {", ".join(f"{i} {n}" for i, n in enumerate(e.labels))}
+* **Input**: one axial slice, resized to {pre['input_size']}x{pre['input_size']}; 8-bit intensities
+  scaled to [0, 1], normalised with mean {pre['mean']} / std {pre['std']}. HU input is first mapped to
+  8 bits with the lung window W {pre['hu_window']['width']:.0f} / L {pre['hu_window']['center']:.0f}.
+  Outputs are resized back to the input grid.
+* **Intended use**: {INTENDED_USE}
+* **Licence of these weights**: {e.licence}. The code of ctmodels is Apache-2.0; the weights inherit the
+  non-commercial terms of their training data.
+
+## Training data
+* `covid_semiseg_train` (COVID-SemiSeg / MedSeg, 8-bit lung-window JPEG slices, GGO and consolidation
+  labels, no lung mask; non-commercial).
+* `covid_ct_lung_infection_slices` (Zenodo 3757476, 20 volumes, 256x256 CLAHE slices, lung and
+  infection masks; CC BY-NC-SA).
+
+Partial labels are handled with a *set cross-entropy* (the probability of the set of classes a pixel
+may belong to) plus soft Dice on the quantities each set defines; see `ctmodels/train_lesion.py`.
+
+## Split (by volume, never by random slice)
+* Held out from COVID-SemiSeg: slices {", ".join(rec['held_out']['covid_semiseg_train'])}
+  (blocks of consecutive slice numbers).
+* Held out from the lung-infection set: volumes {rec['held_out']['covid_ct_lung_infection_slices_volumes']}
+  ({rec['held_out']['covid_ct_lung_infection_slices_count']} slices; volumes found from the jumps
+  between consecutive slices).
+* Nothing was tuned on the held-out slices: the schedule was fixed before training and the last
+  checkpoint is the one shipped.
+
+## Training
+`{rec['command']}` - {rec['steps']} steps of batch {rec['batch_size']} (half SemiSeg, half
+lung-infection slices), random {rec['crop']} px crops, AdamW, warm-up + cosine schedule, seed {rec['seed']},
+{rec['train_seconds'] / 60:.0f} min on {rec['device']}. Loss: {rec['loss']}.
+
+## Metrics on the held-out split (mean per-slice Dice)
+`*_nonempty` averages only slices where the class is present in the reference; the others count a slice
+with neither reference nor prediction as Dice 1.
+
+{_metrics_table(m)}
+
+The Inf-Net paper's numbers (infection 0.739, GGO 0.646, consolidation 0.458) are on the 48-slice
+COVID-SemiSeg test split, which is not in our data; ours come from {m['semiseg_slices']} held-out SemiSeg slices
+and are not directly comparable.
+
+## Limitations
+Trained on 8-bit display slices from a few hundred patients with COVID-19; not validated on other
+diseases, scanners, children, or true-HU input beyond the lung-window mapping. Research use only.
+"""
+
+
+def quality_card(folder: Path) -> str:
+    e = registry.get("breath-hold-logreg")
+    rec = json.loads((folder / "training.json").read_text())
+    return f"""---
+license: apache-2.0
+tags: [medical-imaging, chest-ct, quality-control, research-only]
+---
+
+# {e.name}
+
+{e.description}
+
+* **Model**: logistic regression on four shape features of the tracheal lumen above the carina,
+  aggregated (median) over the slices from the thoracic inlet to 15 mm above the carina:
+  circularity, AP/transverse diameter ratio, solidity, posterior-wall bowing depth.
+  Coefficients (standardised features): {rec['coefficients']}.
+* **Fail threshold**: simulated cross-sectional area loss >= {rec['fail_area_loss']:.0%} with the
+  posterior membranous wall bowing in (normal forced expiration loses 35 +- 18 %, Stern et al.,
+  Radiology 1993; static end-expiration ~9-17 %, see `ctmodels/quality.py`).
+* **Intended use**: {INTENDED_USE}
+* **Licence**: {e.licence}.
+
+## Training data: the failure class is simulated
+No expiration scans were available. Failures were made by `simulate_expiration`: the posterior
+membranous wall is displaced anteriorly in a parabolic bow on an 8x supersampled grid until the
+requested fraction of lumen area is lost; displaced air becomes wall tissue by partial volume; then
+scanner variation (Gaussian blur up to 0.8 voxel, noise up to 30 HU) is added to every case.
+Area losses: {rec['losses']}.
+
+* Training: {rec['n_train_phantoms']} synthetic phantoms (in-plane 0.5-1.6 mm, slices 1-5 mm, trachea 14-24 mm)
+  and the real scans {rec['train_sources']}.
+* Held out (never fitted on, nothing tuned on them): {rec['n_test_phantoms']} other phantoms and the real
+  scans {rec['held_out_sources']} at losses {rec['held_out_losses']}.
+
+`{rec['command']}` ({rec['seconds']:.0f} s on CPU).
+
+## Metrics on the held-out cases
+
+{_metrics_table(rec['metrics_held_out'])}
+
+`severe_caught_rate`: share of cases with >= 40 % area loss judged fail; `mild_pass_rate`: share with
+<= 10 % loss judged pass (an unmeasurable case counts against both).
+
+## Limitations
+Validated on simulated deformation only; real expiratory scans may differ (e.g. lateral wall motion,
+tracheomalacia, masses, tubes). Fine-tune on labelled studies with
+`ctmodels train-quality --pass-dir A --fail-dir B --out DIR`.
+"""
+
+
+def write_card(folder: Path, name: str) -> Path:
+    folder = Path(folder)
+    text = lesion_card(folder) if name == "lesion-unet-effb0" else quality_card(folder)
+    out = folder / "README.md"
+    out.write_text(text)
+    return out

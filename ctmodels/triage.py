@@ -1,0 +1,307 @@
+"""Batch breath-hold QA over a folder of studies, with crash-safe sorting.
+
+One study per subfolder, zip, or volume file (NIfTI, NRRD, .npy, single DICOM file) directly
+inside the input folder; names starting with '.' are ignored.
+
+Moving a study is: copy into ``<target>/.ctmodels-partial-<name>-<token>``, flush, verify every
+file (size and SHA-256) against the source, rename atomically to ``<target>/<name>``, then
+rename the source to ``<input>/.ctmodels-trash-<name>`` and delete that. Nothing is overwritten:
+a target that exists with other content is a conflict and the study stays where it is. A run
+killed at any point and run again finishes the job: partial copies are removed and redone, a
+finished copy whose source still exists is verified and the source removed, leftover trash is
+removed once its copy is verified. ``dry_run`` only plans.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from .errors import CTModelsError, EmptyInputError, InvalidInputError, TriageError
+
+log = logging.getLogger(__name__)
+
+PARTIAL = ".ctmodels-partial-"
+TRASH = ".ctmodels-trash-"
+STUDY_FILE_SUFFIXES = (".zip", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".npy", ".dcm")
+
+
+def discover_studies(folder: Path) -> List[Path]:
+    """The studies directly inside ``folder`` (sorted by name)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InvalidInputError("not a folder, expected a folder with one study per subfolder or file", folder)
+    out = []
+    for p in sorted(folder.iterdir(), key=lambda q: q.name):
+        if p.name.startswith(".") or p.is_symlink():
+            continue
+        name = p.name.lower()
+        if p.is_dir() or (p.is_file() and name.endswith(STUDY_FILE_SUFFIXES)):
+            out.append(p)
+    return out
+
+
+def study_key(path: Path, study_uid: Optional[str] = None) -> str:
+    """Pseudonymous key: a hash of the StudyInstanceUID (or the file name), never patient data."""
+    base = study_uid or path.name
+    return "S-" + hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------- safe file moves
+def _files(root: Path) -> Dict[str, Path]:
+    if root.is_file():
+        return {"": root}
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        dirs.sort()
+        for f in files:
+            p = Path(dirpath) / f
+            out[str(p.relative_to(root))] = p
+    return out
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def same_content(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` hold the same files with the same sizes and SHA-256."""
+    fa, fb = _files(a), _files(b)
+    if set(fa) != set(fb):
+        return False
+    for rel, pa in fa.items():
+        pb = fb[rel]
+        if pa.stat().st_size != pb.stat().st_size or _sha256(pa) != _sha256(pb):
+            return False
+    return True
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in _files(root).values():
+        with open(p, "rb+") as f:
+            os.fsync(f.fileno())
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+def recover(input_dir: Path, targets: List[Path]) -> List[str]:
+    """Finish what a killed run left: drop partial copies, drop trash whose copy is in a target."""
+    notes = []
+    for t in targets:
+        if t.is_dir():
+            for p in t.iterdir():
+                if p.name.startswith(PARTIAL):
+                    _remove(p)
+                    notes.append(f"removed an unfinished copy {p.name}")
+    for p in Path(input_dir).iterdir():
+        if not p.name.startswith(TRASH):
+            continue
+        name = p.name[len(TRASH):]
+        done = [t / name for t in targets if (t / name).exists() and same_content(p, t / name)]
+        if done:
+            _remove(p)
+            notes.append(f"finished removing {name} (verified copy in {done[0].parent})")
+        else:  # the copy is not verified anywhere: put the study back
+            back = Path(input_dir) / name
+            if not back.exists():
+                p.rename(back)
+                notes.append(f"restored {name} to the input folder")
+    return notes
+
+
+def place(src: Path, target_dir: Path, move: bool) -> str:
+    """Copy (and with ``move`` delete) ``src`` into ``target_dir`` safely; returns what happened."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    final = target_dir / src.name
+    if final.exists():
+        if not same_content(src, final):
+            raise TriageError(f"{final} exists with different content; not overwritten", src)
+        status = "already in place"
+    else:
+        tmp = target_dir / f"{PARTIAL}{src.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            if src.is_dir():
+                shutil.copytree(src, tmp, symlinks=True)
+            else:
+                shutil.copy2(src, tmp)
+            _fsync_tree(tmp)
+            if not same_content(src, tmp):
+                raise TriageError("copy does not match the source (size or SHA-256)", src)
+            os.rename(tmp, final)  # atomic on one filesystem; never replaces: final did not exist
+        except OSError as exc:
+            if tmp.exists():
+                _remove(tmp)
+            raise TriageError(f"could not copy to {target_dir}: {exc.strerror or exc}", src) from None
+        except BaseException:
+            if tmp.exists():
+                _remove(tmp)
+            raise
+        status = "copied"
+    if move:
+        trash = src.parent / f"{TRASH}{src.name}"
+        if trash.exists():
+            _remove(trash)
+        os.rename(src, trash)
+        _remove(trash)
+        status = "moved" if status == "copied" else "moved (copy was already in place)"
+    return status
+
+
+# ----------------------------------------------------------------------------- the batch
+@dataclass
+class TriageRow:
+    key: str
+    study: str
+    verdict: str
+    probability_fail: Optional[float]
+    reason: str
+    action: str = "none"
+    destination: str = ""
+    figure: Optional[object] = None  # uint8 RGB trachea crop with contour, when asked for
+
+    def as_dict(self) -> Dict[str, object]:
+        d = dict(self.__dict__)
+        d.pop("figure")
+        return d
+
+
+@dataclass
+class TriageReport:
+    rows: List[TriageRow] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    def counts(self) -> Dict[str, int]:
+        out = {"pass": 0, "fail": 0, "undetermined": 0}
+        for r in self.rows:
+            out[r.verdict] = out.get(r.verdict, 0) + 1
+        return out
+
+
+def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = None, move: bool = True,
+               dry_run: bool = False, checker=None, progress: Optional[Callable[[int, int, str], None]] = None,
+               undetermined_dir: Optional[Path] = None, keep_figures: bool = False) -> TriageReport:
+    """Check every study; put failed ones in ``failed_dir`` (passed ones in ``passed_dir`` and
+    undetermined ones in ``undetermined_dir`` when given; otherwise they stay where they are)."""
+    from .io import read_ct
+    from .quality import FAIL, PASS, UNDETERMINED, BreathHoldChecker
+
+    input_dir, failed_dir = Path(input_dir), Path(failed_dir)
+    passed_dir = Path(passed_dir) if passed_dir else None
+    undetermined_dir = Path(undetermined_dir) if undetermined_dir else None
+    if not input_dir.is_dir():
+        raise InvalidInputError("not a folder, expected a folder with one study per subfolder or file", input_dir)
+    for t in [failed_dir] + [d for d in (passed_dir, undetermined_dir) if d]:
+        if t.resolve() == input_dir.resolve():
+            raise InvalidInputError("output folder must differ from the input folder", t)
+    report = TriageReport()
+    targets = [failed_dir] + [d for d in (passed_dir, undetermined_dir) if d]
+    if not dry_run:
+        report.notes += recover(input_dir, targets)
+    skip = {t.resolve() for t in targets}
+    studies = [s for s in discover_studies(input_dir) if s.resolve() not in skip]
+    if not studies:
+        raise EmptyInputError("no studies found (expected subfolders, zips or volume files)", input_dir)
+    checker = checker or BreathHoldChecker.from_pretrained()
+    for i, study in enumerate(studies):
+        if progress:
+            progress(i, len(studies), study.name)
+        uid = None
+        try:
+            vol = read_ct(study, purpose="quality")
+            uid = vol.meta.study_uid
+            res = checker.predict(vol, keep_crops=keep_figures)
+            verdict, p, reason = res.verdict, res.probability_fail, res.reason
+            del vol
+        except CTModelsError as exc:
+            verdict, p, reason, res = UNDETERMINED, None, str(exc), None
+        row = TriageRow(study_key(study, uid), study.name, verdict, p, reason)
+        if keep_figures and res is not None and res.measurement is not None and res.measurement.crops:
+            from .figures import trachea_panel
+
+            crop, contour = res.measurement.crops[len(res.measurement.crops) // 2]
+            row.figure = trachea_panel(crop, contour, scale=4)
+        dest = {FAIL: failed_dir, PASS: passed_dir}.get(verdict, undetermined_dir)
+        if dest is None:
+            row.action = "left in place"
+        elif dry_run:
+            row.action, row.destination = f"would {'move' if move else 'copy'}", str(dest / study.name)
+        else:
+            try:
+                row.action = place(study, dest, move)
+                row.destination = str(dest / study.name)
+            except (TriageError, OSError) as exc:
+                row.action = f"left in place: {exc}"
+        report.rows.append(row)
+        log.info("%s: %s", row.key, verdict)
+    if progress:
+        progress(len(studies), len(studies), "")
+    return report
+
+
+def write_report(report: TriageReport, folder: Path) -> Dict[str, Path]:
+    """report.csv, chart.html and chart.png in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {"csv": folder / "report.csv"}
+    with open(out["csv"], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["key", "study", "verdict", "probability_fail", "reason", "action",
+                                          "destination"])
+        w.writeheader()
+        for r in report.rows:
+            w.writerow(r.as_dict())
+    from .charts import verdict_chart
+
+    chart = verdict_chart(report.counts())
+    out["html"] = folder / "chart.html"
+    chart.save(str(out["html"]))
+    try:
+        out["png"] = folder / "chart.png"
+        chart.save(str(out["png"]))
+    except Exception as exc:  # PNG export needs vl-convert; HTML is always written
+        log.warning("chart.png not written (%s)", exc)
+        out.pop("png")
+    return out
+
+
+def triage_archive(zip_path: Path, workdir: Path, checker=None,
+                   progress: Optional[Callable[[int, int, str], None]] = None) -> "tuple[TriageReport, Path]":
+    """A zip of studies -> (report, ``workdir/sorted.zip`` with passed/, failed/, undetermined/, report.csv).
+
+    The archive is extracted safely into ``workdir`` (which the caller owns and deletes).
+    """
+    import zipfile
+
+    from .archive import extract_zip
+
+    src = Path(workdir) / "in"
+    out = Path(workdir) / "out"
+    src.mkdir(parents=True)
+    extract_zip(Path(zip_path), src)
+    # a zip holding one folder of studies: descend into it
+    entries = discover_studies(src)
+    if len(entries) == 1 and entries[0].is_dir() and len(discover_studies(entries[0])) > 1:
+        src = entries[0]
+    rep = run_triage(src, out / "failed", out / "passed", move=True, checker=checker, progress=progress,
+                     undetermined_dir=out / "undetermined", keep_figures=True)
+    write_report(rep, out)
+    archive = Path(workdir) / "sorted.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(out.rglob("*")):
+            if p.is_file():
+                zf.write(p, str(p.relative_to(out)))
+    return rep, archive

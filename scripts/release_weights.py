@@ -1,0 +1,44 @@
+"""Copy trained weights into weights/<name>, write the model card, and pin every file's SHA-256
+in ctmodels/weights_sha256.json (the registry reads it).
+
+    python scripts/release_weights.py lesion-unet-effb0 runs/lesion-unet-effb0
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ctmodels.hub import sha256_file  # noqa: E402
+from ctmodels.modelcard import write_card  # noqa: E402
+
+KEEP = ("config.json", "model.safetensors", "preprocessing.json", "training.json", "training_features.safetensors")
+
+
+def main(name: str, src: str) -> None:
+    dst = ROOT / "weights" / name
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in KEEP:
+        if (Path(src) / f).exists():
+            shutil.copy2(Path(src) / f, dst / f)
+    if (dst / "preprocessing.json").exists() and (dst / "training.json").exists():
+        from ctmodels.train_lesion import with_involvement_error
+
+        pre = json.loads((dst / "preprocessing.json").read_text())
+        pre.pop("involvement_error", None)
+        metrics = json.loads((dst / "training.json").read_text())["metrics_held_out"]
+        (dst / "preprocessing.json").write_text(json.dumps(with_involvement_error(pre, metrics), indent=2))
+    write_card(dst, name)
+    hashes_path = ROOT / "ctmodels" / "weights_sha256.json"
+    hashes = json.loads(hashes_path.read_text()) if hashes_path.exists() else {}
+    files = {p.name: sha256_file(p) for p in sorted(dst.iterdir()) if p.is_file()}
+    hashes[name] = {"revision": hashes.get(name, {}).get("revision", "main"), "files": files}
+    hashes_path.write_text(json.dumps(hashes, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(hashes[name], indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

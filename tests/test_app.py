@@ -1,0 +1,136 @@
+"""Every app page through streamlit.testing.v1.AppTest: upload, toggle, opacity, numbers, no exception."""
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ctmodels import io as ctio
+from ctmodels.phantoms import chest_phantom
+from synth import write_series
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _app(page):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    at.run()
+    assert not at.exception
+    if page:
+        at.switch_page(f"app_pages/{page}.py")
+        at.run()
+    return at
+
+
+def _png_slice() -> bytes:
+    from ctmodels.examples import lesion_volume
+    from ctmodels.preprocessing import window_hu
+
+    v = lesion_volume(n_slices=2)
+    buf = io.BytesIO()
+    Image.fromarray(window_hu(v.voxels[0], -600, 1500)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _metric(at, label):
+    return [m.value for m in at.metric if m.label == label][0]
+
+
+def test_lesions_page_upload_toggle_and_opacity():
+    at = _app(None)
+    assert at.title[0].value == "Lesion segmentation"
+    # the synthetic example is on by default for visitors without files
+    assert any("SYNTHETIC" in w.value for w in at.warning)
+    at.file_uploader(key="lesion_upload").set_value(("slice.png", _png_slice(), "image/png"))
+    at.run()
+    assert not at.exception and not at.error
+    assert not any("SYNTHETIC" in w.value for w in at.warning)
+    grade = _metric(at, "Grade")
+    assert grade in {"CT-0", "CT-1", "CT-2", "CT-3", "CT-4"}
+    inv = float(_metric(at, "Involved").split()[0])
+    assert 0.0 <= inv <= 100.0
+    img0 = at.get("imgs")[0].proto.imgs[0].url if at.get("imgs") else None
+    # switching a class off and changing opacity re-renders without re-running the model
+    at.checkbox(key="show_1").uncheck()
+    at.slider(key="lesion_opacity").set_value(0.9)
+    at.run()
+    assert not at.exception and not at.error
+    assert _metric(at, "Grade") == grade
+    assert "8-bit display image" in " ".join(c.value for c in at.caption)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Overlay PNG", "Label mask (PNG)", "CSV"]
+    assert img0 is None or at.get("imgs")
+
+
+def test_lesions_page_bad_upload_is_one_line_error():
+    at = _app(None)
+    at.file_uploader(key="lesion_upload").set_value(("scan.png", b"this is not a png", "image/png"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "not a readable image" in at.error[0].value
+    assert "\n" not in at.error[0].value and "Traceback" not in at.error[0].value
+
+
+def test_severity_page_with_a_dicom_zip(tmp_path):
+    hu = chest_phantom((5.0, 1.5, 1.5), extent_mm=40, fov_mm=330, seed=5)
+    files = write_series(tmp_path / "s", hu)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in files:
+            zf.write(f, f"study/{f.name}")
+    at = _app("severity")
+    at.file_uploader(key="severity_upload").set_value(("study.zip", buf.getvalue(), "application/zip"))
+    at.run()
+    assert not at.exception and not at.error
+    assert _metric(at, "Grade").startswith("CT-")
+    p = float(_metric(at, "P(extensive)"))
+    assert 0.0 <= p <= 1.0
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert any("What the numbers mean" in m.value for m in at.markdown)
+
+
+def test_quality_page_examples_and_single_upload(tmp_path):
+    at = _app("quality")
+    assert not at.exception
+    # built-in synthetic examples: inspiration passes, expiration fails, abdomen undetermined
+    assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1" and _metric(at, "Undetermined") == "1"
+    sp = (2.0, 0.8, 0.8)
+    p = ctio.write_volume_nifti(chest_phantom(sp, extent_mm=80, seed=9), sp, tmp_path / "s.nii.gz")
+    at.file_uploader(key="qa_upload").set_value(("s.nii.gz", p.read_bytes(), "application/gzip"))
+    at.run()
+    assert not at.exception and not at.error
+    assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "0"
+
+
+def test_quality_page_batch_zip_gives_sorted_download(tmp_path):
+    from ctmodels.quality import simulate_expiration
+
+    sp = (2.0, 0.8, 0.8)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, vol in [("a", chest_phantom(sp, extent_mm=80, seed=31)),
+                          ("b", simulate_expiration(chest_phantom(sp, extent_mm=80, seed=32), sp, 0.5).astype(np.int16))]:
+            p = ctio.write_volume_nifti(vol, sp, tmp_path / f"{name}.nii.gz")
+            zf.write(p, f"studies/{name}.nii.gz")
+    at = _app("quality")
+    at.file_uploader(key="qa_upload").set_value(("batch.zip", buf.getvalue(), "application/zip"))
+    at.run()
+    at.toggle(key="qa_batch").set_value(True)
+    at.run()
+    assert not at.exception and not at.error
+    assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1"
+    assert [b.proto.label for b in at.get("download_button")][0].startswith("Download sorted studies")
+
+
+def test_models_page_shows_cards():
+    at = _app("models")
+    assert not at.exception and not at.error
+    text = " ".join(m.value for m in at.markdown)
+    assert text.count("Intended use") == 2 and "non-commercial" in text.lower()
+    assert "Device" in " ".join(m.value for m in at.markdown)

@@ -1,0 +1,101 @@
+"""Evaluation tier: the bundled models on real data in ../shared/data (skipped when absent).
+
+The held-out slices are the ones each model's training record lists; the thresholds are floors
+below the measured values in the model cards, so a regression fails while run-to-run noise on
+CPU does not.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import shared
+from ctmodels import io
+from ctmodels import quality as Q
+from ctmodels.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.evaluation, pytest.mark.slow]
+
+
+def _dice(a, b):
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else 2 * np.logical_and(a, b).sum() / s
+
+
+@pytest.fixture(scope="module")
+def seg():
+    from ctmodels.lesion import LesionSegmenter
+
+    return LesionSegmenter.from_pretrained(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def record():
+    return json.loads((ROOT / "weights" / "lesion-unet-effb0" / "training.json").read_text())
+
+
+def test_lesion_model_on_held_out_semiseg_slices(seg, record):
+    root = shared("covid_semiseg_train")
+    inf, ggo = [], []
+    for name in record["held_out"]["covid_semiseg_train"]:
+        img = np.asarray(Image.open(root / "images" / f"{name}.jpg").convert("L"))
+        ref = np.asarray(Image.open(root / "masks" / f"{name}.png"))
+        pred = seg.predict(img).labels
+        inf.append(_dice((pred == 1) | (pred == 2), (ref == 1) | (ref == 2)))
+        ggo.append(_dice(pred == 1, ref == 1))
+    m = record["metrics_held_out"]
+    assert np.mean(inf) == pytest.approx(m["semiseg_infection_dice"], abs=0.02)
+    assert np.mean(inf) >= 0.6 and np.mean(ggo) >= 0.5
+
+
+def test_lesion_model_on_held_out_infection_volumes(seg, record):
+    from ctmodels.lesion_data import load_infection_slices
+
+    s = load_infection_slices(shared("covid_ct_lung_infection_slices"))
+    held = set(record["held_out"]["covid_ct_lung_infection_slices_volumes"])
+    idx = [i for i, g in enumerate(s.groups) if int(g) in held]
+    assert len(idx) == record["held_out"]["covid_ct_lung_infection_slices_count"]
+    lung_d = []
+    for i in idx[::5]:
+        pred = seg.predict(s.images[i]).labels
+        lung_d.append(_dice(pred > 0, s.allowed[i] != 1))
+    assert np.mean(lung_d) >= 0.9
+
+
+def test_segment_cli_writes_masks_on_the_input_grid(tmp_path, record):
+    root = shared("covid_semiseg_train")
+    names = record["held_out"]["covid_semiseg_train"][:2]
+    inputs = [str(root / "images" / f"{n}.jpg") for n in names]
+    assert main(["segment", *inputs, "--out", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
+    for n in names:
+        src = Image.open(root / "images" / f"{n}.jpg")
+        mask = Image.open(tmp_path / f"{n}.mask.png")
+        assert mask.size == src.size and mask.mode == "L"
+        assert set(np.unique(np.asarray(mask))) <= {0, 1, 2, 3}
+        assert Image.open(tmp_path / f"{n}.overlay.png").size == src.size
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("input,stem,slices")
+
+
+def test_segment_cli_on_a_real_volume(tmp_path):
+    nii = shared("chest_ct64", "ct-64.nrrd")
+    assert main(["segment", str(nii), "--out", str(tmp_path), "--quiet"]) == 0
+    back = io.read_ct(tmp_path / "ct-64.mask.nii.gz")
+    assert back.shape == (79, 64, 64)
+    # lung is found in a whole-chest scan
+    assert (back.voxels == 3).sum() > 10000
+
+
+@pytest.mark.parametrize("path", [("chest_cta_crop", "ct_cropped.nii.gz"), ("chest_ct64", "ct-64Dicom")])
+def test_real_inspiration_scans_pass_and_simulated_expiration_fails(path):
+    vol = io.read_ct(shared(*path), purpose="quality")
+    checker = Q.BreathHoldChecker.from_pretrained()
+    res = checker.predict(vol)
+    assert res.verdict == "pass", res.reason
+    sim = Q.simulate_expiration(vol.voxels, vol.spacing, 0.5)
+    vol.voxels = sim.astype(np.int16)
+    assert checker.predict(vol).verdict == "fail"

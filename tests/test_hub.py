@@ -1,0 +1,108 @@
+"""Weights resolution: local folders, the HF cache and a Hub served on 127.0.0.1 (HF_ENDPOINT),
+with SHA-256 checks, one re-download on mismatch, and offline errors that say what to do."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ctmodels import hub, registry
+from ctmodels.errors import WeightsChecksumError
+from hubserver import FakeHub
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = "breath-hold-logreg"
+REV = "0123456789abcdef0123456789abcdef01234567"  # a pinned commit
+
+
+def _resolve(tmp_path, endpoint, offline=False, revision=REV):
+    """Resolve in a fresh interpreter (huggingface_hub reads HF_ENDPOINT / HF_HUB_OFFLINE at import)."""
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"),
+           "CTMODELS_WEIGHTS_DIR": str(tmp_path / "empty"), "HF_HUB_DISABLE_TELEMETRY": "1",
+           "HF_HUB_OFFLINE": "1" if offline else "0", "PYTHONPATH": str(ROOT)}
+    code = ("import json, sys\nfrom ctmodels.hub import resolve_model_dir\nfrom ctmodels.errors import CTModelsError\n"
+            "from ctmodels.quality import BreathHoldChecker\n"
+            f"try:\n    d = resolve_model_dir({NAME!r}, revision={revision!r})\n"
+            "    BreathHoldChecker.from_pretrained(str(d))\n"
+            "    print(json.dumps({'dir': str(d)}))\n"
+            "except CTModelsError as e:\n    print(json.dumps({'error': type(e).__name__, 'msg': str(e)}))\n")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def served():
+    with FakeHub() as fh:
+        entry = registry.get(NAME)
+        fh.add_folder(entry.repo_id, REV, ROOT / "weights" / NAME)
+        yield fh, entry
+
+
+def test_download_verify_then_offline_from_cache(tmp_path, served):
+    fh, entry = served
+    out = _resolve(tmp_path, fh.url)
+    assert "dir" in out, out
+    d = Path(out["dir"])
+    assert str(tmp_path / "hf") in str(d) and REV in str(d)
+    for f, digest in entry.files.items():
+        assert hub.sha256_file(d / f) == digest
+    n = len(fh.requests)
+    # offline, from the cache, no request
+    out2 = _resolve(tmp_path, fh.url, offline=True)
+    assert out2["dir"] == out["dir"] and len(fh.requests) == n
+
+
+def test_corrupted_download_is_fetched_again_once(tmp_path, served):
+    fh, _ = served
+    fh.corrupt_times["model.safetensors"] = 1
+    out = _resolve(tmp_path, fh.url)
+    assert "dir" in out, out
+    gets = [p for m, p in fh.requests if m == "GET" and p.endswith("model.safetensors")]
+    assert len(gets) == 2
+
+
+def test_always_corrupted_file_raises_checksum_error_naming_it(tmp_path, served):
+    fh, _ = served
+    fh.corrupt_times["model.safetensors"] = 10
+    out = _resolve(tmp_path, fh.url)
+    assert out["error"] == "WeightsChecksumError" and "model.safetensors" in out["msg"]
+
+
+def test_missing_file_and_unknown_revision(tmp_path, served):
+    fh, entry = served
+    fh.add_folder(entry.repo_id, REV, ROOT / "weights" / NAME, skip={"model.safetensors"})
+    out = _resolve(tmp_path, fh.url)
+    assert out["error"] == "WeightsNotFoundError" and "model.safetensors" in out["msg"]
+    out = _resolve(tmp_path / "b", fh.url, revision="f" * 40)
+    assert out["error"] == "WeightsNotFoundError"
+
+
+def test_offline_with_nothing_cached_says_how_to_get_weights(tmp_path):
+    out = _resolve(tmp_path, "http://127.0.0.1:9", offline=True)
+    assert out["error"] == "WeightsNotFoundError"
+    assert "HF_HUB_OFFLINE" in out["msg"] and "ctmodels download" in out["msg"] and "weights/" in out["msg"]
+
+
+def test_local_folder_with_a_tampered_file_is_refused(tmp_path):
+    import shutil
+
+    d = tmp_path / NAME
+    shutil.copytree(ROOT / "weights" / NAME, d)
+    (d / "config.json").write_text((d / "config.json").read_text() + " ")
+    with pytest.raises(WeightsChecksumError, match="config.json"):
+        hub.resolve_model_dir(d)
+
+
+def test_registry_is_torch_free_and_pins_every_bundled_file():
+    r = subprocess.run([sys.executable, "-c", "import sys, ctmodels.registry as r; r.all_models(); "
+                        "print('torch' in sys.modules)"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.stdout.strip() == "False"
+    for e in registry.all_models():
+        bundled = {p.name for p in (ROOT / "weights" / e.name).iterdir() if p.is_file()}
+        assert set(e.files) == bundled, e.name
+        for f, digest in e.files.items():
+            assert hub.sha256_file(ROOT / "weights" / e.name / f) == digest

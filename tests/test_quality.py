@@ -1,0 +1,126 @@
+"""Breath-hold check: trachea search, sub-voxel shape, simulation, verdicts."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ctmodels import quality as Q
+from ctmodels import trachea as T
+from ctmodels.phantoms import chest_phantom
+from ctmodels.types import DISPLAY, CTVolume, VolumeMeta
+
+
+@pytest.mark.parametrize("spacing", [(0.6, 0.5, 0.5), (2.5, 0.8, 0.8), (5.0, 0.7, 0.7), (1.0, 1.5, 1.5)])
+def test_trachea_is_followed_to_the_carina_in_mm(spacing):
+    hu = chest_phantom(spacing, extent_mm=90, carina_frac=0.35, seed=3)
+    tr = Q.locate_trachea(hu, spacing)
+    assert tr.found and "divides" in tr.reason
+    true_carina_mm = round(0.35 * hu.shape[0]) * spacing[0]
+    # carina found within one slice or 3 mm, whichever is larger
+    assert abs(tr.carina_z * spacing[0] - true_carina_mm) <= max(spacing[0], 3.0) + 1e-6
+    keep = T.select_slices(tr, spacing)
+    assert len(keep) >= 2
+    assert all((tr.z[i] - tr.carina_z) * spacing[0] >= 15.0 for i in keep)
+
+
+def test_abdomen_only_has_no_trachea():
+    hu = chest_phantom((2.5, 0.8, 0.8), abdomen=True)
+    assert not Q.locate_trachea(hu, (2.5, 0.8, 0.8)).found
+
+
+def _polygon(fn, n=400):
+    t = np.linspace(0, 2 * math.pi, n, endpoint=False)
+    return np.array([fn(a) for a in t])
+
+
+def test_shape_features_of_analytic_shapes():
+    circle = _polygon(lambda a: (10 * math.sin(a), 10 * math.cos(a)))
+    f = T.shape_features(circle)
+    assert f["area_mm2"] == pytest.approx(math.pi * 100, rel=0.01)
+    assert f["circularity"] == pytest.approx(1.0, abs=0.01)
+    assert f["ap_ratio"] == pytest.approx(1.0, abs=0.01)
+    assert f["posterior_bowing"] < 0.01 and f["solidity"] > 0.99
+
+    # crescent: the posterior half pushed in toward the front (y grows to the back)
+    def crescent(a):
+        y, x = 10 * math.sin(a), 10 * math.cos(a)
+        if y > 0:
+            y = -0.6 * y + 2.0 * (1 - (x / 10) ** 2) * 0
+        return (y, x)
+
+    f2 = T.shape_features(_polygon(crescent))
+    assert f2["posterior_bowing"] > 0.2 and f2["solidity"] < 0.8 and f2["ap_ratio"] < 0.6
+
+
+def test_lumen_contour_is_subvoxel_accurate_on_coarse_pixels():
+    # a 18 mm disk of air in tissue, rendered with partial volume at 2 mm pixels
+    sp = 2.0
+    n, f = 24, 16
+    yy, xx = np.mgrid[0:n * f, 0:n * f]
+    c = n * f / 2
+    disk = ((yy - c) ** 2 + (xx - c) ** 2 <= (9.0 / sp * f) ** 2).astype(float)
+    frac = disk.reshape(n, f, n, f).mean(axis=(1, 3))
+    hu = 40 * (1 - frac) - 1000 * frac
+    poly = T.lumen_contour(hu.astype(np.float32), (n / 2 - 0.5, n / 2 - 0.5), (sp, sp))
+    area = T.shape_features(poly)["area_mm2"]
+    assert area == pytest.approx(math.pi * 81, rel=0.06)
+
+
+def test_denoise_preserves_the_edge_and_reduces_noise():
+    rng = np.random.default_rng(0)
+    clean = np.full((40, 40), 40.0, np.float32)
+    clean[10:30, 10:30] = -1000
+    noisy = clean + rng.normal(0, 40, clean.shape).astype(np.float32)
+    d = T.denoise(noisy)
+    assert np.std(d[15:25, 15:25]) < 0.5 * np.std(noisy[15:25, 15:25])
+    assert d[20, 8] - d[20, 12] > 700  # the wall stays sharp
+
+
+@pytest.mark.parametrize("loss", [0.1, 0.4, 0.6])
+def test_simulated_expiration_removes_the_requested_area(loss):
+    sp = (2.0, 0.7, 0.7)
+    hu = chest_phantom(sp, extent_mm=80, noise_hu=5, seed=4)
+    base = Q.measure(hu, sp).features
+    sim = Q.measure(Q.simulate_expiration(hu, sp, loss), sp).features
+    measured = 1 - sim["area_mm2"] / base["area_mm2"]
+    assert measured == pytest.approx(loss, abs=0.06)
+    if loss >= 0.4:
+        assert sim["posterior_bowing"] > base["posterior_bowing"] + 0.05
+        assert sim["ap_ratio"] < 0.8 * base["ap_ratio"]
+
+
+def test_logistic_model_fit_and_safetensors_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    y = (X @ np.array([2.0, -1.0, 0.0, 1.0]) > 0).astype(float)
+    m = Q.LogisticShapeModel.fit(X, y)
+    assert np.mean((m.predict_proba(X) >= 0.5) == (y > 0)) > 0.95
+    m.save_pretrained(tmp_path)
+    m2 = Q.LogisticShapeModel.load(tmp_path)
+    assert np.allclose(m2.predict_proba(X), m.predict_proba(X))
+    assert not any(p.suffix in (".pt", ".pkl", ".bin") for p in tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def checker():
+    return Q.BreathHoldChecker.from_pretrained()
+
+
+def _vol(hu, sp, units="HU"):
+    return CTVolume(hu, sp, VolumeMeta(units=units, format="npy"))
+
+
+def test_verdicts_pass_fail_undetermined(checker):
+    sp = (2.0, 0.7, 0.7)
+    hu = chest_phantom(sp, extent_mm=80, seed=11)
+    ok = checker.predict(_vol(hu, sp))
+    assert ok.verdict == "pass" and ok.probability_fail < 0.5 and len(ok.slices_used) >= 2
+    bad = checker.predict(_vol(Q.simulate_expiration(hu, sp, 0.5).astype(np.int16), sp))
+    assert bad.verdict == "fail" and bad.probability_fail > 0.5
+    abd = checker.predict(_vol(chest_phantom(sp, extent_mm=80, abdomen=True), sp))
+    assert abd.verdict == "undetermined" and abd.probability_fail is None
+    disp = checker.predict(_vol(np.zeros((30, 64, 64), np.uint8), sp, DISPLAY))
+    assert disp.verdict == "undetermined" and "Hounsfield" in disp.reason
+    two = checker.predict(_vol(hu[:2], sp))
+    assert two.verdict == "undetermined"
