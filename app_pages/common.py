@@ -77,3 +77,25 @@ def cached_result(key: str) -> Optional[object]:
 def store_result(key: str, value: object) -> None:
     # one study per session at a time: older results are dropped from memory
     st.session_state["results"] = {key: value}
+
+
+def lesion_study(files, use_example: bool):
+    """The segmented study for these uploads (or the synthetic example), computed once per session."""
+    from ctmodels import examples
+    from ctmodels.pipeline import segment_study
+
+    key = "example-lesions" if use_example and not files else "lesions-" + upload_key(files)
+    study = cached_result(key)
+    if study is None:
+        try:
+            vol = examples.lesion_volume() if key == "example-lesions" else volume_from_uploads(files)
+            bar, update = progress_bar("Segmenting slices")
+            study = segment_study(lesion_model(), vol, progress=update)
+            bar.empty()
+        except Exception as exc:  # shown as one line
+            show_error(exc)
+            st.stop()
+        store_result(key, study)
+    if study.volume.meta.format == "synthetic":
+        st.warning("SYNTHETIC example made in code - not a patient, not real CT texture.")
+    return study

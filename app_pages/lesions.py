@@ -6,11 +6,9 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from app_pages.common import (UPLOAD_TYPES, cached_result, lesion_model, progress_bar, show_error, store_result,
-                              upload_key, volume_from_uploads)
-from ctmodels import examples, severity
+from app_pages.common import UPLOAD_TYPES, lesion_study
+from ctmodels import severity
 from ctmodels.lesion_model import LABELS
-from ctmodels.pipeline import segment_study
 from ctmodels.preprocessing import window_hu
 from ctmodels.viz import hex_to_rgb, overlay
 
@@ -22,7 +20,8 @@ st.caption("Ground-glass opacity, consolidation and other lung on each axial sli
 # ---- inputs
 files = st.file_uploader("Slice (PNG/JPG), DICOM file(s), zip of a DICOM series, NIfTI, NRRD or .npy",
                          type=UPLOAD_TYPES, accept_multiple_files=True, key="lesion_upload")
-use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)", key="lesion_example", value=True)
+use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)",
+                                      key="lesion_example", value=True)
 
 # ---- guard
 if not files and not use_example:
@@ -30,22 +29,8 @@ if not files and not use_example:
     st.stop()
 
 # ---- one library call (cached per upload in this session)
-key = "example-lesions" if use_example and not files else "lesions-" + upload_key(files)
-study = cached_result(key)
-if study is None:
-    try:
-        vol = examples.lesion_volume() if key == "example-lesions" else volume_from_uploads(files)
-        bar, update = progress_bar("Segmenting slices")
-        study = segment_study(lesion_model(), vol, progress=update)
-        bar.empty()
-    except Exception as exc:  # shown as one line
-        show_error(exc)
-        st.stop()
-    store_result(key, study)
-
+study = lesion_study(files, use_example)
 vol, res, rep = study.volume, study.lesions, study.report
-if vol.meta.format == "synthetic":
-    st.warning("SYNTHETIC example made in code - not a patient, not real CT texture.")
 
 # ---- render
 left, right = st.columns([3, 2])

@@ -20,7 +20,8 @@ st.caption("Round trachea above the carina = full inspiration (pass); flattened 
 files = st.file_uploader("One study (DICOM zip/files, NIfTI, NRRD) or a zip with one study per folder",
                          type=UPLOAD_TYPES, accept_multiple_files=True, key="qa_upload")
 batch = st.toggle("The zip holds many studies (batch)", key="qa_batch", disabled=not files)
-use_example = not files and st.toggle("Use the built-in SYNTHETIC examples (no patient data)", key="qa_example", value=True)
+use_example = not files and st.toggle("Use the built-in SYNTHETIC examples (no patient data)",
+                                      key="qa_example", value=True)
 if not files and not use_example:
     st.info("Upload a study or a zip of studies, or switch on the synthetic examples.")
     st.stop()

@@ -2,38 +2,22 @@
 
 import streamlit as st
 
-from app_pages.common import (UPLOAD_TYPES, cached_result, lesion_model, progress_bar, show_error, store_result,
-                              upload_key, volume_from_uploads)
-from ctmodels import examples
+from app_pages.common import UPLOAD_TYPES, lesion_study
 from ctmodels.charts import involvement_chart
-from ctmodels.pipeline import segment_study
 from ctmodels.severity import T_AB, T_BC
 
 st.title("Study severity")
 
 files = st.file_uploader("A whole study: zip of a DICOM series, DICOM files, NIfTI or NRRD", type=UPLOAD_TYPES,
                          accept_multiple_files=True, key="severity_upload")
-use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)", key="severity_example", value=True)
+use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)",
+                                      key="severity_example", value=True)
 if not files and not use_example:
     st.info("Upload a study, or switch on the synthetic example.")
     st.stop()
 
-key = "example-lesions" if use_example and not files else "lesions-" + upload_key(files)
-study = cached_result(key)
-if study is None:
-    try:
-        vol = examples.lesion_volume() if key == "example-lesions" else volume_from_uploads(files)
-        bar, update = progress_bar("Segmenting slices")
-        study = segment_study(lesion_model(), vol, progress=update)
-        bar.empty()
-    except Exception as exc:
-        show_error(exc)
-        st.stop()
-    store_result(key, study)
-
+study = lesion_study(files, use_example)
 vol, rep = study.volume, study.report
-if vol.meta.format == "synthetic":
-    st.warning("SYNTHETIC example made in code - not a patient, not real CT texture.")
 
 c = st.columns(5)
 c[0].metric("GGO", f"{rep.ggo_pct:.1f} %")

@@ -256,6 +256,18 @@ def cmd_push(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- bench
+def cmd_bench(args) -> int:
+    from .bench import format_table, run
+
+    result = run(tiny=args.tiny, device=args.device, out=Path(args.out) if args.out else None,
+                 naive=not args.no_naive)
+    print(format_table(result))
+    if args.out:
+        print(f"written: {args.out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from . import registry
@@ -327,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--private", action="store_true")
     s.add_argument("--pin", action="store_true", help="record the new commit as the pinned revision")
     s.set_defaults(func=cmd_push)
+
+    s = sub.add_parser("bench", help="benchmark the fast path against the naive path; prints a table")
+    s.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke test)")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--out", default="bench.json", help="JSON file for the results")
+    s.add_argument("--no-naive", action="store_true", help="skip the (slow) naive study row")
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("train-lesion", help="train the lesion UNet on the COVID slice sets")
     s.add_argument("--data", required=True, help="folder holding covid_semiseg_train/ and "

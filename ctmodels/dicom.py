@@ -309,3 +309,38 @@ def series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:
         "rows": _int_or_none(getattr(ds, "Rows", None)),
         "columns": _int_or_none(getattr(ds, "Columns", None)),
     }
+
+
+def ct_slice_dataset(pixels: np.ndarray, position, spacing_yx, thickness: float, series_uid: str, study_uid: str,
+                     orientation=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0), slope: float = 1.0, intercept: float = 0.0,
+                     write_rescale: bool = True, **tags):
+    """A single-frame CT Image Storage dataset holding stored ``pixels`` (uint16 or int16).
+
+    ``tags`` are set as given (e.g. ``Manufacturer="SIEMENS", ConvolutionKernel="B70f"``).
+    Used to export volumes and to build test and benchmark series.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CT"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+    ds.ImagePositionPatient = [float(v) for v in position]
+    ds.ImageOrientationPatient = [float(v) for v in orientation]
+    ds.PixelSpacing, ds.SliceThickness = [float(spacing_yx[0]), float(spacing_yx[1])], float(thickness)
+    ds.Rows, ds.Columns = int(pixels.shape[0]), int(pixels.shape[1])
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 1 if pixels.dtype == np.int16 else 0
+    if write_rescale:
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    for k, v in tags.items():
+        setattr(ds, k, v)
+    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    return ds

@@ -14,6 +14,8 @@ and probabilities are resized back, so labels and probabilities lie on the input
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -82,7 +84,8 @@ class LesionSegmenter:
         folder = resolve_model_dir(name_or_path or MODEL_NAME, **hub_kwargs)
         dev = resolve_device(device)
         try:
-            model = smp.Unet.from_pretrained(str(folder))
+            with contextlib.redirect_stdout(io.StringIO()):  # smp prints while loading
+                model = smp.Unet.from_pretrained(str(folder))
         except Exception as exc:  # smp/hf raise many types; report one
             raise WeightsError(f"could not load the lesion model: {exc}", folder) from exc
         pre_path = Path(folder) / "preprocessing.json"

@@ -46,8 +46,9 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
                  names: str = "random", series_number: int = 2, patient_name: str = "Doe^Jane",
                  patient_id: str = "PID-12345", skip: Sequence[int] = (), duplicate: Sequence[int] = ()):
     """Write ``hu[z, y, x]`` (z feet->head) as a DICOM series; returns the file paths."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
+
+    from ctmodels.dicom import ct_slice_dataset
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -56,9 +57,9 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
     normal = np.cross(iop[:3], iop[3:])
     stored = np.round((hu.astype(np.float64) - intercept) / slope).astype(np.int32)
     if stored.min() >= 0 and stored.max() < 65536:
-        stored, signed = stored.astype(np.uint16), 0
+        stored = stored.astype(np.uint16)
     else:
-        stored, signed = stored.astype(np.int16), 1
+        stored = stored.astype(np.int16)
     order = list(range(hu.shape[0]))
     rng = random.Random(hash(series_uid) & 0xFFFF)
     paths = []
@@ -66,41 +67,13 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
         if k in skip:
             continue
         for rep in range(2 if k in duplicate else 1):
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = CTImageStorage
-            meta.MediaStorageSOPInstanceUID = generate_uid()
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds = Dataset()
-            ds.file_meta = meta
-            ds.SOPClassUID = CTImageStorage
-            ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-            ds.Modality = modality
-            ds.PatientName = patient_name
-            ds.PatientID = patient_id
-            ds.StudyInstanceUID = study_uid
-            ds.SeriesInstanceUID = series_uid
-            ds.SeriesNumber = series_number
-            ds.SeriesDescription = f"synthetic {kernel or 'no kernel'}"
-            ds.Manufacturer = manufacturer
-            if kernel is not None:
-                ds.ConvolutionKernel = kernel
-            ds.InstanceNumber = k + 1
             pos = np.array(origin) + normal * spacing[0] * k
-            ds.ImagePositionPatient = [float(v) for v in pos]
-            ds.ImageOrientationPatient = [float(v) for v in iop]
-            ds.PixelSpacing = [spacing[1], spacing[2]]
-            ds.SliceThickness = spacing[0]
-            ds.Rows, ds.Columns = hu.shape[1], hu.shape[2]
-            ds.SamplesPerPixel = 1
-            ds.PhotometricInterpretation = "MONOCHROME2"
-            ds.BitsAllocated = 16
-            ds.BitsStored = 16
-            ds.HighBit = 15
-            ds.PixelRepresentation = signed
-            if write_rescale:
-                ds.RescaleSlope = slope
-                ds.RescaleIntercept = intercept
-            ds.PixelData = stored[k].tobytes()
+            ds = ct_slice_dataset(stored[k], pos, spacing[1:], spacing[0], series_uid, study_uid, orientation=iop,
+                                  slope=slope, intercept=intercept, write_rescale=write_rescale,
+                                  Modality=modality, PatientName=patient_name, PatientID=patient_id,
+                                  SeriesNumber=series_number, SeriesDescription=f"synthetic {kernel or 'no kernel'}",
+                                  Manufacturer=manufacturer, InstanceNumber=k + 1,
+                                  **({"ConvolutionKernel": kernel} if kernel is not None else {}))
             name = {"random": f"{rng.getrandbits(40):010x}.dcm", "instance": f"IM{k:04d}.dcm",
                     "reverse": f"IM{hu.shape[0] - k:04d}.dcm"}[names]
             if rep:

@@ -1,0 +1,204 @@
+"""Benchmarks: the fast path against the naive path in the same run, one table, JSON.
+
+Naive path (what a first demo does): one slice at a time at its native size, fp32, eager, no
+batching, DICOM files read one after another. Fast path: what ctmodels does (slices resized to
+the model's 256 px input, batches, ``torch.inference_mode``, channels_last, DICOM headers read in
+parallel threads). Each row reports both and their ratio, because absolute times on a shared
+machine drift. Peak memory is the resident set size of a fresh child process running the task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+TARGETS = {"study_seconds": 30.0, "study_peak_gb": 3.0, "breath_hold_seconds": 5.0, "speedup": 3.0,
+           "gpu_slices_per_second": 1000.0}
+
+
+def _timeit(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def naive_segment(model, slices: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """One slice at a time, native size (padded to /32), fp32, eager autograd-free only via no_grad."""
+    import torch
+
+    from .preprocessing import pad_to_multiple, unpad
+
+    out = np.empty(slices.shape, np.uint8)
+    model = model.to(device).to(memory_format=torch.contiguous_format).float().eval()
+    for i, s in enumerate(slices):
+        x, hw = pad_to_multiple((s.astype(np.float32) / 255.0 - 0.5) / 0.25, 32)
+        with torch.no_grad():
+            y = model(torch.from_numpy(x)[None, None].to(device))
+        out[i] = unpad(y[0].argmax(0).cpu().numpy(), hw)
+    return out
+
+
+def lesion_throughput(sizes=(512, 256), batches=(1, 8, 32), n: int = 32, device: str = "cpu") -> List[Dict]:
+    import torch
+
+    from .lesion import LesionSegmenter
+
+    seg = LesionSegmenter.from_pretrained(device=device)
+    naive_model = LesionSegmenter.from_pretrained(device=device, half=False).model
+    rows = []
+    rng = np.random.default_rng(0)
+    for size in sizes:
+        x = (rng.random((n, size, size)) * 255).astype(np.uint8)
+        k = max(2, min(n, 8 if device == "cpu" else n))
+        t_naive = _timeit(lambda: naive_segment(naive_model, x[:k], device)) / k
+        for b in batches:
+            seg.predict(x[:b], batch_size=b)  # warm-up
+            if device != "cpu":
+                torch.cuda.synchronize()
+            t = _timeit(lambda: seg.predict(x, batch_size=b), repeat=2) / n
+            rows.append({"task": f"lesion slices/s {size}x{size} batch {b}", "fast": 1.0 / t,
+                         "naive": 1.0 / t_naive, "unit": "slices/s", "ratio": t_naive / t})
+    return rows
+
+
+def write_study(folder: Path, n: int = 300, size: int = 512) -> Path:
+    """A synthetic 300 x 512 x 512 chest study as a DICOM series (made in code)."""
+    from pydicom.uid import generate_uid
+
+    from .dicom import ct_slice_dataset
+    from .phantoms import chest_phantom
+
+    sp = (1.0, 0.7, 0.7)
+    vol = chest_phantom(sp, extent_mm=n * sp[0], fov_mm=size * sp[1], seed=0)
+    vol = vol[:n, : size, : size]
+    pad = ((0, 0), (0, size - vol.shape[1]), (0, size - vol.shape[2]))
+    vol = np.pad(vol, pad, constant_values=-1000)
+    series, study = generate_uid(), generate_uid()
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(vol.shape[0]):
+        ds = ct_slice_dataset(vol[k].astype(np.int16), (0.0, 0.0, k * sp[0]), sp[1:], sp[0], series, study,
+                              Manufacturer="SIEMENS", ConvolutionKernel="B70f", SeriesNumber=1)
+        ds.save_as(folder / f"{k:04d}.dcm", enforce_file_format=True)
+    return folder
+
+
+_CHILD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+mode, path = sys.argv[1], sys.argv[2]
+if mode == "study-fast":
+    from ctmodels.io import read_ct
+    from ctmodels.lesion import LesionSegmenter
+    from ctmodels.pipeline import segment_study
+    seg = LesionSegmenter.from_pretrained(device="cpu")
+    t0 = time.perf_counter()
+    rep = segment_study(seg, read_ct(path)).report
+elif mode == "study-naive":
+    import numpy as np, pydicom
+    from pathlib import Path
+    from ctmodels.bench import naive_segment
+    from ctmodels.lesion import LesionSegmenter
+    from ctmodels.preprocessing import window_hu
+    from ctmodels import severity
+    model = LesionSegmenter.from_pretrained(device="cpu", half=False).model
+    t0 = time.perf_counter()
+    dss = sorted((pydicom.dcmread(str(p)) for p in Path(path).glob("*.dcm")),
+                 key=lambda d: float(d.ImagePositionPatient[2]))
+    hu = np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in dss])
+    labels = naive_segment(model, window_hu(hu, -600, 1500))
+    counts = np.stack([np.bincount(l.ravel(), minlength=4) for l in labels])
+    rep = severity.assess(counts, counts.astype(float))
+elif mode == "quality":
+    from ctmodels.io import read_ct
+    from ctmodels.quality import BreathHoldChecker
+    chk = BreathHoldChecker.from_pretrained()
+    vol = read_ct(path, purpose="quality")
+    t0 = time.perf_counter()
+    rep = chk.predict(vol)
+secs = time.perf_counter() - t0
+print(json.dumps({"seconds": secs, "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}))
+"""
+
+
+def _child(mode: str, path: Path, timeout: int = 3600) -> Dict[str, float]:
+    r = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"{mode} failed: {r.stderr[-500:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def study_rows(n: int = 300, size: int = 512, naive: bool = True) -> List[Dict]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ctmodels-bench-") as tmp:
+        study = write_study(Path(tmp) / "study", n, size)
+        fast = _child("study-fast", study)
+        slow = _child("study-naive", study) if naive else {"seconds": float("nan"), "peak_gb": float("nan")}
+        rows.append({"task": f"{n}-slice {size}x{size} study: read DICOM + segment + grade", "fast": fast["seconds"],
+                     "naive": slow["seconds"], "unit": "s", "ratio": slow["seconds"] / fast["seconds"],
+                     "peak_gb": fast["peak_gb"], "naive_peak_gb": slow["peak_gb"]})
+        q = _child("quality", study)
+        rows.append({"task": f"breath-hold verdict, {n}-slice study", "fast": q["seconds"], "naive": float("nan"),
+                     "unit": "s", "ratio": float("nan"), "peak_gb": q["peak_gb"]})
+    return rows
+
+
+def app_first_result() -> Dict:
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parent.parent
+    t = time.perf_counter()
+    at = AppTest.from_file(str(root / "app.py"), default_timeout=600)
+    at.run()
+    secs = time.perf_counter() - t
+    ok = not at.exception and any(m.label == "Grade" for m in at.metric)
+    return {"task": "app: open Lesions page to first grade (synthetic example)", "fast": secs, "naive": float("nan"),
+            "unit": "s", "ratio": float("nan"), "ok": ok}
+
+
+def run(tiny: bool = False, device: str = "cpu", out: Optional[Path] = None, naive: bool = True) -> Dict:
+    import torch
+
+    from .device import resolve_device
+
+    dev = resolve_device(device)
+    info = {"device": torch.cuda.get_device_name(0) if dev.type == "cuda" else f"cpu x{os.cpu_count()}",
+            "torch_threads": torch.get_num_threads(), "tiny": tiny, "targets": TARGETS}
+    rows: List[Dict] = []
+    if tiny:
+        rows += lesion_throughput(sizes=(64,), batches=(2,), n=4, device=str(dev))
+        rows += study_rows(n=6, size=64, naive=naive)
+    else:
+        rows += lesion_throughput(device=str(dev), n=32 if dev.type == "cpu" else 512,
+                                  batches=(1, 8, 32) if dev.type == "cpu" else (1, 64, 256))
+        rows += study_rows(naive=naive)
+        rows.append(app_first_result())
+    result = {"info": info, "rows": rows}
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2, default=float))
+    return result
+
+
+def format_table(result: Dict) -> str:
+    lines = [f"device: {result['info']['device']} (torch threads {result['info']['torch_threads']})",
+             f"{'task':62s} {'fast':>10s} {'naive':>10s} {'unit':>9s} {'speedup':>8s} {'peak GB':>8s}"]
+    for r in result["rows"]:
+        sp = r["ratio"]
+        lines.append(f"{r['task']:62s} {r['fast']:10.2f} {r['naive']:10.2f} {r['unit']:>9s} "
+                     f"{'' if sp != sp else f'{sp:.1f}x':>8s} {r.get('peak_gb', float('nan')):8.2f}")
+    return "\n".join(lines)
