@@ -89,7 +89,10 @@ def find_dicom_files(folder: Path) -> List[Tuple[Path, object]]:
 def group_series(items: Sequence[Tuple[Path, object]]) -> "OrderedDict[str, List[Tuple[Path, object]]]":
     groups: "OrderedDict[str, List[Tuple[Path, object]]]" = OrderedDict()
     for p, ds in items:
-        uid = str(getattr(ds, "SeriesInstanceUID", "") or f"no-series-uid:{p.parent}")
+        try:
+            uid = str(getattr(ds, "SeriesInstanceUID", "") or f"no-series-uid:{p.parent}")
+        except _malformed():
+            uid = f"unreadable-series-uid:{p.name}"
         groups.setdefault(uid, []).append((p, ds))
     return groups
 
@@ -176,8 +179,39 @@ def _with_pixels(ds, path: Path):
         raise InvalidInputError(f"corrupt or truncated DICOM ({type(exc).__name__})", path) from None
 
 
+def struct_error():
+    import struct
+
+    return struct.error
+
+
+def _malformed():
+    from pydicom.errors import BytesLengthException, InvalidDicomError
+
+    return (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError, ZeroDivisionError,
+            BytesLengthException, InvalidDicomError, EOFError, NotImplementedError, struct_error())
+
+
 def read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVolume:
-    """Stack one series (files + headers) into a canonical HU CTVolume."""
+    """Stack one series (files + headers) into a canonical HU CTVolume.
+
+    Malformed header values (an unparsable number, a wrong multiplicity, ...) raise
+    :class:`InvalidInputError` naming the series, never a bare ValueError.
+    """
+    from .errors import CTModelsError
+
+    try:
+        return _read_series(items, source)
+    except CTModelsError:
+        raise
+    except _malformed() as exc:
+        where = source or (str(items[0][0]) if items else "")
+        msg = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise InvalidInputError(f"malformed DICOM header ({type(exc).__name__}: {msg}); expected a CT image",
+                                where) from None
+
+
+def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVolume:
     pydicom, _ = _pydicom()
     if not items:
         raise EmptyInputError("no DICOM slices in this series", source)
@@ -296,6 +330,14 @@ def read_dicom_file(path: Path) -> CTVolume:
 
 
 def series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:
+    """Header facts of a series for listing; malformed values raise InvalidInputError."""
+    try:
+        return _series_summary(items)
+    except _malformed() as exc:
+        raise InvalidInputError(f"malformed DICOM header ({type(exc).__name__})", items[0][0]) from None
+
+
+def _series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:
     _, ds = items[0]
     return {
         "modality": str(getattr(ds, "Modality", "") or "") or None,

@@ -78,12 +78,22 @@ with neither reference nor prediction as Dice 1.
 
 {_metrics_table(m)}
 
+{rec.get('evaluation', '')}
+
+{"Without TTA (how volumes are segmented, and what the severity module's error model uses):" if 'metrics_held_out_without_tta' in rec else ''}
+
+{_metrics_table(rec['metrics_held_out_without_tta']) if 'metrics_held_out_without_tta' in rec else ''}
+
 The Inf-Net paper's numbers (infection 0.739, GGO 0.646, consolidation 0.458) are on the 48-slice
 COVID-SemiSeg test split, which is not in our data; ours come from {m['semiseg_slices']} held-out SemiSeg slices
-and are not directly comparable.
+and are not directly comparable. On this held-out split the infection Dice is
+{'at or above' if m['semiseg_infection_dice'] >= 0.739 else 'below'} Inf-Net's figure, GGO is
+{'at or above' if m['semiseg_ggo_dice'] >= 0.646 else 'below'} it and consolidation is
+{'at or above' if m['semiseg_consolidation_dice'] >= 0.458 else 'below'} it: separating GGO from
+consolidation is learned from only {len(rec['train_slices']['covid_semiseg_train'])} labelled slices.
 
 ## Limitations
-Trained on 8-bit display slices from a few hundred patients with COVID-19; not validated on other
+Trained on 8-bit display slices from a few dozen patients with COVID-19; not validated on other
 diseases, scanners, children, or true-HU input beyond the lung-window mapping. Research use only.
 """
 

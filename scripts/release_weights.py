@@ -1,7 +1,8 @@
 """Copy trained weights into weights/<name>, write the model card, and pin every file's SHA-256
 in ctmodels/weights_sha256.json (the registry reads it).
 
-    python scripts/release_weights.py lesion-unet-effb0 runs/lesion-unet-effb0
+    python scripts/release_weights.py breath-hold-logreg runs/breath-hold-logreg
+    python scripts/release_weights.py lesion-unet-effb0 runs/lesion-unet-effb0 ../shared/data  # + re-evaluate
 """
 
 import json
@@ -24,13 +25,10 @@ def main(name: str, src: str) -> None:
     for f in KEEP:
         if (Path(src) / f).exists():
             shutil.copy2(Path(src) / f, dst / f)
-    if (dst / "preprocessing.json").exists() and (dst / "training.json").exists():
-        from ctmodels.train_lesion import with_involvement_error
+    if name == "lesion-unet-effb0" and len(sys.argv) > 3:
+        from ctmodels.train_lesion import reevaluate
 
-        pre = json.loads((dst / "preprocessing.json").read_text())
-        pre.pop("involvement_error", None)
-        metrics = json.loads((dst / "training.json").read_text())["metrics_held_out"]
-        (dst / "preprocessing.json").write_text(json.dumps(with_involvement_error(pre, metrics), indent=2))
+        print(json.dumps(reevaluate(dst, Path(sys.argv[3])), indent=2))
     write_card(dst, name)
     hashes_path = ROOT / "ctmodels" / "weights_sha256.json"
     hashes = json.loads(hashes_path.read_text()) if hashes_path.exists() else {}

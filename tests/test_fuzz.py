@@ -19,7 +19,7 @@ def seed_bytes(tmp_path_factory):
     return p.read_bytes()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_dicom_gives_a_volume_or_a_typed_error(seed_bytes, tmp_path_factory, data):
     b = bytearray(seed_bytes)

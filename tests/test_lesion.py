@@ -56,3 +56,14 @@ def test_bad_inputs(seg):
         seg.predict(np.full((32, 32), 900.0), units="display")
     with pytest.raises(InvalidInputError, match="expected a slice"):
         seg.predict(np.zeros((2, 2, 32, 32), np.uint8))
+
+
+def test_flip_tta_is_default_for_single_slices_only(seg):
+    img = (np.random.default_rng(3).random((64, 64)) * 255).astype(np.uint8)
+    with_tta, without = seg.predict(img), seg.predict(img, tta=False)
+    assert np.array_equal(with_tta.labels, seg.predict(img, tta=True).labels)
+    # averaging over flips makes the result flip-equivariant
+    flipped = seg.predict(img[:, ::-1].copy())
+    assert (flipped.labels[:, ::-1] == with_tta.labels).mean() > 0.99
+    vol = np.stack([img, img])
+    assert np.array_equal(seg.predict(vol).labels[0], without.labels)
