@@ -59,7 +59,9 @@ class LesionSegmenter:
     """Holds the lesion UNet and its preprocessing between calls."""
 
     def __init__(self, model, preprocessing: Optional[Dict[str, Any]] = None, device: str = "cpu",
-                 half: bool = False):
+                 half: bool = False, backend: str = "auto"):
+        """``backend``: "torch", "onnxruntime" (CPU only) or "auto" = ONNX Runtime on CPU when it
+        is installed (measured ~2x faster there, same outputs), torch elsewhere. One path per device."""
         import torch
 
         self.torch = torch
@@ -71,10 +73,16 @@ class LesionSegmenter:
             self.model = self.model.to(memory_format=torch.channels_last)
         if self.half:
             self.model = self.model.half()
+        self.session = None
+        if backend == "onnxruntime" or (backend == "auto" and self.device.type == "cpu" and _has_ort()):
+            if self.device.type != "cpu":
+                raise InvalidInputError("the onnxruntime backend runs on the CPU only")
+            self.session = _ort_session(self.model, int(self.preprocessing["input_size"]))
+        self.backend = "onnxruntime" if self.session is not None else "torch"
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, Path, None] = None, device: str = "auto",
-                        half: Optional[bool] = None, **hub_kwargs) -> "LesionSegmenter":
+                        half: Optional[bool] = None, backend: str = "auto", **hub_kwargs) -> "LesionSegmenter":
         """Load from a local folder, the bundled ``weights/``, the HF cache or the Hub (see ctmodels.hub)."""
         import segmentation_models_pytorch as smp
 
@@ -92,8 +100,9 @@ class LesionSegmenter:
         pre = json.loads(pre_path.read_text()) if pre_path.exists() else {}
         if half is None:
             half = dev.type == "cuda"
-        log.info("lesion model loaded from %s on %s", folder, dev)
-        return cls(model, pre, device=str(dev), half=half)
+        seg = cls(model, pre, device=str(dev), half=half, backend=backend)
+        log.info("lesion model loaded from %s on %s (%s)", folder, dev, seg.backend)
+        return seg
 
     # ------------------------------------------------------------------ preprocessing
     def to_display(self, x: np.ndarray, units: str) -> np.ndarray:
@@ -151,10 +160,9 @@ class LesionSegmenter:
         soft = np.zeros((z, 4), np.float64)
         for start in range(0, z, batch_size):
             stop = min(z, start + batch_size)
-            p = self._predict_batch(disp[start:stop], use_tta)  # torch [b,4,h,w] float32 on device
-            lab = p.argmax(1)
+            lab, sc, p = self._predict_batch(disp[start:stop], use_tta, probs is not None)
             labels[start:stop] = lab.to("cpu", self.torch.uint8).numpy()
-            soft[start:stop] = p.sum((2, 3)).double().cpu().numpy()
+            soft[start:stop] = sc
             for c in range(4):
                 counts[start:stop, c] = (lab == c).sum((1, 2)).cpu().numpy()
             if probs is not None:
@@ -165,7 +173,20 @@ class LesionSegmenter:
             return LesionResult(labels[0], None if probs is None else probs[0], counts, soft, spacing)
         return LesionResult(labels, probs, counts, soft, spacing)
 
-    def _predict_batch(self, disp: np.ndarray, tta: bool = False):
+    def _network(self, t):
+        """Model-resolution probabilities [b, 4, s, s] (float32) from a normalised batch."""
+        torch = self.torch
+        if self.session is not None:
+            out = self.session.run(None, {"x": np.ascontiguousarray(t.float().numpy())})[0]
+            return torch.softmax(torch.from_numpy(out), 1)
+        if self.half:
+            t = t.half()
+        if self.device.type == "cpu":
+            t = t.contiguous(memory_format=torch.channels_last)
+        return torch.softmax(self.model(t).float(), 1)
+
+    def _predict_batch(self, disp: np.ndarray, tta: bool = False, full_probs: bool = False):
+        """-> (labels [b, h, w] on the input grid, soft counts [b, 4], probabilities [b, 4, h, w] or None)."""
         torch = self.torch
         F = torch.nn.functional
         s = int(self.preprocessing["input_size"])
@@ -177,20 +198,46 @@ class LesionSegmenter:
             if (h, w) != (s, s):
                 t = F.interpolate(t, size=(s, s), mode="bilinear", align_corners=False,
                                   antialias=(h > s or w > s))
-            if self.half:
-                t = t.half()
-            if self.device.type == "cpu":
-                t = t.contiguous(memory_format=torch.channels_last)
             if tta:
                 flips = [(), (3,), (2,), (2, 3)]
-                logits = sum(torch.flip(torch.softmax(self.model(torch.flip(t, f) if f else t).float(), 1), f)
-                             if f else torch.softmax(self.model(t).float(), 1) for f in flips) / len(flips)
-                logits = torch.log(logits.clamp_min(1e-6))  # back to log space for resizing
+                p = sum(torch.flip(self._network(torch.flip(t, f)), f) if f else self._network(t)
+                        for f in flips) / len(flips)
             else:
-                logits = self.model(t).float()
-            if (h, w) != (s, s):
-                logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-            return torch.softmax(logits, 1)
+                p = self._network(t)
+            # expected pixel counts per class, scaled from the model grid to the input grid
+            soft = (p.sum((2, 3)).double() * (h * w) / (s * s)).cpu().numpy()
+            if (h, w) == (s, s):
+                return p.argmax(1), soft, (p if full_probs else None)
+            # log-probabilities resized bilinearly; their argmax equals that of the resized softmax
+            logp = F.interpolate(torch.log(p.clamp_min(1e-6)), size=(h, w), mode="bilinear", align_corners=False)
+            return logp.argmax(1), soft, (torch.softmax(logp, 1) if full_probs else None)
+
+
+def _has_ort() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+def _ort_session(model, size: int):
+    """An ONNX Runtime session built in memory from the loaded (safetensors) weights: no file written."""
+    import io as _io
+    import warnings
+
+    import onnxruntime as ort
+    import torch
+
+    buf = _io.BytesIO()
+    m = model.float().to(memory_format=torch.contiguous_format).cpu().eval()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(_io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, torch.zeros(1, 1, size, size), buf, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17, dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
 
 
 def class_names() -> list:

@@ -67,3 +67,17 @@ def test_flip_tta_is_default_for_single_slices_only(seg):
     assert (flipped.labels[:, ::-1] == with_tta.labels).mean() > 0.99
     vol = np.stack([img, img])
     assert np.array_equal(seg.predict(vol).labels[0], without.labels)
+
+
+def test_onnxruntime_backend_matches_torch():
+    import torch
+
+    torch.manual_seed(1)
+    net = build_lesion_unet()
+    a = LesionSegmenter(net, device="cpu", backend="torch")
+    b = LesionSegmenter(net, device="cpu", backend="onnxruntime")
+    assert (a.backend, b.backend) == ("torch", "onnxruntime")
+    x = (np.random.default_rng(4).random((3, 80, 96)) * 255).astype(np.uint8)
+    ra, rb = a.predict(x), b.predict(x)
+    assert (ra.labels == rb.labels).mean() > 0.995
+    assert np.allclose(ra.soft_counts, rb.soft_counts, rtol=1e-3)
