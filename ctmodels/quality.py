@@ -201,6 +201,9 @@ class BreathHoldChecker:
     def __init__(self, model: LogisticShapeModel, threshold: float = 0.5):
         self.model = model
         self.threshold = float(model.config.get("decision_threshold", threshold))
+        # scikit-image loads its submodules lazily (~1 s): pay that with the model, not per verdict
+        import skimage.measure  # noqa: F401
+        import skimage.restoration  # noqa: F401
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, Path, None] = None, **hub_kwargs) -> "BreathHoldChecker":
