@@ -48,7 +48,19 @@ def volume_from_uploads(files: List, purpose: str = "lesion") -> CTVolume:
             p.write_bytes(f.getvalue())
             paths.append(p)
         target = paths[0] if len(paths) == 1 else Path(tmp)
-        vol = read_ct(target, purpose=purpose)
+        try:
+            vol = read_ct(target, purpose=purpose)
+        except CTModelsError as exc:
+            # name the upload as the user knows it, never the private temp dir
+            text = str(exc)
+            for i, (f, p) in enumerate(zip(files, paths)):
+                text = text.replace(str(p), Path(f.name).name or f"upload{i}")
+            text = text.replace(str(Path(tmp)), "the uploaded files")
+            try:
+                renamed = type(exc)(text)
+            except TypeError:
+                renamed = CTModelsError(text)
+            raise renamed from None
     vol.meta.source = files[0].name if len(files) == 1 else f"{len(files)} uploaded files"
     return vol
 

@@ -79,7 +79,10 @@ def cmd_segment(args) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    seg = LesionSegmenter.from_pretrained(args.model, device=args.device)
+    from .device import resolve_device
+
+    resolve_device(args.device)  # a device that is not there is an error before any work
+    seg = None  # loaded at the first readable input: a bad input fails fast
     rows = []
     failures = 0
     used = set()
@@ -91,6 +94,8 @@ def cmd_segment(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failures += 1
             continue
+        if seg is None:
+            seg = LesionSegmenter.from_pretrained(args.model, device=args.device)
         stem = _stem(p)
         while stem in used:
             stem += "_"
@@ -189,7 +194,8 @@ def cmd_triage(args) -> int:
 
     report = run_triage(Path(args.input_dir), Path(args.failed_dir),
                         Path(args.passed_dir) if args.passed_dir else None, move=not args.copy,
-                        dry_run=args.dry_run, checker=checker, progress=progress)
+                        dry_run=args.dry_run, checker=checker, progress=progress,
+                        include_patient_ids=args.include_patient_ids)
     if bar is not None:
         bar.close()
     files = {}
@@ -312,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--move", action="store_true", help="move studies (copy, verify, delete; default)")
     g.add_argument("--copy", action="store_true", help="copy studies, leave the input untouched")
     s.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
+    s.add_argument("--include-patient-ids", action="store_true",
+                   help="add PatientName and PatientID columns to the report (off: pseudonymous keys only)")
     s.add_argument("--report-dir", default=None, help="where report.csv and the chart go (default: --failed-dir)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--model", default=None, help="registry name or weights folder")

@@ -157,7 +157,10 @@ def place(src: Path, target_dir: Path, move: bool) -> str:
         trash = src.parent / f"{TRASH}{src.name}"
         if trash.exists():
             _remove(trash)
-        os.rename(src, trash)
+        try:
+            os.rename(src, trash)
+        except OSError as exc:  # read-only source: the verified copy stays, the source is untouched
+            return f"copied; source kept ({exc.strerror or exc})"
         _remove(trash)
         status = "moved" if status == "copied" else "moved (copy was already in place)"
     return status
@@ -174,11 +177,59 @@ class TriageRow:
     action: str = "none"
     destination: str = ""
     figure: Optional[object] = None  # uint8 RGB trachea crop with contour, when asked for
+    patient: Optional[Dict[str, str]] = None  # PatientName / PatientID, only when opted in
 
     def as_dict(self) -> Dict[str, object]:
         d = dict(self.__dict__)
         d.pop("figure")
+        patient = d.pop("patient")
+        if patient is not None:
+            d.update(patient_name=patient.get("PatientName", ""), patient_id=patient.get("PatientID", ""))
         return d
+
+
+def patient_identity(study: Path, max_files: int = 50) -> Dict[str, str]:
+    """PatientName and PatientID from the first DICOM file of a study (folder, zip or file), read
+    without pixel data and without extracting anything; empty for non-DICOM studies. Only called
+    when a report is asked to include patient identifiers."""
+    import io
+    import zipfile
+
+    import pydicom
+
+    tags = ["PatientName", "PatientID"]
+
+    def from_bytes(fp) -> Optional[Dict[str, str]]:
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=tags, force=False)
+        except Exception:
+            return None
+        return {t: str(getattr(ds, t, "") or "") for t in tags}
+
+    study = Path(study)
+    try:
+        if study.is_dir():
+            for n, f in enumerate(p for p in sorted(study.rglob("*")) if p.is_file() and not p.is_symlink()):
+                if n >= max_files:
+                    break
+                with open(f, "rb") as fp:
+                    got = from_bytes(fp)
+                if got:
+                    return got
+        elif study.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(study) as zf:
+                for info in [i for i in zf.infolist() if not i.is_dir()][:max_files]:
+                    if info.file_size > 64 * 1024 * 1024:
+                        continue
+                    got = from_bytes(io.BytesIO(zf.read(info)))
+                    if got:
+                        return got
+        elif study.name.lower().endswith(".dcm"):
+            with open(study, "rb") as fp:
+                return from_bytes(fp) or {}
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        pass
+    return {}
 
 
 @dataclass
@@ -195,9 +246,13 @@ class TriageReport:
 
 def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = None, move: bool = True,
                dry_run: bool = False, checker=None, progress: Optional[Callable[[int, int, str], None]] = None,
-               undetermined_dir: Optional[Path] = None, keep_figures: bool = False) -> TriageReport:
+               undetermined_dir: Optional[Path] = None, keep_figures: bool = False,
+               include_patient_ids: bool = False) -> TriageReport:
     """Check every study; put failed ones in ``failed_dir`` (passed ones in ``passed_dir`` and
-    undetermined ones in ``undetermined_dir`` when given; otherwise they stay where they are)."""
+    undetermined ones in ``undetermined_dir`` when given; otherwise they stay where they are).
+
+    Rows are keyed by a pseudonymous study key; ``include_patient_ids`` (opt-in) adds PatientName
+    and PatientID columns to the report. Logs never carry them either way."""
     from .io import read_ct
     from .quality import FAIL, PASS, UNDETERMINED, BreathHoldChecker
 
@@ -231,6 +286,8 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
         except CTModelsError as exc:
             verdict, p, reason, res = UNDETERMINED, None, str(exc), None
         row = TriageRow(study_key(study, uid), study.name, verdict, p, reason)
+        if include_patient_ids:
+            row.patient = patient_identity(study)
         if keep_figures and res is not None and res.measurement is not None and res.measurement.crops:
             from .figures import trachea_panel
 
@@ -259,8 +316,10 @@ def write_report(report: TriageReport, folder: Path) -> Dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = {"csv": folder / "report.csv"}
     with open(out["csv"], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["key", "study", "verdict", "probability_fail", "reason", "action",
-                                          "destination"])
+        fields = ["key", "study", "verdict", "probability_fail", "reason", "action", "destination"]
+        if any(r.patient is not None for r in report.rows):
+            fields += ["patient_name", "patient_id"]
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         for r in report.rows:
             w.writerow(r.as_dict())

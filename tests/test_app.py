@@ -10,6 +10,7 @@ from PIL import Image
 
 from ctmodels import io as ctio
 from ctmodels.phantoms import chest_phantom
+import corpus
 from synth import write_series
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +76,19 @@ def test_lesions_page_bad_upload_is_one_line_error():
     assert not at.exception
     assert len(at.error) == 1 and "not a readable image" in at.error[0].value
     assert "\n" not in at.error[0].value and "Traceback" not in at.error[0].value
+
+
+@pytest.mark.parametrize("case", sorted(corpus.CASES))
+def test_every_bad_input_is_one_st_error_naming_the_file(tmp_path, case):
+    path = corpus.build(case, tmp_path)
+    at = _app(None)
+    at.file_uploader(key="lesion_upload").set_value((path.name, path.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1, [e.value for e in at.error]
+    msg = at.error[0].value
+    assert "\n" not in msg and "Traceback" not in msg and path.name in msg
+    assert "ctmodels-upload-" not in msg  # the private temp dir is not shown
 
 
 def test_severity_page_with_a_dicom_zip(tmp_path):

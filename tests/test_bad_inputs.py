@@ -3,6 +3,7 @@ exit status 2 from the CLI, and nothing is written outside the output folder."""
 
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,62 +12,29 @@ from PIL import Image
 from ctmodels import io
 from ctmodels.cli import main
 from ctmodels.errors import CTModelsError
+import corpus
 from synth import chest_phantom, write_series
 
 
-def _dicom_without_pixels(tmp_path):
-    import pydicom
-
-    p = write_series(tmp_path / "s", chest_phantom((1, 16, 16)))[0]
-    ds = pydicom.dcmread(p)
-    del ds.PixelData
-    out = tmp_path / "nopix.dcm"
-    ds.save_as(out)
-    return out
-
-
-def _rgb_secondary_capture(tmp_path):
-    import pydicom
-    from pydicom.uid import SecondaryCaptureImageStorage
-
-    p = write_series(tmp_path / "s2", chest_phantom((1, 16, 16)))[0]
-    ds = pydicom.dcmread(p)
-    ds.Modality = "OT"
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = np.zeros((16, 16, 3), np.uint8).tobytes()
-    out = tmp_path / "sc_rgb.dcm"
-    ds.save_as(out)
-    return out
-
-
-CASES = {
-    "one_pixel_png": lambda t: (Image.fromarray(np.zeros((1, 1), np.uint8)).save(t / "one.png"), t / "one.png")[1],
-    "giant_png": lambda t: (Image.new("L", (10000, 10000)).save(t / "giant.png"), t / "giant.png")[1],
-    "empty_npy": lambda t: (np.save(t / "e.npy", np.zeros((0, 4))), t / "e.npy")[1],
-    "dicom_no_pixels": _dicom_without_pixels,
-    "secondary_capture_rgb": _rgb_secondary_capture,
-    "empty_file": lambda t: ((t / "z.nii.gz").write_bytes(b""), t / "z.nii.gz")[1],
-    "garbage_nifti": lambda t: ((t / "g.nii").write_bytes(b"\x00" * 400), t / "g.nii")[1],
-    "garbage_nrrd": lambda t: ((t / "g.nrrd").write_bytes(b"NRRD0004\ntype: what\n\n"), t / "g.nrrd")[1],
-}
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(corpus.CASES))
 def test_bad_input_corpus(tmp_path, capsys, case):
-    target = CASES[case](tmp_path)
-    before = set(os.listdir(tmp_path))
+    src = tmp_path / "in"
+    target = corpus.build(case, src)
+    before = sorted(os.walk(tmp_path))
     with pytest.raises(CTModelsError) as e:
         io.read_ct(target)
     msg = str(e.value)
     assert "\n" not in msg and target.name in msg
     out = tmp_path / "out"
-    assert main(["info", str(target)]) == 2
+    assert main(["segment", str(target), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
-    assert set(os.listdir(tmp_path)) == before
-    assert not out.exists()
+    assert err.count("\n") == 1 and "Traceback" not in err and target.name in err
+    assert main(["info", str(target)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    # nothing written beside the input; nothing lands in the output folder but (at most) an empty results table
+    assert sorted(os.walk(src)) == [w for w in before if w[0].startswith(str(src))]
+    assert not (tmp_path.parent / "evil.dcm").exists() and not Path("/abs/evil.dcm").exists()
+    assert not out.exists() or all(p.name == "results.csv" for p in out.iterdir())
 
 
 def test_non_utf8_names_in_a_folder_and_a_zip(tmp_path):

@@ -177,3 +177,104 @@ def test_cli_triage_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["triage", str(tmp_path / "empty"), "--failed-dir", str(tmp_path / "f")]) == 2
     assert "no studies found" in capsys.readouterr().err
+
+
+def test_report_is_pseudonymous_unless_patient_ids_are_opted_in(studies, tmp_path, checker, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    rep = run_triage(studies, tmp_path / "failed", None, move=False, checker=checker)
+    plain = write_report(rep, tmp_path / "r1")["csv"].read_text()
+    assert "PID-12345" not in plain and "Doe" not in plain and "patient_id" not in plain
+    rep = run_triage(studies, tmp_path / "failed2", None, move=False, checker=checker, include_patient_ids=True)
+    rows = {r["study"]: r for r in csv.DictReader(open(write_report(rep, tmp_path / "r2")["csv"]))}
+    assert rows["pass_b"]["patient_id"] == "PID-12345" and rows["pass_b"]["patient_name"] == "Doe^Jane"
+    assert rows["pass_a.nii.gz"]["patient_id"] == ""  # NIfTI carries no identity
+    assert "PID-12345" not in caplog.text and "Doe" not in caplog.text  # logs never do
+    assert main(["triage", str(studies), "--failed-dir", str(tmp_path / "f3"), "--copy", "--json",
+                 "--include-patient-ids"]) == 0
+
+
+def test_read_only_source_keeps_the_source_and_the_verified_copy(studies, tmp_path, checker, monkeypatch):
+    """A source that cannot be renamed (read-only share; chmod does not stop root, so it is injected)."""
+    import ctmodels.triage as T
+
+    real = os.rename
+
+    def rename(a, b, *k, **kw):
+        if Path(a).parent == studies:
+            raise PermissionError(13, "Read-only file system", str(a))
+        return real(a, b, *k, **kw)
+
+    before = _tree(studies)
+    monkeypatch.setattr(T.os, "rename", rename)
+    failed = tmp_path / "failed"
+    rep = run_triage(studies, failed, None, move=True, checker=checker)
+    row = [r for r in rep.rows if r.study == "fail_c.nii.gz"][0]
+    assert row.action.startswith("copied; source kept") and "Read-only" in row.action
+    assert _tree(studies) == before
+    assert _tree(failed)["fail_c.nii.gz"] == before["fail_c.nii.gz"]
+    rep = run_triage(studies, failed, None, move=True, checker=checker)  # safe to re-run
+    assert _tree(studies) == before and [p.name for p in failed.iterdir()] == ["fail_c.nii.gz"]
+
+
+def test_full_disk_leaves_no_partial_copy_and_loses_nothing(studies, tmp_path, checker, monkeypatch):
+    """The disk fills up halfway through a copy (injected ENOSPC); then space is freed and it is re-run."""
+    import errno
+    import shutil
+
+
+    def full(fsrc, fdst, length=0):
+        fdst.write(fsrc.read(1000))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = _tree(studies)
+    failed, passed = tmp_path / "failed", tmp_path / "passed"
+    monkeypatch.setattr(shutil, "copyfileobj", full)
+    monkeypatch.setattr(shutil, "_fastcopy_sendfile", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")), raising=False)
+    rep = run_triage(studies, failed, passed, move=True, checker=checker)
+    placed = [r for r in rep.rows if r.verdict in ("pass", "fail")]
+    assert placed and all(r.action.startswith("left in place") and "No space left" in r.action for r in placed)
+    assert _tree(studies) == before
+    for t in (failed, passed):
+        assert not t.exists() or not list(t.iterdir())  # no partial copies
+    monkeypatch.undo()
+    rep = run_triage(studies, failed, passed, move=True, checker=checker)
+    assert {r.study for r in rep.rows if r.action == "moved"} == {r.study for r in placed}
+    together = {**_tree(studies), **_tree(failed), **_tree(passed)}
+    assert together == before
+
+
+@pytest.mark.slow
+def test_triage_of_200_studies_keeps_memory_flat(tmp_path):
+    """Peak resident memory must not grow with the number of studies (sampled per study, in a child)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    small = (5.0, 2.0, 2.0)
+    for i in range(200):
+        vol = chest_phantom(small, extent_mm=60, fov_mm=200, seed=100 + i)
+        io.write_volume_nifti(vol, small, src / f"s{i:03d}.nii.gz")
+    child = textwrap.dedent("""
+        import json, sys
+        from ctmodels.triage import run_triage
+        rss = []
+        def progress(i, n, name):
+            with open("/proc/self/statm") as f:
+                rss.append(int(f.read().split()[1]) * 4096 / 2**20)
+        rep = run_triage(sys.argv[1], sys.argv[2], sys.argv[3], move=True, progress=progress)
+        print(json.dumps({"rss": rss, "counts": rep.counts()}))
+    """)
+    r = subprocess.run([sys.executable, "-c", child, str(src), str(tmp_path / "failed"), str(tmp_path / "passed")],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    rss = d["rss"]
+    assert sum(d["counts"].values()) == 200 and len(rss) == 201
+    # after warm-up (study 20), memory stays within a few MB however many studies follow
+    growth = max(rss[20:]) - rss[20]
+    print(f"RSS at study 20: {rss[20]:.0f} MB, max after: {max(rss[20:]):.0f} MB")
+    assert growth < 25, f"resident memory grew by {growth:.1f} MB over 180 studies"
+    placed = [p for d in ("passed", "failed") if (tmp_path / d).is_dir() for p in (tmp_path / d).iterdir()]
+    assert len(placed) + len(list(src.iterdir())) == 200
+    assert d["counts"]["pass"] >= 150, d["counts"]  # real checks ran, not 200 early errors

@@ -1,0 +1,111 @@
+"""The bad-input corpus of issue 8, built in code: each builder writes one hostile or broken input
+into a folder and returns its path. Used by the read_ct / CLI tests and by the app tests."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from synth import chest_phantom, write_series
+
+
+def _one_dicom(t: Path, **kw) -> Path:
+    return write_series(t / ".src", chest_phantom((1, 16, 16)), **kw)[0]
+
+
+def _dicom_variant(t: Path, name: str, edit) -> Path:
+    import pydicom
+
+    ds = pydicom.dcmread(_one_dicom(t))
+    edit(ds)
+    out = t / name
+    ds.save_as(out)
+    return out
+
+
+def _no_pixels(ds):
+    del ds.PixelData
+
+
+def _rgb_secondary_capture(ds):
+    from pydicom.uid import SecondaryCaptureImageStorage
+
+    ds.Modality = "OT"
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = np.zeros((16, 16, 3), np.uint8).tobytes()
+
+
+def _modality(m):
+    def edit(ds):
+        ds.Modality = m
+    return edit
+
+
+def _truncated(t: Path) -> Path:
+    out = t / "truncated.dcm"
+    out.write_bytes(_one_dicom(t).read_bytes()[:300])
+    return out
+
+
+def _zip(t: Path, name: str, members) -> Path:
+    out = t / name
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info, data in members:
+            zf.writestr(info, data)
+    return out
+
+
+def _symlink_member():
+    info = zipfile.ZipInfo("link.dcm")
+    info.external_attr = 0o120777 << 16
+    return info
+
+
+def _save_png(t: Path, name: str, arr: np.ndarray) -> Path:
+    Image.fromarray(arr).save(t / name)
+    return t / name
+
+
+def _npy(t: Path, name: str, arr: np.ndarray) -> Path:
+    np.save(t / name, arr)
+    return t / name
+
+
+def _write(t: Path, name: str, data: bytes) -> Path:
+    (t / name).write_bytes(data)
+    return t / name
+
+
+CASES = {
+    "truncated_dicom": _truncated,
+    "dicom_no_pixels": lambda t: _dicom_variant(t, "nopix.dcm", _no_pixels),
+    "mr_dicom": lambda t: _dicom_variant(t, "mr.dcm", _modality("MR")),
+    "cr_dicom": lambda t: _dicom_variant(t, "cr.dcm", _modality("CR")),
+    "us_dicom": lambda t: _dicom_variant(t, "us.dcm", _modality("US")),
+    "secondary_capture_rgb": lambda t: _dicom_variant(t, "sc_rgb.dcm", _rgb_secondary_capture),
+    "one_pixel_png": lambda t: _save_png(t, "one.png", np.zeros((1, 1), np.uint8)),
+    "giant_png": lambda t: (Image.new("L", (10000, 10000)).save(t / "giant.png"), t / "giant.png")[1],
+    "png_16bit": lambda t: _save_png(t, "deep.png", (np.arange(256, dtype=np.uint16) * 200).reshape(16, 16)),
+    "nan_npy": lambda t: _npy(t, "nan.npy", np.full((4, 16, 16), np.nan, np.float32)),
+    "empty_npy": lambda t: _npy(t, "e.npy", np.zeros((0, 4))),
+    "empty_file": lambda t: _write(t, "z.nii.gz", b""),
+    "garbage_nifti": lambda t: _write(t, "g.nii", b"\x00" * 400),
+    "garbage_nrrd": lambda t: _write(t, "g.nrrd", b"NRRD0004\ntype: what\n\n"),
+    "corrupt_zip": lambda t: _write(t, "x.zip", b"PK\x03\x04garbage"),
+    "zip_bomb": lambda t: _zip(t, "bomb.zip", [("zeros.dcm", b"\0" * (20 * 1024 * 1024))]),
+    "zip_dotdot": lambda t: _zip(t, "dotdot.zip", [("../evil.dcm", b"x" * 10)]),
+    "zip_absolute": lambda t: _zip(t, "absolute.zip", [("/abs/evil.dcm", b"x" * 10)]),
+    "zip_symlink": lambda t: _zip(t, "link.zip", [(_symlink_member(), "/etc/passwd")]),
+    "zip_empty": lambda t: _zip(t, "nothing.zip", []),
+}
+
+
+def build(case: str, folder: Path) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return CASES[case](folder)
