@@ -30,6 +30,17 @@ def quality_model():
     return BreathHoldChecker.from_pretrained()
 
 
+def upload_or_example(label: str, key: str, what: str) -> "tuple[List, bool]":
+    """The page's uploader and the synthetic-example switch; stops the page when neither is set."""
+    files = st.file_uploader(label, type=UPLOAD_TYPES, accept_multiple_files=True, key=f"{key}_upload")
+    use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)",
+                                          key=f"{key}_example", value=True)
+    if not files and not use_example:
+        st.info(f"Upload {what}, or switch on the synthetic example.")
+        st.stop()
+    return files, use_example
+
+
 def upload_key(files) -> str:
     h = hashlib.sha256()
     for f in files:

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from app_pages.common import UPLOAD_TYPES, lesion_study
+from app_pages.common import lesion_study, upload_or_example
 from ctmodels import severity
 from ctmodels.lesion_model import LABELS
 from ctmodels.preprocessing import window_hu
@@ -18,15 +18,8 @@ st.title("Lesion segmentation")
 st.caption("Ground-glass opacity, consolidation and other lung on each axial slice. Research use only.")
 
 # ---- inputs
-files = st.file_uploader("Slice (PNG/JPG), DICOM file(s), zip of a DICOM series, NIfTI, NRRD or .npy",
-                         type=UPLOAD_TYPES, accept_multiple_files=True, key="lesion_upload")
-use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)",
-                                      key="lesion_example", value=True)
-
-# ---- guard
-if not files and not use_example:
-    st.info("Upload a file, or switch on the synthetic example.")
-    st.stop()
+files, use_example = upload_or_example(
+    "Slice (PNG/JPG), DICOM file(s), zip of a DICOM series, NIfTI, NRRD or .npy", "lesion", "a file")
 
 # ---- one library call (cached per upload in this session)
 study = lesion_study(files, use_example)

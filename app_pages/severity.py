@@ -2,19 +2,14 @@
 
 import streamlit as st
 
-from app_pages.common import UPLOAD_TYPES, lesion_study
+from app_pages.common import lesion_study, upload_or_example
 from ctmodels.charts import involvement_chart
 from ctmodels.severity import T_AB, T_BC
 
 st.title("Study severity")
 
-files = st.file_uploader("A whole study: zip of a DICOM series, DICOM files, NIfTI or NRRD", type=UPLOAD_TYPES,
-                         accept_multiple_files=True, key="severity_upload")
-use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)",
-                                      key="severity_example", value=True)
-if not files and not use_example:
-    st.info("Upload a study, or switch on the synthetic example.")
-    st.stop()
+files, use_example = upload_or_example("A whole study: zip of a DICOM series, DICOM files, NIfTI or NRRD",
+                                       "severity", "a study")
 
 study = lesion_study(files, use_example)
 vol, rep = study.volume, study.report

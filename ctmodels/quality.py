@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from huggingface_hub import ModelHubMixin
 from scipy import ndimage
 
 from . import trachea as T
@@ -107,8 +108,14 @@ def measure(hu: np.ndarray, spacing: Tuple[float, float, float], keep_crops: boo
 
 
 # ----------------------------------------------------------------------------- classifier
-class LogisticShapeModel:
-    """P(fail) = sigmoid(w . (f - mean) / std + b) on :data:`trachea.FEATURES`."""
+class LogisticShapeModel(ModelHubMixin, library_name="ctmodels", license="apache-2.0",
+                         tags=["medical-imaging", "chest-ct", "breath-hold-quality", "research-only"]):
+    """P(fail) = sigmoid(w . (f - mean) / std + b) on :data:`trachea.FEATURES`.
+
+    Hub support through ``huggingface_hub.ModelHubMixin`` (no torch needed): ``save_pretrained``
+    writes ``model.safetensors`` + ``config.json`` (+ a card when none is there), ``push_to_hub``
+    uploads them, ``from_pretrained`` reads a folder or a Hub repo. Verified resolution of the
+    bundled model by name goes through :meth:`BreathHoldChecker.from_pretrained`."""
 
     def __init__(self, weight, bias, mean, std, features: Sequence[str] = tuple(T.FEATURES),
                  config: Optional[Dict[str, Any]] = None):
@@ -147,32 +154,58 @@ class LogisticShapeModel:
                 break
         return cls(w[:-1], w[-1], mean, std, features)
 
-    # safetensors + config.json, no pickles
-    def save_pretrained(self, folder: Union[str, Path], extra_config: Optional[Dict[str, Any]] = None) -> Path:
+    # ------------------------------------------------------------------ safetensors + config.json, no pickles
+    def _save_pretrained(self, save_directory: Path) -> None:
         from safetensors.numpy import save_file
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         save_file({"weight": self.weight.astype(np.float64), "bias": np.array([self.bias]),
-                   "mean": self.mean, "std": self.std}, str(folder / "model.safetensors"))
-        cfg = {"model_type": "logistic-shape", "features": self.features, "fail_area_loss": FAIL_AREA_LOSS,
-               **self.config, **(extra_config or {})}
-        (folder / "config.json").write_text(json.dumps(cfg, indent=2))
-        return folder
+                   "mean": self.mean, "std": self.std}, str(save_directory / "model.safetensors"))
+        cfg = {"model_type": "logistic-shape", "fail_area_loss": FAIL_AREA_LOSS, **self.config,
+               "features": self.features}
+        (save_directory / "config.json").write_text(json.dumps(cfg, indent=2))
 
     @classmethod
-    def load(cls, folder: Union[str, Path]) -> "LogisticShapeModel":
+    def _from_pretrained(cls, *, model_id: str, revision: Optional[str], cache_dir, force_download: bool,
+                         local_files_only: bool, token, **model_kwargs) -> "LogisticShapeModel":
         from safetensors.numpy import load_file
 
         from .errors import WeightsError
 
-        folder = Path(folder)
         try:
-            t = load_file(str(folder / "model.safetensors"))
-            cfg = json.loads((folder / "config.json").read_text())
+            if Path(model_id).is_dir():
+                path = Path(model_id) / "model.safetensors"
+            else:
+                from huggingface_hub import hf_hub_download
+
+                path = hf_hub_download(model_id, "model.safetensors", revision=revision, cache_dir=cache_dir,
+                                       force_download=force_download, local_files_only=local_files_only,
+                                       token=token)
+            t = load_file(str(path))
         except Exception as exc:
-            raise WeightsError(f"could not load the breath-hold model: {type(exc).__name__}: {exc}", folder) from None
-        return cls(t["weight"], t["bias"], t["mean"], t["std"], cfg.get("features", T.FEATURES), cfg)
+            raise WeightsError(f"could not load the breath-hold model: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}", model_id) from None
+        cfg = dict(model_kwargs.get("config") or {})
+        features = model_kwargs.get("features") or cfg.get("features") or T.FEATURES
+        return cls(t["weight"], t["bias"], t["mean"], t["std"], features, cfg)
+
+    def save_pretrained(self, save_directory: Union[str, Path], extra_config: Optional[Dict[str, Any]] = None,
+                        **kwargs) -> Path:
+        """Write the folder (see the class docstring); ``extra_config`` is merged into config.json."""
+        if extra_config:
+            self.config.update(extra_config)
+        super().save_pretrained(save_directory, **kwargs)
+        return Path(save_directory)
+
+    @classmethod
+    def load(cls, folder: Union[str, Path]) -> "LogisticShapeModel":
+        """A local folder only (what the verified resolver returns)."""
+        from .errors import WeightsError
+
+        folder = Path(folder)
+        if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
+            raise WeightsError("could not load the breath-hold model: model.safetensors and config.json expected",
+                               folder)
+        return cls.from_pretrained(folder)
 
 
 @dataclass

@@ -106,3 +106,33 @@ def test_registry_is_torch_free_and_pins_every_bundled_file():
         assert set(e.files) == bundled, e.name
         for f, digest in e.files.items():
             assert hub.sha256_file(ROOT / "weights" / e.name / f) == digest
+
+
+def test_breath_hold_model_hub_mixin_round_trip(tmp_path, served):
+    """LogisticShapeModel is a huggingface_hub.ModelHubMixin: save_pretrained -> from_pretrained
+    (folder, and a repo on the local Hub at a pinned revision) give the same model."""
+    import numpy as np
+    from huggingface_hub import ModelHubMixin
+
+    from ctmodels.quality import LogisticShapeModel
+
+    fh, entry = served
+    ref = LogisticShapeModel.load(ROOT / "weights" / NAME)
+    assert isinstance(ref, ModelHubMixin)
+    out = tmp_path / "saved"
+    ref.save_pretrained(out, {"note": "round trip"})
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["features"] == ref.features and cfg["note"] == "round trip"
+    X = np.random.default_rng(0).normal(size=(16, len(ref.features)))
+    again = LogisticShapeModel.from_pretrained(out)
+    assert np.allclose(again.predict_proba(X), ref.predict_proba(X))
+    code = ("import json, sys, numpy as np\nfrom ctmodels.quality import LogisticShapeModel\n"
+            f"m = LogisticShapeModel.from_pretrained({entry.repo_id!r}, revision={REV!r})\n"
+            "X = np.random.default_rng(0).normal(size=(16, len(m.features)))\n"
+            "print(json.dumps(m.predict_proba(X).tolist()))\n")
+    env = {**os.environ, "HF_ENDPOINT": fh.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0",
+           "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert np.allclose(json.loads(r.stdout.strip().splitlines()[-1]), ref.predict_proba(X))
