@@ -20,3 +20,24 @@ def test_bench_tiny_prints_table_and_json(tmp_path, capsys):
         assert row["fast"] > 0
     study = [r for r in d["rows"] if "study" in r["task"] and "breath" not in r["task"]][0]
     assert study["naive"] > 0 and study["peak_gb"] > 0
+    bh = [r for r in d["rows"] if r["task"].startswith("breath-hold verdict")][0]
+    assert bh["naive"] > 0 and bh["ratio"] > 0
+    assert d["targets"] == []  # tiny runs are not judged
+
+
+def test_targets_are_judged_on_full_runs():
+    from ctmodels.bench import check_targets, format_table
+
+    rows = [{"task": "300-slice 512x512 study: read DICOM + segment + grade", "fast": 31.0, "naive": 120.0,
+             "unit": "s", "ratio": 120 / 31, "peak_gb": 2.0},
+            {"task": "breath-hold verdict, 300-slice study: read DICOM + check", "fast": 4.0, "naive": 9.0,
+             "unit": "s", "ratio": 2.25, "peak_gb": 0.5}]
+    res = {"info": {"device": "cpu x2", "torch_threads": 2, "tiny": False}, "rows": rows}
+    met = {t["target"].split(" (")[0]: t["met"] for t in check_targets(res)}
+    assert met == {"study seconds": False, "study peak memory GB": True,
+                   "study speedup over the naive path": True, "breath-hold verdict seconds": True}
+    assert "NOT MET" in format_table(res)
+    gpu = {"info": {"device": "NVIDIA H100", "torch_threads": 2, "tiny": False},
+           "rows": [{"task": "lesion slices/s 256x256 batch 256", "fast": 900.0, "naive": 50.0,
+                     "unit": "slices/s", "ratio": 18.0}]}
+    assert [(t["target"], t["met"]) for t in check_targets(gpu)] == [("GPU lesion slices/s", False)]
