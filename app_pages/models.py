@@ -12,7 +12,13 @@ st.title("Models")
 try:
     import torch
 
+    from app_pages.common import lesion_model
+
     dev = "CUDA: " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    try:
+        dev += f" (lesion model runs in {lesion_model().backend})"
+    except CTModelsError:
+        pass  # the card below says what is wrong with the weights
     st.write(f"**Device**: {dev} - ctmodels {__version__}, torch {torch.__version__}, "
              f"Python {platform.python_version()}")
 except Exception as exc:  # torch missing or broken: still show the cards

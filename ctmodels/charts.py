@@ -20,8 +20,8 @@ def verdict_chart(counts: Dict[str, int], title: str = "Breath-hold check"):
         alt.Chart(df, title=f"{title}: {counts.get('fail', 0)} of {sum(counts.values())} failed")
         .mark_bar()
         .encode(
-            x=alt.X("verdict:N", sort=order, title=None),
-            y=alt.Y("studies:Q", title="studies"),
+            x=alt.X("verdict:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("studies:Q", title="studies", axis=alt.Axis(format="d", tickMinStep=1)),
             color=alt.Color("verdict:N", scale=alt.Scale(domain=order, range=[COLORS[k] for k in order]),
                             legend=None),
             tooltip=["verdict", "studies", alt.Tooltip("share:Q", format=".0%")],
@@ -43,7 +43,7 @@ def involvement_chart(per_slice: Sequence[Dict[str, float]]):
     return (
         alt.Chart(df, title="Lung involved per slice")
         .mark_area(opacity=0.8)
-        .encode(x=alt.X("slice:Q"), y=alt.Y("percent:Q", stack=True, title="% of lung in slice"),
+        .encode(x=alt.X("slice:Q", axis=alt.Axis(format="d", tickMinStep=1)), y=alt.Y("percent:Q", stack=True, title="% of lung in slice"),
                 color=alt.Color("class:N", scale=alt.Scale(domain=["GGO", "consolidation"],
                                                            range=["#ffd200", "#e62828"])))
         .properties(height=220)
