@@ -122,10 +122,11 @@ def _from_hub(entry: registry.ModelEntry, revision: str, cache_dir: Optional[str
 
 
 def push_weights(name: str, repo_id: str, private: bool = False, pin: bool = False) -> str:
-    """Upload ``weights/<name>`` to ``repo_id``; returns the commit to pin (written with ``pin``)."""
+    """Upload the registered files of ``weights/<name>`` (each verified against its SHA-256 first)
+    to ``repo_id`` in one commit; returns the commit, recorded as the pinned revision with ``pin``."""
     import json
 
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     from .errors import WeightsError
 
@@ -136,17 +137,18 @@ def push_weights(name: str, repo_id: str, private: bool = False, pin: bool = Fal
     bad = _verify(folder, entry)
     if bad:
         raise WeightsChecksumError(f"{bad} does not match its recorded SHA-256; refusing to push", folder / bad)
+    ops = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in sorted(entry.files)]
     try:
         api = HfApi()
         api.create_repo(repo_id, private=private, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder),
-                                 commit_message=f"ctmodels: {name}")
+        info = api.create_commit(repo_id=repo_id, operations=ops, commit_message=f"ctmodels: {name}")
     except Exception as exc:
         raise WeightsError(f"push to {repo_id} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
-    commit = getattr(info, "oid", None) or str(info)
+    commit = str(getattr(info, "oid", None) or info)
+    log.info("pushed %s to %s at %s", name, repo_id, commit)
     if pin:
-        path = Path(__file__).with_name("weights_sha256.json")
+        path = registry._HASHES
         data = json.loads(path.read_text())
-        data.setdefault(name, {})["revision"] = commit
+        data.setdefault(name, {}).update(revision=commit, repo_id=repo_id)
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return commit

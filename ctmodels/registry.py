@@ -60,8 +60,10 @@ _BASE = [
 
 def all_models() -> List[ModelEntry]:
     h = _hashes()
+    # a push with --pin records the repository and the commit it made
     return [ModelEntry(files=dict(h.get(b["name"], {}).get("files", {})),
-                       **{**b, "revision": h.get(b["name"], {}).get("revision", b["revision"])})
+                       **{**b, "revision": h.get(b["name"], {}).get("revision", b["revision"]),
+                          "repo_id": h.get(b["name"], {}).get("repo_id", b["repo_id"])})
             for b in _BASE]
 
 

@@ -136,3 +136,40 @@ def test_breath_hold_model_hub_mixin_round_trip(tmp_path, served):
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert np.allclose(json.loads(r.stdout.strip().splitlines()[-1]), ref.predict_proba(X))
+
+
+def test_push_pin_then_download_at_the_pinned_commit(tmp_path):
+    """ctmodels push --pin against the local Hub: one commit with the registered files; the registry
+    then names that repo and commit, and a fresh machine downloads and verifies exactly those bytes."""
+    import shutil
+
+    hashes = tmp_path / "weights_sha256.json"
+    shutil.copy(registry._HASHES, hashes)
+    with FakeHub() as fh:
+        env = {**os.environ, "HF_ENDPOINT": fh.url, "HF_HOME": str(tmp_path / "hf"), "HF_TOKEN": "hf_localtest",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0", "PYTHONPATH": str(ROOT)}
+        code = ("import sys\nfrom pathlib import Path\nfrom ctmodels import registry\n"
+                f"registry._HASHES = Path({str(hashes)!r})\n"
+                "from ctmodels.cli import main\n"
+                f"sys.exit(main(['push', {NAME!r}, '--repo-id', 'someone/breath-hold', '--pin']))\n")
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        pinned = json.loads(hashes.read_text())[NAME]
+        commit = pinned["revision"]
+        assert pinned["repo_id"] == "someone/breath-hold" and len(commit) == 40
+        assert fh.refs["someone/breath-hold"]["main"] == commit
+        stored = fh.repos["someone/breath-hold"][commit]
+        assert set(stored) == set(registry.get(NAME).files)  # only the registered files
+        assert all(t == "Bearer hf_localtest" for t in fh.tokens_seen)
+        # a fresh machine: no bundled weights, empty cache, registry with the pin
+        code = ("import json\nfrom pathlib import Path\nfrom ctmodels import registry\n"
+                f"registry._HASHES = Path({str(hashes)!r})\n"
+                "from ctmodels.hub import resolve_model_dir\n"
+                f"print(json.dumps({{'dir': str(resolve_model_dir({NAME!r}))}}))\n")
+        env2 = {**env, "CTMODELS_WEIGHTS_DIR": str(tmp_path / "empty"), "HF_HOME": str(tmp_path / "hf2")}
+        r = subprocess.run([sys.executable, "-c", code], env=env2, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        d = Path(json.loads(r.stdout.strip().splitlines()[-1])["dir"])
+        assert commit in str(d)
+        for f, digest in registry.get(NAME).files.items():
+            assert hub.sha256_file(d / f) == digest
