@@ -59,3 +59,37 @@ def test_mixed_series_with_one_broken_file(tmp_path):
     (tmp_path / "broken.dcm").write_bytes(b"DICM" * 10)
     vol = io.read_ct(tmp_path)
     assert np.array_equal(vol.voxels, hu)
+
+
+def test_corpus_is_refused_within_bounded_time_and_memory(tmp_path):
+    """All hostile inputs read in one fresh process: each refused with a typed error within a generous
+    bound (a hang guard, not a performance target), and the process's peak memory stays small."""
+    import json
+    import subprocess
+    import sys
+
+    paths = {case: str(corpus.build(case, tmp_path / case)) for case in sorted(corpus.CASES)}
+    child = (
+        "import json, sys, time\n"
+        "from ctmodels.io import read_ct\n"
+        "from ctmodels.errors import CTModelsError\n"
+        "out = {}\n"
+        "for case, path in json.loads(sys.argv[1]).items():\n"
+        "    t = time.perf_counter()\n"
+        "    try:\n"
+        "        read_ct(path)\n"
+        "        kind = 'no error'\n"
+        "    except CTModelsError as e:\n"
+        "        kind = 'typed'\n"
+        "    except BaseException as e:\n"
+        "        kind = type(e).__name__\n"
+        "    out[case] = (kind, time.perf_counter() - t)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+        "print(json.dumps({'cases': out, 'peak_mb': int(hwm) / 1024}))\n")
+    r = subprocess.run([sys.executable, "-c", child, json.dumps(paths)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {c: k for c, (k, _) in d["cases"].items()} == {c: "typed" for c in paths}
+    slow = {c: round(s, 1) for c, (_, s) in d["cases"].items() if s > 20}
+    assert not slow, slow
+    assert d["peak_mb"] < 512, d["peak_mb"]  # measured ~60 MB
