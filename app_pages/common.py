@@ -121,4 +121,6 @@ def lesion_study(files, use_example: bool):
         store_result(key, study)
     if study.volume.meta.format == "synthetic":
         st.warning("SYNTHETIC example made in code - not a patient, not real CT texture.")
+    for w in study.warnings:
+        st.warning(w)
     return study

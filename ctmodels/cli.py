@@ -106,6 +106,9 @@ def cmd_segment(args) -> int:
                               progress=lambda done, total: bar.update(done - bar.n))
         bar.close()
         res, rep = study.lesions, study.report
+        for w in study.warnings:
+            if w not in vol.meta.warnings:  # the reader has logged its own already
+                print(f"warning: {p.name}: {w}", file=sys.stderr)
         disp = seg.to_display(vol.voxels, vol.meta.units)
         k = int(np.argmax(res.pixel_counts[:, 1] + res.pixel_counts[:, 2])) if z > 1 else 0
         write_mask_png(res.labels[k], out / f"{stem}.mask.png")
@@ -119,7 +122,8 @@ def cmd_segment(args) -> int:
                      "key_slice": k, "ggo_pct": round(rep.ggo_pct, 3),
                      "consolidation_pct": round(rep.consolidation_pct, 3),
                      "involved_pct": round(rep.involved_pct, 3), "grade": rep.grade,
-                     "p_extensive": round(rep.p_extensive, 4), "extent_class": rep.extent_class})
+                     "p_extensive": round(rep.p_extensive, 4), "extent_class": rep.extent_class,
+                     "warnings": " | ".join(study.warnings)})
         if not args.quiet:
             print(f"{p.name}: {rep.grade} involved {rep.involved_pct:.1f}% (GGO {rep.ggo_pct:.1f}%, "
                   f"consolidation {rep.consolidation_pct:.1f}%) P(extensive)={rep.p_extensive:.2f} "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
 
 from . import severity
 from .lesion import LesionResult, LesionSegmenter
-from .types import CTVolume
+from .types import HU, CTVolume
+
+MIN_SIDE_PX = 160  # the model was trained on 256 and 512 px slices
+MAX_PIXEL_MM = 1.5  # chest CT the model saw: about 0.6-0.9 mm per pixel
 
 
 @dataclass
@@ -15,6 +18,20 @@ class StudySeverity:
     volume: CTVolume
     lesions: LesionResult
     report: severity.SeverityReport
+    warnings: List[str] = field(default_factory=list)
+
+
+def input_warnings(vol: CTVolume) -> List[str]:
+    """What makes this input unlike the data the lesion model was trained on (one line each)."""
+    out = list(vol.meta.warnings)
+    h, w = vol.shape[-2:]
+    if min(h, w) < MIN_SIDE_PX:
+        out.append(f"image is {h}x{w} pixels; the model was trained on 256-512 px slices, so results at "
+                   "this size are unreliable")
+    if vol.meta.units == HU and vol.spacing is not None and min(vol.spacing[1:]) > MAX_PIXEL_MM:
+        out.append(f"pixels are {min(vol.spacing[1:]):.1f} mm; the model was trained on chest CT with about "
+                   "0.6-0.9 mm pixels, so results at this resolution are unreliable")
+    return out
 
 
 def segment_study(seg: LesionSegmenter, vol: CTVolume, batch_size: int = 16,
@@ -25,4 +42,4 @@ def segment_study(seg: LesionSegmenter, vol: CTVolume, batch_size: int = 16,
     err = seg.preprocessing.get("involvement_error", {})
     rep = severity.assess(res.pixel_counts, res.soft_counts, float(err.get("bias_pp", 0.0)),
                           float(err.get("sd_pp", 10.0)))
-    return StudySeverity(vol, res, rep)
+    return StudySeverity(vol, res, rep, input_warnings(vol))

@@ -91,6 +91,17 @@ def test_every_bad_input_is_one_st_error_naming_the_file(tmp_path, case):
     assert "ctmodels-upload-" not in msg  # the private temp dir is not shown
 
 
+def test_small_upload_gets_a_visible_warning():
+    at = _app(None)
+    img = Image.fromarray((np.random.default_rng(1).random((96, 96)) * 255).astype(np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    at.file_uploader(key="lesion_upload").set_value(("small.png", buf.getvalue(), "image/png"))
+    at.run()
+    assert not at.exception and not at.error
+    assert any("96x96" in w.value and "unreliable" in w.value for w in at.warning)
+
+
 def test_severity_page_with_a_dicom_zip(tmp_path):
     hu = chest_phantom((5.0, 1.5, 1.5), extent_mm=40, fov_mm=330, seed=5)
     files = write_series(tmp_path / "s", hu)

@@ -77,3 +77,26 @@ def test_calibration_rejects_bad_input():
         S.fit_extent_calibration([1.0], [True])
     with pytest.raises(ValueError):
         S.fit_extent_calibration([1.0, float("nan")], [True, False])
+
+
+def test_inputs_unlike_the_training_data_are_flagged(tmp_path, capsys):
+    """A coarse 64 px, 4 mm volume gets both warnings (CLI stderr and results.csv); a 256 px slice none."""
+    import csv
+
+    from PIL import Image
+
+    from ctmodels import io as ctio
+    from ctmodels.cli import main
+    from ctmodels.phantoms import chest_phantom
+    from ctmodels.pipeline import input_warnings
+
+    sp = (4.0, 4.2, 4.2)
+    coarse = ctio.write_volume_nifti(chest_phantom(sp, extent_mm=40, fov_mm=270, seed=3), sp, tmp_path / "coarse.nii.gz")
+    fine = tmp_path / "fine.png"
+    Image.fromarray((np.random.default_rng(0).random((256, 256)) * 255).astype(np.uint8)).save(fine)
+    assert main(["segment", str(coarse), str(fine), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "coarse.nii.gz: image is" in err and "pixels are 4.2 mm" in err and "fine.png" not in err
+    rows = {r["stem"]: r for r in csv.DictReader(open(tmp_path / "o" / "results.csv"))}
+    assert "unreliable" in rows["coarse"]["warnings"] and rows["fine"]["warnings"] == ""
+    assert input_warnings(ctio.read_ct(fine)) == []
