@@ -193,7 +193,12 @@ class LesionSegmenter:
         mean, std = float(self.preprocessing["mean"]), float(self.preprocessing["std"])
         h, w = disp.shape[-2:]
         with torch.inference_mode():
-            t = torch.from_numpy(np.require(disp, requirements=["C", "W"])).to(self.device)[:, None]
+            t = torch.from_numpy(np.require(disp, requirements=["C", "W"]))
+            if self.device.type == "cuda":  # uint8 batch through pinned memory, converted on the GPU
+                t = t.pin_memory().to(self.device, non_blocking=True)
+            else:
+                t = t.to(self.device)
+            t = t[:, None]
             t = (t.float() / 255.0 - mean) / std
             if (h, w) != (s, s):
                 t = F.interpolate(t, size=(s, s), mode="bilinear", align_corners=False,
