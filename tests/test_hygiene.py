@@ -34,3 +34,18 @@ def test_no_pickle_loading_anywhere():
                 assert "weights_only=True" in line, f"{f}: {line}"
             assert "pickle.load" not in line, f
             assert "allow_pickle=True" not in line, f
+
+
+def test_readme_commands_are_what_ci_runs():
+    """README's two commands: CI runs the same install and the same test command."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme.split("## Two commands", 1)[1], re.S)[:2]
+    install_and_run, test = blocks[0].strip(), blocks[1].strip()
+    ci = (ROOT / ".ci" / "run").read_text()
+    install = install_and_run.split("&&")[0].strip()
+    assert install.startswith("python3 -m pip install -r requirements.txt")
+    assert re.search(re.escape(install) + r"(\s|$)", ci.replace(" -q", "")), "CI must run the README install"
+    assert re.search(r"^\s*" + re.escape(test) + r"\s*$", ci, re.M), "CI must run the README test command"
+    assert "streamlit run app.py" in install_and_run
