@@ -74,10 +74,18 @@ class LesionSegmenter:
         if self.half:
             self.model = self.model.half()
         self.session = None
+        if backend not in ("auto", "torch", "onnxruntime"):
+            raise InvalidInputError(f"backend must be auto, torch or onnxruntime, got {backend!r}")
         if backend == "onnxruntime" or (backend == "auto" and self.device.type == "cpu" and _has_ort()):
             if self.device.type != "cpu":
                 raise InvalidInputError("the onnxruntime backend runs on the CPU only")
-            self.session = _ort_session(self.model, int(self.preprocessing["input_size"]))
+            try:
+                self.session = _ort_session(self.model, int(self.preprocessing["input_size"]))
+            except Exception as exc:  # export or runtime missing/incompatible
+                if backend == "onnxruntime":
+                    raise WeightsError(f"could not build the ONNX Runtime session: {type(exc).__name__}: "
+                                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+                log.warning("ONNX Runtime unavailable (%s); using torch on the CPU", type(exc).__name__)
         self.backend = "onnxruntime" if self.session is not None else "torch"
 
     @classmethod

@@ -81,3 +81,22 @@ def test_onnxruntime_backend_matches_torch():
     ra, rb = a.predict(x), b.predict(x)
     assert (ra.labels == rb.labels).mean() > 0.995
     assert np.allclose(ra.soft_counts, rb.soft_counts, rtol=1e-3)
+
+
+def test_auto_backend_falls_back_to_torch_when_onnx_export_fails(monkeypatch):
+    import torch
+
+    import ctmodels.lesion as L
+    from ctmodels.errors import WeightsError
+
+    def broken(*a, **k):
+        raise RuntimeError("exporter missing")
+
+    monkeypatch.setattr(L, "_ort_session", broken)
+    torch.manual_seed(2)
+    net = build_lesion_unet()
+    seg = LesionSegmenter(net, device="cpu", backend="auto")
+    assert seg.backend == "torch"
+    assert seg.predict((np.random.default_rng(0).random((40, 48)) * 255).astype(np.uint8)).labels.shape == (40, 48)
+    with pytest.raises(WeightsError, match="ONNX Runtime"):
+        LesionSegmenter(net, device="cpu", backend="onnxruntime")
