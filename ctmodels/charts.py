@@ -7,8 +7,20 @@ from typing import Dict, Sequence
 COLORS = {"pass": "#2ca02c", "fail": "#d62728", "undetermined": "#7f7f7f"}
 
 
+def _integer_ticks(top: int, most: int = 6) -> list:
+    """Whole-number axis ticks 0, step, 2 step, ... covering ``top``; step 1, 2, 5, 10, 20, 50, ..."""
+    top = max(int(top), 1)
+    decade = 1
+    while True:
+        for m in (1, 2, 5):
+            step = m * decade
+            if -(-top // step) <= most - 1:
+                return list(range(0, -(-top // step) * step + 1, step))
+        decade *= 10
+
+
 def verdict_chart(counts: Dict[str, int], title: str = "Breath-hold check"):
-    """Bar chart of pass / fail / undetermined counts with their share of the batch."""
+    """Bar chart of pass / fail / undetermined counts, each bar labelled with its share of the batch."""
     import altair as alt
     import pandas as pd
 
@@ -16,18 +28,19 @@ def verdict_chart(counts: Dict[str, int], title: str = "Breath-hold check"):
     order = ["pass", "fail", "undetermined"]
     df = pd.DataFrame({"verdict": order, "studies": [int(counts.get(k, 0)) for k in order]})
     df["share"] = df["studies"] / total
-    return (
-        alt.Chart(df, title=f"{title}: {counts.get('fail', 0)} of {sum(counts.values())} failed")
-        .mark_bar()
-        .encode(
-            x=alt.X("verdict:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("studies:Q", title="studies", axis=alt.Axis(format="d", tickMinStep=1)),
-            color=alt.Color("verdict:N", scale=alt.Scale(domain=order, range=[COLORS[k] for k in order]),
-                            legend=None),
-            tooltip=["verdict", "studies", alt.Tooltip("share:Q", format=".0%")],
-        )
-        .properties(width=320, height=220)
+    df["label"] = [f"{n} ({s:.0%})" for n, s in zip(df["studies"], df["share"])]
+    ticks = _integer_ticks(max(df["studies"]))
+    base = alt.Chart(df, title=f"{title}: {counts.get('fail', 0)} of {sum(counts.values())} failed").encode(
+        x=alt.X("verdict:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("studies:Q", title="studies", axis=alt.Axis(format="d", values=ticks),
+                scale=alt.Scale(domain=[0, max(ticks[-1], max(df["studies"]) * 1.15)], nice=False)),
     )
+    bars = base.mark_bar().encode(
+        color=alt.Color("verdict:N", scale=alt.Scale(domain=order, range=[COLORS[k] for k in order]), legend=None),
+        tooltip=["verdict", "studies", alt.Tooltip("share:Q", format=".0%")],
+    )
+    text = base.mark_text(dy=-7, fontSize=12, color="#888888").encode(text="label:N")
+    return (bars + text).properties(width=320, height=220)
 
 
 def involvement_chart(per_slice: Sequence[Dict[str, float]]):
@@ -43,7 +56,8 @@ def involvement_chart(per_slice: Sequence[Dict[str, float]]):
     return (
         alt.Chart(df, title="Lung involved per slice")
         .mark_area(opacity=0.8)
-        .encode(x=alt.X("slice:Q", axis=alt.Axis(format="d", tickMinStep=1)), y=alt.Y("percent:Q", stack=True, title="% of lung in slice"),
+        .encode(x=alt.X("slice:Q", axis=alt.Axis(format="d", tickMinStep=1)),
+                y=alt.Y("percent:Q", stack=True, title="% of lung in slice"),
                 color=alt.Color("class:N", scale=alt.Scale(domain=["GGO", "consolidation"],
                                                            range=["#ffd200", "#e62828"])))
         .properties(height=220)

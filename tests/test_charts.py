@@ -1,0 +1,22 @@
+"""Charts: whole-number axes that cover the data, bars labelled with their share."""
+
+import pytest
+
+from ctmodels.charts import _integer_ticks, verdict_chart
+
+
+@pytest.mark.parametrize("top", [0, 1, 2, 5, 6, 7, 12, 99, 137, 187, 1000, 2600, 123457])
+def test_integer_ticks_cover_the_top_with_few_whole_steps(top):
+    ticks = _integer_ticks(top)
+    assert ticks[0] == 0 and ticks[-1] >= max(top, 1) and len(ticks) <= 6
+    steps = {b - a for a, b in zip(ticks, ticks[1:])}
+    assert len(steps) == 1 and str(steps.pop()).rstrip("0") in {"1", "2", "5"}
+
+
+def test_verdict_chart_labels_each_bar_with_count_and_share():
+    spec = verdict_chart({"pass": 137, "fail": 41, "undetermined": 9}).to_dict()
+    assert spec["layer"][0]["title"] == "Breath-hold check: 41 of 187 failed"
+    values = next(iter(spec["datasets"].values()))
+    assert [v["label"] for v in values] == ["137 (73%)", "41 (22%)", "9 (5%)"]
+    assert {layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+            for layer in spec["layer"]} == {"bar", "text"}
