@@ -67,11 +67,7 @@ def volume_from_uploads(files: List, purpose: str = "lesion") -> CTVolume:
             for i, (f, p) in enumerate(zip(files, paths)):
                 text = text.replace(str(p), Path(f.name).name or f"upload{i}")
             text = text.replace(str(Path(tmp)), "the uploaded files")
-            try:
-                renamed = type(exc)(text)
-            except TypeError:
-                renamed = CTModelsError(text)
-            raise renamed from None
+            raise type(exc)(text) from None  # every CTModelsError takes (message, path=None)
     vol.meta.source = files[0].name if len(files) == 1 else f"{len(files)} uploaded files"
     return vol
 

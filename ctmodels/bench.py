@@ -222,7 +222,7 @@ def check_targets(result: Dict) -> List[Dict]:
 
     def add(name, value, limit, higher_is_better=False):
         if value == value:  # not NaN
-            out.append({"target": name, "value": value, "limit": limit,
+            out.append({"target": name, "value": value, "limit": limit, "higher_is_better": higher_is_better,
                         "met": value >= limit if higher_is_better else value <= limit})
 
     study = next((r for r in rows if "study: read DICOM + segment" in r["task"]), None)
@@ -250,6 +250,6 @@ def format_table(result: Dict) -> str:
     if targets:
         lines.append("targets:")
         for t in targets:
-            lines.append(f"  {t['target']:60s} {t['value']:10.2f} {'>=' if 'speedup' in t['target'] or 'slices/s' in t['target'] else '<='} "
+            lines.append(f"  {t['target']:60s} {t['value']:10.2f} {'>=' if t['higher_is_better'] else '<='} "
                          f"{t['limit']:<8g} {'met' if t['met'] else 'NOT MET'}")
     return "\n".join(lines)

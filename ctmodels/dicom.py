@@ -33,19 +33,23 @@ def _pydicom():
     return pydicom, InvalidDicomError
 
 
-def read_header(path: Path):
-    """DICOM header without pixels, or None where the file is not DICOM."""
+def read_header(path):
+    """DICOM header without pixels, or None where the file is not DICOM. ``path`` may also be a
+    seekable binary file object (e.g. a zip member read into memory)."""
     pydicom, InvalidDicomError = _pydicom()
+    src = path if hasattr(path, "read") else str(path)
     try:
-        return pydicom.dcmread(str(path), stop_before_pixels=True)
+        return pydicom.dcmread(src, stop_before_pixels=True)
     except InvalidDicomError:
         pass
     except Exception as exc:  # truncated, corrupt
-        log.debug("unreadable DICOM header %s: %s", path, exc)
+        log.debug("unreadable DICOM header %s: %s", getattr(path, "name", path), exc)
         return None
     # files written without the 128-byte preamble: accept only if they look like images
     try:
-        ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+        if hasattr(src, "seek"):
+            src.seek(0)
+        ds = pydicom.dcmread(src, stop_before_pixels=True, force=True)
     except Exception:
         return None
     if "SOPClassUID" in ds or ("Rows" in ds and "Columns" in ds):

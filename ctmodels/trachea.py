@@ -104,16 +104,11 @@ def find_trachea(hu: np.ndarray, spacing: Tuple[float, float, float], max_step_m
     """
     dz, dy, dx = spacing
     nz = hu.shape[0]
-    cache: dict = {}
+    @functools.lru_cache(maxsize=None)
+    def cands(k: int):  # per slice, computed when the search first visits that slice
+        return slice_candidates(hu[k], (dy, dx))
 
-    class _Lazy:  # candidates per slice, computed when the search first visits that slice
-        def __getitem__(self, k):
-            if k not in cache:
-                cache[k] = slice_candidates(hu[k], (dy, dx))
-            return cache[k]
-
-    cands = _Lazy()
-    apex = next((k for k in range(nz - 1, -1, -1) if cands[k][1]), None)
+    apex = next((k for k in range(nz - 1, -1, -1) if cands(k)[1]), None)
     best: TracheaTrack = TracheaTrack(reason="no air-filled tube in the upper mediastinum")
     start_limit = max(1, int(math.ceil(60.0 / dz)))
 
@@ -121,14 +116,14 @@ def find_trachea(hu: np.ndarray, spacing: Tuple[float, float, float], max_step_m
         return math.hypot(c[0] - ref[0], c[1] - ref[1])
 
     for start in range(nz - 1, max(-1, nz - 1 - start_limit), -1):
-        for area0, c0 in cands[start][0]:
+        for area0, c0 in cands(start)[0]:
             tr = TracheaTrack(z=[start], centroid_mm=[c0], area_mm2=[area0])
             prev_c, prev_a = c0, area0
             misses = 0
             tr.reason = "reaches the bottom of the volume; carina not seen"
             for k in range(start - 1, -1, -1):
-                near = [(a, c) for a, c in cands[k][0] if dist(c, prev_c) <= max_step_mm]
-                wide = [(a, c) for a, c in cands[k][0] if dist(c, prev_c) <= 30.0]
+                near = [(a, c) for a, c in cands(k)[0] if dist(c, prev_c) <= max_step_mm]
+                wide = [(a, c) for a, c in cands(k)[0] if dist(c, prev_c) <= 30.0]
                 # division: two components side by side, each smaller than the trachea above
                 split = [(a, c) for a, c in wide if a < 0.85 * prev_a]
                 if len(split) >= 2 and max(abs(c[1] - prev_c[1]) for _, c in split) > 0.25 * math.sqrt(prev_a):
@@ -150,7 +145,7 @@ def find_trachea(hu: np.ndarray, spacing: Tuple[float, float, float], max_step_m
                 if misses <= 1:
                     continue
                 tr.carina_z = k + 1
-                tr.reason = ("lumen merges or widens below; carina level estimated" if wide or cands[k][1]
+                tr.reason = ("lumen merges or widens below; carina level estimated" if wide or cands(k)[1]
                              else "lumen lost below; carina level estimated")
                 break
             if len(tr.z) > len(best.z):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -195,38 +196,29 @@ def patient_identity(study: Path, max_files: int = 50) -> Dict[str, str]:
     import io
     import zipfile
 
-    import pydicom
+    from .dicom import read_header
 
-    tags = ["PatientName", "PatientID"]
-
-    def from_bytes(fp) -> Optional[Dict[str, str]]:
-        try:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=tags, force=False)
-        except Exception:
-            return None
-        return {t: str(getattr(ds, t, "") or "") for t in tags}
+    def identity(src) -> Optional[Dict[str, str]]:
+        ds = read_header(src)
+        return None if ds is None else {t: str(getattr(ds, t, "") or "") for t in ("PatientName", "PatientID")}
 
     study = Path(study)
     try:
         if study.is_dir():
-            for n, f in enumerate(p for p in sorted(study.rglob("*")) if p.is_file() and not p.is_symlink()):
-                if n >= max_files:
-                    break
-                with open(f, "rb") as fp:
-                    got = from_bytes(fp)
+            files = (p for p in sorted(study.rglob("*")) if p.is_file() and not p.is_symlink())
+            for f in itertools.islice(files, max_files):
+                got = identity(f)
                 if got:
                     return got
         elif study.name.lower().endswith(".zip"):
             with zipfile.ZipFile(study) as zf:
                 for info in [i for i in zf.infolist() if not i.is_dir()][:max_files]:
-                    if info.file_size > 64 * 1024 * 1024:
-                        continue
-                    got = from_bytes(io.BytesIO(zf.read(info)))
-                    if got:
-                        return got
+                    if info.file_size <= 64 * 1024 * 1024:
+                        got = identity(io.BytesIO(zf.read(info)))
+                        if got:
+                            return got
         elif study.name.lower().endswith(".dcm"):
-            with open(study, "rb") as fp:
-                return from_bytes(fp) or {}
+            return identity(study) or {}
     except (OSError, zipfile.BadZipFile, RuntimeError):
         pass
     return {}
