@@ -100,3 +100,17 @@ def test_auto_backend_falls_back_to_torch_when_onnx_export_fails(monkeypatch):
     assert seg.predict((np.random.default_rng(0).random((40, 48)) * 255).astype(np.uint8)).labels.shape == (40, 48)
     with pytest.raises(WeightsError, match="ONNX Runtime"):
         LesionSegmenter(net, device="cpu", backend="onnxruntime")
+
+
+def test_window_lookup_table_equals_the_formula():
+    from ctmodels.preprocessing import _window_float
+
+    rng = np.random.default_rng(1)
+    for dt in (np.int16, np.uint16, np.int8, np.uint8):
+        info = np.iinfo(dt)
+        a = rng.integers(info.min, info.max, size=(2, 200, 200), endpoint=True).astype(dt)
+        for center, width in ((-600, 1500), (40, 400), (0, 255.3)):
+            assert np.array_equal(window_hu(a, center, width), _window_float(a, center, width))
+            assert np.array_equal(window_hu(a[:, ::3, 1::2], center, width), _window_float(a[:, ::3, 1::2], center, width))
+    big_endian = rng.integers(-1024, 3000, size=(300, 300)).astype(">i2")
+    assert np.array_equal(window_hu(big_endian, -600, 1500), _window_float(big_endian, -600, 1500))
