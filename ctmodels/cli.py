@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     s.add_argument("--model", default="lesion-unet-effb0", help=f"registry name ({', '.join(registry.names())}) "
                    "or a weights folder")
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--batch-size", type=int, default=None, help="slices per network call (default 16 on CPU, 64 on GPU)")
     s.add_argument("--show-lung", action="store_true", help="also colour 'other lung' in the overlay")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_segment)

@@ -34,7 +34,7 @@ def input_warnings(vol: CTVolume) -> List[str]:
     return out
 
 
-def segment_study(seg: LesionSegmenter, vol: CTVolume, batch_size: int = 16,
+def segment_study(seg: LesionSegmenter, vol: CTVolume, batch_size: Optional[int] = None,
                   progress: Optional[Callable[[int, int], None]] = None,
                   keep_probabilities: bool = False) -> StudySeverity:
     """Segment every slice and grade the study with the model's measured involvement error."""

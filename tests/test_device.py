@@ -38,9 +38,21 @@ def test_cli_cuda_without_gpu_is_a_one_line_error(tmp_path, capsys, monkeypatch)
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_half_precision_on_gpu_matches_fp32():
+    """fp16 (the GPU default) keeps the labels and the involvement of fp32 on a CT-like study.
+    The same comparison on the model's held-out slices is in bench/gpu_check.py (needs ../shared)."""
+    from ctmodels import examples
     from ctmodels.lesion import LesionSegmenter
+    from ctmodels.pipeline import segment_study
 
-    x = (np.random.default_rng(0).random((4, 256, 256)) * 255).astype(np.uint8)
-    full = LesionSegmenter.from_pretrained(device="cuda", half=False).predict(x)
-    half = LesionSegmenter.from_pretrained(device="cuda", half=True).predict(x)
-    assert (full.labels == half.labels).mean() > 0.995
+    vol = examples.lesion_volume(n_slices=8)
+    full_seg = LesionSegmenter.from_pretrained(device="cuda", half=False)
+    half_seg = LesionSegmenter.from_pretrained(device="cuda")
+    assert half_seg.half and not full_seg.half
+    full, half = segment_study(full_seg, vol), segment_study(half_seg, vol)
+    assert (full.lesions.labels == half.lesions.labels).mean() > 0.995
+    assert (full.lesions.labels > 0).any() and (full.lesions.labels == 1).any()  # lung and lesions present
+    assert abs(full.report.involved_pct - half.report.involved_pct) < 0.5
+    assert full.report.grade == half.report.grade
+    # the counts computed on the GPU equal a host-side count of the returned labels
+    ref = np.stack([np.bincount(s.ravel(), minlength=4) for s in half.lesions.labels])
+    assert (half.lesions.pixel_counts == ref).all()

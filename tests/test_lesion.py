@@ -102,6 +102,32 @@ def test_auto_backend_falls_back_to_torch_when_onnx_export_fails(monkeypatch):
         LesionSegmenter(net, device="cpu", backend="onnxruntime")
 
 
+def test_padded_batches_keep_results_and_give_the_network_one_shape():
+    """On a GPU the last batch is padded so the network sees one batch shape (see LesionSegmenter);
+    checked here on the CPU with the trained weights, where padding is off by default."""
+    from ctmodels import examples
+
+    vol = examples.lesion_volume(n_slices=5)
+    ref = LesionSegmenter.from_pretrained(device="cpu", backend="torch")
+    plain = ref.predict(vol, batch_size=2)
+    ref.pad_batches = True
+    shapes = []
+    hook = ref.model.register_forward_hook(lambda m, inp, out: shapes.append(tuple(inp[0].shape)))
+    try:
+        padded = ref.predict(vol, batch_size=4)  # batches of 4 and 1 -> the 1 is padded to 4
+        padded_tta = ref.predict(vol.voxels[2], tta=True, batch_size=3)
+    finally:
+        hook.remove()
+    assert {s[0] for s in shapes} == {4, 3} and len(shapes) == 2 + 4
+    assert padded.labels.shape == plain.labels.shape
+    assert (padded.labels == plain.labels).mean() > 0.999
+    assert (plain.labels == 1).any()  # the example has lesions
+    assert np.abs(padded.soft_counts - plain.soft_counts).max() < 1e-2 * vol.shape[-1] ** 2
+    ref.pad_batches = False
+    single = ref.predict(vol.voxels[2], tta=True)
+    assert (padded_tta.labels == single.labels).mean() > 0.999
+
+
 def test_window_lookup_table_equals_the_formula():
     from ctmodels.preprocessing import _window_float
 
