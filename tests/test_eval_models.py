@@ -99,3 +99,20 @@ def test_real_inspiration_scans_pass_and_simulated_expiration_fails(path):
     sim = Q.simulate_expiration(vol.voxels, vol.spacing, 0.5)
     vol.voxels = sim.astype(np.int16)
     assert checker.predict(vol).verdict == "fail"
+
+
+def test_gpu_check_packs_exactly_the_held_out_split(tmp_path, record):
+    """The held-out slices travel to a lent GPU as one npz; it must hold that split and no other."""
+    import importlib.util
+
+    data = shared()
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "bench" / "gpu_check.py")
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+    gc.pack(tmp_path / "h.npz", data)
+    semi, inf = gc.unpack(tmp_path / "h.npz")
+    assert len(semi.originals) == len(record["held_out"]["covid_semiseg_train"])
+    assert len(inf) == record["held_out"]["covid_ct_lung_infection_slices_count"]
+    root = data / "covid_semiseg_train"
+    first = record["held_out"]["covid_semiseg_train"][0]
+    assert np.array_equal(semi.originals[0][1], np.asarray(Image.open(root / "masks" / f"{first}.png")))
