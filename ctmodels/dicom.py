@@ -33,13 +33,17 @@ def _pydicom():
     return pydicom, InvalidDicomError
 
 
-def read_header(path):
+def read_header(path, defer_pixels: bool = False):
     """DICOM header without pixels, or None where the file is not DICOM. ``path`` may also be a
-    seekable binary file object (e.g. a zip member read into memory)."""
+    seekable binary file object (e.g. a zip member read into memory).
+
+    ``defer_pixels`` (paths only): keep the pixel data as a deferred element that is read from
+    the file when first used, so reading a series parses each file once, not twice."""
     pydicom, InvalidDicomError = _pydicom()
     src = path if hasattr(path, "read") else str(path)
+    how = {"defer_size": "32 KB"} if defer_pixels and isinstance(src, str) else {"stop_before_pixels": True}
     try:
-        return pydicom.dcmread(src, stop_before_pixels=True)
+        return pydicom.dcmread(src, **how)
     except InvalidDicomError:
         pass
     except Exception as exc:  # truncated, corrupt
@@ -49,7 +53,7 @@ def read_header(path):
     try:
         if hasattr(src, "seek"):
             src.seek(0)
-        ds = pydicom.dcmread(src, stop_before_pixels=True, force=True)
+        ds = pydicom.dcmread(src, force=True, **how)
     except Exception:
         return None
     if "SOPClassUID" in ds or ("Rows" in ds and "Columns" in ds):
@@ -84,7 +88,7 @@ def find_dicom_files(folder: Path) -> List[Tuple[Path, object]]:
                 raise InvalidInputError(f"more than {MAX_FILES} files; expected one study", folder)
             if not is_dicom_file(p):
                 continue
-            ds = read_header(p)
+            ds = read_header(p, defer_pixels=True)
             if ds is not None:
                 out.append((p, ds))
     return out
@@ -183,6 +187,17 @@ def _with_pixels(ds, path: Path):
         raise InvalidInputError(f"corrupt or truncated DICOM ({type(exc).__name__})", path) from None
 
 
+def _slice_hu(ds, path: Path, warnings: List[str]) -> np.ndarray:
+    """HU of one file; pixels deferred by the folder scan are read now and not kept afterwards."""
+    item = ds.get_item(0x7FE00010, keep_deferred=True) if "PixelData" in ds else None
+    deferred = item is not None and getattr(item, "value", b"") is None  # a deferred raw element
+    try:
+        return to_hu(_with_pixels(ds, path), path, warnings)
+    finally:
+        if deferred:
+            del ds.PixelData  # also drops pydicom's cached array
+
+
 def struct_error():
     import struct
 
@@ -271,7 +286,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     else:
         dz = float(getattr(first, "SpacingBetweenSlices", None) or getattr(first, "SliceThickness", None) or 1.0)
 
-    slices = [to_hu(_with_pixels(ds, p), p, warnings) for _, p, ds in uniq]
+    slices = [_slice_hu(ds, p, warnings) for _, p, ds in uniq]
     is_float = any(s.dtype.kind == "f" for s in slices)
     vol = np.stack(slices).astype(np.float32 if is_float else np.int32)
     if not is_float and vol.min() >= -32768 and vol.max() <= 32767:
