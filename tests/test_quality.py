@@ -24,6 +24,28 @@ def test_trachea_is_followed_to_the_carina_in_mm(spacing):
     assert all((tr.z[i] - tr.carina_z) * spacing[0] >= 15.0 for i in keep)
 
 
+def test_slice_candidates_ignore_where_the_body_sits_in_the_field_of_view():
+    """Candidates are labelled inside the body's bounding box only; that must give the same air
+    components, in the same mm, wherever the body is, and still drop air cut by the image edge."""
+    sp = (2.0, 0.8, 0.8)
+    hu = chest_phantom(sp, extent_mm=60, carina_frac=0.3, seed=1)
+    k = hu.shape[0] - 3  # above the carina: trachea and both lungs
+    sl = hu[k]
+    small, lungs = T.slice_candidates(sl, sp[1:])
+    assert len(small) >= 1 and len(lungs) == 2
+    dy, dx = 37, 11
+    big = np.full((sl.shape[0] + 80, sl.shape[1] + 50), -1000.0)
+    big[dy:dy + sl.shape[0], dx:dx + sl.shape[1]] = sl
+    small2, lungs2 = T.slice_candidates(big, sp[1:])
+    for a, b in zip(small + lungs, small2 + lungs2):
+        assert a[0] == b[0] and a[1][0] + dy * sp[1] == pytest.approx(b[1][0]) and \
+            a[1][1] + dx * sp[2] == pytest.approx(b[1][1])
+    assert (len(small2), len(lungs2)) == (len(small), len(lungs))
+    # the field of view cuts through the left lung: it touches the edge and is no longer a candidate
+    cut = sl[:, int(lungs[0][1][1] / sp[2]):]
+    assert len(T.slice_candidates(cut, sp[1:])[1]) == 1
+
+
 def test_abdomen_only_has_no_trachea():
     hu = chest_phantom((2.5, 0.8, 0.8), abdomen=True)
     assert not Q.locate_trachea(hu, (2.5, 0.8, 0.8)).found
