@@ -100,6 +100,7 @@ def write_study(folder: Path, n: int = 300, size: int = 512) -> Path:
 
 _CHILD = r"""
 import json, resource, sys, time
+import pydicom  # imported before timing in every mode: the naive path imports it up front too
 t0 = time.perf_counter()
 mode, path, device = sys.argv[1], sys.argv[2], sys.argv[3]
 if mode == "study-fast":
