@@ -33,6 +33,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from . import lesion_data as ld
+from .errors import InvalidInputError
 from .lesion_model import DEFAULT_PREPROCESSING, build_lesion_unet
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,11 @@ def train(
     infs = ld.load_infection_slices(data_root / "covid_ct_lung_infection_slices", size)
     semi_tr, semi_te = ld.split_by_group(semi, every=4, offset=3)
     inf_tr, inf_te = ld.split_by_group(infs)
+    for name, s, need in (("covid_semiseg_train", semi_te, "4 groups of 5 consecutive slice numbers"),
+                          ("covid_ct_lung_infection_slices", inf_te, "5 volumes")):
+        if len(s) == 0:
+            raise InvalidInputError(f"too little data to hold out a test split by group: at least {need} "
+                                    "are needed", data_root / name)
     log.info("train: %d semiseg + %d infection slices; held out: %d + %d",
              len(semi_tr), len(inf_tr), len(semi_te), len(inf_te))
 

@@ -1,0 +1,141 @@
+"""The lesion training code on a tiny synthetic data set in both layouts (no ../shared needed)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ctmodels import lesion_data as ld
+from ctmodels.cli import main
+from ctmodels.train_lesion import _loss
+
+pytestmark = pytest.mark.slow
+
+
+def _slice(rng, size=128, lesion=True):
+    """A body with two lungs (-850 HU look) and a bright lesion blob, as 8-bit lung-window pixels."""
+    yy, xx = np.mgrid[:size, :size]
+    img = np.full((size, size), 10, np.uint8)
+    body = ((yy - size / 2) / (0.42 * size)) ** 2 + ((xx - size / 2) / (0.47 * size)) ** 2 < 1
+    img[body] = 150
+    lungs = np.zeros((size, size), bool)
+    for cx in (0.3, 0.7):
+        lungs |= ((yy - size / 2) / (0.3 * size)) ** 2 + ((xx - cx * size) / (0.14 * size)) ** 2 < 1
+    img[lungs] = 45
+    inf = np.zeros((size, size), bool)
+    if lesion:
+        cy, cx = rng.uniform(0.4, 0.6) * size, rng.choice([0.3, 0.7]) * size
+        inf = lungs & (((yy - cy) ** 2 + (xx - cx) ** 2) < (0.08 * size) ** 2)
+        img[inf] = 110
+    img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+    return img, lungs, inf
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    semi = root / "covid_semiseg_train"
+    (semi / "images").mkdir(parents=True)
+    (semi / "masks").mkdir()
+    for k in range(20):  # groups of 5 consecutive numbers; every 4th group (15-19) is held out
+        img, _, inf = _slice(rng)
+        lab = np.zeros(img.shape, np.uint8)
+        lab[inf] = 1 if k % 2 else 2  # GGO or consolidation
+        Image.fromarray(img).save(semi / "images" / f"{k}.jpg", quality=95)
+        Image.fromarray(lab).save(semi / "masks" / f"{k}.png")
+    zen = root / "covid_ct_lung_infection_slices"
+    for d in ("ct", "lungs", "covid"):
+        (zen / d).mkdir(parents=True)
+    k = 0
+    for vol in range(5):  # 5 "volumes" of 4 similar slices, each volume a different brightness
+        base = 20 * vol
+        for _ in range(4):
+            img, lungs, inf = _slice(rng, lesion=bool(vol % 2))
+            img = np.clip(img.astype(int) + base, 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(zen / "ct" / f"{k:04d}.png")
+            Image.fromarray((lungs * 255).astype(np.uint8)).save(zen / "lungs" / f"{k:04d}.png")
+            Image.fromarray((inf * 255).astype(np.uint8)).save(zen / "covid" / f"{k:04d}.png")
+            k += 1
+    return root
+
+
+def test_train_lesion_cli_writes_loadable_weights_and_a_by_group_split(data_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train-lesion", "--data", str(data_root), "--out", str(out), "--steps", "2",
+                 "--batch-size", "2", "--threads", "2"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    for f in ("config.json", "model.safetensors", "preprocessing.json", "training.json"):
+        assert (out / f).is_file()
+    rec = json.loads((out / "training.json").read_text())
+    assert rec["steps"] == 2 and "train-lesion" in rec["command"]
+    held = set(rec["held_out"]["covid_semiseg_train"])
+    train = set(rec["train_slices"]["covid_semiseg_train"])
+    assert held and train and not held & train
+    # whole groups (5 consecutive numbers) are held out, never single slices of a group
+    assert {int(n) // 5 for n in held}.isdisjoint({int(n) // 5 for n in train})
+    assert rec["held_out"]["covid_ct_lung_infection_slices_count"] % 4 == 0  # whole volumes
+    assert set(metrics) >= {"semiseg_ggo_dice", "semiseg_consolidation_dice", "infection_slices_lung_dice"}
+    assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if k.endswith("_dice"))
+    pre = json.loads((out / "preprocessing.json").read_text())
+    assert pre["involvement_error"]["sd_pp"] >= 0
+    from ctmodels.lesion import LesionSegmenter
+
+    seg = LesionSegmenter.from_pretrained(str(out), device="cpu")
+    assert seg.predict(np.zeros((40, 50), np.uint8)).labels.shape == (40, 50)
+
+
+def test_training_is_deterministic_for_a_seed(data_root, tmp_path):
+    from safetensors.numpy import load_file
+
+    from ctmodels.train_lesion import train
+
+    for name in ("a", "b"):
+        train(data_root, tmp_path / name, steps=2, batch_size=2, seed=3, threads=2)
+    a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_too_little_data_to_hold_out_is_a_clear_error(data_root, tmp_path):
+    import shutil
+
+    from ctmodels.errors import InvalidInputError
+    from ctmodels.train_lesion import train
+
+    small = tmp_path / "small"
+    shutil.copytree(data_root, small)
+    for k in range(12, 20):
+        (small / "covid_semiseg_train" / "images" / f"{k}.jpg").unlink()
+    with pytest.raises(InvalidInputError, match="too little data to hold out"):
+        train(small, tmp_path / "out", steps=1, batch_size=2)
+    assert not (tmp_path / "out").exists()
+
+
+def test_volume_boundaries_find_the_synthetic_volumes(data_root):
+    s = ld.load_infection_slices(data_root / "covid_ct_lung_infection_slices")
+    assert len(s) == 20 and len(np.unique(s.groups)) == 5
+    assert all(len(set(s.groups[i:i + 4])) == 1 for i in range(0, 20, 4))
+
+
+def test_set_loss_does_not_care_how_an_infection_splits_between_ggo_and_consolidation():
+    bits = torch.full((1, 4, 4), ld.BIT[ld.GGO] | ld.BIT[ld.CONSOLIDATION], dtype=torch.uint8)
+    bits[0, 0] = ld.BIT[ld.LUNG]
+    partial = torch.tensor([False])
+    as_ggo = torch.zeros(1, 4, 4, 4)
+    as_ggo[:, 1] = 5.0
+    as_cons = torch.zeros(1, 4, 4, 4)
+    as_cons[:, 2] = 5.0
+    as_bg = torch.zeros(1, 4, 4, 4)
+    as_bg[:, 0] = 5.0
+    for t in (as_ggo, as_cons, as_bg):
+        t[0, 3, 0] = 5.0  # the lung row is predicted right in every case
+    l_ggo, l_cons, l_bg = (_loss(torch, t, bits, partial).item() for t in (as_ggo, as_cons, as_bg))
+    assert l_ggo == pytest.approx(l_cons, abs=1e-6)  # a partial label rewards either split alike
+    assert l_bg > l_ggo + 1.0  # but background inside the infection is penalised
+    # on a multi-class slice the same GGO/consolidation choice does matter
+    full = torch.tensor([True])
+    ggo_bits = torch.full((1, 4, 4), ld.BIT[ld.GGO], dtype=torch.uint8)
+    assert _loss(torch, as_cons, ggo_bits, full).item() > _loss(torch, as_ggo, ggo_bits, full).item() + 1.0
