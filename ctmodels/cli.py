@@ -143,7 +143,7 @@ def cmd_train_lesion(args) -> int:
     from .train_lesion import train
 
     metrics = train(Path(args.data), Path(args.out), steps=args.steps, batch_size=args.batch_size,
-                    seed=args.seed, threads=args.threads, device=args.device)
+                    seed=args.seed, threads=args.threads, device=args.device, validate=args.validate)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -368,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--validate", action="store_true", help="hold out a validation split from the training "
+                   "groups and keep the checkpoint that scores best on it")
     s.set_defaults(func=cmd_train_lesion)
     return p
 

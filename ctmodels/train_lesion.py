@@ -151,6 +151,22 @@ def evaluate(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet) 
     return out
 
 
+def validation_score(metrics: Dict[str, float]) -> float:
+    """One number to choose checkpoints and recipes by: the three lesion Dice scores, equally weighted."""
+    return float(np.mean([metrics["semiseg_ggo_dice"], metrics["semiseg_consolidation_dice"],
+                          metrics["infection_slices_infection_dice"]]))
+
+
+class _WithoutTTA:
+    """A segmenter whose single-slice predictions skip flip TTA (4x faster; for validation)."""
+
+    def __init__(self, seg):
+        self.seg = seg
+
+    def predict(self, x):
+        return self.seg.predict(x, tta=False)
+
+
 def with_involvement_error(pre: Dict, metrics: Dict[str, float]) -> Dict:
     """Preprocessing settings plus the held-out involvement error the severity module uses."""
     return {**pre, "involvement_error": {"bias_pp": round(metrics["involvement_error_bias_pp"], 3),
@@ -170,8 +186,14 @@ def train(
     device: str = "cpu",
     log_every: int = 25,
     checkpoint_every: int = 250,
+    validate: bool = False,
 ) -> Dict[str, float]:
-    """Train and save ``out_dir`` (config.json, model.safetensors, preprocessing.json, training.json)."""
+    """Train and save ``out_dir`` (config.json, model.safetensors, preprocessing.json, training.json).
+
+    ``validate``: also carve a validation split out of the *training* groups (one SemiSeg group of
+    five slice numbers, every eighth lung-infection volume), score it at every checkpoint (mean of
+    GGO, consolidation and infection Dice, without TTA) and keep the best checkpoint. This is what
+    comparing training recipes must use: the held-out test split is measured once, at the end."""
     import torch
 
     from .lesion import LesionSegmenter
@@ -191,6 +213,14 @@ def train(
         if len(s) == 0:
             raise InvalidInputError(f"too little data to hold out a test split by group: at least {need} "
                                     "are needed", data_root / name)
+    semi_va = inf_va = None
+    if validate:
+        semi_tr, semi_va = ld.split_by_group(semi_tr, every=8, offset=1)
+        inf_tr, inf_va = ld.split_by_group(inf_tr, every=8, offset=2)
+        if len(semi_va) == 0 or len(inf_va) == 0:
+            raise InvalidInputError("too little data to carve a validation split out of the training groups",
+                                    data_root)
+        log.info("validation: %d semiseg + %d infection slices", len(semi_va), len(inf_va))
     log.info("train: %d semiseg + %d infection slices; held out: %d + %d",
              len(semi_tr), len(inf_tr), len(semi_te), len(inf_te))
 
@@ -204,6 +234,7 @@ def train(
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    history, best = [], None
     model.train()
     for step in range(1, steps + 1):
         i_s = rng.integers(len(semi_tr), size=n_semi)
@@ -225,8 +256,21 @@ def train(
             log.info("step %d/%d loss %.4f lr %.2e %.0fs", step, steps, loss.item(),
                      sched.get_last_lr()[0], time.time() - t0)
         if step % checkpoint_every == 0 or step == steps:
-            model.save_pretrained(str(out_dir))
+            if validate:
+                score = validation_score(evaluate(_WithoutTTA(LesionSegmenter(model, DEFAULT_PREPROCESSING,
+                                                                               device=device, backend="torch")),
+                                                  semi_va, inf_va))
+                model.train()
+                history.append({"step": step, "score": round(score, 4)})
+                log.info("step %d validation score %.4f", step, score)
+                if best is None or score > best[0]:
+                    best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                    model.save_pretrained(str(out_dir))
+            else:
+                model.save_pretrained(str(out_dir))
     train_seconds = time.time() - t0
+    if best is not None:
+        model.load_state_dict(best[2])
     model.eval()
     seg = LesionSegmenter(model.cpu(), DEFAULT_PREPROCESSING, device="cpu")
     metrics = evaluate(seg, semi_te, inf_te)
@@ -244,6 +288,14 @@ def train(
                      "covid_ct_lung_infection_slices_count": len(inf_te)},
         "metrics_held_out": metrics,
     }
+    if validate:
+        record["command"] += " --validate"
+        record["validation"] = {
+            "covid_semiseg_train": semi_va.names,
+            "covid_ct_lung_infection_slices_volumes": sorted(set(int(g) for g in inf_va.groups)),
+            "covid_ct_lung_infection_slices_count": len(inf_va),
+            "score": "mean of SemiSeg GGO, SemiSeg consolidation and lung-infection Dice, without TTA",
+            "history": history, "best_step": best[1]}
     (out_dir / "training.json").write_text(json.dumps(record, indent=2))
     (out_dir / "preprocessing.json").write_text(json.dumps(with_involvement_error(DEFAULT_PREPROCESSING, metrics),
                                                            indent=2))
@@ -268,14 +320,7 @@ def reevaluate(folder: Path, data_root: Path) -> Dict[str, float]:
     seg = LesionSegmenter.from_pretrained(str(folder), device="cpu")
     metrics = evaluate(seg, semi_te, inf_te)
 
-    class _NoTTA:
-        def __init__(self, s):
-            self.s = s
-
-        def predict(self, x):
-            return self.s.predict(x, tta=False)
-
-    no_tta = evaluate(_NoTTA(seg), semi_te, inf_te)
+    no_tta = evaluate(_WithoutTTA(seg), semi_te, inf_te)
     rec["metrics_held_out"] = metrics
     rec["metrics_held_out_without_tta"] = no_tta
     rec["evaluation"] = ("mean per-slice Dice at each slice's native size; flip TTA (4 passes) on single "

@@ -139,3 +139,29 @@ def test_set_loss_does_not_care_how_an_infection_splits_between_ggo_and_consolid
     full = torch.tensor([True])
     ggo_bits = torch.full((1, 4, 4), ld.BIT[ld.GGO], dtype=torch.uint8)
     assert _loss(torch, as_cons, ggo_bits, full).item() > _loss(torch, as_ggo, ggo_bits, full).item() + 1.0
+
+
+def test_validation_split_comes_from_the_training_groups_and_picks_the_best_checkpoint(data_root, tmp_path,
+                                                                                    monkeypatch):
+    from ctmodels import train_lesion
+
+    scores = iter([0.9, 0.1])  # the first checkpoint validates best
+    monkeypatch.setattr(train_lesion, "validation_score", lambda metrics: next(scores))
+    out = tmp_path / "val"
+    train_lesion.train(data_root, out, steps=4, batch_size=2, seed=1, threads=2, checkpoint_every=2, validate=True)
+    rec = json.loads((out / "training.json").read_text())
+    val = rec["validation"]
+    semi_val = set(val["covid_semiseg_train"])
+    assert semi_val and semi_val.isdisjoint(rec["train_slices"]["covid_semiseg_train"])
+    assert semi_val.isdisjoint(rec["held_out"]["covid_semiseg_train"])
+    assert set(val["covid_ct_lung_infection_slices_volumes"]).isdisjoint(
+        rec["held_out"]["covid_ct_lung_infection_slices_volumes"])
+    assert rec["train_slices"]["covid_ct_lung_infection_slices"] + val["covid_ct_lung_infection_slices_count"] \
+        + rec["held_out"]["covid_ct_lung_infection_slices_count"] == 20
+    assert val["history"] == [{"step": 2, "score": 0.9}, {"step": 4, "score": 0.1}]
+    assert val["best_step"] == 2 and rec["command"].endswith("--validate")
+    # the saved weights are the best checkpoint's, and the held-out metrics were measured on them
+    again = train_lesion.reevaluate(out, data_root)
+    for k, v in rec["metrics_held_out"].items():
+        if k.endswith("_dice"):
+            assert again[k] == pytest.approx(v, abs=2e-3), k
