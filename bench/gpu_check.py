@@ -62,19 +62,42 @@ def precision_check(heldout: Path, device: str = "cuda") -> dict:
     from ctmodels.lesion import LesionSegmenter
     from ctmodels.train_lesion import evaluate
 
+    class Recording:  # keeps the labels of the predictions evaluate() scores: no second pass
+        def __init__(self, seg):
+            self.seg, self.labels = seg, []
+
+        def predict(self, x):
+            r = self.seg.predict(x)
+            self.labels.append(r.labels)
+            return r
+
     semi, inf = unpack(heldout)
     out = {}
     labels = {}
     for name, half in (("fp32", False), ("fp16", True)):
-        seg = LesionSegmenter.from_pretrained(device=device, half=half)
-        out[name] = evaluate(seg, semi, inf)
-        labels[name] = [seg.predict(img).labels for img, _ in semi.originals] + \
-                       [seg.predict(inf.images, batch_size=64).labels]
+        rec = Recording(LesionSegmenter.from_pretrained(device=device, half=half))
+        out[name] = evaluate(rec, semi, inf)
+        labels[name] = rec.labels
     same = sum(int((a == b).sum()) for a, b in zip(labels["fp32"], labels["fp16"]))
     total = sum(a.size for a in labels["fp32"])
     out["label_agreement_fp16_vs_fp32"] = same / total
     out["cpu_record"] = json.loads(RECORD.read_text())["metrics_held_out"]
     return out
+
+
+def _median_seconds(fn, x, repeat: int = 10) -> float:
+    """Median GPU time of ``fn(x)`` measured with CUDA events (after one call already made)."""
+    import torch
+
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(repeat):
+        a.record()
+        fn(x)
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) / 1000)
+    return float(np.median(times))
 
 
 def throughput(n: int = 1024, batch: int = 256, device: str = "cuda", fp16_only: bool = False) -> list:
@@ -108,19 +131,11 @@ def throughput(n: int = 1024, batch: int = 256, device: str = "cuda", fp16_only:
             with torch.inference_mode():
                 for _ in range(3):
                     seg.model(t)
-                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                times = []
-                for _ in range(10):
-                    a.record()
-                    seg.model(t)
-                    b.record()
-                    torch.cuda.synchronize()
-                    times.append(a.elapsed_time(b) / 1000)
+                seconds = _median_seconds(seg.model, t)
             rows.append({"what": f"network only 256x256 batch {batch}", "fp16": half, "channels_last": cl,
-                         "slices_per_s": batch / float(np.median(times))})
+                         "slices_per_s": batch / seconds})
             del seg
-            if device != "cpu":
-                torch.cuda.empty_cache()
+            torch.cuda.empty_cache()
     return rows
 
 
@@ -138,15 +153,8 @@ def compiled_network(batch: int = 256) -> dict:
         fn(t)
         torch.cuda.synchronize()
         compile_s = time.perf_counter() - t0
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        times = []
-        for _ in range(10):
-            a.record()
-            fn(t)
-            b.record()
-            torch.cuda.synchronize()
-            times.append(a.elapsed_time(b) / 1000)
-    return {"compile_seconds": compile_s, "slices_per_s": batch / float(np.median(times))}
+        seconds = _median_seconds(fn, t)
+    return {"compile_seconds": compile_s, "slices_per_s": batch / seconds}
 
 
 def study_profile(device: str = "cuda", n: int = 300) -> dict:
