@@ -17,6 +17,16 @@ def shared(*parts) -> Path:
     return p
 
 
+def bench_script(name: str):
+    """A script of the checkout's bench/ folder, imported as a module (bench/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def phantom():
     from synth import chest_phantom

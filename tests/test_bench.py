@@ -45,12 +45,9 @@ def test_targets_are_judged_on_full_runs():
 
 def test_gpu_check_script_runs_its_timing_on_the_cpu(tmp_path):
     """bench/gpu_check.py is run on lent GPUs only; its code paths are kept working here."""
-    import importlib.util
-    from pathlib import Path
+    from conftest import bench_script
 
-    spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).parents[1] / "bench" / "gpu_check.py")
-    gc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gc)
+    gc = bench_script("gpu_check")
     rows = gc.throughput(n=2, batch=2, device="cpu", fp16_only=True)
     assert [(r["what"], r["channels_last"]) for r in rows] == [
         ("predict 512x512 batch 2", True), ("predict 256x256 batch 2", True),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import shared
+from conftest import bench_script, shared
 from ctmodels import io
 from ctmodels import quality as Q
 from ctmodels.cli import main
@@ -103,12 +103,8 @@ def test_real_inspiration_scans_pass_and_simulated_expiration_fails(path):
 
 def test_gpu_check_packs_exactly_the_held_out_split(tmp_path, record):
     """The held-out slices travel to a lent GPU as one npz; it must hold that split and no other."""
-    import importlib.util
-
     data = shared()
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "bench" / "gpu_check.py")
-    gc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gc)
+    gc = bench_script("gpu_check")
     gc.pack(tmp_path / "h.npz", data)
     semi, inf = gc.unpack(tmp_path / "h.npz")
     assert len(semi.originals) == len(record["held_out"]["covid_semiseg_train"])
