@@ -103,6 +103,7 @@ import json, resource, sys, time
 import pydicom  # imported before timing in every mode: the naive path imports it up front too
 t0 = time.perf_counter()
 mode, path, device = sys.argv[1], sys.argv[2], sys.argv[3]
+parts = {}  # optional split of the time (reading), by mode
 if mode == "study-fast":
     import numpy as np
     from ctmodels.io import read_ct
@@ -149,7 +150,6 @@ elif mode == "quality":
     t0 = time.perf_counter()
     rep = chk.predict(read_ct(path, purpose="quality"))
 secs = time.perf_counter() - t0
-parts = globals().get("parts", {})
 # VmHWM is this process's own peak; ru_maxrss would also count the parent's peak before exec
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
 peak = int(hwm[0].split()[1]) / 1024**2 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
