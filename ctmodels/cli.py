@@ -143,7 +143,8 @@ def cmd_train_lesion(args) -> int:
     from .train_lesion import train
 
     metrics = train(Path(args.data), Path(args.out), steps=args.steps, batch_size=args.batch_size,
-                    seed=args.seed, threads=args.threads, device=args.device, validate=args.validate)
+                    seed=args.seed, threads=args.threads, device=args.device, validate=args.validate,
+                    semiseg_share=args.semiseg_share)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -370,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--validate", action="store_true", help="hold out a validation split from the training "
                    "groups and keep the checkpoint that scores best on it")
+    s.add_argument("--semiseg-share", type=float, default=0.5, help="share of each batch drawn from "
+                   "COVID-SemiSeg, the slices that separate GGO from consolidation (default 0.5)")
     s.set_defaults(func=cmd_train_lesion)
     return p
 

@@ -187,17 +187,25 @@ def train(
     log_every: int = 25,
     checkpoint_every: int = 250,
     validate: bool = False,
+    semiseg_share: float = 0.5,
 ) -> Dict[str, float]:
     """Train and save ``out_dir`` (config.json, model.safetensors, preprocessing.json, training.json).
 
     ``validate``: also carve a validation split out of the *training* groups (one SemiSeg group of
     five slice numbers, every eighth lung-infection volume), score it at every checkpoint (mean of
     GGO, consolidation and infection Dice, without TTA) and keep the best checkpoint. This is what
-    comparing training recipes must use: the held-out test split is measured once, at the end."""
+    comparing training recipes must use: the held-out test split is measured once, at the end.
+
+    ``semiseg_share``: the share of each batch drawn from COVID-SemiSeg, the only slices that
+    separate GGO from consolidation (the rest come from the lung-infection set)."""
     import torch
 
     from .lesion import LesionSegmenter
 
+    n_semi = int(round(batch_size * semiseg_share))
+    if not 0 < n_semi < batch_size:
+        raise InvalidInputError(f"--semiseg-share {semiseg_share} with batch size {batch_size} leaves one "
+                                "data set out of every batch (expected a share that keeps both)")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -230,7 +238,6 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then cosine decay to 2 %
         opt, lambda i: min(1.0, (i + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))))
     mean, std = DEFAULT_PREPROCESSING["mean"], DEFAULT_PREPROCESSING["std"]
-    n_semi = batch_size // 2
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -276,8 +283,9 @@ def train(
     metrics = evaluate(seg, semi_te, inf_te)
     record = {
         "command": f"ctmodels train-lesion --data {data_root} --out {out_dir} --steps {steps} "
-                   f"--batch-size {batch_size} --seed {seed}",
-        "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr, "seed": seed,
+                   f"--batch-size {batch_size} --seed {seed}"
+                   + (f" --semiseg-share {semiseg_share:g}" if semiseg_share != 0.5 else ""),
+        "steps": steps, "batch_size": batch_size, "semiseg_per_batch": n_semi, "crop": crop, "lr": lr, "seed": seed,
         "device": device, "train_seconds": round(train_seconds, 1),
         "loss": "set cross-entropy over allowed classes + 0.5 x soft Dice (infection, GGO, "
                 "consolidation, lung)",

@@ -165,3 +165,25 @@ def test_validation_split_comes_from_the_training_groups_and_picks_the_best_chec
     for k, v in rec["metrics_held_out"].items():
         if k.endswith("_dice"):
             assert again[k] == pytest.approx(v, abs=2e-3), k
+
+
+def test_semiseg_share_sets_how_many_multi_class_slices_each_batch_holds(data_root, tmp_path, monkeypatch):
+    from ctmodels import train_lesion
+    from ctmodels.errors import InvalidInputError
+
+    seen = []
+
+    def recording_loss(torch_, logits, bits, multiclass):
+        seen.append(multiclass.tolist())
+        return _loss(torch_, logits, bits, multiclass)
+
+    monkeypatch.setattr(train_lesion, "_loss", recording_loss)
+    out = tmp_path / "share"
+    assert main(["train-lesion", "--data", str(data_root), "--out", str(out), "--steps", "2",
+                 "--batch-size", "4", "--threads", "2", "--semiseg-share", "0.75"]) == 0
+    assert seen == [[True, True, True, False]] * 2
+    rec = json.loads((out / "training.json").read_text())
+    assert rec["semiseg_per_batch"] == 3 and "--semiseg-share 0.75" in rec["command"]
+    with pytest.raises(InvalidInputError, match="semiseg-share"):
+        train_lesion.train(data_root, tmp_path / "none", steps=1, batch_size=4, semiseg_share=0.9)
+    assert not (tmp_path / "none").exists()
