@@ -24,6 +24,28 @@ def _metrics_table(m: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _batch_mix(rec: Dict[str, Any]) -> str:
+    n_semi = rec.get("semiseg_per_batch", rec["batch_size"] // 2)
+    if 2 * n_semi == rec["batch_size"]:
+        return "half SemiSeg, half\nlung-infection slices"
+    return f"{n_semi} SemiSeg and {rec['batch_size'] - n_semi}\nlung-infection slices each"
+
+
+def _selection(rec: Dict[str, Any]) -> str:
+    """How the shipped checkpoint was chosen, without ever looking at the held-out split."""
+    val = rec.get("validation")
+    if not val:
+        return ("* Nothing was tuned on the held-out slices: the schedule was fixed before training and the last\n"
+                "  checkpoint is the one shipped.")
+    scores = ", ".join(f"{h['step']}: {h['score']:.3f}" for h in val["history"])
+    return (f"* Validation split, carved out of the training groups: SemiSeg slices "
+            f"{', '.join(val['covid_semiseg_train'])}; lung-infection volumes "
+            f"{val['covid_ct_lung_infection_slices_volumes']} ({val['covid_ct_lung_infection_slices_count']} slices).\n"
+            f"  It was not trained on. Score ({val['score']}) by step: {scores}.\n"
+            f"* The checkpoint shipped is the one that scored best on validation (step {val['best_step']}). "
+            "Nothing was tuned on\n  the held-out slices; they were measured once, at the end.")
+
+
 def lesion_card(folder: Path) -> str:
     e = registry.get("lesion-unet-effb0")
     rec = json.loads((folder / "training.json").read_text())
@@ -64,12 +86,10 @@ may belong to) plus soft Dice on the quantities each set defines; see `ctmodels/
 * Held out from the lung-infection set: volumes {rec['held_out']['covid_ct_lung_infection_slices_volumes']}
   ({rec['held_out']['covid_ct_lung_infection_slices_count']} slices; volumes found from the jumps
   between consecutive slices).
-* Nothing was tuned on the held-out slices: the schedule was fixed before training and the last
-  checkpoint is the one shipped.
+{_selection(rec)}
 
 ## Training
-`{rec['command']}` - {rec['steps']} steps of batch {rec['batch_size']} (half SemiSeg, half
-lung-infection slices), random {rec['crop']} px crops, AdamW, warm-up + cosine schedule, seed {rec['seed']},
+`{rec['command']}` - {rec['steps']} steps of batch {rec['batch_size']} ({_batch_mix(rec)}), random {rec['crop']} px crops, AdamW, warm-up + cosine schedule, seed {rec['seed']},
 {rec['train_seconds'] / 60:.0f} min on {rec['device']}. Loss: {rec['loss']}.
 
 ## Metrics on the held-out split (mean per-slice Dice)

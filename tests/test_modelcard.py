@@ -1,0 +1,35 @@
+"""Model cards are generated from each weights folder's training record, and say how the checkpoint was chosen."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ctmodels.modelcard import lesion_card, quality_card
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+@pytest.mark.parametrize("name,card", [("lesion-unet-effb0", lesion_card), ("breath-hold-logreg", quality_card)])
+def test_bundled_cards_match_their_training_records(name, card):
+    assert (WEIGHTS / name / "README.md").read_text() == card(WEIGHTS / name)
+
+
+def test_lesion_card_reports_the_batch_mix_and_the_validation_choice(tmp_path):
+    folder = tmp_path / "lesion-unet-effb0"
+    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
+    rec = json.loads((folder / "training.json").read_text())
+    assert "last\n  checkpoint is the one shipped" in lesion_card(folder)
+    rec["semiseg_per_batch"] = 6
+    rec["metrics_held_out"]["semiseg_ggo_dice"] = 0.6123
+    rec["validation"] = {"covid_semiseg_train": ["5", "67"], "covid_ct_lung_infection_slices_volumes": [2, 10],
+                         "covid_ct_lung_infection_slices_count": 150, "score": "mean of three Dice",
+                         "history": [{"step": 250, "score": 0.41}, {"step": 500, "score": 0.52}], "best_step": 500}
+    (folder / "training.json").write_text(json.dumps(rec))
+    text = lesion_card(folder)
+    assert "6 SemiSeg and 2\nlung-infection slices each" in text
+    assert "SemiSeg slices 5, 67; lung-infection volumes [2, 10] (150 slices)" in text
+    assert "250: 0.410, 500: 0.520" in text and "best on validation (step 500)" in text
+    assert "| semiseg_ggo_dice | 0.612 |" in text
+    assert "last\n  checkpoint" not in text
