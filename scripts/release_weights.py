@@ -28,14 +28,20 @@ def main(name: str, src: str) -> None:
     if name == "lesion-unet-effb0" and len(sys.argv) > 3:
         from ctmodels.train_lesion import reevaluate
 
+        pin(name, dst)  # loading the folder verifies its files against the registry
         print(json.dumps(reevaluate(dst, Path(sys.argv[3])), indent=2))
     write_card(dst, name)
+    print(json.dumps(pin(name, dst), indent=2))
+
+
+def pin(name: str, dst: Path) -> dict:
+    """Record the SHA-256 of every file in dst for the registry; keeps the recorded revision."""
     hashes_path = ROOT / "ctmodels" / "weights_sha256.json"
     hashes = json.loads(hashes_path.read_text()) if hashes_path.exists() else {}
     files = {p.name: sha256_file(p) for p in sorted(dst.iterdir()) if p.is_file()}
     hashes[name] = {"revision": hashes.get(name, {}).get("revision", "main"), "files": files}
     hashes_path.write_text(json.dumps(hashes, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(hashes[name], indent=2))
+    return hashes[name]
 
 
 if __name__ == "__main__":
