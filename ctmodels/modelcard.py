@@ -43,7 +43,8 @@ def _selection(rec: Dict[str, Any]) -> str:
             f"{val['covid_ct_lung_infection_slices_volumes']} ({val['covid_ct_lung_infection_slices_count']} slices).\n"
             f"  It was not trained on. Score ({val['score']}) by step: {scores}.\n"
             f"* The checkpoint shipped is the one that scored best on validation (step {val['best_step']}). "
-            "Nothing was tuned on\n  the held-out slices; they were measured once, at the end.")
+            "Nothing was tuned on\n  the held-out slices; they were measured once, at the end."
+            + (f"\n* Choice of recipe: {rec['recipe_choice']}" if rec.get("recipe_choice") else ""))
 
 
 def lesion_card(folder: Path) -> str:

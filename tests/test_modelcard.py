@@ -20,7 +20,11 @@ def test_lesion_card_reports_the_batch_mix_and_the_validation_choice(tmp_path):
     folder = tmp_path / "lesion-unet-effb0"
     shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
     rec = json.loads((folder / "training.json").read_text())
-    assert "last\n  checkpoint is the one shipped" in lesion_card(folder)
+    for key in ("validation", "recipe_choice", "semiseg_per_batch"):
+        rec.pop(key, None)
+    (folder / "training.json").write_text(json.dumps(rec))
+    text = lesion_card(folder)
+    assert "last\n  checkpoint is the one shipped" in text and "half SemiSeg, half" in text
     rec["semiseg_per_batch"] = 6
     rec["metrics_held_out"]["semiseg_ggo_dice"] = 0.6123
     rec["validation"] = {"covid_semiseg_train": ["5", "67"], "covid_ct_lung_infection_slices_volumes": [2, 10],
