@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--validate", action="store_true", help="hold out a validation split from the training "
                    "groups and keep the checkpoint that scores best on it")
     s.add_argument("--semiseg-share", type=float, default=0.5, help="share of each batch drawn from "
-                   "COVID-SemiSeg, the slices that separate GGO from consolidation (default 0.5)")
+                   "COVID-SemiSeg, the slices that separate GGO from consolidation (default %(default)s)")
     s.set_defaults(func=cmd_train_lesion)
     return p
 

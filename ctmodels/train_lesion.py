@@ -283,8 +283,7 @@ def train(
     metrics = evaluate(seg, semi_te, inf_te)
     record = {
         "command": f"ctmodels train-lesion --data {data_root} --out {out_dir} --steps {steps} "
-                   f"--batch-size {batch_size} --seed {seed}"
-                   + (f" --semiseg-share {semiseg_share:g}" if semiseg_share != 0.5 else ""),
+                   f"--batch-size {batch_size} --seed {seed} --semiseg-share {semiseg_share:g}",
         "steps": steps, "batch_size": batch_size, "semiseg_per_batch": n_semi, "crop": crop, "lr": lr, "seed": seed,
         "device": device, "train_seconds": round(train_seconds, 1),
         "loss": "set cross-entropy over allowed classes + 0.5 x soft Dice (infection, GGO, "
