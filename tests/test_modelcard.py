@@ -2,13 +2,13 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from ctmodels.modelcard import lesion_card, quality_card
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS = ROOT / "weights"
 
 
 @pytest.mark.parametrize("name,card", [("lesion-unet-effb0", lesion_card), ("breath-hold-logreg", quality_card)])
