@@ -144,7 +144,7 @@ def cmd_train_lesion(args) -> int:
 
     metrics = train(Path(args.data), Path(args.out), steps=args.steps, batch_size=args.batch_size,
                     seed=args.seed, threads=args.threads, device=args.device, validate=args.validate,
-                    semiseg_share=args.semiseg_share)
+                    semiseg_share=args.semiseg_share, lr=args.lr, init=args.init)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -373,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "groups and keep the checkpoint that scores best on it")
     s.add_argument("--semiseg-share", type=float, default=0.5, help="share of each batch drawn from "
                    "COVID-SemiSeg, the slices that separate GGO from consolidation (default %(default)s)")
+    s.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
+    s.add_argument("--init", type=Path, default=None, metavar="FOLDER",
+                   help="continue from these trained weights (same held-out and validation split)")
     s.set_defaults(func=cmd_train_lesion)
     return p
 

@@ -47,6 +47,16 @@ def _selection(rec: Dict[str, Any]) -> str:
             + (f"\n* Choice of recipe: {rec['recipe_choice']}" if rec.get("recipe_choice") else ""))
 
 
+def _start(rec: Dict[str, Any]) -> str:
+    """Where training started: random weights, or an earlier run's weights (training in stages)."""
+    init = rec.get("init")
+    if not init:
+        return "from random weights"
+    best = f", its best validation checkpoint, step {init['best_step']}" if init.get("best_step") else ""
+    return (f"continuing from earlier weights (model.safetensors SHA-256 {init['model_sha256'][:12]}...: "
+            f"{init['steps']} steps of\n`{init['command']}`{best})")
+
+
 def lesion_card(folder: Path) -> str:
     e = registry.get("lesion-unet-effb0")
     rec = json.loads((folder / "training.json").read_text())
@@ -90,7 +100,8 @@ may belong to) plus soft Dice on the quantities each set defines; see `ctmodels/
 {_selection(rec)}
 
 ## Training
-`{rec['command']}` - {rec['steps']} steps of batch {rec['batch_size']} ({_batch_mix(rec)}), random {rec['crop']} px crops, AdamW, warm-up + cosine schedule, seed {rec['seed']},
+`{rec['command']}` - {rec['steps']} steps of batch {rec['batch_size']} ({_batch_mix(rec)}), random {rec['crop']} px crops, AdamW (peak learning rate {rec['lr']:g}), warm-up + cosine schedule, seed {rec['seed']},
+{_start(rec)},
 {rec['train_seconds'] / 60:.0f} min on {rec['device']}. Loss: {rec['loss']}.
 
 ## Metrics on the held-out split (mean per-slice Dice)

@@ -188,6 +188,7 @@ def train(
     checkpoint_every: int = 250,
     validate: bool = False,
     semiseg_share: float = 0.5,
+    init: Optional[Path] = None,
 ) -> Dict[str, float]:
     """Train and save ``out_dir`` (config.json, model.safetensors, preprocessing.json, training.json).
 
@@ -197,7 +198,12 @@ def train(
     comparing training recipes must use: the held-out test split is measured once, at the end.
 
     ``semiseg_share``: the share of each batch drawn from COVID-SemiSeg, the only slices that
-    separate GGO from consolidation (the rest come from the lung-infection set)."""
+    separate GGO from consolidation (the rest come from the lung-infection set).
+
+    ``init``: a trained folder (safetensors) to continue from instead of random weights - longer
+    training in stages. It must have held out the same slices (and, with ``validate``, the same
+    validation slices), so that neither split was ever trained on; with ``validate`` its weights
+    are scored first (step 0) and stay the result if no later checkpoint beats them."""
     import torch
 
     from .lesion import LesionSegmenter
@@ -232,7 +238,11 @@ def train(
     log.info("train: %d semiseg + %d infection slices; held out: %d + %d",
              len(semi_tr), len(inf_tr), len(semi_te), len(inf_te))
 
-    model = build_lesion_unet().to(device).to(memory_format=torch.channels_last)
+    model = build_lesion_unet()
+    init_record = None
+    if init is not None:
+        init_record = _load_init(model, Path(init), Path(out_dir), semi_te, inf_te, semi_va, inf_va)
+    model = model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     warm = max(1, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then cosine decay to 2 %
@@ -242,6 +252,21 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     history, best = [], None
+
+    def checkpoint(step: int) -> None:
+        nonlocal best
+        score = validation_score(evaluate(_WithoutTTA(LesionSegmenter(model, DEFAULT_PREPROCESSING,
+                                                                       device=device, backend="torch")),
+                                          semi_va, inf_va))
+        model.train()
+        history.append({"step": step, "score": round(score, 4)})
+        log.info("step %d validation score %.4f", step, score)
+        if best is None or score > best[0]:
+            best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            model.save_pretrained(str(out_dir))
+
+    if validate and init_record is not None:
+        checkpoint(0)  # the starting weights compete too
     model.train()
     for step in range(1, steps + 1):
         i_s = rng.integers(len(semi_tr), size=n_semi)
@@ -264,15 +289,7 @@ def train(
                      sched.get_last_lr()[0], time.time() - t0)
         if step % checkpoint_every == 0 or step == steps:
             if validate:
-                score = validation_score(evaluate(_WithoutTTA(LesionSegmenter(model, DEFAULT_PREPROCESSING,
-                                                                               device=device, backend="torch")),
-                                                  semi_va, inf_va))
-                model.train()
-                history.append({"step": step, "score": round(score, 4)})
-                log.info("step %d validation score %.4f", step, score)
-                if best is None or score > best[0]:
-                    best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
-                    model.save_pretrained(str(out_dir))
+                checkpoint(step)
             else:
                 model.save_pretrained(str(out_dir))
     train_seconds = time.time() - t0
@@ -283,7 +300,8 @@ def train(
     metrics = evaluate(seg, semi_te, inf_te)
     record = {
         "command": f"ctmodels train-lesion --data {data_root} --out {out_dir} --steps {steps} "
-                   f"--batch-size {batch_size} --seed {seed} --semiseg-share {semiseg_share:g}",
+                   f"--batch-size {batch_size} --seed {seed} --semiseg-share {semiseg_share:g} --lr {lr:g}"
+                   + (f" --init {init}" if init is not None else ""),
         "steps": steps, "batch_size": batch_size, "semiseg_per_batch": n_semi, "crop": crop, "lr": lr, "seed": seed,
         "device": device, "train_seconds": round(train_seconds, 1),
         "loss": "set cross-entropy over allowed classes + 0.5 x soft Dice (infection, GGO, "
@@ -295,6 +313,8 @@ def train(
                      "covid_ct_lung_infection_slices_count": len(inf_te)},
         "metrics_held_out": metrics,
     }
+    if init_record is not None:
+        record["init"] = init_record
     if validate:
         record["command"] += " --validate"
         record["validation"] = {
@@ -308,6 +328,42 @@ def train(
                                                            indent=2))
     log.info("held-out metrics: %s", json.dumps(metrics))
     return metrics
+
+
+def _same_split(a: Dict, semi: ld.SliceSet, inf: ld.SliceSet) -> bool:
+    return (a.get("covid_semiseg_train") == semi.names
+            and a.get("covid_ct_lung_infection_slices_volumes") == sorted(set(int(g) for g in inf.groups)))
+
+
+def _load_init(model, folder: Path, out_dir: Path, semi_te, inf_te, semi_va, inf_va) -> Dict:
+    """Load ``folder``'s weights into ``model`` (safetensors only) after checking that they were
+    never trained on this run's held-out or validation slices; return what the record keeps."""
+    from safetensors.torch import load_file
+
+    from .hub import sha256_file
+
+    weights, rec_path = folder / "model.safetensors", folder / "training.json"
+    if not weights.is_file() or not rec_path.is_file():
+        raise InvalidInputError("expected a trained lesion folder with model.safetensors and training.json",
+                                folder)
+    if out_dir.resolve() == folder.resolve():
+        raise InvalidInputError("--out must differ from --init (the starting weights would be overwritten)",
+                                folder)
+    rec = json.loads(rec_path.read_text())
+    if not _same_split(rec.get("held_out", {}), semi_te, inf_te):
+        raise InvalidInputError("these weights held out other slices than this run does, so they may have "
+                                "been trained on its held-out split", folder)
+    if semi_va is not None and not _same_split(rec.get("validation", {}), semi_va, inf_va):
+        raise InvalidInputError("these weights were not trained with the same --validate split, so they may "
+                                "have been trained on its validation slices", folder)
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except Exception as exc:  # missing/unexpected keys, wrong shapes, not safetensors
+        raise InvalidInputError(f"not weights of this architecture ({type(exc).__name__})", weights) from None
+    log.info("continuing from %s", folder)
+    return {"folder": str(folder), "model_sha256": sha256_file(weights),
+            "command": rec.get("command"), "steps": rec.get("steps"),
+            "best_step": rec.get("validation", {}).get("best_step")}
 
 
 def reevaluate(folder: Path, data_root: Path) -> Dict[str, float]:

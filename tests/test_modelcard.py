@@ -37,3 +37,19 @@ def test_lesion_card_reports_the_batch_mix_and_the_validation_choice(tmp_path):
     assert "250: 0.410, 500: 0.520" in text and "best on validation (step 500)" in text
     assert "| semiseg_ggo_dice | 0.612 |" in text
     assert "last\n  checkpoint" not in text
+
+
+def test_lesion_card_says_where_training_started(tmp_path):
+    folder = tmp_path / "lesion-unet-effb0"
+    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
+    rec = json.loads((folder / "training.json").read_text())
+    rec.pop("init", None)
+    (folder / "training.json").write_text(json.dumps(rec))
+    assert "from random weights" in lesion_card(folder)
+    rec["init"] = {"folder": "x", "model_sha256": "abcdef0123456789" * 4, "command": "ctmodels train-lesion A",
+                   "steps": 2400, "best_step": 1750}
+    (folder / "training.json").write_text(json.dumps(rec))
+    text = lesion_card(folder)
+    assert "from random weights" not in text
+    assert ("continuing from earlier weights (model.safetensors SHA-256 abcdef012345...: 2400 steps of\n"
+            "`ctmodels train-lesion A`, its best validation checkpoint, step 1750)") in text

@@ -187,3 +187,45 @@ def test_semiseg_share_sets_how_many_multi_class_slices_each_batch_holds(data_ro
     with pytest.raises(InvalidInputError, match="semiseg-share"):
         train_lesion.train(data_root, tmp_path / "none", steps=1, batch_size=4, semiseg_share=0.9)
     assert not (tmp_path / "none").exists()
+
+
+def test_init_continues_from_trained_weights_which_compete_as_step_0(data_root, tmp_path, monkeypatch):
+    import hashlib
+
+    from safetensors.numpy import load_file
+
+    from ctmodels import train_lesion
+
+    first = tmp_path / "first"
+    train_lesion.train(data_root, first, steps=2, batch_size=2, seed=1, threads=2, validate=True)
+    scores = iter([0.8, 0.5])  # the starting weights validate best
+    monkeypatch.setattr(train_lesion, "validation_score", lambda metrics: next(scores))
+    out = tmp_path / "cont"
+    assert main(["train-lesion", "--data", str(data_root), "--out", str(out), "--steps", "4", "--batch-size", "2",
+                 "--threads", "2", "--validate", "--init", str(first), "--lr", "1e-3", "--seed", "2"]) == 0
+    rec = json.loads((out / "training.json").read_text())
+    assert [h["step"] for h in rec["validation"]["history"]] == [0, 4]
+    assert rec["validation"]["best_step"] == 0
+    assert rec["init"]["model_sha256"] == hashlib.sha256((first / "model.safetensors").read_bytes()).hexdigest()
+    assert rec["init"]["steps"] == 2 and "--init" in rec["command"] and "--lr 0.001" in rec["command"]
+    assert rec["lr"] == 1e-3
+    a, b = load_file(str(first / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)  # step 0 was kept
+
+
+def test_init_refuses_weights_that_may_have_seen_the_held_out_or_validation_slices(data_root, tmp_path):
+    from ctmodels.errors import InvalidInputError
+    from ctmodels.train_lesion import train
+
+    plain = tmp_path / "plain"  # trained on the slices a --validate run keeps for validation
+    train(data_root, plain, steps=1, batch_size=2, threads=2)
+    with pytest.raises(InvalidInputError, match="validation"):
+        train(data_root, tmp_path / "a", steps=1, batch_size=2, validate=True, init=plain)
+    with pytest.raises(InvalidInputError, match="overwritten"):
+        train(data_root, plain, steps=1, batch_size=2, init=plain)
+    rec = json.loads((plain / "training.json").read_text())
+    rec["held_out"]["covid_semiseg_train"] = ["0", "1"]
+    (plain / "training.json").write_text(json.dumps(rec))
+    with pytest.raises(InvalidInputError, match="held-out"):
+        train(data_root, tmp_path / "b", steps=1, batch_size=2, init=plain)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
