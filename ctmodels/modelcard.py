@@ -54,7 +54,8 @@ def _start(rec: Dict[str, Any]) -> str:
         return "from random weights"
     best = f", its best validation checkpoint, step {init['best_step']}" if init.get("best_step") else ""
     return (f"continuing from earlier weights (model.safetensors SHA-256 {init['model_sha256'][:12]}...: "
-            f"{init['steps']} steps of\n`{init['command']}`{best})")
+            f"{init['steps']} steps of\n`{init['command']}`{best}; to reproduce, run that first and pass its output\n"
+            "folder to `--init`)")
 
 
 def lesion_card(folder: Path) -> str:

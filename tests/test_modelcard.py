@@ -52,4 +52,4 @@ def test_lesion_card_says_where_training_started(tmp_path):
     text = lesion_card(folder)
     assert "from random weights" not in text
     assert ("continuing from earlier weights (model.safetensors SHA-256 abcdef012345...: 2400 steps of\n"
-            "`ctmodels train-lesion A`, its best validation checkpoint, step 1750)") in text
+            "`ctmodels train-lesion A`, its best validation checkpoint, step 1750; to reproduce, run that first") in text
