@@ -308,9 +308,7 @@ def train(
                 "consolidation, lung)",
         "train_slices": {"covid_semiseg_train": semi_tr.names,
                          "covid_ct_lung_infection_slices": len(inf_tr)},
-        "held_out": {"covid_semiseg_train": semi_te.names,
-                     "covid_ct_lung_infection_slices_volumes": sorted(set(int(g) for g in inf_te.groups)),
-                     "covid_ct_lung_infection_slices_count": len(inf_te)},
+        "held_out": _split_record(semi_te, inf_te),
         "metrics_held_out": metrics,
     }
     if init_record is not None:
@@ -318,9 +316,7 @@ def train(
     if validate:
         record["command"] += " --validate"
         record["validation"] = {
-            "covid_semiseg_train": semi_va.names,
-            "covid_ct_lung_infection_slices_volumes": sorted(set(int(g) for g in inf_va.groups)),
-            "covid_ct_lung_infection_slices_count": len(inf_va),
+            **_split_record(semi_va, inf_va),
             "score": "mean of SemiSeg GGO, SemiSeg consolidation and lung-infection Dice, without TTA",
             "history": history, "best_step": best[1]}
     (out_dir / "training.json").write_text(json.dumps(record, indent=2))
@@ -330,9 +326,15 @@ def train(
     return metrics
 
 
-def _same_split(a: Dict, semi: ld.SliceSet, inf: ld.SliceSet) -> bool:
-    return (a.get("covid_semiseg_train") == semi.names
-            and a.get("covid_ct_lung_infection_slices_volumes") == sorted(set(int(g) for g in inf.groups)))
+def _split_record(semi: ld.SliceSet, inf: ld.SliceSet) -> Dict:
+    """How training.json names a split (held-out or validation); compared again by ``--init``."""
+    return {"covid_semiseg_train": semi.names,
+            "covid_ct_lung_infection_slices_volumes": sorted(set(int(g) for g in inf.groups)),
+            "covid_ct_lung_infection_slices_count": len(inf)}
+
+
+def _same_split(recorded: Dict, semi: ld.SliceSet, inf: ld.SliceSet) -> bool:
+    return all(recorded.get(k) == v for k, v in _split_record(semi, inf).items())
 
 
 def _load_init(model, folder: Path, out_dir: Path, semi_te, inf_te, semi_va, inf_va) -> Dict:
