@@ -66,9 +66,9 @@ def precision_check(heldout: Path, device: str = "cuda") -> dict:
         def __init__(self, seg):
             self.seg, self.labels = seg, []
 
-        def predict(self, x):
-            r = self.seg.predict(x)
-            self.labels.append(r.labels)
+        def predict(self, x, **kw):
+            r = self.seg.predict(x, **kw)
+            self.labels.extend(r.labels if r.labels.ndim == 3 else [r.labels])
             return r
 
     semi, inf = unpack(heldout)

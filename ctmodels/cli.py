@@ -144,7 +144,8 @@ def cmd_train_lesion(args) -> int:
 
     metrics = train(Path(args.data), Path(args.out), steps=args.steps, batch_size=args.batch_size,
                     seed=args.seed, threads=args.threads, device=args.device, validate=args.validate,
-                    semiseg_share=args.semiseg_share, lr=args.lr, init=args.init)
+                    semiseg_share=args.semiseg_share, lr=args.lr, init=args.init, ema=args.ema,
+                    intensity=args.intensity_aug)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -376,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
     s.add_argument("--init", type=Path, default=None, metavar="FOLDER",
                    help="continue from these trained weights (same held-out and validation split)")
+    s.add_argument("--ema", type=float, default=0.0, metavar="DECAY", help="use an exponential moving "
+                   "average of the weights with this decay, e.g. 0.998 (default 0: off)")
+    s.add_argument("--intensity-aug", choices=["strong", "weak"], default="strong",
+                   help="range of the gamma, contrast and brightness augmentation (default %(default)s)")
     s.set_defaults(func=cmd_train_lesion)
     return p
 

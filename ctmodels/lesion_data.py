@@ -137,3 +137,41 @@ def split_by_group(s: SliceSet, every: int = 5, offset: int = 4) -> Tuple[SliceS
     held = ug[offset::every]
     test = np.isin(s.groups, held)
     return s.subset(np.flatnonzero(~test)), s.subset(np.flatnonzero(test))
+
+
+def save_slice_sets(path: Path, sets: dict) -> None:
+    """Write named :class:`SliceSet` s to one xz-compressed ``.npz`` (no pickles), e.g. to carry the
+    training slices to another machine without the held-out ones."""
+    import io
+    import lzma
+
+    arrays = {}
+    for key, s in sets.items():
+        arrays.update({f"{key}.images": s.images, f"{key}.allowed": s.allowed, f"{key}.groups": s.groups,
+                       f"{key}.names": np.asarray(s.names, dtype=str), f"{key}.multiclass": np.asarray(s.multiclass)})
+        for i, (img, lab) in enumerate(s.originals):
+            arrays[f"{key}.original_image.{i}"], arrays[f"{key}.original_label.{i}"] = img, lab
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with lzma.open(path, "wb", preset=6) as f:
+        f.write(buf.getvalue())
+
+
+def load_slice_sets(path: Path) -> dict:
+    """Read what :func:`save_slice_sets` wrote: ``{name: SliceSet}``."""
+    import io
+    import lzma
+
+    try:
+        with lzma.open(path, "rb") as f:
+            z = np.load(io.BytesIO(f.read()), allow_pickle=False)
+    except (lzma.LZMAError, ValueError, OSError) as exc:
+        raise InvalidInputError(f"not a slice-set file written by save_slice_sets ({type(exc).__name__})",
+                                path) from None
+    out = {}
+    for key in sorted({k.split(".")[0] for k in z.files}):
+        n_orig = sum(1 for k in z.files if k.startswith(f"{key}.original_image."))
+        originals = [(z[f"{key}.original_image.{i}"], z[f"{key}.original_label.{i}"]) for i in range(n_orig)]
+        out[key] = SliceSet(z[f"{key}.images"], z[f"{key}.allowed"], [str(n) for n in z[f"{key}.names"]],
+                            z[f"{key}.groups"], bool(z[f"{key}.multiclass"]), originals)
+    return out

@@ -47,6 +47,19 @@ def _selection(rec: Dict[str, Any]) -> str:
             + (f"\n* Choice of recipe: {rec['recipe_choice']}" if rec.get("recipe_choice") else ""))
 
 
+def _recipe_extras(rec: dict) -> str:
+    """Intensity augmentation and weight averaging, for records that name them (newer runs)."""
+    out = ""
+    aug = rec.get("intensity_augmentation")
+    if aug:
+        lo, hi = aug["contrast"]
+        out += (f", {aug['name']} intensity augmentation (gamma exp(+-{aug['gamma']:g}), contrast {lo:g}-{hi:g}, "
+                f"brightness +-{aug['brightness']:g})")
+    if rec.get("ema"):
+        out += f", exponential moving average of the weights (decay {rec['ema']:g}) used as the result"
+    return out
+
+
 def _start(rec: Dict[str, Any]) -> str:
     """Where training started: random weights, or an earlier run's weights (training in stages)."""
     init = rec.get("init")
@@ -101,7 +114,7 @@ may belong to) plus soft Dice on the quantities each set defines; see `ctmodels/
 {_selection(rec)}
 
 ## Training
-`{rec['command']}` - {rec['steps']} steps of batch {rec['batch_size']} ({_batch_mix(rec)}), random {rec['crop']} px crops, AdamW (peak learning rate {rec['lr']:g}), warm-up + cosine schedule, seed {rec['seed']},
+`{rec['command']}` - {rec['steps']} steps of batch {rec['batch_size']} ({_batch_mix(rec)}), random {rec['crop']} px crops, AdamW (peak learning rate {rec['lr']:g}), warm-up + cosine schedule, seed {rec['seed']}{_recipe_extras(rec)},
 {_start(rec)},
 {rec['train_seconds'] / 60:.0f} min on {rec['device']}. Loss: {rec['loss']}.
 

@@ -16,7 +16,12 @@ Each pixel has a *set* of allowed classes (see :mod:`ctmodels.lesion_data`). The
 
 Augmentation: 90-degree rotations and flips (the SemiSeg slices are stored rotated), random
 affine (scale 0.7-1.4, anisotropic, rotation +-20 degrees, shift), gamma, contrast, brightness,
-Gaussian noise and blur. All on the batch in torch.
+Gaussian noise and blur. All on the batch in torch, on the training device. ``--intensity-aug weak``
+narrows gamma, contrast and brightness (:data:`INTENSITY_AUGMENTATION`); ``--ema DECAY`` keeps an
+exponential moving average of the weights and uses it as the result.
+
+Recipes are compared on validation data only: ``--validate`` (one split carved out of the training
+groups) or :func:`cv_fold` / :func:`pool_folds` (K folds over them; ``scripts/lesion_cv.py``).
 
 Run: ``ctmodels train-lesion --data ../shared/data --out weights/lesion-unet-effb0``.
 """
@@ -28,7 +33,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -39,8 +44,15 @@ from .lesion_model import DEFAULT_PREPROCESSING, build_lesion_unet
 log = logging.getLogger(__name__)
 
 
-def _augment(torch, img, bits, rng: np.random.Generator, out_size: int):
-    """img float [B,1,S,S] in [0,1], bits uint8 [B,S,S] -> augmented (img, bits) at out_size."""
+# Intensity augmentation ranges: gamma exp(+-g), contrast factor, brightness shift (image in [0, 1]).
+INTENSITY_AUGMENTATION = {
+    "strong": {"gamma": 0.4, "contrast": (0.75, 1.3), "brightness": 0.1},
+    "weak": {"gamma": 0.1, "contrast": (0.9, 1.1), "brightness": 0.03},
+}
+
+
+def _augment(torch, img, bits, rng: np.random.Generator, out_size: int, intensity: str = "strong"):
+    """img float [B,1,S,S] in [0,1], bits uint8 [B,S,S] -> augmented (img, bits) at out_size, on their device."""
     F = torch.nn.functional
     b = img.shape[0]
     # random 90-degree rotations and flips
@@ -62,17 +74,18 @@ def _augment(torch, img, bits, rng: np.random.Generator, out_size: int):
         sx, sy = 1 / (s * asp), asp / s
         theta[i, 0] = [sx * math.cos(a), -sy * math.sin(a), rng.uniform(-0.15, 0.15)]
         theta[i, 1] = [sx * math.sin(a), sy * math.cos(a), rng.uniform(-0.15, 0.15)]
-    grid = F.affine_grid(torch.from_numpy(theta), (b, 1, out_size, out_size), align_corners=False)
+    grid = F.affine_grid(torch.from_numpy(theta).to(img.device), (b, 1, out_size, out_size), align_corners=False)
     img = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     bits_f = F.grid_sample(bits[:, None].float(), grid, mode="nearest", padding_mode="zeros",
                            align_corners=False)
     bits = bits_f[:, 0].round().to(torch.uint8)
-    bits[bits == 0] = ld.BIT[ld.BACKGROUND]  # outside the image: background
+    bits = torch.where(bits == 0, ld.BIT[ld.BACKGROUND], bits)  # outside the image: background (no host sync)
     # intensity
+    r = INTENSITY_AUGMENTATION[intensity]
     for i in range(b):
         x = img[i].clamp(0, 1)
-        x = x ** math.exp(rng.uniform(-0.4, 0.4))
-        x = (x - 0.5) * rng.uniform(0.75, 1.3) + 0.5 + rng.uniform(-0.1, 0.1)
+        x = x ** math.exp(rng.uniform(-r["gamma"], r["gamma"]))
+        x = (x - 0.5) * rng.uniform(*r["contrast"]) + 0.5 + rng.uniform(-r["brightness"], r["brightness"])
         if rng.random() < 0.3:
             x = F.avg_pool2d(x[None], 3, 1, 1)[0]
         x = x + torch.randn_like(x) * rng.uniform(0, 0.04)
@@ -111,13 +124,15 @@ def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
     return 1.0 if s == 0 else float(2 * np.logical_and(pred, ref).sum() / s)
 
 
-def evaluate(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet) -> Dict[str, float]:
-    """Mean per-slice Dice on held-out slices, at each slice's native resolution."""
+def evaluate(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet, tta: bool = True) -> Dict[str, float]:
+    """Mean per-slice Dice on held-out slices, at each slice's native resolution; ``tta``: flip TTA on
+    every slice (the default of a single-slice ``predict``). The lung-infection slices (one size) go
+    through the network as one batched stack, the SemiSeg slices (each its own size) one by one."""
     out: Dict[str, float] = {}
     rows = {"infection": [], "ggo": [], "consolidation": []}
     present = {"infection": [], "ggo": [], "consolidation": []}
     for img, lab in semiseg_test.originals:
-        pred = segmenter.predict(img).labels
+        pred = segmenter.predict(img, tta=tta).labels
         for name, ref, pr in [
             ("infection", (lab == 1) | (lab == 2), (pred == 1) | (pred == 2)),
             ("ggo", lab == 1, pred == 1),
@@ -131,9 +146,8 @@ def evaluate(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet) 
         out[f"semiseg_{name}_dice_nonempty"] = float(np.mean(present[name])) if present[name] else float("nan")
     out["semiseg_slices"] = len(semiseg_test)
     inf_d, lung_d, inv_err = [], [], []
-    for img, bits in zip(infection_test.images, infection_test.allowed):
-        res = segmenter.predict(img)
-        pred = res.labels
+    stack = segmenter.predict(infection_test.images, units="display", tta=tta, keep_probabilities=False).labels
+    for pred, bits in zip(stack, infection_test.allowed):
         ref_inf = bits == (ld.BIT[ld.GGO] | ld.BIT[ld.CONSOLIDATION])
         ref_lung = bits != ld.BIT[ld.BACKGROUND]
         inf_d.append(dice_score((pred == 1) | (pred == 2), ref_inf))
@@ -157,21 +171,113 @@ def validation_score(metrics: Dict[str, float]) -> float:
                           metrics["infection_slices_infection_dice"]]))
 
 
-class _WithoutTTA:
-    """A segmenter whose single-slice predictions skip flip TTA (4x faster; for validation)."""
-
-    def __init__(self, seg):
-        self.seg = seg
-
-    def predict(self, x):
-        return self.seg.predict(x, tta=False)
-
-
 def with_involvement_error(pre: Dict, metrics: Dict[str, float]) -> Dict:
     """Preprocessing settings plus the held-out involvement error the severity module uses."""
     return {**pre, "involvement_error": {"bias_pp": round(metrics["involvement_error_bias_pp"], 3),
                                          "sd_pp": round(metrics["involvement_error_sd_pp"], 3),
                                          "measured_on": "held-out lung-infection volumes, per slice"}}
+
+
+def semiseg_per_batch(batch_size: int, share: float) -> int:
+    """How many COVID-SemiSeg slices each batch holds; both data sets must be in every batch."""
+    n_semi = int(round(batch_size * share))
+    if not 0 < n_semi < batch_size:
+        raise InvalidInputError(f"--semiseg-share {share} with batch size {batch_size} leaves one "
+                                "data set out of every batch (expected a share that keeps both)")
+    return n_semi
+
+
+class _Ema:
+    """Exponential moving average of a model's weights and buffers (timm-style warm-up of the decay)."""
+
+    def __init__(self, model, decay: float):
+        import copy
+
+        self.decay, self.updates = decay, 0
+        self.model = copy.deepcopy(model).eval()
+        for prm in self.model.parameters():
+            prm.requires_grad_(False)
+
+    def update(self, model) -> None:
+        import torch
+
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        with torch.no_grad():
+            pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
+            floats = [(e, m) for e, m in pairs if e.dtype.is_floating_point]
+            torch._foreach_lerp_([e for e, _ in floats], [m for _, m in floats], 1 - d)  # e += (1-d)(m-e)
+            for e, m in pairs:
+                if not e.dtype.is_floating_point:
+                    e.copy_(m)
+
+
+def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_size: int = 8, crop: int = 224,
+        lr: float = 2e-3, seed: int = 0, device: str = "cpu", semiseg_share: float = 0.5, ema: float = 0.0,
+        intensity: str = "strong", log_every: int = 25, checkpoint_every: int = 250,
+        on_checkpoint: Optional[Callable] = None):
+    """The training loop: AdamW, linear warm-up then cosine decay, mixed batches, the set loss.
+
+    Returns ``(net, seconds)``: the trained model (its weight average with ``ema``), on ``device``, in
+    eval mode. ``on_checkpoint(step, net)`` is called every ``checkpoint_every`` steps and at the end.
+    The caller seeds torch (the model's initial weights); ``seed`` drives the batches and augmentation."""
+    import torch
+
+    n_semi = semiseg_per_batch(batch_size, semiseg_share)
+    rng = np.random.default_rng(seed)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    averaged = _Ema(model, ema) if ema else None
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    warm = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then cosine decay to 2 %
+        opt, lambda i: min(1.0, (i + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))))
+    mean, std = DEFAULT_PREPROCESSING["mean"], DEFAULT_PREPROCESSING["std"]
+    mc = torch.tensor([True] * n_semi + [False] * (batch_size - n_semi), device=device)
+    t0 = time.time()
+    model.train()
+    for step in range(1, steps + 1):
+        i_s = rng.integers(len(semi_tr), size=n_semi)
+        i_i = rng.integers(len(inf_tr), size=batch_size - n_semi)
+        imgs = np.concatenate([semi_tr.images[i_s], inf_tr.images[i_i]])
+        bits = np.concatenate([semi_tr.allowed[i_s], inf_tr.allowed[i_i]])
+        x = torch.from_numpy(imgs).to(device).float()[:, None] / 255.0
+        y = torch.from_numpy(bits).to(device)
+        x, y = _augment(torch, x, y, rng, crop, intensity)
+        x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+        loss = _loss(torch, model(x), y, mc)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if averaged is not None:
+            averaged.update(model)
+        if step % log_every == 0 or step == 1:
+            log.info("step %d/%d loss %.4f lr %.2e %.0fs", step, steps, loss.item(),
+                     sched.get_last_lr()[0], time.time() - t0)
+        if on_checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
+            net = averaged.model if averaged is not None else model
+            on_checkpoint(step, net)
+            model.train()
+    net = averaged.model if averaged is not None else model
+    return net.eval(), time.time() - t0
+
+
+def load_split(data_root: Path):
+    """Load both slice sets and split off the held-out test groups: ``(semi_tr, inf_tr, semi_te, inf_te)``.
+
+    Held out: every fourth SemiSeg group of five slice numbers (offset 3), every fifth lung-infection
+    volume (offset 4). Everything that trains or chooses anything uses only the first two."""
+    size = DEFAULT_PREPROCESSING["input_size"]
+    semi = ld.load_semiseg(Path(data_root) / "covid_semiseg_train", size)
+    infs = ld.load_infection_slices(Path(data_root) / "covid_ct_lung_infection_slices", size)
+    semi_tr, semi_te = ld.split_by_group(semi, every=4, offset=3)
+    inf_tr, inf_te = ld.split_by_group(infs)
+    for name, s, need in (("covid_semiseg_train", semi_te, "4 groups of 5 consecutive slice numbers"),
+                          ("covid_ct_lung_infection_slices", inf_te, "5 volumes")):
+        if len(s) == 0:
+            raise InvalidInputError(f"too little data to hold out a test split by group: at least {need} "
+                                    "are needed", Path(data_root) / name)
+    return semi_tr, inf_tr, semi_te, inf_te
 
 
 def train(
@@ -189,6 +295,8 @@ def train(
     validate: bool = False,
     semiseg_share: float = 0.5,
     init: Optional[Path] = None,
+    ema: float = 0.0,
+    intensity: str = "strong",
 ) -> Dict[str, float]:
     """Train and save ``out_dir`` (config.json, model.safetensors, preprocessing.json, training.json).
 
@@ -203,30 +311,27 @@ def train(
     ``init``: a trained folder (safetensors) to continue from instead of random weights - longer
     training in stages. It must have held out the same slices (and, with ``validate``, the same
     validation slices), so that neither split was ever trained on; with ``validate`` its weights
-    are scored first (step 0) and stay the result if no later checkpoint beats them."""
+    are scored first (step 0) and stay the result if no later checkpoint beats them.
+
+    ``ema``: keep an exponential moving average of the weights with this decay (0 = off) and use the
+    average as the result (checkpoints, validation and the saved weights).
+
+    ``intensity``: ``"strong"`` or ``"weak"`` intensity augmentation (:data:`INTENSITY_AUGMENTATION`)."""
     import torch
 
     from .lesion import LesionSegmenter
 
-    n_semi = int(round(batch_size * semiseg_share))
-    if not 0 < n_semi < batch_size:
-        raise InvalidInputError(f"--semiseg-share {semiseg_share} with batch size {batch_size} leaves one "
-                                "data set out of every batch (expected a share that keeps both)")
+    n_semi = semiseg_per_batch(batch_size, semiseg_share)
+    if intensity not in INTENSITY_AUGMENTATION:
+        raise InvalidInputError(f"unknown intensity augmentation {intensity!r} (expected one of "
+                                f"{', '.join(INTENSITY_AUGMENTATION)})")
+    if not 0 <= ema < 1:
+        raise InvalidInputError(f"--ema {ema} is not a decay in [0, 1) (0 = off)")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     data_root = Path(data_root)
-    size = DEFAULT_PREPROCESSING["input_size"]
-    semi = ld.load_semiseg(data_root / "covid_semiseg_train", size)
-    infs = ld.load_infection_slices(data_root / "covid_ct_lung_infection_slices", size)
-    semi_tr, semi_te = ld.split_by_group(semi, every=4, offset=3)
-    inf_tr, inf_te = ld.split_by_group(infs)
-    for name, s, need in (("covid_semiseg_train", semi_te, "4 groups of 5 consecutive slice numbers"),
-                          ("covid_ct_lung_infection_slices", inf_te, "5 volumes")):
-        if len(s) == 0:
-            raise InvalidInputError(f"too little data to hold out a test split by group: at least {need} "
-                                    "are needed", data_root / name)
+    semi_tr, inf_tr, semi_te, inf_te = load_split(data_root)
     semi_va = inf_va = None
     if validate:
         semi_tr, semi_va = ld.split_by_group(semi_tr, every=8, offset=1)
@@ -242,57 +347,30 @@ def train(
     init_record = None
     if init is not None:
         init_record = _load_init(model, Path(init), Path(out_dir), semi_te, inf_te, semi_va, inf_va)
-    model = model.to(device).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    warm = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then cosine decay to 2 %
-        opt, lambda i: min(1.0, (i + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))))
-    mean, std = DEFAULT_PREPROCESSING["mean"], DEFAULT_PREPROCESSING["std"]
-    t0 = time.time()
+    model = model.to(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     history, best = [], None
 
-    def checkpoint(step: int) -> None:
+    def checkpoint(step: int, net) -> None:
         nonlocal best
-        score = validation_score(evaluate(_WithoutTTA(LesionSegmenter(model, DEFAULT_PREPROCESSING,
-                                                                       device=device, backend="torch")),
-                                          semi_va, inf_va))
-        model.train()
+        if not validate:
+            net.save_pretrained(str(out_dir))
+            return
+        score = validation_score(evaluate(LesionSegmenter(net, DEFAULT_PREPROCESSING, device=device,
+                                                          backend="torch"), semi_va, inf_va, tta=False))
         history.append({"step": step, "score": round(score, 4)})
         log.info("step %d validation score %.4f", step, score)
         if best is None or score > best[0]:
-            best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
-            model.save_pretrained(str(out_dir))
+            best = (score, step, {k: v.detach().clone() for k, v in net.state_dict().items()})
+            net.save_pretrained(str(out_dir))
 
     if validate and init_record is not None:
-        checkpoint(0)  # the starting weights compete too
-    model.train()
-    for step in range(1, steps + 1):
-        i_s = rng.integers(len(semi_tr), size=n_semi)
-        i_i = rng.integers(len(inf_tr), size=batch_size - n_semi)
-        imgs = np.concatenate([semi_tr.images[i_s], inf_tr.images[i_i]])
-        bits = np.concatenate([semi_tr.allowed[i_s], inf_tr.allowed[i_i]])
-        x = torch.from_numpy(imgs).float()[:, None] / 255.0
-        y = torch.from_numpy(bits)
-        x, y = _augment(torch, x, y, rng, crop)
-        x = ((x - mean) / std).to(device).contiguous(memory_format=torch.channels_last)
-        y = y.to(device)
-        mc = torch.tensor([True] * n_semi + [False] * (batch_size - n_semi), device=device)
-        loss = _loss(torch, model(x), y, mc)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % log_every == 0 or step == 1:
-            log.info("step %d/%d loss %.4f lr %.2e %.0fs", step, steps, loss.item(),
-                     sched.get_last_lr()[0], time.time() - t0)
-        if step % checkpoint_every == 0 or step == steps:
-            if validate:
-                checkpoint(step)
-            else:
-                model.save_pretrained(str(out_dir))
-    train_seconds = time.time() - t0
+        checkpoint(0, model)  # the starting weights compete too
+    model, train_seconds = fit(model, semi_tr, inf_tr, steps=steps, batch_size=batch_size, crop=crop, lr=lr,
+                               seed=seed, device=device, semiseg_share=semiseg_share, ema=ema,
+                               intensity=intensity, log_every=log_every, checkpoint_every=checkpoint_every,
+                               on_checkpoint=checkpoint)
     if best is not None:
         model.load_state_dict(best[2])
     model.eval()
@@ -301,8 +379,9 @@ def train(
     record = {
         "command": f"ctmodels train-lesion --data {data_root} --out {out_dir} --steps {steps} "
                    f"--batch-size {batch_size} --seed {seed} --semiseg-share {semiseg_share:g} --lr {lr:g}"
-                   + (f" --init {init}" if init is not None else ""),
+                   f" --ema {ema:g} --intensity-aug {intensity}" + (f" --init {init}" if init is not None else ""),
         "steps": steps, "batch_size": batch_size, "semiseg_per_batch": n_semi, "crop": crop, "lr": lr, "seed": seed,
+        "ema": ema, "intensity_augmentation": {"name": intensity, **INTENSITY_AUGMENTATION[intensity]},
         "device": device, "train_seconds": round(train_seconds, 1),
         "loss": "set cross-entropy over allowed classes + 0.5 x soft Dice (infection, GGO, "
                 "consolidation, lung)",
@@ -324,6 +403,46 @@ def train(
                                                            indent=2))
     log.info("held-out metrics: %s", json.dumps(metrics))
     return metrics
+
+
+def cv_fold(semi: ld.SliceSet, inf: ld.SliceSet, fold: int, folds: int, *, steps: int, seed: int = 0,
+            device: str = "cpu", **recipe) -> Dict[str, float]:
+    """Cross-validation: train a fresh model on every fold of ``semi`` and ``inf`` but ``fold`` (folds are
+    whole groups: fold ``f`` holds the groups whose rank mod ``folds`` is ``f``) and score it on ``fold``,
+    at its last step, without TTA. Pass only non-held-out slices (``load_split``'s first two)."""
+    import torch
+
+    from .lesion import LesionSegmenter
+
+    semi_tr, semi_va = ld.split_by_group(semi, every=folds, offset=fold)
+    inf_tr, inf_va = ld.split_by_group(inf, every=folds, offset=fold)
+    if not (len(semi_tr) and len(semi_va) and len(inf_tr) and len(inf_va)):
+        raise InvalidInputError(f"too few groups for {folds}-fold cross-validation (fold {fold} or the rest is "
+                                "empty)")
+    torch.manual_seed(seed)
+    net, seconds = fit(build_lesion_unet(), semi_tr, inf_tr, steps=steps, seed=seed, device=device, **recipe)
+    seg = LesionSegmenter(net, DEFAULT_PREPROCESSING, device=device, backend="torch")
+    metrics = evaluate(seg, semi_va, inf_va, tta=False)
+    metrics.update(fold=fold, train_seconds=round(seconds, 1), semiseg_names=semi_va.names,
+                   infection_volumes=sorted(set(int(g) for g in inf_va.groups)))
+    return metrics
+
+
+def pool_folds(results: List[Dict]) -> Dict[str, float]:
+    """Per-slice means over all folds' validation slices (folds weighted by their slice counts) and the
+    validation score of the pooled means."""
+    def pooled(key, count):
+        n = sum(r[count] for r in results)
+        return float(sum(r[key] * r[count] for r in results) / n)
+
+    out = {f"semiseg_{k}_dice": pooled(f"semiseg_{k}_dice", "semiseg_slices")
+           for k in ("infection", "ggo", "consolidation")}
+    out["infection_slices_infection_dice"] = pooled("infection_slices_infection_dice", "infection_slices")
+    out["infection_slices_lung_dice"] = pooled("infection_slices_lung_dice", "infection_slices")
+    out["semiseg_slices"] = sum(r["semiseg_slices"] for r in results)
+    out["infection_slices"] = sum(r["infection_slices"] for r in results)
+    out["score"] = validation_score(out)
+    return out
 
 
 def _split_record(semi: ld.SliceSet, inf: ld.SliceSet) -> Dict:
@@ -385,7 +504,7 @@ def reevaluate(folder: Path, data_root: Path) -> Dict[str, float]:
     seg = LesionSegmenter.from_pretrained(str(folder), device="cpu")
     metrics = evaluate(seg, semi_te, inf_te)
 
-    no_tta = evaluate(_WithoutTTA(seg), semi_te, inf_te)
+    no_tta = evaluate(seg, semi_te, inf_te, tta=False)
     rec["metrics_held_out"] = metrics
     rec["metrics_held_out_without_tta"] = no_tta
     rec["evaluation"] = ("mean per-slice Dice at each slice's native size; flip TTA (4 passes) on single "

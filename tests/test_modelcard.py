@@ -53,3 +53,17 @@ def test_lesion_card_says_where_training_started(tmp_path):
     assert "from random weights" not in text
     assert ("continuing from earlier weights (model.safetensors SHA-256 abcdef012345...: 2400 steps of\n"
             "`ctmodels train-lesion A`, its best validation checkpoint, step 1750; to reproduce, run that first") in text
+
+
+def test_lesion_card_names_the_intensity_augmentation_and_weight_averaging_when_recorded(tmp_path):
+    from ctmodels.train_lesion import INTENSITY_AUGMENTATION
+
+    folder = tmp_path / "lesion-unet-effb0"
+    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
+    rec = json.loads((folder / "training.json").read_text())
+    assert "intensity augmentation" not in lesion_card(folder) and "moving average" not in lesion_card(folder)
+    rec.update(ema=0.998, intensity_augmentation={"name": "weak", **INTENSITY_AUGMENTATION["weak"]})
+    (folder / "training.json").write_text(json.dumps(rec))
+    text = lesion_card(folder)
+    assert ("weak intensity augmentation (gamma exp(+-0.1), contrast 0.9-1.1, brightness +-0.03), "
+            "exponential moving average of the weights (decay 0.998) used as the result") in text

@@ -9,6 +9,7 @@ from PIL import Image
 
 from ctmodels import lesion_data as ld
 from ctmodels.cli import main
+from ctmodels.errors import InvalidInputError
 from ctmodels.train_lesion import _loss
 
 pytestmark = pytest.mark.slow
@@ -229,3 +230,107 @@ def test_init_refuses_weights_that_may_have_seen_the_held_out_or_validation_slic
     with pytest.raises(InvalidInputError, match="held-out"):
         train(data_root, tmp_path / "b", steps=1, batch_size=2, init=plain)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_ema_averages_weights_with_a_warming_up_decay_and_copies_integer_buffers():
+    from ctmodels.train_lesion import _Ema
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    ema = _Ema(net, decay=0.9)
+    before = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net[1].num_batches_tracked += 5
+    ema.update(net)  # first update: decay min(0.9, 2/11)
+    d = 2 / 11
+    assert torch.allclose(ema.model[0].weight, d * before + (1 - d) * net[0].weight)
+    assert int(ema.model[1].num_batches_tracked) == int(net[1].num_batches_tracked)
+    for _ in range(200):
+        ema.update(net)
+    assert torch.allclose(ema.model[0].weight, net[0].weight, atol=1e-6)  # converges to a constant model
+    assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_weak_intensity_augmentation_changes_brightness_less_than_strong():
+    from ctmodels.train_lesion import _augment
+
+    img = torch.full((64, 1, 32, 32), 0.5)
+    bits = torch.full((64, 32, 32), ld.BIT[ld.LUNG], dtype=torch.uint8)
+    spread = {}
+    for name in ("strong", "weak"):
+        out, _ = _augment(torch, img.clone(), bits.clone(), np.random.default_rng(0), 16, name)
+        centre = out[:, 0, 6:10, 6:10].mean((1, 2))  # inside the image whatever the affine did
+        spread[name] = float(centre.std())
+    assert spread["weak"] < 0.5 * spread["strong"]
+
+
+def test_ema_and_intensity_flags_are_recorded(data_root, tmp_path):
+    out = tmp_path / "ema"
+    assert main(["train-lesion", "--data", str(data_root), "--out", str(out), "--steps", "2", "--batch-size", "2",
+                 "--threads", "2", "--ema", "0.99", "--intensity-aug", "weak"]) == 0
+    rec = json.loads((out / "training.json").read_text())
+    assert rec["ema"] == 0.99 and rec["intensity_augmentation"]["name"] == "weak"
+    assert "--ema 0.99 --intensity-aug weak" in rec["command"]
+    assert main(["train-lesion", "--data", str(data_root), "--out", str(tmp_path / "bad"), "--ema", "1.5"]) == 2
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cross_validation_folds_partition_the_training_groups_and_pool_by_slice_count(data_root):
+    from ctmodels import train_lesion as tl
+
+    semi, inf, semi_te, inf_te = tl.load_split(data_root)
+    runs = [tl.cv_fold(semi, inf, f, 2, steps=1, batch_size=2, crop=64, log_every=10) for f in range(2)]
+    names = [set(r["semiseg_names"]) for r in runs]
+    assert names[0].isdisjoint(names[1]) and names[0] | names[1] == set(semi.names)
+    assert names[0].isdisjoint(semi_te.names)
+    vols = [set(r["infection_volumes"]) for r in runs]
+    assert vols[0].isdisjoint(vols[1]) and vols[0] | vols[1] == set(int(g) for g in inf.groups)
+    fake = [{"semiseg_ggo_dice": 1.0, "semiseg_consolidation_dice": 0.0, "semiseg_infection_dice": 1.0,
+             "infection_slices_infection_dice": 0.5, "infection_slices_lung_dice": 1.0,
+             "semiseg_slices": 3, "infection_slices": 1},
+            {"semiseg_ggo_dice": 0.0, "semiseg_consolidation_dice": 1.0, "semiseg_infection_dice": 0.0,
+             "infection_slices_infection_dice": 0.0, "infection_slices_lung_dice": 1.0,
+             "semiseg_slices": 1, "infection_slices": 3}]
+    pooled = tl.pool_folds(fake)
+    assert pooled["semiseg_ggo_dice"] == 0.75 and pooled["semiseg_consolidation_dice"] == 0.25
+    assert pooled["infection_slices_infection_dice"] == 0.125
+    assert pooled["score"] == pytest.approx((0.75 + 0.25 + 0.125) / 3)
+    with pytest.raises(InvalidInputError, match="cross-validation"):
+        tl.cv_fold(semi, inf, 49, 50, steps=1)
+
+
+def test_slice_sets_survive_a_round_trip_through_a_file(data_root, tmp_path):
+    semi = ld.load_semiseg(data_root / "covid_semiseg_train")
+    ld.save_slice_sets(tmp_path / "s.npz.xz", {"semiseg": semi})
+    back = ld.load_slice_sets(tmp_path / "s.npz.xz")["semiseg"]
+    assert back.names == semi.names and back.multiclass
+    assert np.array_equal(back.images, semi.images) and np.array_equal(back.allowed, semi.allowed)
+    assert np.array_equal(back.groups, semi.groups)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+               for a, b in zip(back.originals, semi.originals))
+    (tmp_path / "bad.xz").write_bytes(b"not xz")
+    with pytest.raises(InvalidInputError, match="bad.xz"):
+        ld.load_slice_sets(tmp_path / "bad.xz")
+
+
+def test_lesion_cv_script_packs_without_the_held_out_split_and_runs_folds(data_root, tmp_path, monkeypatch, capsys):
+    from conftest import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import lesion_cv
+
+    from ctmodels.train_lesion import load_split
+
+    pack = tmp_path / "tv.npz.xz"
+    lesion_cv.main(["pack", "--data", str(data_root), "--out", str(pack), "--drop-every", "4"])
+    sets = ld.load_slice_sets(pack)
+    _, inf, semi_te, inf_te = load_split(data_root)
+    assert set(sets["semiseg"].names).isdisjoint(semi_te.names)
+    assert set(sets["infection"].names) < set(inf.names) and len(sets["infection"]) == len(inf) - len(inf) // 4
+    out = tmp_path / "cv.json"
+    lesion_cv.main(["run", "--pack", str(pack), "--recipes", "A,C", "--folds", "2", "--steps", "1",
+                    "--jobs", "2", "--threads", "1", "--out", str(out)])
+    rec = json.loads(out.read_text())
+    assert sorted(rec["summary"]) == ["A", "C"] and len(rec["results"]) == 4
+    assert len(rec["summary"]["A"]["fold_scores"]) == 2 and rec["recipes"]["C"]["intensity"] == "weak"
+    assert "| A |" in capsys.readouterr().out

@@ -1,0 +1,141 @@
+"""Compare lesion training recipes by K-fold cross-validation over the non-held-out slices.
+
+The held-out test split is never loaded here: ``pack`` writes only the training slices (so they can be
+carried to a GPU machine without the test split), and ``run`` with ``--data`` drops the held-out groups
+first. Each (recipe, fold) run trains a fresh model on the other folds and is scored once, at its last
+step, without TTA; a recipe's score pools all folds' validation slices.
+
+    python scripts/lesion_cv.py pack --data ../shared/data --out trainval.npz.xz
+    python scripts/lesion_cv.py run --pack trainval.npz.xz --recipes A,B,C --folds 4 --jobs 12 \\
+        --device cuda --out cv.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+from ctmodels import lesion_data as ld
+from ctmodels import train_lesion as tl
+
+# Pre-registered in the issue-3 notes before any result; each costs the same CPU time as the default.
+RECIPES = {
+    "A": {"semiseg_share": 0.75, "lr": 2e-3},
+    "B": {"semiseg_share": 0.75, "lr": 2e-3, "ema": 0.998},
+    "C": {"semiseg_share": 0.75, "lr": 2e-3, "intensity": "weak"},
+}
+COMMON = {"batch_size": 8, "crop": 224, "seed": 0}
+_SETS = {}
+
+
+def load_trainval(data=None, pack=None):
+    """The non-held-out SemiSeg and lung-infection slices, from the data folder or a pack."""
+    if pack:
+        sets = ld.load_slice_sets(Path(pack))
+        return sets["semiseg"], sets["infection"]
+    semi_tr, inf_tr, _, _ = tl.load_split(Path(data))
+    return semi_tr, inf_tr
+
+
+def _init(data, pack, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [{os.getpid()}] %(message)s", force=True)
+    _SETS["semi"], _SETS["inf"] = load_trainval(data, pack)
+
+
+def _task(job):
+    name, fold, folds, steps, device, log_every = job
+    logging.getLogger("ctmodels").info("recipe %s fold %d/%d starts", name, fold, folds)
+    m = tl.cv_fold(_SETS["semi"], _SETS["inf"], fold, folds, steps=steps, device=device,
+                   log_every=log_every, checkpoint_every=steps + 1, **COMMON, **RECIPES[name])
+    return name, m
+
+
+def summarise(results, folds):
+    """Pooled metrics per recipe whose folds are all done."""
+    out = {}
+    for name in sorted({r["recipe"] for r in results}):
+        rs = sorted((r for r in results if r["recipe"] == name), key=lambda r: r["fold"])
+        if len(rs) == folds:
+            out[name] = {**tl.pool_folds(rs), "fold_scores": [round(tl.validation_score(r), 4) for r in rs]}
+    return out
+
+
+def table(summary):
+    lines = ["| recipe | GGO | consolidation | infection (SemiSeg) | infection (lung-inf.) | lung | score | "
+             "per-fold scores |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, s in summary.items():
+        lines.append(f"| {name} | {s['semiseg_ggo_dice']:.3f} | {s['semiseg_consolidation_dice']:.3f} | "
+                     f"{s['semiseg_infection_dice']:.3f} | {s['infection_slices_infection_dice']:.3f} | "
+                     f"{s['infection_slices_lung_dice']:.3f} | {s['score']:.4f} | "
+                     f"{', '.join(f'{x:.3f}' for x in s['fold_scores'])} |")
+    return "\n".join(lines)
+
+
+def cmd_pack(args):
+    semi, inf = load_trainval(data=args.data)
+    if args.drop_every:  # to fit a size limit: adjacent slices of a volume are nearly alike
+        inf = inf.subset([i for i in range(len(inf)) if i % args.drop_every != args.drop_every - 1])
+    ld.save_slice_sets(Path(args.out), {"semiseg": semi, "infection": inf})
+    print(f"{args.out}: {len(semi)} SemiSeg + {len(inf)} lung-infection training slices "
+          f"({Path(args.out).stat().st_size / 1e6:.1f} MB)")
+
+
+def cmd_run(args):
+    names = args.recipes.split(",")
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        raise SystemExit(f"unknown recipe(s) {unknown}; expected some of {sorted(RECIPES)}")
+    jobs = [(n, f, args.folds, args.steps, args.device, args.log_every) for n in names for f in range(args.folds)]
+    threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.jobs))
+    record = {"recipes": {n: {**COMMON, **RECIPES[n]} for n in names}, "folds": args.folds, "steps": args.steps,
+              "device": args.device, "results": [], "summary": {}}
+    t0 = time.time()
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.jobs, initializer=_init, initargs=(args.data, args.pack, threads)) as pool:
+        for name, m in pool.imap_unordered(_task, jobs):
+            record["results"].append({"recipe": name, **m})
+            record["summary"] = summarise(record["results"], args.folds)
+            record["seconds"] = round(time.time() - t0, 1)
+            Path(args.out).write_text(json.dumps(record, indent=2))
+            print(f"done {name} fold {m['fold']}: score {tl.validation_score(m):.4f} "
+                  f"({m['train_seconds']:.0f} s training, {time.time() - t0:.0f} s so far)", flush=True)
+    print(table(record["summary"]))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("pack", help="write the non-held-out training slices to one file")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--drop-every", type=int, default=0, metavar="N",
+                   help="leave out every Nth lung-infection slice (default 0: keep all)")
+    s.set_defaults(func=cmd_pack)
+    s = sub.add_parser("run", help="cross-validate recipes")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--data")
+    g.add_argument("--pack")
+    s.add_argument("--recipes", default="A,B,C")
+    s.add_argument("--folds", type=int, default=4)
+    s.add_argument("--steps", type=int, default=2400)
+    s.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
+    s.add_argument("--threads", type=int, default=None, help="torch threads per run")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--log-every", type=int, default=400)
+    s.add_argument("--out", default="cv.json")
+    s.set_defaults(func=cmd_run)
+    args = p.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
