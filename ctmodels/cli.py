@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
 import logging
 import sys
@@ -361,25 +362,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-naive", action="store_true", help="skip the (slow) naive study row")
     s.set_defaults(func=cmd_bench)
 
+    from .train_lesion import INTENSITY_AUGMENTATION, train  # its signature holds the defaults
+
+    d = {k: v.default for k, v in inspect.signature(train).parameters.items()}
     s = sub.add_parser("train-lesion", help="train the lesion UNet on the COVID slice sets")
     s.add_argument("--data", required=True, help="folder holding covid_semiseg_train/ and "
                    "covid_ct_lung_infection_slices/")
     s.add_argument("--out", required=True, help="output weights folder")
-    s.add_argument("--steps", type=int, default=2400)
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=None)
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--steps", type=int, default=d["steps"], help="training steps (default %(default)s)")
+    s.add_argument("--batch-size", type=int, default=d["batch_size"], help="slices per step (default %(default)s)")
+    s.add_argument("--seed", type=int, default=d["seed"])
+    s.add_argument("--threads", type=int, default=d["threads"])
+    s.add_argument("--device", default=d["device"])
     s.add_argument("--validate", action="store_true", help="hold out a validation split from the training "
                    "groups and keep the checkpoint that scores best on it")
-    s.add_argument("--semiseg-share", type=float, default=0.5, help="share of each batch drawn from "
+    s.add_argument("--semiseg-share", type=float, default=d["semiseg_share"], help="share of each batch drawn from "
                    "COVID-SemiSeg, the slices that separate GGO from consolidation (default %(default)s)")
-    s.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
+    s.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")
     s.add_argument("--init", type=Path, default=None, metavar="FOLDER",
                    help="continue from these trained weights (same held-out and validation split)")
-    s.add_argument("--ema", type=float, default=0.0, metavar="DECAY", help="use an exponential moving "
-                   "average of the weights with this decay, e.g. 0.998 (default 0: off)")
-    s.add_argument("--intensity-aug", choices=["strong", "weak"], default="strong",
+    s.add_argument("--ema", type=float, default=d["ema"], metavar="DECAY", help="use an exponential moving "
+                   "average of the weights with this decay, e.g. 0.998 (default %(default)s: off)")
+    s.add_argument("--intensity-aug", choices=list(INTENSITY_AUGMENTATION), default=d["intensity"],
                    help="range of the gamma, contrast and brightness augmentation (default %(default)s)")
     s.set_defaults(func=cmd_train_lesion)
     return p

@@ -283,7 +283,7 @@ def load_split(data_root: Path):
 def train(
     data_root: Path,
     out_dir: Path,
-    steps: int = 1500,
+    steps: int = 2400,
     batch_size: int = 8,
     crop: int = 224,
     lr: float = 2e-3,
