@@ -178,12 +178,18 @@ def with_involvement_error(pre: Dict, metrics: Dict[str, float]) -> Dict:
                                          "measured_on": "held-out lung-infection volumes, per slice"}}
 
 
-def semiseg_per_batch(batch_size: int, share: float) -> int:
-    """How many COVID-SemiSeg slices each batch holds; both data sets must be in every batch."""
-    n_semi = int(round(batch_size * share))
+def check_recipe(batch_size: int, semiseg_share: float, ema: float, intensity: str) -> int:
+    """Refuse settings the training loop cannot run; return how many COVID-SemiSeg slices each batch
+    holds (both data sets must be in every batch)."""
+    n_semi = int(round(batch_size * semiseg_share))
     if not 0 < n_semi < batch_size:
-        raise InvalidInputError(f"--semiseg-share {share} with batch size {batch_size} leaves one "
+        raise InvalidInputError(f"--semiseg-share {semiseg_share} with batch size {batch_size} leaves one "
                                 "data set out of every batch (expected a share that keeps both)")
+    if intensity not in INTENSITY_AUGMENTATION:
+        raise InvalidInputError(f"unknown intensity augmentation {intensity!r} (expected one of "
+                                f"{', '.join(INTENSITY_AUGMENTATION)})")
+    if not 0 <= ema < 1:
+        raise InvalidInputError(f"--ema {ema} is not a decay in [0, 1) (0 = off)")
     return n_semi
 
 
@@ -223,10 +229,11 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
     The caller seeds torch (the model's initial weights); ``seed`` drives the batches and augmentation."""
     import torch
 
-    n_semi = semiseg_per_batch(batch_size, semiseg_share)
+    n_semi = check_recipe(batch_size, semiseg_share, ema, intensity)
     rng = np.random.default_rng(seed)
     model = model.to(device).to(memory_format=torch.channels_last)
     averaged = _Ema(model, ema) if ema else None
+    net = averaged.model if averaged is not None else model  # what checkpoints see and fit returns
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     warm = max(1, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then cosine decay to 2 %
@@ -255,11 +262,16 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
             log.info("step %d/%d loss %.4f lr %.2e %.0fs", step, steps, loss.item(),
                      sched.get_last_lr()[0], time.time() - t0)
         if on_checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
-            net = averaged.model if averaged is not None else model
             on_checkpoint(step, net)
             model.train()
-    net = averaged.model if averaged is not None else model
     return net.eval(), time.time() - t0
+
+
+def load_sets(data_root: Path):
+    """Both slice sets at the model's input size: ``(semiseg, lung_infection)``."""
+    size = DEFAULT_PREPROCESSING["input_size"]
+    return (ld.load_semiseg(Path(data_root) / "covid_semiseg_train", size),
+            ld.load_infection_slices(Path(data_root) / "covid_ct_lung_infection_slices", size))
 
 
 def load_split(data_root: Path):
@@ -267,9 +279,7 @@ def load_split(data_root: Path):
 
     Held out: every fourth SemiSeg group of five slice numbers (offset 3), every fifth lung-infection
     volume (offset 4). Everything that trains or chooses anything uses only the first two."""
-    size = DEFAULT_PREPROCESSING["input_size"]
-    semi = ld.load_semiseg(Path(data_root) / "covid_semiseg_train", size)
-    infs = ld.load_infection_slices(Path(data_root) / "covid_ct_lung_infection_slices", size)
+    semi, infs = load_sets(data_root)
     semi_tr, semi_te = ld.split_by_group(semi, every=4, offset=3)
     inf_tr, inf_te = ld.split_by_group(infs)
     for name, s, need in (("covid_semiseg_train", semi_te, "4 groups of 5 consecutive slice numbers"),
@@ -321,12 +331,7 @@ def train(
 
     from .lesion import LesionSegmenter
 
-    n_semi = semiseg_per_batch(batch_size, semiseg_share)
-    if intensity not in INTENSITY_AUGMENTATION:
-        raise InvalidInputError(f"unknown intensity augmentation {intensity!r} (expected one of "
-                                f"{', '.join(INTENSITY_AUGMENTATION)})")
-    if not 0 <= ema < 1:
-        raise InvalidInputError(f"--ema {ema} is not a decay in [0, 1) (0 = off)")
+    n_semi = check_recipe(batch_size, semiseg_share, ema, intensity)  # before any data is loaded
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -347,7 +352,6 @@ def train(
     init_record = None
     if init is not None:
         init_record = _load_init(model, Path(init), Path(out_dir), semi_te, inf_te, semi_va, inf_va)
-    model = model.to(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     history, best = [], None
@@ -423,8 +427,7 @@ def cv_fold(semi: ld.SliceSet, inf: ld.SliceSet, fold: int, folds: int, *, steps
     net, seconds = fit(build_lesion_unet(), semi_tr, inf_tr, steps=steps, seed=seed, device=device, **recipe)
     seg = LesionSegmenter(net, DEFAULT_PREPROCESSING, device=device, backend="torch")
     metrics = evaluate(seg, semi_va, inf_va, tta=False)
-    metrics.update(fold=fold, train_seconds=round(seconds, 1), semiseg_names=semi_va.names,
-                   infection_volumes=sorted(set(int(g) for g in inf_va.groups)))
+    metrics.update(fold=fold, train_seconds=round(seconds, 1), validation=_split_record(semi_va, inf_va))
     return metrics
 
 
@@ -494,9 +497,7 @@ def reevaluate(folder: Path, data_root: Path) -> Dict[str, float]:
 
     folder = Path(folder)
     rec = json.loads((folder / "training.json").read_text())
-    size = DEFAULT_PREPROCESSING["input_size"]
-    semi = ld.load_semiseg(Path(data_root) / "covid_semiseg_train", size)
-    infs = ld.load_infection_slices(Path(data_root) / "covid_ct_lung_infection_slices", size)
+    semi, infs = load_sets(data_root)
     held = set(rec["held_out"]["covid_semiseg_train"])
     semi_te = semi.subset([i for i, n in enumerate(semi.names) if n in held])
     vols = set(rec["held_out"]["covid_ct_lung_infection_slices_volumes"])

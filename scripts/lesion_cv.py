@@ -55,7 +55,7 @@ def _task(job):
     name, fold, folds, steps, device, log_every = job
     logging.getLogger("ctmodels").info("recipe %s fold %d/%d starts", name, fold, folds)
     m = tl.cv_fold(_SETS["semi"], _SETS["inf"], fold, folds, steps=steps, device=device,
-                   log_every=log_every, checkpoint_every=steps + 1, **COMMON, **RECIPES[name])
+                   log_every=log_every, **COMMON, **RECIPES[name])
     return name, m
 
 

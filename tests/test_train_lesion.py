@@ -280,10 +280,10 @@ def test_cross_validation_folds_partition_the_training_groups_and_pool_by_slice_
 
     semi, inf, semi_te, inf_te = tl.load_split(data_root)
     runs = [tl.cv_fold(semi, inf, f, 2, steps=1, batch_size=2, crop=64, log_every=10) for f in range(2)]
-    names = [set(r["semiseg_names"]) for r in runs]
+    names = [set(r["validation"]["covid_semiseg_train"]) for r in runs]
     assert names[0].isdisjoint(names[1]) and names[0] | names[1] == set(semi.names)
     assert names[0].isdisjoint(semi_te.names)
-    vols = [set(r["infection_volumes"]) for r in runs]
+    vols = [set(r["validation"]["covid_ct_lung_infection_slices_volumes"]) for r in runs]
     assert vols[0].isdisjoint(vols[1]) and vols[0] | vols[1] == set(int(g) for g in inf.groups)
     fake = [{"semiseg_ggo_dice": 1.0, "semiseg_consolidation_dice": 0.0, "semiseg_infection_dice": 1.0,
              "infection_slices_infection_dice": 0.5, "infection_slices_lung_dice": 1.0,
@@ -297,6 +297,8 @@ def test_cross_validation_folds_partition_the_training_groups_and_pool_by_slice_
     assert pooled["score"] == pytest.approx((0.75 + 0.25 + 0.125) / 3)
     with pytest.raises(InvalidInputError, match="cross-validation"):
         tl.cv_fold(semi, inf, 49, 50, steps=1)
+    with pytest.raises(InvalidInputError, match="intensity"):  # the loop itself refuses what it cannot run
+        tl.cv_fold(semi, inf, 0, 2, steps=1, intensity="medium")
 
 
 def test_slice_sets_survive_a_round_trip_through_a_file(data_root, tmp_path):
