@@ -8,6 +8,10 @@ step, without TTA; a recipe's score pools all folds' validation slices.
     python scripts/lesion_cv.py pack --data ../shared/data --out trainval.npz.xz
     python scripts/lesion_cv.py run --pack trainval.npz.xz --recipes A,B,C --folds 4 --jobs 12 \\
         --device cuda --out cv.json
+
+A cross-validation can be run in parts (``--only-folds 0``, on a 2-core CPU two runs take about two
+hours): with an existing ``--out`` file of the same design (folds, steps, recipe settings) the runs it
+already holds are kept and skipped, and the pooled table appears once every fold of a recipe is done.
 """
 
 from __future__ import annotations
@@ -89,22 +93,51 @@ def cmd_pack(args):
           f"({Path(args.out).stat().st_size / 1e6:.1f} MB)")
 
 
+def earlier_record(path: Path, folds: int, steps: int) -> dict:
+    """The record of an earlier part of the same cross-validation at ``path``, or an empty one.
+
+    Refuses (SystemExit) a record of another design: other folds, steps or recipe settings."""
+    fresh = {"recipes": {}, "folds": folds, "steps": steps, "results": [], "summary": {}}
+    if not path.exists():
+        return fresh
+    try:
+        rec = json.loads(path.read_text())
+        same = rec["folds"] == folds and rec["steps"] == steps and all(
+            rec["recipes"][n] == {**COMMON, **RECIPES[n]} for n in rec["recipes"])
+    except (ValueError, KeyError, TypeError):
+        raise SystemExit(f"{path}: not a cross-validation record of this script; choose another --out")
+    if not same:
+        raise SystemExit(f"{path}: holds a cross-validation of another design (folds, steps or recipe "
+                         "settings differ); choose another --out")
+    return rec
+
+
 def cmd_run(args):
     names = args.recipes.split(",")
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         raise SystemExit(f"unknown recipe(s) {unknown}; expected some of {sorted(RECIPES)}")
-    jobs = [(n, f, args.folds, args.steps, args.device, args.log_every) for n in names for f in range(args.folds)]
+    fold_ids = range(args.folds) if args.only_folds is None else [int(f) for f in args.only_folds.split(",")]
+    if any(not 0 <= f < args.folds for f in fold_ids):
+        raise SystemExit(f"--only-folds must name folds 0..{args.folds - 1}")
+    record = earlier_record(Path(args.out), args.folds, args.steps)
+    done = {(r["recipe"], r["fold"]) for r in record["results"]}
+    jobs = [(n, f, args.folds, args.steps, args.device, args.log_every)
+            for n in names for f in fold_ids if (n, f) not in done]
+    print(f"{len(done)} run(s) already in {args.out}; {len(jobs)} to do", flush=True)
+    if not jobs:
+        print(table(record["summary"]))
+        return
+    record["recipes"].update({n: {**COMMON, **RECIPES[n]} for n in names})
     threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.jobs))
-    record = {"recipes": {n: {**COMMON, **RECIPES[n]} for n in names}, "folds": args.folds, "steps": args.steps,
-              "device": args.device, "results": [], "summary": {}}
-    t0 = time.time()
+    t0 = t_last = time.time()
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs, initializer=_init, initargs=(args.data, args.pack, threads)) as pool:
         for name, m in pool.imap_unordered(_task, jobs):
-            record["results"].append({"recipe": name, **m})
+            record["results"].append({"recipe": name, "device": args.device, **m})
             record["summary"] = summarise(record["results"], args.folds)
-            record["seconds"] = round(time.time() - t0, 1)
+            record["seconds"] = round(record.get("seconds", 0) + time.time() - t_last, 1)
+            t_last = time.time()
             Path(args.out).write_text(json.dumps(record, indent=2))
             print(f"done {name} fold {m['fold']}: score {tl.validation_score(m):.4f} "
                   f"({m['train_seconds']:.0f} s training, {time.time() - t0:.0f} s so far)", flush=True)
@@ -126,6 +159,8 @@ def main(argv=None):
     g.add_argument("--pack")
     s.add_argument("--recipes", default="A,B,C")
     s.add_argument("--folds", type=int, default=4)
+    s.add_argument("--only-folds", default=None, metavar="F,G",
+                   help="run only these folds (0-based); the rest can follow later into the same --out")
     s.add_argument("--steps", type=int, default=2400)
     s.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
     s.add_argument("--threads", type=int, default=None, help="torch threads per run")

@@ -330,9 +330,19 @@ def test_lesion_cv_script_packs_without_the_held_out_split_and_runs_folds(data_r
     assert set(sets["semiseg"].names).isdisjoint(semi_te.names)
     assert set(sets["infection"].names) < set(inf.names) and len(sets["infection"]) == len(inf) - len(inf) // 4
     out = tmp_path / "cv.json"
-    lesion_cv.main(["run", "--pack", str(pack), "--recipes", "A,C", "--folds", "2", "--steps", "1",
-                    "--jobs", "2", "--threads", "1", "--out", str(out)])
+    run = ["run", "--pack", str(pack), "--recipes", "A,C", "--folds", "2", "--steps", "1",
+           "--jobs", "2", "--threads", "1", "--out", str(out)]
+    lesion_cv.main(run + ["--only-folds", "0"])  # a first part: no recipe complete, no pooled score yet
+    part = json.loads(out.read_text())
+    assert sorted((r["recipe"], r["fold"]) for r in part["results"]) == [("A", 0), ("C", 0)]
+    assert part["summary"] == {}
+    lesion_cv.main(run)  # the rest: the fold-0 runs are kept, not trained again
     rec = json.loads(out.read_text())
-    assert sorted(rec["summary"]) == ["A", "C"] and len(rec["results"]) == 4
+    assert sorted((r["recipe"], r["fold"]) for r in rec["results"]) == [("A", 0), ("A", 1), ("C", 0), ("C", 1)]
+    assert [r for r in rec["results"] if r["fold"] == 0] == part["results"]
+    assert sorted(rec["summary"]) == ["A", "C"] and rec["results"][0]["device"] == "cpu"
     assert len(rec["summary"]["A"]["fold_scores"]) == 2 and rec["recipes"]["C"]["intensity"] == "weak"
     assert "| A |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="another design"):  # other steps into the same record: refused
+        lesion_cv.main([*run, "--steps", "2"])
+    assert json.loads(out.read_text()) == rec
