@@ -71,6 +71,43 @@ def _start(rec: Dict[str, Any]) -> str:
             "folder to `--init`)")
 
 
+INF_NET = {"infection": 0.739, "ggo": 0.646, "consolidation": 0.458}  # Fan et al. 2020, COVID-SemiSeg test
+
+
+def _uncertainty(rec: Dict[str, Any]) -> str:
+    """The held-out means with their bootstrap intervals, and the lung-infection Dice per volume."""
+    u = rec.get("uncertainty_held_out")
+    if not u:
+        return ""
+    m = rec["metrics_held_out"]
+    lines = ["### How far these numbers can be trusted", "",
+             f"With {m['semiseg_slices']} SemiSeg slices the means are rough. Intervals: {u['method']}. They "
+             "treat the slices as independent, so they are if anything too narrow.", "",
+             "| held-out SemiSeg Dice | mean | 95 % interval | Inf-Net |", "| --- | --- | --- | --- |"]
+    for k, label in (("infection", "infection"), ("ggo", "GGO"), ("consolidation", "consolidation")):
+        lo, hi = u[f"semiseg_{k}_dice_ci95"]
+        where = "above the interval" if INF_NET[k] > hi else "below the interval" if INF_NET[k] < lo \
+            else "inside the interval"
+        lines.append(f"| {label} | {m[f'semiseg_{k}_dice']:.3f} | {lo:.3f} - {hi:.3f} | {INF_NET[k]} ({where}) |")
+    count = u.get("infection_slices_count_by_volume", {})
+    for k in ("infection", "lung"):
+        per = u[f"infection_slices_{k}_dice_by_volume"]
+        lines += ["", f"Lung-infection {k} Dice per held-out volume: " + ", ".join(
+            f"volume {v}" + (f" ({count[v]} slice{'s' if count[v] > 1 else ''})" if v in count else "")
+            + f": {d:.3f}" for v, d in per.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _volume_note(rec: Dict[str, Any]) -> str:
+    v = rec.get("lung_infection_volumes")
+    if not v or not v["single_slice_groups"]:
+        return ""
+    return (f". The source documents 20 volumes; the jumps give {v['groups']} groups, and slice"
+            f"{'s' if len(v['single_slice_groups']) > 1 else ''} {', '.join(v['single_slice_groups'])} each form a "
+            "group of one, so the split by volume is approximate there: such a slice may belong to a neighbouring "
+            "volume")
+
+
 def lesion_card(folder: Path) -> str:
     e = registry.get("lesion-unet-effb0")
     rec = json.loads((folder / "training.json").read_text())
@@ -110,7 +147,7 @@ may belong to) plus soft Dice on the quantities each set defines; see `ctmodels/
   (blocks of consecutive slice numbers).
 * Held out from the lung-infection set: volumes {rec['held_out']['covid_ct_lung_infection_slices_volumes']}
   ({rec['held_out']['covid_ct_lung_infection_slices_count']} slices; volumes found from the jumps
-  between consecutive slices).
+  between consecutive slices){_volume_note(rec)}.
 {_selection(rec)}
 
 ## Training
@@ -126,16 +163,17 @@ with neither reference nor prediction as Dice 1.
 
 {rec.get('evaluation', '')}
 
+{_uncertainty(rec)}
 {"Without TTA (how volumes are segmented, and what the severity module's error model uses):" if 'metrics_held_out_without_tta' in rec else ''}
 
 {_metrics_table(rec['metrics_held_out_without_tta']) if 'metrics_held_out_without_tta' in rec else ''}
 
-The Inf-Net paper's numbers (infection 0.739, GGO 0.646, consolidation 0.458) are on the 48-slice
+The Inf-Net paper's numbers (infection {INF_NET['infection']}, GGO {INF_NET['ggo']}, consolidation {INF_NET['consolidation']}) are on the 48-slice
 COVID-SemiSeg test split, which is not in our data; ours come from {m['semiseg_slices']} held-out SemiSeg slices
 and are not directly comparable. On this held-out split the infection Dice is
-{'at or above' if m['semiseg_infection_dice'] >= 0.739 else 'below'} Inf-Net's figure, GGO is
-{'at or above' if m['semiseg_ggo_dice'] >= 0.646 else 'below'} it and consolidation is
-{'at or above' if m['semiseg_consolidation_dice'] >= 0.458 else 'below'} it: separating GGO from
+{'at or above' if m['semiseg_infection_dice'] >= INF_NET['infection'] else 'below'} Inf-Net's figure, GGO is
+{'at or above' if m['semiseg_ggo_dice'] >= INF_NET['ggo'] else 'below'} it and consolidation is
+{'at or above' if m['semiseg_consolidation_dice'] >= INF_NET['consolidation'] else 'below'} it: separating GGO from
 consolidation is learned from only {len(rec['train_slices']['covid_semiseg_train'])} labelled slices.
 
 ## Limitations

@@ -124,13 +124,17 @@ def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
     return 1.0 if s == 0 else float(2 * np.logical_and(pred, ref).sum() / s)
 
 
-def evaluate(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet, tta: bool = True) -> Dict[str, float]:
-    """Mean per-slice Dice on held-out slices, at each slice's native resolution; ``tta``: flip TTA on
-    every slice (the default of a single-slice ``predict``). The lung-infection slices (one size) go
-    through the network as one batched stack, the SemiSeg slices (each its own size) one by one."""
-    out: Dict[str, float] = {}
-    rows = {"infection": [], "ggo": [], "consolidation": []}
-    present = {"infection": [], "ggo": [], "consolidation": []}
+def per_slice_scores(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet,
+                     tta: bool = True) -> Dict[str, np.ndarray]:
+    """Dice of every held-out slice, at each slice's native resolution: ``semiseg_<class>`` for
+    infection, GGO and consolidation (NaN-free; a slice with neither reference nor prediction scores 1),
+    ``semiseg_<class>_present`` (the class is in the reference), ``infection_slices_<infection|lung>``,
+    ``involvement_error_pp`` and the lung-infection volume of each slice, ``infection_slices_volume``.
+    ``tta``: flip TTA on every slice (the default of a single-slice ``predict``). The lung-infection
+    slices (one size) go through the network as one batched stack, the SemiSeg slices (each its own
+    size) one by one."""
+    rows: Dict[str, list] = {f"semiseg_{k}{p}": [] for k in ("infection", "ggo", "consolidation")
+                             for p in ("", "_present")}
     for img, lab in semiseg_test.originals:
         pred = segmenter.predict(img, tta=tta).labels
         for name, ref, pr in [
@@ -138,30 +142,69 @@ def evaluate(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet, 
             ("ggo", lab == 1, pred == 1),
             ("consolidation", lab == 2, pred == 2),
         ]:
-            rows[name].append(dice_score(pr, ref))
-            if ref.any():
-                present[name].append(dice_score(pr, ref))
-    for name in rows:
-        out[f"semiseg_{name}_dice"] = float(np.mean(rows[name]))
-        out[f"semiseg_{name}_dice_nonempty"] = float(np.mean(present[name])) if present[name] else float("nan")
-    out["semiseg_slices"] = len(semiseg_test)
-    inf_d, lung_d, inv_err = [], [], []
+            rows[f"semiseg_{name}"].append(dice_score(pr, ref))
+            rows[f"semiseg_{name}_present"].append(bool(ref.any()))
+    rows.update(infection_slices_infection=[], infection_slices_lung=[], involvement_error_pp=[])
     stack = segmenter.predict(infection_test.images, units="display", tta=tta, keep_probabilities=False).labels
     for pred, bits in zip(stack, infection_test.allowed):
         ref_inf = bits == (ld.BIT[ld.GGO] | ld.BIT[ld.CONSOLIDATION])
         ref_lung = bits != ld.BIT[ld.BACKGROUND]
-        inf_d.append(dice_score((pred == 1) | (pred == 2), ref_inf))
-        lung_d.append(dice_score(pred > 0, ref_lung))
+        rows["infection_slices_infection"].append(dice_score((pred == 1) | (pred == 2), ref_inf))
+        rows["infection_slices_lung"].append(dice_score(pred > 0, ref_lung))
         # involvement error (percentage points of lung), for the severity calibration
         ref_pct = 100.0 * ref_inf.sum() / max(ref_lung.sum(), 1)
         pred_lung = (pred > 0).sum()
         pred_pct = 100.0 * ((pred == 1) | (pred == 2)).sum() / max(pred_lung, 1)
-        inv_err.append(pred_pct - ref_pct)
-    out["infection_slices_infection_dice"] = float(np.mean(inf_d))
-    out["infection_slices_lung_dice"] = float(np.mean(lung_d))
-    out["infection_slices"] = len(infection_test)
-    out["involvement_error_bias_pp"] = float(np.mean(inv_err))
-    out["involvement_error_sd_pp"] = float(np.std(inv_err))
+        rows["involvement_error_pp"].append(pred_pct - ref_pct)
+    out = {k: np.asarray(v) for k, v in rows.items()}
+    out["infection_slices_volume"] = np.asarray(infection_test.groups, dtype=int)
+    return out
+
+
+def summarise_scores(rows: Dict[str, np.ndarray]) -> Dict[str, float]:
+    """The metrics of :func:`evaluate` from :func:`per_slice_scores`."""
+    out: Dict[str, float] = {}
+    for name in ("infection", "ggo", "consolidation"):
+        d, present = rows[f"semiseg_{name}"], rows[f"semiseg_{name}_present"]
+        out[f"semiseg_{name}_dice"] = float(np.mean(d))
+        out[f"semiseg_{name}_dice_nonempty"] = float(np.mean(d[present])) if present.any() else float("nan")
+    out["semiseg_slices"] = len(rows["semiseg_infection"])
+    out["infection_slices_infection_dice"] = float(np.mean(rows["infection_slices_infection"]))
+    out["infection_slices_lung_dice"] = float(np.mean(rows["infection_slices_lung"]))
+    out["infection_slices"] = len(rows["infection_slices_infection"])
+    out["involvement_error_bias_pp"] = float(np.mean(rows["involvement_error_pp"]))
+    out["involvement_error_sd_pp"] = float(np.std(rows["involvement_error_pp"]))
+    return out
+
+
+def evaluate(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet, tta: bool = True) -> Dict[str, float]:
+    """Mean per-slice Dice on held-out slices (see :func:`per_slice_scores`)."""
+    return summarise_scores(per_slice_scores(segmenter, semiseg_test, infection_test, tta=tta))
+
+
+def bootstrap_interval(values, n: int = 10000, seed: int = 0, level: float = 0.95) -> List[float]:
+    """Percentile bootstrap interval of the mean of ``values`` (resampled with replacement)."""
+    v = np.asarray(values, dtype=float)
+    means = v[np.random.default_rng(seed).integers(0, len(v), size=(n, len(v)))].mean(axis=1)
+    a = (1.0 - level) / 2.0
+    return [float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))]
+
+
+def uncertainty(rows: Dict[str, np.ndarray]) -> Dict:
+    """How far the held-out means can be trusted: a 95 % bootstrap interval over the SemiSeg slices
+    (it treats them as independent, which slices of one patient are not, so it is if anything too
+    narrow), and the lung-infection Dice of each held-out volume (slices of one volume are too alike
+    for a per-slice interval to mean much)."""
+    out: Dict = {"method": "95 % percentile bootstrap of the per-slice mean, 10000 resamples of the SemiSeg "
+                           "slices, seed 0; lung-infection Dice per held-out volume"}
+    for name in ("infection", "ggo", "consolidation"):
+        out[f"semiseg_{name}_dice_ci95"] = [round(x, 4) for x in bootstrap_interval(rows[f"semiseg_{name}"])]
+    vols = rows["infection_slices_volume"]
+    out["infection_slices_count_by_volume"] = {str(v): int((vols == v).sum()) for v in sorted(set(vols.tolist()))}
+    for name in ("infection", "lung"):
+        d = rows[f"infection_slices_{name}"]
+        out[f"infection_slices_{name}_dice_by_volume"] = {
+            str(v): round(float(np.mean(d[vols == v])), 4) for v in sorted(set(vols.tolist()))}
     return out
 
 
@@ -379,7 +422,8 @@ def train(
         model.load_state_dict(best[2])
     model.eval()
     seg = LesionSegmenter(model.cpu(), DEFAULT_PREPROCESSING, device="cpu")
-    metrics = evaluate(seg, semi_te, inf_te)
+    rows = per_slice_scores(seg, semi_te, inf_te)
+    metrics = summarise_scores(rows)
     record = {
         "command": f"ctmodels train-lesion --data {data_root} --out {out_dir} --steps {steps} "
                    f"--batch-size {batch_size} --seed {seed} --semiseg-share {semiseg_share:g} --lr {lr:g}"
@@ -393,6 +437,7 @@ def train(
                          "covid_ct_lung_infection_slices": len(inf_tr)},
         "held_out": _split_record(semi_te, inf_te),
         "metrics_held_out": metrics,
+        "uncertainty_held_out": uncertainty(rows),
     }
     if init_record is not None:
         record["init"] = init_record
@@ -446,6 +491,14 @@ def pool_folds(results: List[Dict]) -> Dict[str, float]:
     out["infection_slices"] = sum(r["infection_slices"] for r in results)
     out["score"] = validation_score(out)
     return out
+
+
+def volume_record(inf: ld.SliceSet) -> Dict:
+    """How the lung-infection slices were grouped into volumes (the source documents 20 volumes; the
+    groups come from jumps between consecutive slices): group count and single-slice groups."""
+    groups, counts = np.unique(inf.groups, return_counts=True)
+    single = [inf.names[int(np.flatnonzero(inf.groups == g)[0])] for g, c in zip(groups, counts) if c == 1]
+    return {"groups": int(len(groups)), "single_slice_groups": single}
 
 
 def _split_record(semi: ld.SliceSet, inf: ld.SliceSet) -> Dict:
@@ -503,10 +556,12 @@ def reevaluate(folder: Path, data_root: Path) -> Dict[str, float]:
     vols = set(rec["held_out"]["covid_ct_lung_infection_slices_volumes"])
     inf_te = infs.subset([i for i, g in enumerate(infs.groups) if int(g) in vols])
     seg = LesionSegmenter.from_pretrained(str(folder), device="cpu")
-    metrics = evaluate(seg, semi_te, inf_te)
-
+    rows = per_slice_scores(seg, semi_te, inf_te)
+    metrics = summarise_scores(rows)
     no_tta = evaluate(seg, semi_te, inf_te, tta=False)
     rec["metrics_held_out"] = metrics
+    rec["uncertainty_held_out"] = uncertainty(rows)
+    rec["lung_infection_volumes"] = volume_record(infs)
     rec["metrics_held_out_without_tta"] = no_tta
     rec["evaluation"] = ("mean per-slice Dice at each slice's native size; flip TTA (4 passes) on single "
                          "slices is the default of LesionSegmenter.predict and was chosen before measuring")

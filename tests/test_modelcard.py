@@ -67,3 +67,55 @@ def test_lesion_card_names_the_intensity_augmentation_and_weight_averaging_when_
     text = lesion_card(folder)
     assert ("weak intensity augmentation (gamma exp(+-0.1), contrast 0.9-1.1, brightness +-0.03), "
             "exponential moving average of the weights (decay 0.998) used as the result") in text
+
+
+def test_lesion_card_shows_how_uncertain_the_held_out_means_are(tmp_path):
+    folder = tmp_path / "lesion-unet-effb0"
+    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
+    rec = json.loads((folder / "training.json").read_text())
+    rec.pop("uncertainty_held_out", None)
+    (folder / "training.json").write_text(json.dumps(rec))
+    assert "95 % interval" not in lesion_card(folder)
+    rec["metrics_held_out"].update(semiseg_infection_dice=0.8, semiseg_ggo_dice=0.5, semiseg_consolidation_dice=0.3)
+    rec["uncertainty_held_out"] = {
+        "method": "bootstrap", "semiseg_infection_dice_ci95": [0.75, 0.85], "semiseg_ggo_dice_ci95": [0.4, 0.7],
+        "semiseg_consolidation_dice_ci95": [0.2, 0.4],
+        "infection_slices_infection_dice_by_volume": {"4": 0.61, "9": 0.8},
+        "infection_slices_lung_dice_by_volume": {"4": 0.97, "9": 0.99},
+        "infection_slices_count_by_volume": {"4": 116, "9": 1}}
+    (folder / "training.json").write_text(json.dumps(rec))
+    text = lesion_card(folder)
+    assert "| infection | 0.800 | 0.750 - 0.850 | 0.739 (below the interval) |" in text
+    assert "| GGO | 0.500 | 0.400 - 0.700 | 0.646 (inside the interval) |" in text
+    assert "| consolidation | 0.300 | 0.200 - 0.400 | 0.458 (above the interval) |" in text
+    assert "Lung-infection infection Dice per held-out volume: volume 4 (116 slices): 0.610, volume 9 (1 slice): 0.800." in text
+
+
+def test_lesion_card_names_single_slice_volume_groups(tmp_path):
+    folder = tmp_path / "lesion-unet-effb0"
+    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
+    rec = json.loads((folder / "training.json").read_text())
+    rec["lung_infection_volumes"] = {"groups": 20, "single_slice_groups": []}
+    (folder / "training.json").write_text(json.dumps(rec))
+    assert "group of one" not in lesion_card(folder)
+    rec["lung_infection_volumes"] = {"groups": 22, "single_slice_groups": ["0007", "0100"]}
+    (folder / "training.json").write_text(json.dumps(rec))
+    assert "the jumps give 22 groups, and slices 0007, 0100 each form a group of one" in lesion_card(folder)
+
+
+def test_readme_quotes_the_bundled_lesion_records_held_out_figures():
+    rec = json.loads((WEIGHTS / "lesion-unet-effb0" / "training.json").read_text())
+    m, u = rec["metrics_held_out"], rec["uncertainty_held_out"]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for k, label in (("infection", "infection"), ("ggo", "GGO"), ("consolidation", "consolidation")):
+        lo, hi = u[f"semiseg_{k}_dice_ci95"]
+        assert f"{label} {m[f'semiseg_{k}_dice']:.3f} ({lo:.3f}-{hi:.3f})" in readme, k
+    assert f"{m['semiseg_slices']} held-out COVID-SemiSeg slices" in readme
+    assert (f"On {m['infection_slices']} held-out lung-infection slices: infection "
+            f"{m['infection_slices_infection_dice']:.3f}, lung {m['infection_slices_lung_dice']:.3f}.") in readme
+    if "every one of the three figures lies inside our intervals" in readme:
+        from ctmodels.modelcard import INF_NET
+
+        for k, ref in INF_NET.items():
+            lo, hi = u[f"semiseg_{k}_dice_ci95"]
+            assert lo <= ref <= hi, k
