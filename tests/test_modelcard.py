@@ -11,18 +11,27 @@ from ctmodels.modelcard import lesion_card, quality_card
 WEIGHTS = ROOT / "weights"
 
 
+def _bundled_lesion_copy(tmp_path):
+    """A copy of the bundled lesion folder and its training record, to edit."""
+    folder = tmp_path / "lesion-unet-effb0"
+    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
+    return folder, json.loads((folder / "training.json").read_text())
+
+
+def _write_record(folder, rec):
+    (folder / "training.json").write_text(json.dumps(rec))
+
+
 @pytest.mark.parametrize("name,card", [("lesion-unet-effb0", lesion_card), ("breath-hold-logreg", quality_card)])
 def test_bundled_cards_match_their_training_records(name, card):
     assert (WEIGHTS / name / "README.md").read_text() == card(WEIGHTS / name)
 
 
 def test_lesion_card_reports_the_batch_mix_and_the_validation_choice(tmp_path):
-    folder = tmp_path / "lesion-unet-effb0"
-    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
-    rec = json.loads((folder / "training.json").read_text())
+    folder, rec = _bundled_lesion_copy(tmp_path)
     for key in ("validation", "recipe_choice", "semiseg_per_batch"):
         rec.pop(key, None)
-    (folder / "training.json").write_text(json.dumps(rec))
+    _write_record(folder, rec)
     text = lesion_card(folder)
     assert "last\n  checkpoint is the one shipped" in text and "half SemiSeg, half" in text
     rec["semiseg_per_batch"] = 6
@@ -30,7 +39,7 @@ def test_lesion_card_reports_the_batch_mix_and_the_validation_choice(tmp_path):
     rec["validation"] = {"covid_semiseg_train": ["5", "67"], "covid_ct_lung_infection_slices_volumes": [2, 10],
                          "covid_ct_lung_infection_slices_count": 150, "score": "mean of three Dice",
                          "history": [{"step": 250, "score": 0.41}, {"step": 500, "score": 0.52}], "best_step": 500}
-    (folder / "training.json").write_text(json.dumps(rec))
+    _write_record(folder, rec)
     text = lesion_card(folder)
     assert "6 SemiSeg and 2\nlung-infection slices each" in text
     assert "SemiSeg slices 5, 67; lung-infection volumes [2, 10] (150 slices)" in text
@@ -40,15 +49,13 @@ def test_lesion_card_reports_the_batch_mix_and_the_validation_choice(tmp_path):
 
 
 def test_lesion_card_says_where_training_started(tmp_path):
-    folder = tmp_path / "lesion-unet-effb0"
-    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
-    rec = json.loads((folder / "training.json").read_text())
+    folder, rec = _bundled_lesion_copy(tmp_path)
     rec.pop("init", None)
-    (folder / "training.json").write_text(json.dumps(rec))
+    _write_record(folder, rec)
     assert "from random weights" in lesion_card(folder)
     rec["init"] = {"folder": "x", "model_sha256": "abcdef0123456789" * 4, "command": "ctmodels train-lesion A",
                    "steps": 2400, "best_step": 1750}
-    (folder / "training.json").write_text(json.dumps(rec))
+    _write_record(folder, rec)
     text = lesion_card(folder)
     assert "from random weights" not in text
     assert ("continuing from earlier weights (model.safetensors SHA-256 abcdef012345...: 2400 steps of\n"
@@ -58,23 +65,19 @@ def test_lesion_card_says_where_training_started(tmp_path):
 def test_lesion_card_names_the_intensity_augmentation_and_weight_averaging_when_recorded(tmp_path):
     from ctmodels.train_lesion import INTENSITY_AUGMENTATION
 
-    folder = tmp_path / "lesion-unet-effb0"
-    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
-    rec = json.loads((folder / "training.json").read_text())
+    folder, rec = _bundled_lesion_copy(tmp_path)
     assert "intensity augmentation" not in lesion_card(folder) and "moving average" not in lesion_card(folder)
     rec.update(ema=0.998, intensity_augmentation={"name": "weak", **INTENSITY_AUGMENTATION["weak"]})
-    (folder / "training.json").write_text(json.dumps(rec))
+    _write_record(folder, rec)
     text = lesion_card(folder)
     assert ("weak intensity augmentation (gamma exp(+-0.1), contrast 0.9-1.1, brightness +-0.03), "
             "exponential moving average of the weights (decay 0.998) used as the result") in text
 
 
 def test_lesion_card_shows_how_uncertain_the_held_out_means_are(tmp_path):
-    folder = tmp_path / "lesion-unet-effb0"
-    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
-    rec = json.loads((folder / "training.json").read_text())
+    folder, rec = _bundled_lesion_copy(tmp_path)
     rec.pop("uncertainty_held_out", None)
-    (folder / "training.json").write_text(json.dumps(rec))
+    _write_record(folder, rec)
     assert "95 % interval" not in lesion_card(folder)
     rec["metrics_held_out"].update(semiseg_infection_dice=0.8, semiseg_ggo_dice=0.5, semiseg_consolidation_dice=0.3)
     rec["uncertainty_held_out"] = {
@@ -83,7 +86,7 @@ def test_lesion_card_shows_how_uncertain_the_held_out_means_are(tmp_path):
         "infection_slices_infection_dice_by_volume": {"4": 0.61, "9": 0.8},
         "infection_slices_lung_dice_by_volume": {"4": 0.97, "9": 0.99},
         "infection_slices_count_by_volume": {"4": 116, "9": 1}}
-    (folder / "training.json").write_text(json.dumps(rec))
+    _write_record(folder, rec)
     text = lesion_card(folder)
     assert "| infection | 0.800 | 0.750 - 0.850 | 0.739 (below the interval) |" in text
     assert "| GGO | 0.500 | 0.400 - 0.700 | 0.646 (inside the interval) |" in text
@@ -92,14 +95,12 @@ def test_lesion_card_shows_how_uncertain_the_held_out_means_are(tmp_path):
 
 
 def test_lesion_card_names_single_slice_volume_groups(tmp_path):
-    folder = tmp_path / "lesion-unet-effb0"
-    shutil.copytree(WEIGHTS / "lesion-unet-effb0", folder)
-    rec = json.loads((folder / "training.json").read_text())
+    folder, rec = _bundled_lesion_copy(tmp_path)
     rec["lung_infection_volumes"] = {"groups": 20, "single_slice_groups": []}
-    (folder / "training.json").write_text(json.dumps(rec))
+    _write_record(folder, rec)
     assert "group of one" not in lesion_card(folder)
     rec["lung_infection_volumes"] = {"groups": 22, "single_slice_groups": ["0007", "0100"]}
-    (folder / "training.json").write_text(json.dumps(rec))
+    _write_record(folder, rec)
     assert "the jumps give 22 groups, and slices 0007, 0100 each form a group of one" in lesion_card(folder)
 
 
