@@ -200,11 +200,11 @@ def uncertainty(rows: Dict[str, np.ndarray]) -> Dict:
     for name in ("infection", "ggo", "consolidation"):
         out[f"semiseg_{name}_dice_ci95"] = [round(x, 4) for x in bootstrap_interval(rows[f"semiseg_{name}"])]
     vols = rows["infection_slices_volume"]
-    out["infection_slices_count_by_volume"] = {str(v): int((vols == v).sum()) for v in sorted(set(vols.tolist()))}
+    ids = sorted(set(vols.tolist()))
+    out["infection_slices_count_by_volume"] = {str(v): int((vols == v).sum()) for v in ids}
     for name in ("infection", "lung"):
         d = rows[f"infection_slices_{name}"]
-        out[f"infection_slices_{name}_dice_by_volume"] = {
-            str(v): round(float(np.mean(d[vols == v])), 4) for v in sorted(set(vols.tolist()))}
+        out[f"infection_slices_{name}_dice_by_volume"] = {str(v): round(float(np.mean(d[vols == v])), 4) for v in ids}
     return out
 
 
@@ -438,6 +438,7 @@ def train(
         "held_out": _split_record(semi_te, inf_te),
         "metrics_held_out": metrics,
         "uncertainty_held_out": uncertainty(rows),
+        "lung_infection_volumes": volume_record(*(s for s in (inf_tr, inf_va, inf_te) if s is not None)),
     }
     if init_record is not None:
         record["init"] = init_record
@@ -493,12 +494,15 @@ def pool_folds(results: List[Dict]) -> Dict[str, float]:
     return out
 
 
-def volume_record(inf: ld.SliceSet) -> Dict:
-    """How the lung-infection slices were grouped into volumes (the source documents 20 volumes; the
-    groups come from jumps between consecutive slices): group count and single-slice groups."""
-    groups, counts = np.unique(inf.groups, return_counts=True)
-    single = [inf.names[int(np.flatnonzero(inf.groups == g)[0])] for g, c in zip(groups, counts) if c == 1]
-    return {"groups": int(len(groups)), "single_slice_groups": single}
+def volume_record(*parts: ld.SliceSet) -> Dict:
+    """How the lung-infection slices (all of them, in any number of parts) were grouped into volumes (the
+    source documents 20 volumes; the groups come from jumps between consecutive slices): group count
+    and the slices that form a group of one."""
+    groups = np.concatenate([p.groups for p in parts])
+    names = [n for p in parts for n in p.names]
+    ids, counts = np.unique(groups, return_counts=True)
+    single = sorted(names[int(np.flatnonzero(groups == g)[0])] for g, c in zip(ids, counts) if c == 1)
+    return {"groups": int(len(ids)), "single_slice_groups": single}
 
 
 def _split_record(semi: ld.SliceSet, inf: ld.SliceSet) -> Dict:

@@ -116,3 +116,6 @@ def test_volume_record_counts_groups_and_names_single_slice_ones():
 
     s = _infection()
     assert volume_record(s) == {"groups": 2, "single_slice_groups": ["c"]}
+    # the same slices in parts (as train() holds them after its splits)
+    assert volume_record(s.subset([2]), s.subset([0, 1])) == {"groups": 2, "single_slice_groups": ["c"]}
+    assert volume_record(s.subset([0]), s.subset([2])) == {"groups": 2, "single_slice_groups": ["a", "c"]}

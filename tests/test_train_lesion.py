@@ -78,6 +78,14 @@ def test_train_lesion_cli_writes_loadable_weights_and_a_by_group_split(data_root
     # whole groups (5 consecutive numbers) are held out, never single slices of a group
     assert {int(n) // 5 for n in held}.isdisjoint({int(n) // 5 for n in train})
     assert rec["held_out"]["covid_ct_lung_infection_slices_count"] % 4 == 0  # whole volumes
+    u = rec["uncertainty_held_out"]  # intervals around the held-out means, one Dice per held-out volume
+    for k in ("infection", "ggo", "consolidation"):
+        lo, hi = u[f"semiseg_{k}_dice_ci95"]
+        assert lo <= round(rec["metrics_held_out"][f"semiseg_{k}_dice"], 4) <= hi
+    assert sorted(map(int, u["infection_slices_count_by_volume"])) == \
+        rec["held_out"]["covid_ct_lung_infection_slices_volumes"]
+    assert sum(u["infection_slices_count_by_volume"].values()) == rec["held_out"]["covid_ct_lung_infection_slices_count"]
+    assert rec["lung_infection_volumes"] == {"groups": 5, "single_slice_groups": []}
     assert set(metrics) >= {"semiseg_ggo_dice", "semiseg_consolidation_dice", "infection_slices_lung_dice"}
     assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if k.endswith("_dice"))
     pre = json.loads((out / "preprocessing.json").read_text())
