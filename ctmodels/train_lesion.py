@@ -456,10 +456,14 @@ def train(
 
 
 def cv_fold(semi: ld.SliceSet, inf: ld.SliceSet, fold: int, folds: int, *, steps: int, seed: int = 0,
-            device: str = "cpu", **recipe) -> Dict[str, float]:
+            device: str = "cpu", save_dir: Optional[Path] = None, **recipe) -> Dict[str, float]:
     """Cross-validation: train a fresh model on every fold of ``semi`` and ``inf`` but ``fold`` (folds are
     whole groups: fold ``f`` holds the groups whose rank mod ``folds`` is ``f``) and score it on ``fold``,
-    at its last step, without TTA. Pass only non-held-out slices (``load_split``'s first two)."""
+    at its last step, without TTA. Pass only non-held-out slices (``load_split``'s first two).
+
+    The result also holds each validation SemiSeg slice's Dice (``semiseg_per_slice``: name -> infection,
+    GGO, consolidation). ``save_dir``: also save the fold's model there (config.json, model.safetensors,
+    preprocessing.json; loadable with ``LesionSegmenter.from_pretrained``), for out-of-fold analyses."""
     import torch
 
     from .lesion import LesionSegmenter
@@ -472,8 +476,16 @@ def cv_fold(semi: ld.SliceSet, inf: ld.SliceSet, fold: int, folds: int, *, steps
     torch.manual_seed(seed)
     net, seconds = fit(build_lesion_unet(), semi_tr, inf_tr, steps=steps, seed=seed, device=device, **recipe)
     seg = LesionSegmenter(net, DEFAULT_PREPROCESSING, device=device, backend="torch")
-    metrics = evaluate(seg, semi_va, inf_va, tta=False)
-    metrics.update(fold=fold, train_seconds=round(seconds, 1), validation=_split_record(semi_va, inf_va))
+    rows = per_slice_scores(seg, semi_va, inf_va, tta=False)
+    metrics = summarise_scores(rows)
+    metrics.update(fold=fold, train_seconds=round(seconds, 1), validation=_split_record(semi_va, inf_va),
+                   semiseg_per_slice={n: [round(float(rows[f"semiseg_{k}"][i]), 4)
+                                          for k in ("infection", "ggo", "consolidation")]
+                                      for i, n in enumerate(semi_va.names)})
+    if save_dir is not None:
+        save_dir = Path(save_dir)
+        net.save_pretrained(str(save_dir))
+        (save_dir / "preprocessing.json").write_text(json.dumps(DEFAULT_PREPROCESSING, indent=2))
     return metrics
 
 

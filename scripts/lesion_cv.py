@@ -56,9 +56,10 @@ def _init(data, pack, threads):
 
 
 def _task(job):
-    name, fold, folds, steps, device, log_every = job
+    name, fold, folds, steps, device, log_every, save_models = job
     logging.getLogger("ctmodels").info("recipe %s fold %d/%d starts", name, fold, folds)
-    m = tl.cv_fold(_SETS["semi"], _SETS["inf"], fold, folds, steps=steps, device=device,
+    save_dir = Path(save_models) / f"{name}-fold{fold}-of{folds}-{steps}steps" if save_models else None
+    m = tl.cv_fold(_SETS["semi"], _SETS["inf"], fold, folds, steps=steps, device=device, save_dir=save_dir,
                    log_every=log_every, **COMMON, **RECIPES[name])
     return name, m
 
@@ -122,7 +123,7 @@ def cmd_run(args):
         raise SystemExit(f"--only-folds must name folds 0..{args.folds - 1}")
     record = earlier_record(Path(args.out), args.folds, args.steps)
     done = {(r["recipe"], r["fold"]) for r in record["results"]}
-    jobs = [(n, f, args.folds, args.steps, args.device, args.log_every)
+    jobs = [(n, f, args.folds, args.steps, args.device, args.log_every, args.save_models)
             for n in names for f in fold_ids if (n, f) not in done]
     print(f"{len(done)} run(s) already in {args.out}; {len(jobs)} to do", flush=True)
     if not jobs:
@@ -167,6 +168,8 @@ def main(argv=None):
     s.add_argument("--device", default="cpu")
     s.add_argument("--log-every", type=int, default=400)
     s.add_argument("--out", default="cv.json")
+    s.add_argument("--save-models", default=None, metavar="DIR",
+                   help="also save each fold's model in DIR/<recipe>-fold<k>-of<K>-<steps>steps/")
     s.set_defaults(func=cmd_run)
     args = p.parse_args(argv)
     args.func(args)

@@ -340,10 +340,27 @@ def test_lesion_cv_script_packs_without_the_held_out_split_and_runs_folds(data_r
     out = tmp_path / "cv.json"
     run = ["run", "--pack", str(pack), "--recipes", "A,C", "--folds", "2", "--steps", "1",
            "--jobs", "2", "--threads", "1", "--out", str(out)]
-    lesion_cv.main(run + ["--only-folds", "0"])  # a first part: no recipe complete, no pooled score yet
+    models = tmp_path / "models"
+    # a first part: no recipe complete, no pooled score yet; the fold models are kept
+    lesion_cv.main(run + ["--only-folds", "0", "--save-models", str(models)])
     part = json.loads(out.read_text())
     assert sorted((r["recipe"], r["fold"]) for r in part["results"]) == [("A", 0), ("C", 0)]
     assert part["summary"] == {}
+    a0 = next(r for r in part["results"] if r["recipe"] == "A")
+    assert sorted(a0["semiseg_per_slice"]) == sorted(a0["validation"]["covid_semiseg_train"])
+    assert np.mean([v[1] for v in a0["semiseg_per_slice"].values()]) == pytest.approx(a0["semiseg_ggo_dice"],
+                                                                                       abs=1e-4)
+    from ctmodels.lesion import LesionSegmenter
+    from ctmodels.train_lesion import evaluate
+
+    saved = LesionSegmenter.from_pretrained(str(models / "A-fold0-of2-1steps"), device="cpu", backend="torch")
+    semi_va = sets["semiseg"].subset([i for i, n in enumerate(sets["semiseg"].names)
+                                      if n in a0["semiseg_per_slice"]])
+    inf_va = sets["infection"].subset([i for i, g in enumerate(sets["infection"].groups)
+                                       if int(g) in a0["validation"]["covid_ct_lung_infection_slices_volumes"]])
+    again = evaluate(saved, semi_va, inf_va, tta=False)  # the saved model is the one that was scored
+    for k in ("semiseg_ggo_dice", "semiseg_infection_dice", "infection_slices_lung_dice"):
+        assert again[k] == pytest.approx(a0[k], abs=2e-3), k
     lesion_cv.main(run)  # the rest: the fold-0 runs are kept, not trained again
     rec = json.loads(out.read_text())
     assert sorted((r["recipe"], r["fold"]) for r in rec["results"]) == [("A", 0), ("A", 1), ("C", 0), ("C", 1)]
