@@ -21,6 +21,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -132,6 +133,8 @@ def cmd_run(args):
     record["recipes"].update({n: {**COMMON, **RECIPES[n]} for n in names})
     threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.jobs))
     t0 = t_last = time.time()
+    # a kill of this process ends its workers too (the pool's context exit terminates them)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs, initializer=_init, initargs=(args.data, args.pack, threads)) as pool:
         for name, m in pool.imap_unordered(_task, jobs):

@@ -371,3 +371,67 @@ def test_lesion_cv_script_packs_without_the_held_out_split_and_runs_folds(data_r
     with pytest.raises(SystemExit, match="another design"):  # other steps into the same record: refused
         lesion_cv.main([*run, "--steps", "2"])
     assert json.loads(out.read_text()) == rec
+
+
+def _alive(pid):
+    """True while ``pid`` runs (a zombie left for its new parent to reap counts as ended)."""
+    from pathlib import Path
+
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def _descendants(pid):
+    from pathlib import Path
+
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread or process has just ended
+            continue
+        for child in children:
+            out += [int(child), *_descendants(int(child))]
+    return out
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_killing_a_cross_validation_ends_its_training_workers(data_root, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    script = str(ROOT / "scripts" / "lesion_cv.py")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    pack = tmp_path / "tv.npz.xz"
+    subprocess.run([sys.executable, script, "pack", "--data", str(data_root), "--out", str(pack)], check=True,
+                   env=env, capture_output=True)
+    log, workers = tmp_path / "log.txt", []
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, script, "run", "--pack", str(pack), "--recipes", "A", "--folds", "2",
+                                 "--only-folds", "0", "--steps", "100000", "--threads", "1",
+                                 "--out", str(tmp_path / "cv.json")], env=env, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        while "step 1/100000" not in log.read_text() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert "step 1/100000" in log.read_text(), log.read_text()
+        workers = _descendants(proc.pid)
+        assert workers
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) != 0
+        deadline = time.time() + 30
+        while any(_alive(w) for w in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not [w for w in workers if _alive(w)]
+    finally:
+        for w in {proc.pid, *workers, *(_descendants(proc.pid) if _alive(proc.pid) else [])}:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
