@@ -119,7 +119,7 @@ def cmd_run(args):
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         raise SystemExit(f"unknown recipe(s) {unknown}; expected some of {sorted(RECIPES)}")
-    fold_ids = range(args.folds) if args.only_folds is None else [int(f) for f in args.only_folds.split(",")]
+    fold_ids = range(args.folds) if args.only_folds is None else args.only_folds
     if any(not 0 <= f < args.folds for f in fold_ids):
         raise SystemExit(f"--only-folds must name folds 0..{args.folds - 1}")
     record = earlier_record(Path(args.out), args.folds, args.steps)
@@ -132,9 +132,18 @@ def cmd_run(args):
         return
     record["recipes"].update({n: {**COMMON, **RECIPES[n]} for n in names})
     threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.jobs))
-    t0 = t_last = time.time()
     # a kill of this process ends its workers too (the pool's context exit terminates them)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    before = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        _run_pool(args, jobs, threads, record)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    print(table(record["summary"]))
+
+
+def _run_pool(args, jobs, threads, record):
+    """Run the jobs in worker processes; write ``record`` to ``--out`` as each one ends."""
+    t0 = t_last = time.time()
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs, initializer=_init, initargs=(args.data, args.pack, threads)) as pool:
         for name, m in pool.imap_unordered(_task, jobs):
@@ -145,7 +154,13 @@ def cmd_run(args):
             Path(args.out).write_text(json.dumps(record, indent=2))
             print(f"done {name} fold {m['fold']}: score {tl.validation_score(m):.4f} "
                   f"({m['train_seconds']:.0f} s training, {time.time() - t0:.0f} s so far)", flush=True)
-    print(table(record["summary"]))
+
+
+def _fold_list(text: str):
+    try:
+        return [int(f) for f in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fold numbers separated by commas, e.g. 0,2, not {text!r}")
 
 
 def main(argv=None):
@@ -163,7 +178,7 @@ def main(argv=None):
     g.add_argument("--pack")
     s.add_argument("--recipes", default="A,B,C")
     s.add_argument("--folds", type=int, default=4)
-    s.add_argument("--only-folds", default=None, metavar="F,G",
+    s.add_argument("--only-folds", default=None, metavar="F,G", type=_fold_list,
                    help="run only these folds (0-based); the rest can follow later into the same --out")
     s.add_argument("--steps", type=int, default=2400)
     s.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")

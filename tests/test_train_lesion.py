@@ -371,6 +371,12 @@ def test_lesion_cv_script_packs_without_the_held_out_split_and_runs_folds(data_r
     with pytest.raises(SystemExit, match="another design"):  # other steps into the same record: refused
         lesion_cv.main([*run, "--steps", "2"])
     assert json.loads(out.read_text()) == rec
+    with pytest.raises(SystemExit) as bad:  # argparse: one line, exit status 2
+        lesion_cv.main([*run, "--only-folds", "first"])
+    assert bad.value.code == 2 and "expected fold numbers" in capsys.readouterr().err
+    import signal
+
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the run's kill handler is gone again
 
 
 def _alive(pid):
