@@ -124,6 +124,10 @@ def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
     return 1.0 if s == 0 else float(2 * np.logical_and(pred, ref).sum() / s)
 
 
+# What each held-out COVID-SemiSeg slice is scored on (``semiseg_<name>_dice``).
+SEMISEG_SCORES = ("infection", "ggo", "consolidation")
+
+
 def per_slice_scores(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet,
                      tta: bool = True) -> Dict[str, np.ndarray]:
     """Dice of every held-out slice, at each slice's native resolution: ``semiseg_<class>`` for
@@ -133,7 +137,7 @@ def per_slice_scores(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.Sl
     ``tta``: flip TTA on every slice (the default of a single-slice ``predict``). The lung-infection
     slices (one size) go through the network as one batched stack, the SemiSeg slices (each its own
     size) one by one."""
-    rows: Dict[str, list] = {f"semiseg_{k}{p}": [] for k in ("infection", "ggo", "consolidation")
+    rows: Dict[str, list] = {f"semiseg_{k}{p}": [] for k in SEMISEG_SCORES
                              for p in ("", "_present")}
     for img, lab in semiseg_test.originals:
         pred = segmenter.predict(img, tta=tta).labels
@@ -164,7 +168,7 @@ def per_slice_scores(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.Sl
 def summarise_scores(rows: Dict[str, np.ndarray]) -> Dict[str, float]:
     """The metrics of :func:`evaluate` from :func:`per_slice_scores`."""
     out: Dict[str, float] = {}
-    for name in ("infection", "ggo", "consolidation"):
+    for name in SEMISEG_SCORES:
         d, present = rows[f"semiseg_{name}"], rows[f"semiseg_{name}_present"]
         out[f"semiseg_{name}_dice"] = float(np.mean(d))
         out[f"semiseg_{name}_dice_nonempty"] = float(np.mean(d[present])) if present.any() else float("nan")
@@ -197,7 +201,7 @@ def uncertainty(rows: Dict[str, np.ndarray]) -> Dict:
     for a per-slice interval to mean much)."""
     out: Dict = {"method": "95 % percentile bootstrap of the per-slice mean, 10000 resamples of the SemiSeg "
                            "slices, seed 0; lung-infection Dice per held-out volume"}
-    for name in ("infection", "ggo", "consolidation"):
+    for name in SEMISEG_SCORES:
         out[f"semiseg_{name}_dice_ci95"] = [round(x, 4) for x in bootstrap_interval(rows[f"semiseg_{name}"])]
     vols = rows["infection_slices_volume"]
     ids = sorted(set(vols.tolist()))
@@ -480,7 +484,7 @@ def cv_fold(semi: ld.SliceSet, inf: ld.SliceSet, fold: int, folds: int, *, steps
     metrics = summarise_scores(rows)
     metrics.update(fold=fold, train_seconds=round(seconds, 1), validation=_split_record(semi_va, inf_va),
                    semiseg_per_slice={n: [round(float(rows[f"semiseg_{k}"][i]), 4)
-                                          for k in ("infection", "ggo", "consolidation")]
+                                          for k in SEMISEG_SCORES]
                                       for i, n in enumerate(semi_va.names)})
     if save_dir is not None:
         save_dir = Path(save_dir)
@@ -497,7 +501,7 @@ def pool_folds(results: List[Dict]) -> Dict[str, float]:
         return float(sum(r[key] * r[count] for r in results) / n)
 
     out = {f"semiseg_{k}_dice": pooled(f"semiseg_{k}_dice", "semiseg_slices")
-           for k in ("infection", "ggo", "consolidation")}
+           for k in SEMISEG_SCORES}
     out["infection_slices_infection_dice"] = pooled("infection_slices_infection_dice", "infection_slices")
     out["infection_slices_lung_dice"] = pooled("infection_slices_lung_dice", "infection_slices")
     out["semiseg_slices"] = sum(r["semiseg_slices"] for r in results)
