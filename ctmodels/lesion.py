@@ -10,6 +10,10 @@ HU input is windowed to the lung window W 1500 / L -600 ([-1350, 150] HU) and ma
 matching the 8-bit lung-window slices the model was trained on; the window is stored in the
 model's ``preprocessing.json``. Every slice is resized to the model's input size (256 x 256),
 and probabilities are resized back, so labels and probabilities lie on the input grid.
+
+A model's ``preprocessing.json`` may hold a ``consolidation_offset`` ``d`` (default 0): inside the
+infection mask a pixel is consolidation when log p(consolidation) - log p(GGO) + d > 0, else GGO
+(see :mod:`ctmodels.lesion_offset`). Probabilities, soft counts and the infection mask do not change.
 """
 
 from __future__ import annotations
@@ -68,6 +72,9 @@ class LesionSegmenter:
 
         self.torch = torch
         self.preprocessing = dict(DEFAULT_PREPROCESSING, **(preprocessing or {}))
+        self.consolidation_offset = float(self.preprocessing.get("consolidation_offset", 0.0))
+        if not np.isfinite(self.consolidation_offset):
+            raise WeightsError(f"consolidation_offset must be a finite number, got {self.consolidation_offset}")
         self.device = torch.device(device)
         self.half = bool(half and self.device.type == "cuda")
         self.channels_last = bool(channels_last)
@@ -246,10 +253,16 @@ class LesionSegmenter:
             # expected pixel counts per class, scaled from the model grid to the input grid
             soft = (p.sum((2, 3)).double() * (h * w) / (s * s)).cpu().numpy()
             if (h, w) == (s, s):
-                return _argmax_classes(p), soft, (p if full_probs else None)
+                lab = _argmax_classes(p)
+                if self.consolidation_offset:
+                    lab = _split_infection(lab, torch.log(p.clamp_min(1e-6)), self.consolidation_offset)
+                return lab, soft, (p if full_probs else None)
             # log-probabilities resized bilinearly; their argmax equals that of the resized softmax
             logp = F.interpolate(torch.log(p.clamp_min(1e-6)), size=(h, w), mode="bilinear", align_corners=False)
-            return _argmax_classes(logp), soft, (torch.softmax(logp, 1) if full_probs else None)
+            lab = _argmax_classes(logp)
+            if self.consolidation_offset:
+                lab = _split_infection(lab, logp, self.consolidation_offset)
+            return lab, soft, (torch.softmax(logp, 1) if full_probs else None)
 
 
 def _argmax_classes(t):
@@ -264,6 +277,16 @@ def _argmax_classes(t):
         best = torch.maximum(best, t[:, c])
         lab[better] = c
     return lab
+
+
+def _split_infection(lab, logp, offset: float):
+    """GGO / consolidation pixels of ``lab`` split again at log p2 - log p1 + offset > 0 (torch twin of
+    :func:`ctmodels.lesion_offset.split_infection`); other labels are kept."""
+    import torch
+
+    inf = (lab == 1) | (lab == 2)
+    cons = (logp[:, 2] - logp[:, 1] + offset) > 0
+    return torch.where(inf, 1 + cons.to(torch.uint8), lab)
 
 
 def _has_ort() -> bool:

@@ -108,6 +108,16 @@ def _volume_note(rec: Dict[str, Any]) -> str:
             "volume")
 
 
+def _offset_note(pre: Dict) -> str:
+    """The card's line on a GGO / consolidation decision offset, when the model has one."""
+    d = float(pre.get("consolidation_offset", 0.0))
+    if not d:
+        return ""
+    return (f"\n* **GGO / consolidation decision**: inside the infection mask a pixel is consolidation when "
+            f"log p(consolidation) - log p(GGO) {d:+.2f} > 0\n  (`consolidation_offset` in preprocessing.json, "
+            "fitted on out-of-fold predictions; `ctmodels/lesion_offset.py`).")
+
+
 def lesion_card(folder: Path) -> str:
     e = registry.get("lesion-unet-effb0")
     rec = json.loads((folder / "training.json").read_text())
@@ -128,7 +138,7 @@ tags: [medical-imaging, chest-ct, covid-19, segmentation, research-only]
 * **Input**: one axial slice, resized to {pre['input_size']}x{pre['input_size']}; 8-bit intensities
   scaled to [0, 1], normalised with mean {pre['mean']} / std {pre['std']}. HU input is first mapped to
   8 bits with the lung window W {pre['hu_window']['width']:.0f} / L {pre['hu_window']['center']:.0f}.
-  Outputs are resized back to the input grid.
+  Outputs are resized back to the input grid.{_offset_note(pre)}
 * **Intended use**: {INTENDED_USE}
 * **Licence of these weights**: {e.licence}. The code of ctmodels is Apache-2.0; the weights inherit the
   non-commercial terms of their training data.

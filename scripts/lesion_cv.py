@@ -12,6 +12,14 @@ step, without TTA; a recipe's score pools all folds' validation slices.
 A cross-validation can be run in parts (``--only-folds 0``, on a 2-core CPU two runs take about two
 hours): with an existing ``--out`` file of the same design (folds, steps, recipe settings) the runs it
 already holds are kept and skipped, and the pooled table appears once every fold of a recipe is done.
+
+``offset`` uses the fold models that ``run --save-models DIR`` kept: each non-held-out SemiSeg slice is
+predicted (flip TTA, the single-slice default) by the model of the fold that left it out, and a
+consolidation / GGO decision offset is fitted on these out-of-fold predictions with a nested estimate of
+its gain (``ctmodels.lesion_offset``; rule in PLAN4 of the issue-3 notes):
+
+    python scripts/lesion_cv.py offset --data ../shared/data --models DIR --recipe A --folds 4 \
+        --out offset.json
 """
 
 from __future__ import annotations
@@ -156,6 +164,60 @@ def _run_pool(args, jobs, threads, record):
                   f"({m['train_seconds']:.0f} s training, {time.time() - t0:.0f} s so far)", flush=True)
 
 
+def out_of_fold_slices(semi, models: Path, recipe: str, folds: int, steps: int):
+    """Each SemiSeg slice of ``semi`` predicted by the saved model of the fold that left it out, as
+    ``lesion_offset.ScoredSlice``; folds whose model is missing are skipped. -> (slices, folds found)."""
+    from ctmodels import lesion_offset as lo
+    from ctmodels.lesion import LesionSegmenter
+
+    slices, found = [], []
+    for f in range(folds):
+        folder = models / f"{recipe}-fold{f}-of{folds}-{steps}steps"
+        if not (folder / "model.safetensors").exists():
+            continue
+        found.append(f)
+        seg = LesionSegmenter.from_pretrained(str(folder), device="cpu", backend="torch")
+        _, semi_va = ld.split_by_group(semi, every=folds, offset=f)
+        for name, (img, lab) in zip(semi_va.names, semi_va.originals):
+            r = seg.predict(img, keep_probabilities=True)
+            slices.append(lo.ScoredSlice(name, f, r.labels, lo.log_ratio(r.probabilities), lab))
+    return slices, found
+
+
+# PLAN4 (pre-registered): an offset ships only with a nested gain of at least this much, all folds done
+MIN_GAIN = 0.02
+
+
+def cmd_offset(args):
+    import torch
+
+    from ctmodels import lesion_offset as lo
+
+    torch.set_num_threads(args.threads)
+    semi, _ = load_trainval(data=args.data)
+    slices, found = out_of_fold_slices(semi, Path(args.models), args.recipe, args.folds, args.steps)
+    if len(found) < 2:
+        raise SystemExit(f"{args.models}: found the models of {len(found)} fold(s) of recipe {args.recipe} "
+                         f"({args.folds} folds, {args.steps} steps); the nested estimate needs at least 2")
+    nested = lo.nested_gain(slices)
+    complete = len(found) == args.folds
+    grid_means = {d: float(lo.slice_scores(slices, d).mean()) for d in lo.OFFSET_GRID}
+    record = {"recipe": args.recipe, "folds": args.folds, "steps": args.steps, "folds_found": found,
+              "complete": complete, "min_gain": MIN_GAIN, "nested": nested,
+              "mean_split_score_by_offset": {str(d): round(m, 4) for d, m in grid_means.items()},
+              "per_slice_plain": {s.name: round(lo.split_score(s.labels, s.reference), 4) for s in slices}}
+    record["ship"] = bool(complete and nested["gain"] >= MIN_GAIN and nested["offset"] != 0)
+    Path(args.out).write_text(json.dumps(record, indent=2))
+    print("| offset d | mean (GGO + consolidation Dice) / 2 |\n| --- | --- |")
+    for d, m in grid_means.items():
+        print(f"| {d:+.2f} | {m:.4f} |")
+    print(f"{len(slices)} out-of-fold slices from folds {found} of {args.folds}; nested: fitted "
+          f"{nested['fitted']:.4f} vs plain {nested['plain']:.4f}, gain {nested['gain']:+.4f} (offsets by fold "
+          f"{[v['offset'] for v in nested['folds'].values()]}); fitted on all: d = {nested['offset']:+.2f}")
+    print("verdict: " + ("ship d" if record["ship"] else "nothing ships") if complete
+          else "verdict: none (not all folds done)")
+
+
 def _fold_list(text: str):
     try:
         return [int(f) for f in text.split(",")]
@@ -189,6 +251,16 @@ def main(argv=None):
     s.add_argument("--save-models", default=None, metavar="DIR",
                    help="also save each fold's model in DIR/<recipe>-fold<k>-of<K>-<steps>steps/")
     s.set_defaults(func=cmd_run)
+    s = sub.add_parser("offset", help="fit a consolidation / GGO decision offset on the fold models' "
+                                      "out-of-fold predictions")
+    s.add_argument("--data", required=True)
+    s.add_argument("--models", required=True, metavar="DIR", help="the --save-models folder of `run`")
+    s.add_argument("--recipe", default="A", choices=sorted(RECIPES))
+    s.add_argument("--folds", type=int, default=4)
+    s.add_argument("--steps", type=int, default=2400)
+    s.add_argument("--threads", type=int, default=1, help="torch threads")
+    s.add_argument("--out", default="offset.json")
+    s.set_defaults(func=cmd_offset)
     args = p.parse_args(argv)
     args.func(args)
 

@@ -120,3 +120,11 @@ def test_readme_quotes_the_bundled_lesion_records_held_out_figures():
         for k, ref in INF_NET.items():
             lo, hi = u[f"semiseg_{k}_dice_ci95"]
             assert lo <= ref <= hi, k
+
+
+def test_lesion_card_states_a_decision_offset_only_when_the_model_has_one(tmp_path):
+    folder, _ = _bundled_lesion_copy(tmp_path)
+    assert "consolidation_offset" not in lesion_card(folder)
+    pre = json.loads((folder / "preprocessing.json").read_text())
+    (folder / "preprocessing.json").write_text(json.dumps({**pre, "consolidation_offset": 0.5}))
+    assert "log p(consolidation) - log p(GGO) +0.50 > 0" in lesion_card(folder)

@@ -441,3 +441,43 @@ def test_killing_a_cross_validation_ends_its_training_workers(data_root, tmp_pat
         for w in {proc.pid, *workers, *(_descendants(proc.pid) if _alive(proc.pid) else [])}:
             if _alive(w):
                 os.kill(w, signal.SIGKILL)
+
+
+def test_lesion_cv_offset_fits_on_out_of_fold_predictions_of_the_saved_fold_models(data_root, tmp_path, monkeypatch,
+                                                                                  capsys):
+    from conftest import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # also for the pool's spawned workers
+    import lesion_cv
+
+    from ctmodels import lesion_offset as lo
+    from ctmodels.lesion import LesionSegmenter
+    from ctmodels.train_lesion import load_split
+
+    models, off = tmp_path / "models", tmp_path / "offset.json"
+    run = ["run", "--data", str(data_root), "--recipes", "A", "--folds", "2", "--steps", "1", "--jobs", "1",
+           "--threads", "1", "--out", str(tmp_path / "cv.json"), "--save-models", str(models)]
+    offset = ["offset", "--data", str(data_root), "--models", str(models), "--folds", "2", "--steps", "1",
+              "--out", str(off)]
+    lesion_cv.main(run + ["--only-folds", "0"])
+    with pytest.raises(SystemExit, match="found the models of 1 fold"):  # one fold: no nested estimate
+        lesion_cv.main(offset)
+    assert not off.exists()
+    lesion_cv.main(run)
+    lesion_cv.main(offset)
+    rec = json.loads(off.read_text())
+    semi, *_ = load_split(data_root)
+    assert rec["folds_found"] == [0, 1] and rec["complete"] and rec["recipe"] == "A"
+    assert sorted(rec["per_slice_plain"]) == sorted(semi.names)  # every training slice, none held out
+    assert rec["nested"]["slices"] == len(semi)
+    assert rec["nested"]["plain"] == pytest.approx(np.mean(list(rec["per_slice_plain"].values())), abs=1e-3)
+    assert rec["mean_split_score_by_offset"]["0.0"] == pytest.approx(rec["nested"]["plain"], abs=1e-4)
+    # a slice of fold 1 is scored by the fold-1 model, which did not train on it
+    _, va = ld.split_by_group(semi, every=2, offset=1)
+    seg = LesionSegmenter.from_pretrained(str(models / "A-fold1-of2-1steps"), device="cpu", backend="torch")
+    img, lab = va.originals[0]
+    assert rec["per_slice_plain"][va.names[0]] == pytest.approx(lo.split_score(seg.predict(img).labels, lab),
+                                                                abs=1e-4)
+    assert rec["ship"] == (rec["nested"]["gain"] >= 0.02 and rec["nested"]["offset"] != 0)
+    out = capsys.readouterr().out
+    assert "| +0.00 |" in out and "nested: fitted" in out and "verdict: " in out

@@ -1,0 +1,109 @@
+"""A decision offset between consolidation and GGO, fitted on out-of-fold predictions.
+
+The lesion model finds the infection (GGO or consolidation) well but splits it into GGO and
+consolidation less well: that split is learned from a few dozen labelled slices. An offset ``d``
+moves only that split. On pixels labelled GGO or consolidation (the infection mask, unchanged),
+
+    label = consolidation  if  log p(consolidation) - log p(GGO) + d > 0,  else GGO.
+
+``d = 0`` is the plain argmax. Infection, lung and involvement are unchanged by construction.
+:class:`~ctmodels.lesion.LesionSegmenter` applies the ``consolidation_offset`` of a model's
+``preprocessing.json`` (default 0). :func:`fit_offset` picks ``d`` from a grid on labelled
+slices; :func:`nested_gain` estimates what that choice gains on slices it was not fitted on, by
+fitting on all folds but one and scoring the one left out (``scripts/lesion_cv.py offset``).
+All functions here are pure numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .train_lesion import dice_score
+
+OFFSET_GRID = (-2.0, -1.5, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+_FLOOR = 1e-6  # probabilities are clamped here before the log, as in LesionSegmenter
+
+
+@dataclass
+class ScoredSlice:
+    """One labelled slice predicted by a model that did not train on it.
+
+    ``labels``: the model's labels at ``d = 0`` (uint8, 0 bg, 1 GGO, 2 consolidation, 3 lung);
+    ``log_ratio``: log p(consolidation) - log p(GGO) per pixel; ``reference``: the true labels
+    (1 GGO, 2 consolidation, anything else neither); ``fold``: the fold the slice was left out of."""
+
+    name: str
+    fold: int
+    labels: np.ndarray
+    log_ratio: np.ndarray
+    reference: np.ndarray
+
+
+def log_ratio(probabilities: np.ndarray) -> np.ndarray:
+    """log p(consolidation) - log p(GGO) from class probabilities ``[..., 4, H, W]`` (float32)."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float32), _FLOOR, None)
+    return np.log(p[..., 2, :, :]) - np.log(p[..., 1, :, :])
+
+
+def split_infection(labels: np.ndarray, ratio: np.ndarray, offset: float) -> np.ndarray:
+    """``labels`` with their GGO / consolidation pixels split again at ``ratio + offset > 0``.
+
+    ``offset = 0`` returns the labels as they are (the plain argmax, as LesionSegmenter does)."""
+    labels = np.asarray(labels)
+    if labels.shape != np.shape(ratio):
+        raise InvalidInputError(f"labels {labels.shape} and log-ratio {np.shape(ratio)} differ in shape")
+    out = labels.copy()
+    if offset == 0:
+        return out
+    inf = (labels == 1) | (labels == 2)
+    out[inf] = np.where(np.asarray(ratio)[inf] + offset > 0, 2, 1)
+    return out
+
+
+def split_score(labels: np.ndarray, reference: np.ndarray) -> float:
+    """(GGO Dice + consolidation Dice) / 2 of one slice (a class absent from both scores 1)."""
+    return 0.5 * (dice_score(labels == 1, reference == 1) + dice_score(labels == 2, reference == 2))
+
+
+def slice_scores(slices: Sequence[ScoredSlice], offset: float) -> np.ndarray:
+    """:func:`split_score` of every slice with its infection split at ``offset``."""
+    return np.array([split_score(split_infection(s.labels, s.log_ratio, offset), s.reference) for s in slices])
+
+
+def fit_offset(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_GRID) -> float:
+    """The grid offset with the best mean :func:`split_score`; ties go to the smallest ``|d|``,
+    then to the negative one (towards the plain argmax)."""
+    if not slices:
+        raise InvalidInputError("no slices to fit a consolidation offset on")
+    means = {float(d): float(np.mean(slice_scores(slices, d))) for d in grid}
+    best = max(means.values())
+    return min((d for d, m in means.items() if m >= best - 1e-12), key=lambda d: (abs(d), d))
+
+
+def nested_gain(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_GRID) -> Dict:
+    """What fitting an offset gains on slices it was not fitted on.
+
+    For every fold, the offset is fitted on the other folds' slices and applied to the fold's own.
+    Returns the fitted offset per fold, the pooled per-slice mean of :func:`split_score` with those
+    offsets (``fitted``) and at ``d = 0`` (``plain``), ``gain = fitted - plain``, the per-fold means,
+    and the offset fitted on all slices (``offset``)."""
+    folds = sorted({s.fold for s in slices})
+    if len(folds) < 2:
+        raise InvalidInputError(f"a nested estimate needs slices of at least 2 folds, got {len(folds)}")
+    fitted: List[float] = []
+    plain: List[float] = []
+    per_fold = {}
+    for f in folds:
+        inside = [s for s in slices if s.fold == f]
+        d = fit_offset([s for s in slices if s.fold != f], grid)
+        a, b = slice_scores(inside, d), slice_scores(inside, 0.0)
+        fitted += list(a)
+        plain += list(b)
+        per_fold[f] = {"offset": d, "slices": len(inside), "fitted": float(np.mean(a)), "plain": float(np.mean(b))}
+    return {"folds": per_fold, "fitted": float(np.mean(fitted)), "plain": float(np.mean(plain)),
+            "gain": float(np.mean(fitted) - np.mean(plain)), "offset": fit_offset(slices, grid),
+            "slices": len(slices), "grid": [float(d) for d in grid]}
