@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ctmodels import lesion_data as ld
 from ctmodels import train_lesion as tl
+from ctmodels.errors import CTModelsError
 
 # Pre-registered in the issue-3 notes before any result; each costs the same CPU time as the default.
 RECIPES = {
@@ -45,6 +46,10 @@ RECIPES = {
 }
 COMMON = {"batch_size": 8, "crop": 224, "seed": 0}
 _SETS = {}
+
+
+class WorkerError(RuntimeError):
+    """A training worker could not load the data."""
 
 
 def load_trainval(data=None, pack=None):
@@ -61,10 +66,16 @@ def _init(data, pack, threads):
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [{os.getpid()}] %(message)s", force=True)
-    _SETS["semi"], _SETS["inf"] = load_trainval(data, pack)
+    try:
+        _SETS["semi"], _SETS["inf"] = load_trainval(data, pack)
+    except Exception as exc:  # kept for the first task: a worker that dies here is restarted forever
+        where = "" if isinstance(exc, CTModelsError) else f"{data or pack}: {type(exc).__name__}: "
+        _SETS["error"] = f"{where}{exc}"
 
 
 def _task(job):
+    if "error" in _SETS:
+        raise WorkerError(_SETS["error"])
     name, fold, folds, steps, device, log_every, save_models = job
     logging.getLogger("ctmodels").info("recipe %s fold %d/%d starts", name, fold, folds)
     save_dir = Path(save_models) / f"{name}-fold{fold}-of{folds}-{steps}steps" if save_models else None
@@ -144,6 +155,8 @@ def cmd_run(args):
     before = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         _run_pool(args, jobs, threads, record)
+    except WorkerError as exc:
+        raise SystemExit(str(exc)) from None
     finally:
         signal.signal(signal.SIGTERM, before)
     print(table(record["summary"]))
@@ -262,7 +275,10 @@ def main(argv=None):
     s.add_argument("--out", default="offset.json")
     s.set_defaults(func=cmd_offset)
     args = p.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except CTModelsError as exc:  # bad data or models: one line, no traceback
+        raise SystemExit(str(exc)) from None
 
 
 if __name__ == "__main__":

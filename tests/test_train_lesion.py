@@ -481,3 +481,31 @@ def test_lesion_cv_offset_fits_on_out_of_fold_predictions_of_the_saved_fold_mode
     assert rec["ship"] == (rec["nested"]["gain"] >= 0.02 and rec["nested"]["offset"] != 0)
     out = capsys.readouterr().out
     assert "| +0.00 |" in out and "nested: fitted" in out and "verdict: " in out
+
+
+def test_lesion_cv_with_unreadable_data_stops_with_one_line_instead_of_hanging(tmp_path):
+    """A worker that cannot load the data used to die and be restarted by the pool forever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script, missing = str(ROOT / "scripts" / "lesion_cv.py"), tmp_path / "no-data"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for cmd in (["run", "--data", str(missing), "--recipes", "A", "--folds", "2", "--only-folds", "0",
+                 "--threads", "1", "--out", str(tmp_path / "cv.json")],
+                ["offset", "--data", str(missing), "--models", str(tmp_path), "--out", str(tmp_path / "o.json")]):
+        proc = subprocess.Popen([sys.executable, script, *cmd], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            _, err = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"lesion_cv.py {cmd[0]} hung on a data folder that does not exist")
+        assert proc.returncode == 1 and "Traceback" not in err, err
+        assert err.strip().splitlines() == [f"{missing / 'covid_semiseg_train'}: no images/*.jpg found "
+                                            "(expected the COVID-SemiSeg layout)"], err
+        assert not list(tmp_path.glob("*.json"))  # nothing written
