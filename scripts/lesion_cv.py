@@ -45,6 +45,8 @@ RECIPES = {
     "C": {"semiseg_share": 0.75, "lr": 2e-3, "intensity": "weak"},
 }
 COMMON = {"batch_size": 8, "crop": 224, "seed": 0}
+# Pre-registered (PLAN4): a decision offset ships only with a nested gain of at least this much, all folds done.
+MIN_GAIN = 0.02
 _SETS = {}
 
 
@@ -197,10 +199,6 @@ def out_of_fold_slices(semi, models: Path, recipe: str, folds: int, steps: int):
     return slices, found
 
 
-# PLAN4 (pre-registered): an offset ships only with a nested gain of at least this much, all folds done
-MIN_GAIN = 0.02
-
-
 def cmd_offset(args):
     import torch
 
@@ -227,8 +225,10 @@ def cmd_offset(args):
     print(f"{len(slices)} out-of-fold slices from folds {found} of {args.folds}; nested: fitted "
           f"{nested['fitted']:.4f} vs plain {nested['plain']:.4f}, gain {nested['gain']:+.4f} (offsets by fold "
           f"{[v['offset'] for v in nested['folds'].values()]}); fitted on all: d = {nested['offset']:+.2f}")
-    print("verdict: " + ("ship d" if record["ship"] else "nothing ships") if complete
-          else "verdict: none (not all folds done)")
+    if not complete:
+        print("verdict: none (not all folds done)")
+    else:
+        print(f"verdict: ship d = {nested['offset']:+.2f}" if record["ship"] else "verdict: nothing ships")
 
 
 def _fold_list(text: str):
