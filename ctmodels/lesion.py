@@ -36,6 +36,7 @@ from .types import DISPLAY, HU, CTVolume
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "lesion-unet-effb0"
+PROB_FLOOR = 1e-6  # probabilities are clamped here before a log (resizing, the consolidation offset)
 ProgressFn = Callable[[int, int], None]
 
 
@@ -255,10 +256,10 @@ class LesionSegmenter:
             if (h, w) == (s, s):
                 lab = _argmax_classes(p)
                 if self.consolidation_offset:
-                    lab = _split_infection(lab, torch.log(p.clamp_min(1e-6)), self.consolidation_offset)
+                    lab = _split_infection(lab, torch.log(p.clamp_min(PROB_FLOOR)), self.consolidation_offset)
                 return lab, soft, (p if full_probs else None)
             # log-probabilities resized bilinearly; their argmax equals that of the resized softmax
-            logp = F.interpolate(torch.log(p.clamp_min(1e-6)), size=(h, w), mode="bilinear", align_corners=False)
+            logp = F.interpolate(torch.log(p.clamp_min(PROB_FLOOR)), size=(h, w), mode="bilinear", align_corners=False)
             lab = _argmax_classes(logp)
             if self.consolidation_offset:
                 lab = _split_infection(lab, logp, self.consolidation_offset)

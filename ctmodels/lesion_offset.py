@@ -22,10 +22,10 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from .errors import InvalidInputError
+from .lesion import PROB_FLOOR
 from .train_lesion import dice_score
 
 OFFSET_GRID = (-2.0, -1.5, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
-_FLOOR = 1e-6  # probabilities are clamped here before the log, as in LesionSegmenter
 
 
 @dataclass
@@ -45,7 +45,7 @@ class ScoredSlice:
 
 def log_ratio(probabilities: np.ndarray) -> np.ndarray:
     """log p(consolidation) - log p(GGO) from class probabilities ``[..., 4, H, W]`` (float32)."""
-    p = np.clip(np.asarray(probabilities, dtype=np.float32), _FLOOR, None)
+    p = np.clip(np.asarray(probabilities, dtype=np.float32), PROB_FLOOR, None)
     return np.log(p[..., 2, :, :]) - np.log(p[..., 1, :, :])
 
 
@@ -74,14 +74,22 @@ def slice_scores(slices: Sequence[ScoredSlice], offset: float) -> np.ndarray:
     return np.array([split_score(split_infection(s.labels, s.log_ratio, offset), s.reference) for s in slices])
 
 
+def offset_means(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_GRID) -> Dict[float, float]:
+    """Mean :func:`split_score` over ``slices`` at every grid offset."""
+    if not slices:
+        raise InvalidInputError("no slices to fit a consolidation offset on")
+    return {float(d): float(np.mean(slice_scores(slices, d))) for d in grid}
+
+
+def _best(means: Dict[float, float]) -> float:
+    best = max(means.values())
+    return min((d for d, m in means.items() if m >= best - 1e-12), key=lambda d: (abs(d), d))
+
+
 def fit_offset(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_GRID) -> float:
     """The grid offset with the best mean :func:`split_score`; ties go to the smallest ``|d|``,
     then to the negative one (towards the plain argmax)."""
-    if not slices:
-        raise InvalidInputError("no slices to fit a consolidation offset on")
-    means = {float(d): float(np.mean(slice_scores(slices, d))) for d in grid}
-    best = max(means.values())
-    return min((d for d, m in means.items() if m >= best - 1e-12), key=lambda d: (abs(d), d))
+    return _best(offset_means(slices, grid))
 
 
 def nested_gain(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_GRID) -> Dict:
@@ -90,7 +98,8 @@ def nested_gain(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_GR
     For every fold, the offset is fitted on the other folds' slices and applied to the fold's own.
     Returns the fitted offset per fold, the pooled per-slice mean of :func:`split_score` with those
     offsets (``fitted``) and at ``d = 0`` (``plain``), ``gain = fitted - plain``, the per-fold means,
-    and the offset fitted on all slices (``offset``)."""
+    the mean over all slices at every grid offset (``by_offset``) and the offset fitted on all of
+    them (``offset``)."""
     folds = sorted({s.fold for s in slices})
     if len(folds) < 2:
         raise InvalidInputError(f"a nested estimate needs slices of at least 2 folds, got {len(folds)}")
@@ -104,6 +113,7 @@ def nested_gain(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_GR
         fitted += list(a)
         plain += list(b)
         per_fold[f] = {"offset": d, "slices": len(inside), "fitted": float(np.mean(a)), "plain": float(np.mean(b))}
+    by_offset = offset_means(slices, grid)
     return {"folds": per_fold, "fitted": float(np.mean(fitted)), "plain": float(np.mean(plain)),
-            "gain": float(np.mean(fitted) - np.mean(plain)), "offset": fit_offset(slices, grid),
+            "gain": float(np.mean(fitted) - np.mean(plain)), "offset": _best(by_offset), "by_offset": by_offset,
             "slices": len(slices), "grid": [float(d) for d in grid]}

@@ -75,12 +75,17 @@ def _init(data, pack, threads):
         _SETS["error"] = f"{where}{exc}"
 
 
+def fold_model_dir(models, recipe: str, fold: int, folds: int, steps: int) -> Path:
+    """Where ``run --save-models`` keeps a fold's model and ``offset`` looks for it."""
+    return Path(models) / f"{recipe}-fold{fold}-of{folds}-{steps}steps"
+
+
 def _task(job):
     if "error" in _SETS:
         raise WorkerError(_SETS["error"])
     name, fold, folds, steps, device, log_every, save_models = job
     logging.getLogger("ctmodels").info("recipe %s fold %d/%d starts", name, fold, folds)
-    save_dir = Path(save_models) / f"{name}-fold{fold}-of{folds}-{steps}steps" if save_models else None
+    save_dir = fold_model_dir(save_models, name, fold, folds, steps) if save_models else None
     m = tl.cv_fold(_SETS["semi"], _SETS["inf"], fold, folds, steps=steps, device=device, save_dir=save_dir,
                    log_every=log_every, **COMMON, **RECIPES[name])
     return name, m
@@ -187,7 +192,7 @@ def out_of_fold_slices(semi, models: Path, recipe: str, folds: int, steps: int):
 
     slices, found = [], []
     for f in range(folds):
-        folder = models / f"{recipe}-fold{f}-of{folds}-{steps}steps"
+        folder = fold_model_dir(models, recipe, f, folds, steps)
         if not (folder / "model.safetensors").exists():
             continue
         found.append(f)
@@ -212,7 +217,7 @@ def cmd_offset(args):
                          f"({args.folds} folds, {args.steps} steps); the nested estimate needs at least 2")
     nested = lo.nested_gain(slices)
     complete = len(found) == args.folds
-    grid_means = {d: float(lo.slice_scores(slices, d).mean()) for d in lo.OFFSET_GRID}
+    grid_means = nested["by_offset"]
     record = {"recipe": args.recipe, "folds": args.folds, "steps": args.steps, "folds_found": found,
               "complete": complete, "min_gain": MIN_GAIN, "nested": nested,
               "mean_split_score_by_offset": {str(d): round(m, 4) for d, m in grid_means.items()},
