@@ -50,6 +50,18 @@ MIN_GAIN = 0.02
 _SETS = {}
 
 
+def write_record(path, record) -> None:
+    """Write ``record`` as JSON to ``path`` atomically: a kill mid-write (SIGTERM ends a run at once) leaves the
+    previous record whole, not a truncated file that would lose every fold already done."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=2))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class WorkerError(RuntimeError):
     """A training worker could not load the data."""
 
@@ -179,7 +191,7 @@ def _run_pool(args, jobs, threads, record):
             record["summary"] = summarise(record["results"], args.folds)
             record["seconds"] = round(record.get("seconds", 0) + time.time() - t_last, 1)
             t_last = time.time()
-            Path(args.out).write_text(json.dumps(record, indent=2))
+            write_record(args.out, record)
             print(f"done {name} fold {m['fold']}: score {tl.validation_score(m):.4f} "
                   f"({m['train_seconds']:.0f} s training, {time.time() - t0:.0f} s so far)", flush=True)
 
@@ -223,7 +235,7 @@ def cmd_offset(args):
               "mean_split_score_by_offset": {str(d): round(m, 4) for d, m in grid_means.items()},
               "per_slice_plain": {s.name: round(lo.split_score(s.labels, s.reference), 4) for s in slices}}
     record["ship"] = bool(complete and nested["gain"] >= MIN_GAIN and nested["offset"] != 0)
-    Path(args.out).write_text(json.dumps(record, indent=2))
+    write_record(args.out, record)
     print("| offset d | mean (GGO + consolidation Dice) / 2 |\n| --- | --- |")
     for d, m in grid_means.items():
         print(f"| {d:+.2f} | {m:.4f} |")

@@ -509,3 +509,24 @@ def test_lesion_cv_with_unreadable_data_stops_with_one_line_instead_of_hanging(t
         assert err.strip().splitlines() == [f"{missing / 'covid_semiseg_train'}: no images/*.jpg found "
                                             "(expected the COVID-SemiSeg layout)"], err
         assert not list(tmp_path.glob("*.json"))  # nothing written
+
+
+def test_a_run_killed_while_writing_its_record_keeps_the_folds_already_done(tmp_path, monkeypatch):
+    from conftest import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import lesion_cv
+
+    out = tmp_path / "cv.json"
+    done = {"results": [{"recipe": "A", "fold": 0}]}
+    lesion_cv.write_record(out, done)
+    assert json.loads(out.read_text()) == done and [p.name for p in tmp_path.iterdir()] == ["cv.json"]
+
+    def killed(*_):  # SIGTERM's handler raises SystemExit wherever the run is, here just before the rename
+        raise SystemExit(143)
+
+    monkeypatch.setattr(lesion_cv.os, "replace", killed)
+    with pytest.raises(SystemExit):
+        lesion_cv.write_record(out, {"results": [*done["results"], {"recipe": "A", "fold": 1}]})
+    assert json.loads(out.read_text()) == done  # the earlier folds are still there, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["cv.json"]  # and no half-written file is left beside it
