@@ -268,15 +268,23 @@ class _Ema:
 def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_size: int = 8, crop: int = 224,
         lr: float = 2e-3, seed: int = 0, device: str = "cpu", semiseg_share: float = 0.5, ema: float = 0.0,
         intensity: str = "strong", log_every: int = 25, checkpoint_every: int = 250,
-        on_checkpoint: Optional[Callable] = None):
+        on_checkpoint: Optional[Callable] = None, state_path: Optional[Path] = None, state_every: int = 100):
     """The training loop: AdamW, linear warm-up then cosine decay, mixed batches, the set loss.
 
     Returns ``(net, seconds)``: the trained model (its weight average with ``ema``), on ``device``, in
     eval mode. ``on_checkpoint(step, net)`` is called every ``checkpoint_every`` steps and at the end.
-    The caller seeds torch (the model's initial weights); ``seed`` drives the batches and augmentation."""
+    The caller seeds torch (the model's initial weights); ``seed`` drives the batches and augmentation.
+    ``state_path``: the run's whole state is saved there every ``state_every`` steps and at the end
+    (:mod:`ctmodels.train_state`); a run started again with a state there goes on from it and ends
+    with the same weights as a run never stopped. The caller deletes the file once it is done with it."""
     import torch
 
+    from . import train_state
+
     n_semi = check_recipe(batch_size, semiseg_share, ema, intensity)
+    key = train_state.fingerprint(steps=steps, batch_size=batch_size, crop=crop, lr=lr, seed=seed,
+                                  semiseg_share=semiseg_share, ema=ema, intensity=intensity,
+                                  semiseg=semi_tr.names, infection=inf_tr.names)
     rng = np.random.default_rng(seed)
     model = model.to(device).to(memory_format=torch.channels_last)
     averaged = _Ema(model, ema) if ema else None
@@ -287,9 +295,13 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
         opt, lambda i: min(1.0, (i + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))))
     mean, std = DEFAULT_PREPROCESSING["mean"], DEFAULT_PREPROCESSING["std"]
     mc = torch.tensor([True] * n_semi + [False] * (batch_size - n_semi), device=device)
-    t0 = time.time()
+    done, before = 0, 0.0
+    if state_path is not None:
+        done, before = train_state.load_state(state_path, model=model, opt=opt, sched=sched, rng=rng,
+                                              ema=averaged, key=key) or (0, 0.0)
+    t0 = time.time() - before
     model.train()
-    for step in range(1, steps + 1):
+    for step in range(done + 1, steps + 1):
         i_s = rng.integers(len(semi_tr), size=n_semi)
         i_i = rng.integers(len(inf_tr), size=batch_size - n_semi)
         imgs = np.concatenate([semi_tr.images[i_s], inf_tr.images[i_i]])
@@ -308,6 +320,9 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
         if step % log_every == 0 or step == 1:
             log.info("step %d/%d loss %.4f lr %.2e %.0fs", step, steps, loss.item(),
                      sched.get_last_lr()[0], time.time() - t0)
+        if state_path is not None and (step % state_every == 0 or step == steps):
+            train_state.save_state(state_path, step=step, seconds=time.time() - t0, model=model, opt=opt,
+                                   sched=sched, rng=rng, ema=averaged, key=key)
         if on_checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
             on_checkpoint(step, net)
             model.train()
@@ -460,14 +475,16 @@ def train(
 
 
 def cv_fold(semi: ld.SliceSet, inf: ld.SliceSet, fold: int, folds: int, *, steps: int, seed: int = 0,
-            device: str = "cpu", save_dir: Optional[Path] = None, **recipe) -> Dict[str, float]:
+            device: str = "cpu", save_dir: Optional[Path] = None, state_path: Optional[Path] = None,
+            **recipe) -> Dict[str, float]:
     """Cross-validation: train a fresh model on every fold of ``semi`` and ``inf`` but ``fold`` (folds are
     whole groups: fold ``f`` holds the groups whose rank mod ``folds`` is ``f``) and score it on ``fold``,
     at its last step, without TTA. Pass only non-held-out slices (``load_split``'s first two).
 
     The result also holds each validation SemiSeg slice's Dice (``semiseg_per_slice``: name -> infection,
     GGO, consolidation). ``save_dir``: also save the fold's model there (config.json, model.safetensors,
-    preprocessing.json; loadable with ``LesionSegmenter.from_pretrained``), for out-of-fold analyses."""
+    preprocessing.json; loadable with ``LesionSegmenter.from_pretrained``), for out-of-fold analyses.
+    ``state_path``: where the run keeps its state to go on after a stop (see :func:`fit`)."""
     import torch
 
     from .lesion import LesionSegmenter
@@ -478,7 +495,8 @@ def cv_fold(semi: ld.SliceSet, inf: ld.SliceSet, fold: int, folds: int, *, steps
         raise InvalidInputError(f"too few groups for {folds}-fold cross-validation (fold {fold} or the rest is "
                                 "empty)")
     torch.manual_seed(seed)
-    net, seconds = fit(build_lesion_unet(), semi_tr, inf_tr, steps=steps, seed=seed, device=device, **recipe)
+    net, seconds = fit(build_lesion_unet(), semi_tr, inf_tr, steps=steps, seed=seed, device=device,
+                       state_path=state_path, **recipe)
     seg = LesionSegmenter(net, DEFAULT_PREPROCESSING, device=device, backend="torch")
     rows = per_slice_scores(seg, semi_va, inf_va, tta=False)
     metrics = summarise_scores(rows)

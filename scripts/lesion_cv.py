@@ -12,6 +12,9 @@ step, without TTA; a recipe's score pools all folds' validation slices.
 A cross-validation can be run in parts (``--only-folds 0``, on a 2-core CPU two runs take about two
 hours): with an existing ``--out`` file of the same design (folds, steps, recipe settings) the runs it
 already holds are kept and skipped, and the pooled table appears once every fold of a recipe is done.
+Each unfinished run saves its whole training state every 100 steps in ``<out>.states/``; a run stopped
+part-way goes on from its last state when the same command is started again, and ends with the same
+model as a run never stopped. A run's state is deleted once its result is in the record.
 
 ``offset`` uses the fold models that ``run --save-models DIR`` kept: each non-held-out SemiSeg slice is
 predicted (flip TTA, the single-slice default) by the model of the fold that left it out, and a
@@ -92,14 +95,21 @@ def fold_model_dir(models, recipe: str, fold: int, folds: int, steps: int) -> Pa
     return Path(models) / f"{recipe}-fold{fold}-of{folds}-{steps}steps"
 
 
+def fold_state_path(out, recipe: str, fold: int, folds: int, steps: int) -> Path:
+    """Where a fold run keeps its training state until its result is in the record at ``out``: a run
+    stopped before (a kill, the machine taken back) goes on from there when started again."""
+    return Path(f"{out}.states") / f"{recipe}-fold{fold}-of{folds}-{steps}steps.safetensors"
+
+
 def _task(job):
     if "error" in _SETS:
         raise WorkerError(_SETS["error"])
-    name, fold, folds, steps, device, log_every, save_models = job
+    name, fold, folds, steps, device, log_every, save_models, out = job
     logging.getLogger("ctmodels").info("recipe %s fold %d/%d starts", name, fold, folds)
     save_dir = fold_model_dir(save_models, name, fold, folds, steps) if save_models else None
     m = tl.cv_fold(_SETS["semi"], _SETS["inf"], fold, folds, steps=steps, device=device, save_dir=save_dir,
-                   log_every=log_every, **COMMON, **RECIPES[name])
+                   state_path=fold_state_path(out, name, fold, folds, steps), log_every=log_every,
+                   **COMMON, **RECIPES[name])
     return name, m
 
 
@@ -162,7 +172,7 @@ def cmd_run(args):
         raise SystemExit(f"--only-folds must name folds 0..{args.folds - 1}")
     record = earlier_record(Path(args.out), args.folds, args.steps)
     done = {(r["recipe"], r["fold"]) for r in record["results"]}
-    jobs = [(n, f, args.folds, args.steps, args.device, args.log_every, args.save_models)
+    jobs = [(n, f, args.folds, args.steps, args.device, args.log_every, args.save_models, args.out)
             for n in names for f in fold_ids if (n, f) not in done]
     print(f"{len(done)} run(s) already in {args.out}; {len(jobs)} to do", flush=True)
     if not jobs:
@@ -192,6 +202,7 @@ def _run_pool(args, jobs, threads, record):
             record["seconds"] = round(record.get("seconds", 0) + time.time() - t_last, 1)
             t_last = time.time()
             write_record(args.out, record)
+            fold_state_path(args.out, name, m["fold"], args.folds, args.steps).unlink(missing_ok=True)
             print(f"done {name} fold {m['fold']}: score {tl.validation_score(m):.4f} "
                   f"({m['train_seconds']:.0f} s training, {time.time() - t0:.0f} s so far)", flush=True)
 

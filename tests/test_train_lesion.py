@@ -530,3 +530,86 @@ def test_a_run_killed_while_writing_its_record_keeps_the_folds_already_done(tmp_
         lesion_cv.write_record(out, {"results": [*done["results"], {"recipe": "A", "fold": 1}]})
     assert json.loads(out.read_text()) == done  # the earlier folds are still there, whole
     assert [p.name for p in tmp_path.iterdir()] == ["cv.json"]  # and no half-written file is left beside it
+
+
+class _Stopped(Exception):
+    """Stands for a kill in the middle of a training run."""
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_a_stopped_training_run_goes_on_from_its_state_and_ends_with_the_same_weights(data_root, tmp_path, ema):
+    from ctmodels import train_lesion as tl
+
+    semi, inf, _, _ = tl.load_split(data_root)
+    recipe = dict(steps=6, batch_size=2, crop=64, seed=1, ema=ema, log_every=100)
+
+    def run(**kw):
+        torch.manual_seed(0)
+        net, seconds = tl.fit(tl.build_lesion_unet(), semi, inf, **recipe, **kw)
+        return net.state_dict(), seconds
+
+    straight, _ = run()
+
+    def stop_at_3(step, net):
+        if step == 3:
+            raise _Stopped
+
+    state = tmp_path / "states" / "run.safetensors"
+    with pytest.raises(_Stopped):  # stopped at step 3; the last state saved is that of step 2
+        run(state_path=state, state_every=2, checkpoint_every=3, on_checkpoint=stop_at_3)
+    assert state.is_file() and not [p for p in state.parent.iterdir() if p != state]  # no temporary file left
+    seen = []
+    resumed, _ = run(state_path=state, state_every=2, checkpoint_every=1, on_checkpoint=lambda i, _: seen.append(i))
+    assert seen == [3, 4, 5, 6]  # it went on from step 2, it did not train again from the start
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight), "resumed run differs from a straight one"
+
+
+def test_a_training_state_of_another_run_or_a_broken_one_is_refused_not_mixed_in(data_root, tmp_path):
+    from ctmodels import train_lesion as tl
+
+    semi, inf, _, _ = tl.load_split(data_root)
+    state = tmp_path / "run.safetensors"
+    kw = dict(steps=2, batch_size=2, crop=64, log_every=100, state_path=state)
+    tl.fit(tl.build_lesion_unet(), semi, inf, lr=1e-3, **kw)
+    saved = state.read_bytes()
+    with pytest.raises(InvalidInputError, match=f"{state}: holds the state of another training run"):
+        tl.fit(tl.build_lesion_unet(), semi, inf, lr=2e-3, **kw)
+    assert state.read_bytes() == saved  # left as it was
+    state.write_bytes(b"not a safetensors file")
+    with pytest.raises(InvalidInputError, match=f"{state}: cannot read the training state"):
+        tl.fit(tl.build_lesion_unet(), semi, inf, lr=1e-3, **kw)
+
+
+def test_lesion_cv_goes_on_from_a_stopped_runs_state_and_deletes_it_once_recorded(data_root, tmp_path, monkeypatch):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from conftest import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import lesion_cv
+
+    from ctmodels import train_lesion as tl
+
+    out = tmp_path / "cv.json"
+    state = lesion_cv.fold_state_path(out, "A", 0, 2, 3)
+    semi, inf = lesion_cv.load_trainval(data=str(data_root))
+
+    def stop_at_2(step, net):
+        if step == 2:
+            raise _Stopped
+
+    with pytest.raises(_Stopped):  # a fold run stopped after step 2, as a kill would leave it
+        tl.cv_fold(semi, inf, 0, 2, steps=3, state_path=state, state_every=1, checkpoint_every=1,
+                   on_checkpoint=stop_at_2, log_every=100, **lesion_cv.COMMON, **lesion_cv.RECIPES["A"])
+    with safe_open(str(state), framework="pt") as f:  # mark the state: its run had trained for 1000 s
+        meta = json.loads(f.metadata()["state"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    assert meta["step"] == 2
+    save_file(tensors, str(state), metadata={"state": json.dumps({**meta, "seconds": 1000.0})})
+    lesion_cv.main(["run", "--data", str(data_root), "--recipes", "A", "--folds", "2", "--only-folds", "0",
+                    "--steps", "3", "--jobs", "1", "--threads", "1", "--out", str(out)])
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["train_seconds"] >= 1000  # the run went on from the state, not from the start
+    assert not state.exists()  # recorded, so its state is gone
