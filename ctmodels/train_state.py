@@ -17,11 +17,23 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from .errors import InvalidInputError
 
 log = logging.getLogger(__name__)
+
+
+def write_atomically(path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` a temporary file beside ``path``, then rename it over ``path``: a kill mid-write (a
+    SIGTERM ends a run at once) leaves the previous file whole, and no temporary file is left behind."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def fingerprint(**settings) -> str:
@@ -53,14 +65,9 @@ def save_state(path, *, step: int, seconds: float, model, opt, sched, rng, ema=N
             "sched": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"},
             "param_groups": opt_sd["param_groups"], "opt_scalars": scalars,
             "ema_updates": ema.updates if ema is not None else None}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata={"state": json.dumps(meta)})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda tmp: save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp),
+                                                 metadata={"state": json.dumps(meta)}))
 
 
 def load_state(path, *, model, opt, sched, rng, ema=None, key: str = "") -> Optional[Tuple[int, float]]:

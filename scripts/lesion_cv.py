@@ -39,6 +39,7 @@ from pathlib import Path
 
 from ctmodels import lesion_data as ld
 from ctmodels import train_lesion as tl
+from ctmodels import train_state
 from ctmodels.errors import CTModelsError
 
 # Pre-registered in the issue-3 notes before any result; each costs the same CPU time as the default.
@@ -56,13 +57,7 @@ _SETS = {}
 def write_record(path, record) -> None:
     """Write ``record`` as JSON to ``path`` atomically: a kill mid-write (SIGTERM ends a run at once) leaves the
     previous record whole, not a truncated file that would lose every fold already done."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(record, indent=2))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    train_state.write_atomically(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
 
 
 class WorkerError(RuntimeError):
