@@ -365,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .train_lesion import INTENSITY_AUGMENTATION, train  # its signature holds the defaults
 
     d = {k: v.default for k, v in inspect.signature(train).parameters.items()}
-    s = sub.add_parser("train-lesion", help="train the lesion UNet on the COVID slice sets")
+    s = sub.add_parser("train-lesion", help="train the lesion UNet on the COVID slice sets",
+                       description="Train the lesion UNet. A run stopped part-way goes on from its last saved "
+                       "state (OUT/training-state.safetensors, every 100 steps) when the same command is run again.")
     s.add_argument("--data", required=True, help="folder holding covid_semiseg_train/ and "
                    "covid_ct_lung_infection_slices/")
     s.add_argument("--out", required=True, help="output weights folder")

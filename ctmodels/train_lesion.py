@@ -265,10 +265,16 @@ class _Ema:
                     e.copy_(m)
 
 
+def _stateful(obj):
+    """``obj`` if its state can be saved and restored (``state_dict``/``load_state_dict``), else None."""
+    return obj if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict") else None
+
+
 def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_size: int = 8, crop: int = 224,
         lr: float = 2e-3, seed: int = 0, device: str = "cpu", semiseg_share: float = 0.5, ema: float = 0.0,
         intensity: str = "strong", log_every: int = 25, checkpoint_every: int = 250,
-        on_checkpoint: Optional[Callable] = None, state_path: Optional[Path] = None, state_every: int = 100):
+        on_checkpoint: Optional[Callable] = None, state_path: Optional[Path] = None, state_every: int = 100,
+        run_tag: str = ""):
     """The training loop: AdamW, linear warm-up then cosine decay, mixed batches, the set loss.
 
     Returns ``(net, seconds)``: the trained model (its weight average with ``ema``), on ``device``, in
@@ -276,15 +282,19 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
     The caller seeds torch (the model's initial weights); ``seed`` drives the batches and augmentation.
     ``state_path``: the run's whole state is saved there every ``state_every`` steps and at the end
     (:mod:`ctmodels.train_state`); a run started again with a state there goes on from it and ends
-    with the same weights as a run never stopped. The caller deletes the file once it is done with it."""
+    with the same weights as a run never stopped. The caller deletes the file once it is done with it.
+    An ``on_checkpoint`` with ``state_dict()``/``load_state_dict()`` has its own state saved and restored
+    with the run's; ``run_tag`` names anything else outside these arguments that makes a run another
+    one (say, its initial weights), so that no other run's state is resumed."""
     import torch
 
     from . import train_state
 
     n_semi = check_recipe(batch_size, semiseg_share, ema, intensity)
+    tag = {"tag": run_tag} if run_tag else {}  # no tag: the key of runs saved before tags existed
     key = train_state.fingerprint(steps=steps, batch_size=batch_size, crop=crop, lr=lr, seed=seed,
                                   semiseg_share=semiseg_share, ema=ema, intensity=intensity,
-                                  semiseg=semi_tr.names, infection=inf_tr.names)
+                                  semiseg=semi_tr.names, infection=inf_tr.names, **tag)
     rng = np.random.default_rng(seed)
     model = model.to(device).to(memory_format=torch.channels_last)
     averaged = _Ema(model, ema) if ema else None
@@ -298,7 +308,7 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
     done, before = 0, 0.0
     if state_path is not None:
         done, before = train_state.load_state(state_path, model=model, opt=opt, sched=sched, rng=rng,
-                                              ema=averaged, key=key) or (0, 0.0)
+                                              ema=averaged, key=key, extra=_stateful(on_checkpoint)) or (0, 0.0)
     t0 = time.time() - before
     model.train()
     for step in range(done + 1, steps + 1):
@@ -320,12 +330,12 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
         if step % log_every == 0 or step == 1:
             log.info("step %d/%d loss %.4f lr %.2e %.0fs", step, steps, loss.item(),
                      sched.get_last_lr()[0], time.time() - t0)
+        if on_checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
+            on_checkpoint(step, net)  # before the state is saved, so that the state holds what it did
+            model.train()
         if state_path is not None and (step % state_every == 0 or step == steps):
             train_state.save_state(state_path, step=step, seconds=time.time() - t0, model=model, opt=opt,
-                                   sched=sched, rng=rng, ema=averaged, key=key)
-        if on_checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
-            on_checkpoint(step, net)
-            model.train()
+                                   sched=sched, rng=rng, ema=averaged, key=key, extra=_stateful(on_checkpoint))
     return net.eval(), time.time() - t0
 
 
@@ -352,6 +362,40 @@ def load_split(data_root: Path):
     return semi_tr, inf_tr, semi_te, inf_te
 
 
+STATE_FILE = "training-state.safetensors"  # in the output folder while a run is unfinished
+
+
+class _BestCheckpoint:
+    """The checkpoint a run keeps: with ``score(net)`` the best-scoring one so far (ties keep the earlier),
+    else the latest (``fit`` hands it the final weights last). Its state travels with the run's state."""
+
+    def __init__(self, score: Optional[Callable] = None):
+        self.score, self.history, self.best = score, [], None
+
+    def __call__(self, step: int, net) -> None:
+        if self.score is None:
+            return
+        value = self.score(net)
+        self.history.append({"step": step, "score": round(value, 4)})
+        log.info("step %d validation score %.4f", step, value)
+        if self.best is None or value > self.best["score"]:
+            self.best = {"score": value, "step": step,
+                         "weights": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
+
+    def state_dict(self) -> Dict:
+        if self.best is None:
+            return {"history": self.history}
+        return {"history": self.history, "best_score": self.best["score"], "best_step": self.best["step"],
+                **{f"best/{k}": v for k, v in self.best["weights"].items()}}
+
+    def load_state_dict(self, state: Dict) -> None:
+        self.history = list(state["history"])
+        self.best = None
+        if "best_step" in state:
+            self.best = {"score": state["best_score"], "step": state["best_step"],
+                         "weights": {k[5:]: v for k, v in state.items() if k.startswith("best/")}}
+
+
 def train(
     data_root: Path,
     out_dir: Path,
@@ -369,6 +413,7 @@ def train(
     init: Optional[Path] = None,
     ema: float = 0.0,
     intensity: str = "strong",
+    state_every: int = 100,
 ) -> Dict[str, float]:
     """Train and save ``out_dir`` (config.json, model.safetensors, preprocessing.json, training.json).
 
@@ -388,7 +433,11 @@ def train(
     ``ema``: keep an exponential moving average of the weights with this decay (0 = off) and use the
     average as the result (checkpoints, validation and the saved weights).
 
-    ``intensity``: ``"strong"`` or ``"weak"`` intensity augmentation (:data:`INTENSITY_AUGMENTATION`)."""
+    ``intensity``: ``"strong"`` or ``"weak"`` intensity augmentation (:data:`INTENSITY_AUGMENTATION`).
+
+    A stopped run goes on from where it was: its whole state, the best checkpoint so far included, is
+    saved every ``state_every`` steps in ``out_dir``/:data:`STATE_FILE` and resumed by the same call
+    (:func:`fit`); the file is deleted once the run is done."""
     import torch
 
     from .lesion import LesionSegmenter
@@ -416,29 +465,25 @@ def train(
         init_record = _load_init(model, Path(init), Path(out_dir), semi_te, inf_te, semi_va, inf_va)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    history, best = [], None
-
-    def checkpoint(step: int, net) -> None:
-        nonlocal best
-        if not validate:
-            net.save_pretrained(str(out_dir))
-            return
-        score = validation_score(evaluate(LesionSegmenter(net, DEFAULT_PREPROCESSING, device=device,
-                                                          backend="torch"), semi_va, inf_va, tta=False))
-        history.append({"step": step, "score": round(score, 4)})
-        log.info("step %d validation score %.4f", step, score)
-        if best is None or score > best[0]:
-            best = (score, step, {k: v.detach().clone() for k, v in net.state_dict().items()})
-            net.save_pretrained(str(out_dir))
-
-    if validate and init_record is not None:
-        checkpoint(0, model)  # the starting weights compete too
+    state_path = out_dir / STATE_FILE
+    score = None
+    if validate:
+        def score(net) -> float:
+            return validation_score(evaluate(LesionSegmenter(net, DEFAULT_PREPROCESSING, device=device,
+                                                             backend="torch"), semi_va, inf_va, tta=False))
+    keeper = _BestCheckpoint(score)
+    if validate and init_record is not None and not state_path.exists():
+        keeper(0, model)  # the starting weights compete too (a resumed run has their score in its state)
+    run_tag = json.dumps({"init": init_record and init_record["model_sha256"], "validate": validate,
+                          "checkpoint_every": checkpoint_every})
     model, train_seconds = fit(model, semi_tr, inf_tr, steps=steps, batch_size=batch_size, crop=crop, lr=lr,
                                seed=seed, device=device, semiseg_share=semiseg_share, ema=ema,
                                intensity=intensity, log_every=log_every, checkpoint_every=checkpoint_every,
-                               on_checkpoint=checkpoint)
-    if best is not None:
-        model.load_state_dict(best[2])
+                               on_checkpoint=keeper, state_path=state_path, state_every=state_every,
+                               run_tag=run_tag)
+    if keeper.best is not None:
+        model.load_state_dict(keeper.best["weights"])
+    model.save_pretrained(str(out_dir))
     model.eval()
     seg = LesionSegmenter(model.cpu(), DEFAULT_PREPROCESSING, device="cpu")
     rows = per_slice_scores(seg, semi_te, inf_te)
@@ -466,10 +511,11 @@ def train(
         record["validation"] = {
             **_split_record(semi_va, inf_va),
             "score": "mean of SemiSeg GGO, SemiSeg consolidation and lung-infection Dice, without TTA",
-            "history": history, "best_step": best[1]}
+            "history": keeper.history, "best_step": keeper.best["step"]}
     (out_dir / "training.json").write_text(json.dumps(record, indent=2))
     (out_dir / "preprocessing.json").write_text(json.dumps(with_involvement_error(DEFAULT_PREPROCESSING, metrics),
                                                            indent=2))
+    state_path.unlink(missing_ok=True)  # the run is complete: nothing to go on from
     log.info("held-out metrics: %s", json.dumps(metrics))
     return metrics
 

@@ -6,6 +6,9 @@ same batches, same augmentation). The file holds the network's weights and buffe
 average (EMA) when there is one, the optimizer's moments, the torch random state (device too) and,
 as JSON metadata, the step, the seconds trained so far, the numpy generator's state, the learning-rate
 schedule and a fingerprint of the run's settings and data: a state is only resumed by the same run.
+A caller's own bookkeeping (say, the best checkpoint so far) travels with it as ``extra``: any object
+with ``state_dict()`` and ``load_state_dict()``, like a torch module, whose state is a flat dict of
+tensors and JSON values.
 
 Nothing here unpickles: tensors come from safetensors and everything else from JSON.
 """
@@ -41,9 +44,10 @@ def fingerprint(**settings) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def save_state(path, *, step: int, seconds: float, model, opt, sched, rng, ema=None, key: str = "") -> None:
+def save_state(path, *, step: int, seconds: float, model, opt, sched, rng, ema=None, key: str = "",
+               extra=None) -> None:
     """Write the run's state at ``step`` to ``path`` atomically (a temporary file, then a rename): a kill
-    while writing leaves the previous state whole."""
+    while writing leaves the previous state whole. ``extra``: see the module docstring."""
     import torch
     from safetensors.torch import save_file
 
@@ -58,19 +62,25 @@ def save_state(path, *, step: int, seconds: float, model, opt, sched, rng, ema=N
                 tensors[f"opt/{pid}/{name}"] = v.detach().contiguous()
             else:
                 scalars.setdefault(str(pid), {})[name] = v
+    extra_json = {}
+    for k, v in (extra.state_dict() if extra is not None else {}).items():
+        if torch.is_tensor(v):
+            tensors[f"extra/{k}"] = v.detach().contiguous()
+        else:
+            extra_json[k] = v
     tensors["rng/torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng/cuda"] = torch.cuda.get_rng_state()
     meta = {"step": step, "seconds": seconds, "key": key, "numpy_rng": rng.bit_generator.state,
             "sched": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"},
             "param_groups": opt_sd["param_groups"], "opt_scalars": scalars,
-            "ema_updates": ema.updates if ema is not None else None}
+            "ema_updates": ema.updates if ema is not None else None, "extra": extra_json}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda tmp: save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp),
                                                  metadata={"state": json.dumps(meta)}))
 
 
-def load_state(path, *, model, opt, sched, rng, ema=None, key: str = "") -> Optional[Tuple[int, float]]:
+def load_state(path, *, model, opt, sched, rng, ema=None, key: str = "", extra=None) -> Optional[Tuple[int, float]]:
     """Restore a state saved by :func:`save_state` into the run's objects; ``None`` when there is none.
 
     -> ``(step, seconds)``: the last step done and the seconds trained until then. Raises
@@ -108,6 +118,8 @@ def load_state(path, *, model, opt, sched, rng, ema=None, key: str = "") -> Opti
         state.setdefault(int(pid), {}).update(values)
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     sched.load_state_dict({**meta["sched"], "lr_lambdas": [None] * len(meta["param_groups"])})
+    if extra is not None:
+        extra.load_state_dict({**meta.get("extra", {}), **part("extra/")})
     rng.bit_generator.state = meta["numpy_rng"]
     torch.set_rng_state(tensors["rng/torch"])
     if "rng/cuda" in tensors and torch.cuda.is_available():

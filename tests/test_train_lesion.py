@@ -596,13 +596,13 @@ def test_lesion_cv_goes_on_from_a_stopped_runs_state_and_deletes_it_once_recorde
     state = lesion_cv.fold_state_path(out, "A", 0, 2, 3)
     semi, inf = lesion_cv.load_trainval(data=str(data_root))
 
-    def stop_at_2(step, net):
-        if step == 2:
+    def stop_at_3(step, net):
+        if step == 3:
             raise _Stopped
 
-    with pytest.raises(_Stopped):  # a fold run stopped after step 2, as a kill would leave it
+    with pytest.raises(_Stopped):  # a fold run stopped in step 3, as a kill would leave it: step 2's state
         tl.cv_fold(semi, inf, 0, 2, steps=3, state_path=state, state_every=1, checkpoint_every=1,
-                   on_checkpoint=stop_at_2, log_every=100, **lesion_cv.COMMON, **lesion_cv.RECIPES["A"])
+                   on_checkpoint=stop_at_3, log_every=100, **lesion_cv.COMMON, **lesion_cv.RECIPES["A"])
     with safe_open(str(state), framework="pt") as f:  # mark the state: its run had trained for 1000 s
         meta = json.loads(f.metadata()["state"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -613,3 +613,52 @@ def test_lesion_cv_goes_on_from_a_stopped_runs_state_and_deletes_it_once_recorde
     (result,) = json.loads(out.read_text())["results"]
     assert result["train_seconds"] >= 1000  # the run went on from the state, not from the start
     assert not state.exists()  # recorded, so its state is gone
+
+
+def test_a_stopped_train_lesion_run_goes_on_and_ends_with_the_same_weights_and_record(data_root, tmp_path,
+                                                                                     monkeypatch, capsys):
+    from safetensors.numpy import load_file
+
+    from ctmodels import train_lesion as tl
+
+    scores = []
+
+    def score(metrics):  # the checkpoints' validation scores, in order; a None stops the run there
+        value = scores.pop(0)
+        if value is None:
+            raise _Stopped
+        return value
+
+    monkeypatch.setattr(tl, "validation_score", score)
+    kw = dict(steps=6, batch_size=2, seed=1, threads=2, checkpoint_every=2, validate=True, state_every=2)
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    scores[:] = [0.9, 0.1, 0.5]  # steps 2, 4, 6: step 2 is best
+    tl.train(data_root, straight, **kw)
+    scores[:] = [0.9, 0.1, None]  # stopped at step 6: the last state saved is step 4's
+    with pytest.raises(_Stopped):
+        tl.train(data_root, stopped, **kw)
+    state = stopped / tl.STATE_FILE
+    assert state.is_file() and not (stopped / "training.json").exists()
+    scores[:] = [0.5]  # only step 6 is left to score
+    tl.train(data_root, stopped, **kw)
+    assert scores == [] and not state.exists()
+    a, b = (json.loads((d / "training.json").read_text()) for d in (straight, stopped))
+    assert b["validation"]["history"] == [{"step": 2, "score": 0.9}, {"step": 4, "score": 0.1},
+                                          {"step": 6, "score": 0.5}]
+    assert b["validation"]["best_step"] == 2
+    a.pop("train_seconds"), b.pop("train_seconds")
+    assert json.dumps(a).replace(str(straight), "OUT") == json.dumps(b).replace(str(stopped), "OUT")
+    wa, wb = (load_file(str(d / "model.safetensors")) for d in (straight, stopped))
+    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)  # step 2's, in both
+
+    # a state left by a run with other settings is refused by the CLI in one line, and kept
+    scores[:] = [0.9, None]
+    with pytest.raises(_Stopped):
+        tl.train(data_root, stopped, **kw)
+    kept = state.read_bytes()
+    assert main(["train-lesion", "--data", str(data_root), "--out", str(stopped), "--steps", "6", "--batch-size",
+                 "2", "--seed", "2", "--threads", "2", "--validate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {state}: holds the state of another training run (other settings or data); delete it " \
+                  "to start this run from the beginning"
+    assert state.read_bytes() == kept
