@@ -366,8 +366,9 @@ STATE_FILE = "training-state.safetensors"  # in the output folder while a run is
 
 
 class _BestCheckpoint:
-    """The checkpoint a run keeps: with ``score(net)`` the best-scoring one so far (ties keep the earlier),
-    else the latest (``fit`` hands it the final weights last). Its state travels with the run's state."""
+    """The best-scoring checkpoint so far by ``score(net)`` (ties keep the earlier) and every score; without
+    a ``score`` it keeps nothing (the run's result is then its last weights). Its state, best weights
+    included, travels with the run's state (:func:`fit`)."""
 
     def __init__(self, score: Optional[Callable] = None):
         self.score, self.history, self.best = score, [], None
