@@ -17,12 +17,13 @@ All functions here are pure numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 
 from .errors import InvalidInputError
 from .lesion import PROB_FLOOR
+from .nested_choice import nested_choice, pick
 from .train_lesion import dice_score
 
 OFFSET_GRID = (-2.0, -1.5, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
@@ -81,15 +82,14 @@ def offset_means(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_G
     return {float(d): float(np.mean(slice_scores(slices, d))) for d in grid}
 
 
-def _best(means: Dict[float, float]) -> float:
-    best = max(means.values())
-    return min((d for d, m in means.items() if m >= best - 1e-12), key=lambda d: (abs(d), d))
+def _prefer(d: float):
+    return (abs(d), d)  # ties: towards the plain argmax, then the negative offset
 
 
 def fit_offset(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_GRID) -> float:
     """The grid offset with the best mean :func:`split_score`; ties go to the smallest ``|d|``,
     then to the negative one (towards the plain argmax)."""
-    return _best(offset_means(slices, grid))
+    return pick(offset_means(slices, grid), _prefer)
 
 
 def nested_gain(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_GRID) -> Dict:
@@ -100,20 +100,11 @@ def nested_gain(slices: Sequence[ScoredSlice], grid: Sequence[float] = OFFSET_GR
     offsets (``fitted``) and at ``d = 0`` (``plain``), ``gain = fitted - plain``, the per-fold means,
     the mean over all slices at every grid offset (``by_offset``) and the offset fitted on all of
     them (``offset``)."""
-    folds = sorted({s.fold for s in slices})
-    if len(folds) < 2:
-        raise InvalidInputError(f"a nested estimate needs slices of at least 2 folds, got {len(folds)}")
-    fitted: List[float] = []
-    plain: List[float] = []
-    per_fold = {}
-    for f in folds:
-        inside = [s for s in slices if s.fold == f]
-        d = fit_offset([s for s in slices if s.fold != f], grid)
-        a, b = slice_scores(inside, d), slice_scores(inside, 0.0)
-        fitted += list(a)
-        plain += list(b)
-        per_fold[f] = {"offset": d, "slices": len(inside), "fitted": float(np.mean(a)), "plain": float(np.mean(b))}
-    by_offset = offset_means(slices, grid)
-    return {"folds": per_fold, "fitted": float(np.mean(fitted)), "plain": float(np.mean(plain)),
-            "gain": float(np.mean(fitted) - np.mean(plain)), "offset": _best(by_offset), "by_offset": by_offset,
-            "slices": len(slices), "grid": [float(d) for d in grid]}
+    if not slices:
+        raise InvalidInputError("no slices to fit a consolidation offset on")
+    grid = [float(d) for d in grid]
+    n = nested_choice({d: slice_scores(slices, d) for d in grid}, [s.fold for s in slices], 0.0, _prefer)
+    per_fold = {f: {"offset": v["choice"], **{k: v[k] for k in ("slices", "fitted", "plain")}}
+                for f, v in n["folds"].items()}
+    return {"folds": per_fold, "fitted": n["fitted"], "plain": n["plain"], "gain": n["gain"], "offset": n["choice"],
+            "by_offset": n["by_setting"], "slices": n["slices"], "grid": grid}
