@@ -23,6 +23,10 @@ its gain (``ctmodels.lesion_offset``; rule in PLAN4 of the issue-3 notes):
 
     python scripts/lesion_cv.py offset --data ../shared/data --models DIR --recipe A --folds 4 \
         --out offset.json
+
+``size`` does the same for the network input size of single slices (``ctmodels.nested_choice``; rule in
+PLAN5): every out-of-fold slice is segmented at each size and scored by its infection, GGO and
+consolidation Dice.
 """
 
 from __future__ import annotations
@@ -202,24 +206,60 @@ def _run_pool(args, jobs, threads, record):
                   f"({m['train_seconds']:.0f} s training, {time.time() - t0:.0f} s so far)", flush=True)
 
 
+def fold_models(semi, models: Path, recipe: str, folds: int, steps: int):
+    """-> ``(fold, segmenter, the SemiSeg slices of semi that fold left out)`` for every fold whose saved
+    model exists (torch backend: its input size can be changed)."""
+    from ctmodels.lesion import LesionSegmenter
+
+    for f in range(folds):
+        folder = fold_model_dir(models, recipe, f, folds, steps)
+        if (folder / "model.safetensors").exists():
+            seg = LesionSegmenter.from_pretrained(str(folder), device="cpu", backend="torch")
+            yield f, seg, ld.split_by_group(semi, every=folds, offset=f)[1]
+
+
 def out_of_fold_slices(semi, models: Path, recipe: str, folds: int, steps: int):
     """Each SemiSeg slice of ``semi`` predicted by the saved model of the fold that left it out, as
     ``lesion_offset.ScoredSlice``; folds whose model is missing are skipped. -> (slices, folds found)."""
     from ctmodels import lesion_offset as lo
-    from ctmodels.lesion import LesionSegmenter
 
     slices, found = [], []
-    for f in range(folds):
-        folder = fold_model_dir(models, recipe, f, folds, steps)
-        if not (folder / "model.safetensors").exists():
-            continue
+    for f, seg, semi_va in fold_models(semi, models, recipe, folds, steps):
         found.append(f)
-        seg = LesionSegmenter.from_pretrained(str(folder), device="cpu", backend="torch")
-        _, semi_va = ld.split_by_group(semi, every=folds, offset=f)
         for name, (img, lab) in zip(semi_va.names, semi_va.originals):
             r = seg.predict(img, keep_probabilities=True)
             slices.append(lo.ScoredSlice(name, f, r.labels, lo.log_ratio(r.probabilities), lab))
     return slices, found
+
+
+def lesion_score(labels, reference) -> float:
+    """(infection Dice + GGO Dice + consolidation Dice) / 3 of one slice (a class absent from both scores 1)."""
+    inf_p, inf_r = (labels == 1) | (labels == 2), (reference == 1) | (reference == 2)
+    return (tl.dice_score(inf_p, inf_r) + tl.dice_score(labels == 1, reference == 1)
+            + tl.dice_score(labels == 2, reference == 2)) / 3
+
+
+def out_of_fold_size_scores(semi, models: Path, recipe: str, folds: int, steps: int, sizes):
+    """:func:`lesion_score` of each SemiSeg slice of ``semi`` segmented at every network input size in
+    ``sizes`` (the single-slice default, flip TTA) by the fold model that left it out.
+    -> ``({size: [score per slice]}, [fold per slice], [slice names], folds found)``."""
+    scores = {s: [] for s in sizes}
+    fold_of, names, found = [], [], []
+    for f, seg, semi_va in fold_models(semi, models, recipe, folds, steps):
+        found.append(f)
+        for size in sizes:
+            seg.preprocessing["input_size"] = size
+            scores[size] += [lesion_score(seg.predict(img).labels, lab) for img, lab in semi_va.originals]
+        fold_of += [f] * len(semi_va)
+        names += semi_va.names
+    return scores, fold_of, names, found
+
+
+def _enough_folds(args, found):
+    if len(found) < 2:
+        raise SystemExit(f"{args.models}: found the models of {len(found)} fold(s) of recipe {args.recipe} "
+                         f"({args.folds} folds, {args.steps} steps); the nested estimate needs at least 2")
+    return len(found) == args.folds
 
 
 def cmd_offset(args):
@@ -230,11 +270,8 @@ def cmd_offset(args):
     torch.set_num_threads(args.threads)
     semi, _ = load_trainval(data=args.data)
     slices, found = out_of_fold_slices(semi, Path(args.models), args.recipe, args.folds, args.steps)
-    if len(found) < 2:
-        raise SystemExit(f"{args.models}: found the models of {len(found)} fold(s) of recipe {args.recipe} "
-                         f"({args.folds} folds, {args.steps} steps); the nested estimate needs at least 2")
+    complete = _enough_folds(args, found)
     nested = lo.nested_gain(slices)
-    complete = len(found) == args.folds
     grid_means = nested["by_offset"]
     record = {"recipe": args.recipe, "folds": args.folds, "steps": args.steps, "folds_found": found,
               "complete": complete, "min_gain": MIN_GAIN, "nested": nested,
@@ -254,11 +291,45 @@ def cmd_offset(args):
         print(f"verdict: ship d = {nested['offset']:+.2f}" if record["ship"] else "verdict: nothing ships")
 
 
-def _fold_list(text: str):
-    try:
-        return [int(f) for f in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected fold numbers separated by commas, e.g. 0,2, not {text!r}")
+def cmd_size(args):
+    import torch
+
+    from ctmodels.lesion_model import DEFAULT_PREPROCESSING
+    from ctmodels.nested_choice import nested_choice
+
+    torch.set_num_threads(args.threads)
+    base = int(DEFAULT_PREPROCESSING["input_size"])
+    sizes = sorted({base, *args.sizes})
+    semi, _ = load_trainval(data=args.data)
+    scores, fold_of, names, found = out_of_fold_size_scores(semi, Path(args.models), args.recipe, args.folds,
+                                                            args.steps, sizes)
+    complete = _enough_folds(args, found)
+    nested = nested_choice(scores, fold_of, base)
+    record = {"recipe": args.recipe, "folds": args.folds, "steps": args.steps, "folds_found": found,
+              "complete": complete, "min_gain": MIN_GAIN, "baseline": base, "nested": nested,
+              "per_slice": {str(s): dict(zip(names, (round(v, 4) for v in scores[s]))) for s in sizes}}
+    record["ship"] = bool(complete and nested["gain"] >= MIN_GAIN and nested["choice"] != base)
+    write_record(args.out, record)
+    print("| input size | mean (infection + GGO + consolidation Dice) / 3 |\n| --- | --- |")
+    for s, m in nested["by_setting"].items():
+        print(f"| {s} | {m:.4f} |")
+    print(f"{len(names)} out-of-fold slices from folds {found} of {args.folds}; nested: fitted "
+          f"{nested['fitted']:.4f} vs {base} px {nested['plain']:.4f}, gain {nested['gain']:+.4f} (sizes by fold "
+          f"{[v['choice'] for v in nested['folds'].values()]}); chosen on all: {nested['choice']} px")
+    if not complete:
+        print("verdict: none (not all folds done)")
+    else:
+        print(f"verdict: ship {nested['choice']} px for single slices" if record["ship"] else "verdict: nothing ships")
+
+
+def _numbers(what: str, example: str):
+    """An argparse type: whole numbers separated by commas (``what`` and ``example`` for the error)."""
+    def parse(text: str):
+        try:
+            return [int(f) for f in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} separated by commas, e.g. {example}, not {text!r}")
+    return parse
 
 
 def main(argv=None):
@@ -276,7 +347,7 @@ def main(argv=None):
     g.add_argument("--pack")
     s.add_argument("--recipes", default="A,B,C")
     s.add_argument("--folds", type=int, default=4)
-    s.add_argument("--only-folds", default=None, metavar="F,G", type=_fold_list,
+    s.add_argument("--only-folds", default=None, metavar="F,G", type=_numbers("fold numbers", "0,2"),
                    help="run only these folds (0-based); the rest can follow later into the same --out")
     s.add_argument("--steps", type=int, default=2400)
     s.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
@@ -297,6 +368,19 @@ def main(argv=None):
     s.add_argument("--threads", type=int, default=1, help="torch threads")
     s.add_argument("--out", default="offset.json")
     s.set_defaults(func=cmd_offset)
+    s = sub.add_parser("size", help="network input size for single slices, chosen on the fold models' "
+                                    "out-of-fold predictions")
+    s.add_argument("--data", required=True)
+    s.add_argument("--models", required=True, metavar="DIR", help="the --save-models folder of `run`")
+    s.add_argument("--recipe", default="A", choices=sorted(RECIPES))
+    s.add_argument("--folds", type=int, default=4)
+    s.add_argument("--steps", type=int, default=2400)
+    s.add_argument("--sizes", type=_numbers("sizes in pixels", "256,320"), default=[256, 288, 320, 352],
+                   metavar="S,T",
+                   help="input sizes to compare (the model's own, 256, is always one)")
+    s.add_argument("--threads", type=int, default=1, help="torch threads")
+    s.add_argument("--out", default="size.json")
+    s.set_defaults(func=cmd_size)
     args = p.parse_args(argv)
     try:
         args.func(args)

@@ -482,6 +482,40 @@ def test_lesion_cv_offset_fits_on_out_of_fold_predictions_of_the_saved_fold_mode
     out = capsys.readouterr().out
     assert "| +0.00 |" in out and "nested: fitted" in out and "verdict: " in out
 
+    # `size`: the same out-of-fold slices, each segmented at every input size by its fold's model
+    sized = tmp_path / "size.json"
+    lesion_cv.main(["size", "--data", str(data_root), "--models", str(models), "--folds", "2", "--steps", "1",
+                    "--sizes", "192,320", "--out", str(sized)])
+    rec = json.loads(sized.read_text())
+    assert rec["baseline"] == 256 and sorted(rec["per_slice"]) == ["192", "256", "320"]  # 256 always compared
+    assert all(sorted(v) == sorted(semi.names) for v in rec["per_slice"].values())
+    assert rec["nested"]["plain"] == pytest.approx(np.mean(list(rec["per_slice"]["256"].values())), abs=1e-3)
+    at_256 = seg.predict(img).labels
+    seg.preprocessing["input_size"] = 320
+    at_320 = seg.predict(img).labels
+    assert not np.array_equal(at_256, at_320)  # the size reaches the network
+    assert rec["per_slice"]["320"][va.names[0]] == pytest.approx(lesion_cv.lesion_score(at_320, lab), abs=1e-4)
+    assert rec["per_slice"]["256"][va.names[0]] == pytest.approx(lesion_cv.lesion_score(at_256, lab), abs=1e-4)
+    assert rec["ship"] == (rec["nested"]["gain"] >= 0.02 and rec["nested"]["choice"] != 256)
+    out = capsys.readouterr().out
+    assert "| 320 |" in out and "px" in out and "verdict: " in out
+    with pytest.raises(SystemExit) as bad:
+        lesion_cv.main(["size", "--data", str(data_root), "--models", str(models), "--sizes", "big"])
+    assert bad.value.code == 2 and "expected sizes in pixels separated by commas" in capsys.readouterr().err
+
+
+def test_lesion_score_averages_infection_ggo_and_consolidation_dice(monkeypatch):
+    from conftest import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import lesion_cv
+
+    ref = np.array([[1, 1, 2, 0], [3, 3, 0, 0]], np.uint8)
+    assert lesion_cv.lesion_score(ref, ref) == 1.0
+    swapped = np.array([[2, 2, 1, 0], [3, 3, 0, 0]], np.uint8)  # infection right, GGO / consolidation swapped
+    assert lesion_cv.lesion_score(swapped, ref) == pytest.approx(1 / 3)
+    assert lesion_cv.lesion_score(np.zeros_like(ref), np.zeros_like(ref)) == 1.0  # nothing to find, nothing found
+
 
 def test_lesion_cv_with_unreadable_data_stops_with_one_line_instead_of_hanging(tmp_path):
     """A worker that cannot load the data used to die and be restarted by the pool forever."""
