@@ -304,7 +304,7 @@ def cmd_size(args):
     scores, fold_of, names, found = out_of_fold_size_scores(semi, Path(args.models), args.recipe, args.folds,
                                                             args.steps, sizes)
     complete = _enough_folds(args, found)
-    nested = nested_choice(scores, fold_of, base)
+    nested = nested_choice(scores, fold_of, base, prefer=lambda s: (abs(s - base), s))  # ties: nearest the model's
     record = {"recipe": args.recipe, "folds": args.folds, "steps": args.steps, "folds_found": found,
               "complete": complete, "min_gain": MIN_GAIN, "baseline": base, "nested": nested,
               "per_slice": {str(s): dict(zip(names, (round(v, 4) for v in scores[s]))) for s in sizes}}
