@@ -332,6 +332,20 @@ def _numbers(what: str, example: str):
     return parse
 
 
+def _look(sub, name: str, help: str, func, out: str):
+    """A subcommand judging a choice on the saved fold models' out-of-fold predictions."""
+    s = sub.add_parser(name, help=help)
+    s.add_argument("--data", required=True)
+    s.add_argument("--models", required=True, metavar="DIR", help="the --save-models folder of `run`")
+    s.add_argument("--recipe", default="A", choices=sorted(RECIPES))
+    s.add_argument("--folds", type=int, default=4)
+    s.add_argument("--steps", type=int, default=2400)
+    s.add_argument("--threads", type=int, default=1, help="torch threads")
+    s.add_argument("--out", default=out)
+    s.set_defaults(func=func)
+    return s
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -358,29 +372,12 @@ def main(argv=None):
     s.add_argument("--save-models", default=None, metavar="DIR",
                    help="also save each fold's model in DIR/<recipe>-fold<k>-of<K>-<steps>steps/")
     s.set_defaults(func=cmd_run)
-    s = sub.add_parser("offset", help="fit a consolidation / GGO decision offset on the fold models' "
-                                      "out-of-fold predictions")
-    s.add_argument("--data", required=True)
-    s.add_argument("--models", required=True, metavar="DIR", help="the --save-models folder of `run`")
-    s.add_argument("--recipe", default="A", choices=sorted(RECIPES))
-    s.add_argument("--folds", type=int, default=4)
-    s.add_argument("--steps", type=int, default=2400)
-    s.add_argument("--threads", type=int, default=1, help="torch threads")
-    s.add_argument("--out", default="offset.json")
-    s.set_defaults(func=cmd_offset)
-    s = sub.add_parser("size", help="network input size for single slices, chosen on the fold models' "
-                                    "out-of-fold predictions")
-    s.add_argument("--data", required=True)
-    s.add_argument("--models", required=True, metavar="DIR", help="the --save-models folder of `run`")
-    s.add_argument("--recipe", default="A", choices=sorted(RECIPES))
-    s.add_argument("--folds", type=int, default=4)
-    s.add_argument("--steps", type=int, default=2400)
+    s = _look(sub, "offset", "fit a consolidation / GGO decision offset on the fold models' out-of-fold predictions",
+              cmd_offset, "offset.json")
+    s = _look(sub, "size", "network input size for single slices, chosen on the fold models' out-of-fold "
+              "predictions", cmd_size, "size.json")
     s.add_argument("--sizes", type=_numbers("sizes in pixels", "256,320"), default=[256, 288, 320, 352],
-                   metavar="S,T",
-                   help="input sizes to compare (the model's own, 256, is always one)")
-    s.add_argument("--threads", type=int, default=1, help="torch threads")
-    s.add_argument("--out", default="size.json")
-    s.set_defaults(func=cmd_size)
+                   metavar="S,T", help="input sizes to compare (the model's own, 256, is always one)")
     args = p.parse_args(argv)
     try:
         args.func(args)
