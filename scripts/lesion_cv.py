@@ -279,16 +279,20 @@ def cmd_offset(args):
               "per_slice_plain": {s.name: round(lo.split_score(s.labels, s.reference), 4) for s in slices}}
     record["ship"] = bool(complete and nested["gain"] >= MIN_GAIN and nested["offset"] != 0)
     write_record(args.out, record)
-    print("| offset d | mean (GGO + consolidation Dice) / 2 |\n| --- | --- |")
-    for d, m in grid_means.items():
-        print(f"| {d:+.2f} | {m:.4f} |")
-    print(f"{len(slices)} out-of-fold slices from folds {found} of {args.folds}; nested: fitted "
-          f"{nested['fitted']:.4f} vs plain {nested['plain']:.4f}, gain {nested['gain']:+.4f} (offsets by fold "
-          f"{[v['offset'] for v in nested['folds'].values()]}); fitted on all: d = {nested['offset']:+.2f}")
-    if not complete:
-        print("verdict: none (not all folds done)")
-    else:
-        print(f"verdict: ship d = {nested['offset']:+.2f}" if record["ship"] else "verdict: nothing ships")
+    _report("offset d | mean (GGO + consolidation Dice) / 2", {f"{d:+.2f}": m for d, m in grid_means.items()},
+            f"{len(slices)} out-of-fold slices from folds {found} of {args.folds}; nested: fitted "
+            f"{nested['fitted']:.4f} vs plain {nested['plain']:.4f}, gain {nested['gain']:+.4f} (offsets by fold "
+            f"{[v['offset'] for v in nested['folds'].values()]}); fitted on all: d = {nested['offset']:+.2f}",
+            complete, record["ship"] and f"ship d = {nested['offset']:+.2f}")
+
+
+def _report(header: str, means: dict, summary: str, complete: bool, ship) -> None:
+    """Print a look's table of means, its nested summary and the verdict (``ship``: what ships, or False)."""
+    print(f"| {header} |\n| --- | --- |")
+    for k, m in means.items():
+        print(f"| {k} | {m:.4f} |")
+    print(summary)
+    print("verdict: " + ("none (not all folds done)" if not complete else ship or "nothing ships"))
 
 
 def cmd_size(args):
@@ -310,16 +314,11 @@ def cmd_size(args):
               "per_slice": {str(s): dict(zip(names, (round(v, 4) for v in scores[s]))) for s in sizes}}
     record["ship"] = bool(complete and nested["gain"] >= MIN_GAIN and nested["choice"] != base)
     write_record(args.out, record)
-    print("| input size | mean (infection + GGO + consolidation Dice) / 3 |\n| --- | --- |")
-    for s, m in nested["by_setting"].items():
-        print(f"| {s} | {m:.4f} |")
-    print(f"{len(names)} out-of-fold slices from folds {found} of {args.folds}; nested: fitted "
-          f"{nested['fitted']:.4f} vs {base} px {nested['plain']:.4f}, gain {nested['gain']:+.4f} (sizes by fold "
-          f"{[v['choice'] for v in nested['folds'].values()]}); chosen on all: {nested['choice']} px")
-    if not complete:
-        print("verdict: none (not all folds done)")
-    else:
-        print(f"verdict: ship {nested['choice']} px for single slices" if record["ship"] else "verdict: nothing ships")
+    _report("input size | mean (infection + GGO + consolidation Dice) / 3", nested["by_setting"],
+            f"{len(names)} out-of-fold slices from folds {found} of {args.folds}; nested: fitted "
+            f"{nested['fitted']:.4f} vs {base} px {nested['plain']:.4f}, gain {nested['gain']:+.4f} (sizes by fold "
+            f"{[v['choice'] for v in nested['folds'].values()]}); chosen on all: {nested['choice']} px",
+            complete, record["ship"] and f"ship {nested['choice']} px for single slices")
 
 
 def _numbers(what: str, example: str):
