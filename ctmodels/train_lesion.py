@@ -23,7 +23,8 @@ exponential moving average of the weights and uses it as the result.
 Recipes are compared on validation data only: ``--validate`` (one split carved out of the training
 groups) or :func:`cv_fold` / :func:`pool_folds` (K folds over them; ``scripts/lesion_cv.py``).
 
-Run: ``ctmodels train-lesion --data ../shared/data --out weights/lesion-unet-effb0``.
+Run: ``ctmodels train-lesion --data ../shared/data --out runs/lesion``, then
+``python scripts/release_weights.py lesion-unet-effb0 runs/lesion ../shared/data`` to bundle the result.
 """
 
 from __future__ import annotations
