@@ -304,6 +304,8 @@ def cmd_size(args):
     torch.set_num_threads(args.threads)
     base = int(DEFAULT_PREPROCESSING["input_size"])
     sizes = sorted({base, *args.sizes})
+    if any(s < 32 or s % 32 for s in sizes):  # the UNet halves its input five times
+        raise SystemExit(f"--sizes: expected multiples of 32 pixels, e.g. 224,288, not {args.sizes}")
     semi, _ = load_trainval(data=args.data)
     scores, fold_of, names, found = out_of_fold_size_scores(semi, Path(args.models), args.recipe, args.folds,
                                                             args.steps, sizes)

@@ -502,6 +502,8 @@ def test_lesion_cv_offset_fits_on_out_of_fold_predictions_of_the_saved_fold_mode
     with pytest.raises(SystemExit) as bad:
         lesion_cv.main(["size", "--data", str(data_root), "--models", str(models), "--sizes", "big"])
     assert bad.value.code == 2 and "expected sizes in pixels separated by commas" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="expected multiples of 32 pixels"):
+        lesion_cv.main(["size", "--data", str(data_root), "--models", str(models), "--sizes", "300"])
 
 
 def test_lesion_score_averages_infection_ggo_and_consolidation_dice(monkeypatch):
