@@ -129,6 +129,14 @@ def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
 SEMISEG_SCORES = ("infection", "ggo", "consolidation")
 
 
+def semiseg_dice(pred: np.ndarray, ref: np.ndarray) -> Dict[str, tuple]:
+    """Per class of :data:`SEMISEG_SCORES`: ``(Dice of pred against ref, whether ref holds the class)`` for
+    label images (1 GGO, 2 consolidation; infection = either)."""
+    masks = {"infection": lambda a: (a == 1) | (a == 2), "ggo": lambda a: a == 1, "consolidation": lambda a: a == 2}
+    return {name: (dice_score(masks[name](pred), masks[name](ref)), bool(masks[name](ref).any()))
+            for name in SEMISEG_SCORES}
+
+
 def per_slice_scores(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet,
                      tta: bool = True) -> Dict[str, np.ndarray]:
     """Dice of every held-out slice, at each slice's native resolution: ``semiseg_<class>`` for
@@ -142,13 +150,9 @@ def per_slice_scores(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.Sl
                              for p in ("", "_present")}
     for img, lab in semiseg_test.originals:
         pred = segmenter.predict(img, tta=tta).labels
-        for name, ref, pr in [
-            ("infection", (lab == 1) | (lab == 2), (pred == 1) | (pred == 2)),
-            ("ggo", lab == 1, pred == 1),
-            ("consolidation", lab == 2, pred == 2),
-        ]:
-            rows[f"semiseg_{name}"].append(dice_score(pr, ref))
-            rows[f"semiseg_{name}_present"].append(bool(ref.any()))
+        for name, (dice, present) in semiseg_dice(pred, lab).items():
+            rows[f"semiseg_{name}"].append(dice)
+            rows[f"semiseg_{name}_present"].append(present)
     rows.update(infection_slices_infection=[], infection_slices_lung=[], involvement_error_pp=[])
     stack = segmenter.predict(infection_test.images, units="display", tta=tta, keep_probabilities=False).labels
     for pred, bits in zip(stack, infection_test.allowed):
@@ -307,9 +311,10 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
     mean, std = DEFAULT_PREPROCESSING["mean"], DEFAULT_PREPROCESSING["std"]
     mc = torch.tensor([True] * n_semi + [False] * (batch_size - n_semi), device=device)
     done, before = 0, 0.0
+    extra = _stateful(on_checkpoint)  # saved and restored with the run's state
     if state_path is not None:
         done, before = train_state.load_state(state_path, model=model, opt=opt, sched=sched, rng=rng,
-                                              ema=averaged, key=key, extra=_stateful(on_checkpoint)) or (0, 0.0)
+                                              ema=averaged, key=key, extra=extra) or (0, 0.0)
     t0 = time.time() - before
     model.train()
     for step in range(done + 1, steps + 1):
@@ -336,7 +341,7 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
             model.train()
         if state_path is not None and (step % state_every == 0 or step == steps):
             train_state.save_state(state_path, step=step, seconds=time.time() - t0, model=model, opt=opt,
-                                   sched=sched, rng=rng, ema=averaged, key=key, extra=_stateful(on_checkpoint))
+                                   sched=sched, rng=rng, ema=averaged, key=key, extra=extra)
     return net.eval(), time.time() - t0
 
 

@@ -234,9 +234,7 @@ def out_of_fold_slices(semi, models: Path, recipe: str, folds: int, steps: int):
 
 def lesion_score(labels, reference) -> float:
     """(infection Dice + GGO Dice + consolidation Dice) / 3 of one slice (a class absent from both scores 1)."""
-    inf_p, inf_r = (labels == 1) | (labels == 2), (reference == 1) | (reference == 2)
-    return (tl.dice_score(inf_p, inf_r) + tl.dice_score(labels == 1, reference == 1)
-            + tl.dice_score(labels == 2, reference == 2)) / 3
+    return sum(dice for dice, _ in tl.semiseg_dice(labels, reference).values()) / 3
 
 
 def out_of_fold_size_scores(semi, models: Path, recipe: str, folds: int, steps: int, sizes):
