@@ -143,11 +143,15 @@ def cmd_segment(args) -> int:
 def cmd_train_lesion(args) -> int:
     from .train_lesion import train
 
-    metrics = train(Path(args.data), Path(args.out), steps=args.steps, batch_size=args.batch_size,
+    metrics = train(args.data and Path(args.data), Path(args.out), steps=args.steps, batch_size=args.batch_size,
                     seed=args.seed, threads=args.threads, device=args.device, validate=args.validate,
                     semiseg_share=args.semiseg_share, lr=args.lr, init=args.init, ema=args.ema,
-                    intensity=args.intensity_aug)
-    print(json.dumps(metrics, indent=2))
+                    intensity=args.intensity_aug, pack=args.pack)
+    if metrics:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"{args.out}: trained; the held-out split was not in the pack, measure it with "
+              "scripts/release_weights.py lesion-unet-effb0 OUT DATA")
     return 0
 
 
@@ -368,8 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train-lesion", help="train the lesion UNet on the COVID slice sets",
                        description="Train the lesion UNet. A run stopped part-way goes on from its last saved "
                        "state (OUT/training-state.safetensors, every 100 steps) when the same command is run again.")
-    s.add_argument("--data", required=True, help="folder holding covid_semiseg_train/ and "
-                   "covid_ct_lung_infection_slices/")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="folder holding covid_semiseg_train/ and covid_ct_lung_infection_slices/")
+    src.add_argument("--pack", type=Path, help="train on the training slices of a pack (scripts/lesion_cv.py "
+                     "pack) instead, e.g. on a GPU machine without the data; the held-out split is measured "
+                     "afterwards by scripts/release_weights.py")
     s.add_argument("--out", required=True, help="output weights folder")
     s.add_argument("--steps", type=int, default=d["steps"], help="training steps (default %(default)s)")
     s.add_argument("--batch-size", type=int, default=d["batch_size"], help="slices per step (default %(default)s)")

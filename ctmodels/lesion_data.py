@@ -20,7 +20,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -139,13 +139,18 @@ def split_by_group(s: SliceSet, every: int = 5, offset: int = 4) -> Tuple[SliceS
     return s.subset(np.flatnonzero(~test)), s.subset(np.flatnonzero(test))
 
 
-def save_slice_sets(path: Path, sets: dict) -> None:
+META_KEY = "_meta"  # the key of save_slice_sets' optional JSON record (not a slice set's name)
+
+
+def save_slice_sets(path: Path, sets: dict, meta: Optional[dict] = None) -> None:
     """Write named :class:`SliceSet` s to one xz-compressed ``.npz`` (no pickles), e.g. to carry the
-    training slices to another machine without the held-out ones."""
+    training slices to another machine without the held-out ones. ``meta``: a JSON-able record kept
+    beside them (read back with ``load_slice_sets(path, with_meta=True)``)."""
     import io
+    import json
     import lzma
 
-    arrays = {}
+    arrays = {} if meta is None else {META_KEY: np.asarray(json.dumps(meta))}
     for key, s in sets.items():
         arrays.update({f"{key}.images": s.images, f"{key}.allowed": s.allowed, f"{key}.groups": s.groups,
                        f"{key}.names": np.asarray(s.names, dtype=str), f"{key}.multiclass": np.asarray(s.multiclass)})
@@ -157,9 +162,11 @@ def save_slice_sets(path: Path, sets: dict) -> None:
         f.write(buf.getvalue())
 
 
-def load_slice_sets(path: Path) -> dict:
-    """Read what :func:`save_slice_sets` wrote: ``{name: SliceSet}``."""
+def load_slice_sets(path: Path, with_meta: bool = False):
+    """Read what :func:`save_slice_sets` wrote: ``{name: SliceSet}``, or ``(sets, meta)`` with
+    ``with_meta`` (``meta`` is ``{}`` when none was written)."""
     import io
+    import json
     import lzma
 
     try:
@@ -169,9 +176,11 @@ def load_slice_sets(path: Path) -> dict:
         raise InvalidInputError(f"not a slice-set file written by save_slice_sets ({type(exc).__name__})",
                                 path) from None
     out = {}
-    for key in sorted({k.split(".")[0] for k in z.files}):
+    for key in sorted({k.split(".")[0] for k in z.files} - {META_KEY}):
         n_orig = sum(1 for k in z.files if k.startswith(f"{key}.original_image."))
         originals = [(z[f"{key}.original_image.{i}"], z[f"{key}.original_label.{i}"]) for i in range(n_orig)]
         out[key] = SliceSet(z[f"{key}.images"], z[f"{key}.allowed"], [str(n) for n in z[f"{key}.names"]],
                             z[f"{key}.groups"], bool(z[f"{key}.multiclass"]), originals)
-    return out
+    if not with_meta:
+        return out
+    return out, (json.loads(str(z[META_KEY])) if META_KEY in z.files else {})

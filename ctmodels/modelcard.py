@@ -163,7 +163,7 @@ may belong to) plus soft Dice on the quantities each set defines; see `ctmodels/
 ## Training
 `{rec['command']}` - {rec['steps']} steps of batch {rec['batch_size']} ({_batch_mix(rec)}), random {rec['crop']} px crops, AdamW (peak learning rate {rec['lr']:g}), warm-up + cosine schedule, seed {rec['seed']}{_recipe_extras(rec)},
 {_start(rec)},
-{rec['train_seconds'] / 60:.0f} min on {rec['device']}. Loss: {rec['loss']}.
+{rec['train_seconds'] / 60:.0f} min on {rec.get('device_name', rec['device'])}. Loss: {rec['loss']}.
 
 ## Metrics on the held-out split (mean per-slice Dice)
 `*_nonempty` averages only slices where the class is present in the reference; the others count a slice

@@ -368,6 +368,29 @@ def load_split(data_root: Path):
     return semi_tr, inf_tr, semi_te, inf_te
 
 
+def save_training_pack(data_root: Path, dest: Path, drop_every: int = 0):
+    """Write the training slices of ``data_root`` (``load_split``'s first two) to one file, with the record
+    of the held-out split but not its slices: ``train(pack=dest)`` trains from it on a machine without the
+    data folder (a lent GPU), and :func:`reevaluate` measures the result on the held-out split here.
+    ``drop_every`` N > 0 leaves out every N-th lung-infection slice (to fit a size limit; adjacent slices of
+    a volume are nearly alike). Returns the training sets written."""
+    semi_tr, inf_tr, semi_te, inf_te = load_split(data_root)
+    if drop_every:
+        inf_tr = inf_tr.subset([i for i in range(len(inf_tr)) if i % drop_every != drop_every - 1])
+    ld.save_slice_sets(Path(dest), {"semiseg": semi_tr, "infection": inf_tr},
+                       meta={"held_out": _split_record(semi_te, inf_te), "drop_every": drop_every})
+    return semi_tr, inf_tr
+
+
+def load_training_pack(path: Path):
+    """``(semi_tr, inf_tr, held_out_record)`` from a :func:`save_training_pack` file."""
+    sets, meta = ld.load_slice_sets(Path(path), with_meta=True)
+    if "held_out" not in meta or not {"semiseg", "infection"} <= set(sets):
+        raise InvalidInputError("expected a training pack written by save_training_pack (scripts/lesion_cv.py "
+                                "pack), with the record of its held-out split", path)
+    return sets["semiseg"], sets["infection"], meta["held_out"]
+
+
 STATE_FILE = "training-state.safetensors"  # in the output folder while a run is unfinished
 
 
@@ -404,7 +427,7 @@ class _BestCheckpoint:
 
 
 def train(
-    data_root: Path,
+    data_root: Optional[Path],
     out_dir: Path,
     steps: int = 2400,
     batch_size: int = 8,
@@ -421,6 +444,7 @@ def train(
     ema: float = 0.0,
     intensity: str = "strong",
     state_every: int = 100,
+    pack: Optional[Path] = None,
 ) -> Dict[str, float]:
     """Train and save ``out_dir`` (config.json, model.safetensors, preprocessing.json, training.json).
 
@@ -444,7 +468,12 @@ def train(
 
     A stopped run goes on from where it was: its whole state, the best checkpoint so far included, is
     saved every ``state_every`` steps in ``out_dir``/:data:`STATE_FILE` and resumed by the same call
-    (:func:`fit`); the file is deleted once the run is done."""
+    (:func:`fit`); the file is deleted once the run is done.
+
+    ``pack``: train on the slices of a :func:`save_training_pack` file instead of ``data_root`` (the same
+    slices, on a machine without the data folder). The held-out split is not in it, so nothing is measured:
+    the record names the split and :func:`reevaluate` (``scripts/release_weights.py``) measures it later.
+    Returns the held-out metrics, or ``{}`` with ``pack``."""
     import torch
 
     from .lesion import LesionSegmenter
@@ -453,23 +482,30 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    data_root = Path(data_root)
-    semi_tr, inf_tr, semi_te, inf_te = load_split(data_root)
+    if pack is not None:
+        source = f"--pack {pack}"
+        semi_tr, inf_tr, held = load_training_pack(Path(pack))
+        semi_te = inf_te = None
+    else:
+        source = f"--data {data_root}"
+        data_root = Path(data_root)
+        semi_tr, inf_tr, semi_te, inf_te = load_split(data_root)
+        held = _split_record(semi_te, inf_te)
     semi_va = inf_va = None
     if validate:
         semi_tr, semi_va = ld.split_by_group(semi_tr, every=8, offset=1)
         inf_tr, inf_va = ld.split_by_group(inf_tr, every=8, offset=2)
         if len(semi_va) == 0 or len(inf_va) == 0:
             raise InvalidInputError("too little data to carve a validation split out of the training groups",
-                                    data_root)
+                                    pack or data_root)
         log.info("validation: %d semiseg + %d infection slices", len(semi_va), len(inf_va))
-    log.info("train: %d semiseg + %d infection slices; held out: %d + %d",
-             len(semi_tr), len(inf_tr), len(semi_te), len(inf_te))
+    log.info("train: %d semiseg + %d infection slices; held out: %d + %d", len(semi_tr), len(inf_tr),
+             len(held["covid_semiseg_train"]), held["covid_ct_lung_infection_slices_count"])
 
     model = build_lesion_unet()
     init_record = None
     if init is not None:
-        init_record = _load_init(model, Path(init), Path(out_dir), semi_te, inf_te, semi_va, inf_va)
+        init_record = _load_init(model, Path(init), Path(out_dir), held, semi_va, inf_va)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / STATE_FILE
@@ -490,27 +526,28 @@ def train(
                                run_tag=run_tag)
     if keeper.best is not None:
         model.load_state_dict(keeper.best["weights"])
+    model = model.cpu()  # saved and measured from host memory, wherever it trained
     model.save_pretrained(str(out_dir))
     model.eval()
-    seg = LesionSegmenter(model.cpu(), DEFAULT_PREPROCESSING, device="cpu")
-    rows = per_slice_scores(seg, semi_te, inf_te)
-    metrics = summarise_scores(rows)
     record = {
-        "command": f"ctmodels train-lesion --data {data_root} --out {out_dir} --steps {steps} "
+        "command": f"ctmodels train-lesion {source} --out {out_dir} --steps {steps} "
                    f"--batch-size {batch_size} --seed {seed} --semiseg-share {semiseg_share:g} --lr {lr:g}"
                    f" --ema {ema:g} --intensity-aug {intensity}" + (f" --init {init}" if init is not None else ""),
         "steps": steps, "batch_size": batch_size, "semiseg_per_batch": n_semi, "crop": crop, "lr": lr, "seed": seed,
         "ema": ema, "intensity_augmentation": {"name": intensity, **INTENSITY_AUGMENTATION[intensity]},
-        "device": device, "train_seconds": round(train_seconds, 1),
+        "device": device, **_device_name(device), "train_seconds": round(train_seconds, 1),
         "loss": "set cross-entropy over allowed classes + 0.5 x soft Dice (infection, GGO, "
                 "consolidation, lung)",
         "train_slices": {"covid_semiseg_train": semi_tr.names,
                          "covid_ct_lung_infection_slices": len(inf_tr)},
-        "held_out": _split_record(semi_te, inf_te),
-        "metrics_held_out": metrics,
-        "uncertainty_held_out": uncertainty(rows),
-        "lung_infection_volumes": volume_record(*(s for s in (inf_tr, inf_va, inf_te) if s is not None)),
+        "held_out": held,
     }
+    metrics = {}
+    if semi_te is not None:
+        rows = per_slice_scores(LesionSegmenter(model, DEFAULT_PREPROCESSING, device="cpu"), semi_te, inf_te)
+        metrics = summarise_scores(rows)
+        record.update(metrics_held_out=metrics, uncertainty_held_out=uncertainty(rows),
+                      lung_infection_volumes=volume_record(*(s for s in (inf_tr, inf_va, inf_te) if s is not None)))
     if init_record is not None:
         record["init"] = init_record
     if validate:
@@ -520,11 +557,23 @@ def train(
             "score": "mean of SemiSeg GGO, SemiSeg consolidation and lung-infection Dice, without TTA",
             "history": keeper.history, "best_step": keeper.best["step"]}
     (out_dir / "training.json").write_text(json.dumps(record, indent=2))
-    (out_dir / "preprocessing.json").write_text(json.dumps(with_involvement_error(DEFAULT_PREPROCESSING, metrics),
-                                                           indent=2))
+    pre = with_involvement_error(DEFAULT_PREPROCESSING, metrics) if metrics else DEFAULT_PREPROCESSING
+    (out_dir / "preprocessing.json").write_text(json.dumps(pre, indent=2))
     state_path.unlink(missing_ok=True)  # the run is complete: nothing to go on from
-    log.info("held-out metrics: %s", json.dumps(metrics))
+    if metrics:
+        log.info("held-out metrics: %s", json.dumps(metrics))
+    else:
+        log.info("trained from a pack: measure the held-out split with scripts/release_weights.py")
     return metrics
+
+
+def _device_name(device: str) -> Dict[str, str]:
+    """The GPU's name for the training record (``{}`` on the CPU)."""
+    import torch
+
+    if not str(device).startswith("cuda"):
+        return {}
+    return {"device_name": torch.cuda.get_device_name(torch.device(device))}
 
 
 def cv_fold(semi: ld.SliceSet, inf: ld.SliceSet, fold: int, folds: int, *, steps: int, seed: int = 0,
@@ -559,7 +608,7 @@ def cv_fold(semi: ld.SliceSet, inf: ld.SliceSet, fold: int, folds: int, *, steps
                                       for i, n in enumerate(semi_va.names)})
     if save_dir is not None:
         save_dir = Path(save_dir)
-        net.save_pretrained(str(save_dir))
+        net.cpu().save_pretrained(str(save_dir))
         (save_dir / "preprocessing.json").write_text(json.dumps(DEFAULT_PREPROCESSING, indent=2))
     return metrics
 
@@ -599,11 +648,11 @@ def _split_record(semi: ld.SliceSet, inf: ld.SliceSet) -> Dict:
             "covid_ct_lung_infection_slices_count": len(inf)}
 
 
-def _same_split(recorded: Dict, semi: ld.SliceSet, inf: ld.SliceSet) -> bool:
-    return all(recorded.get(k) == v for k, v in _split_record(semi, inf).items())
+def _same_split(recorded: Dict, expected: Dict) -> bool:
+    return all(recorded.get(k) == v for k, v in expected.items())
 
 
-def _load_init(model, folder: Path, out_dir: Path, semi_te, inf_te, semi_va, inf_va) -> Dict:
+def _load_init(model, folder: Path, out_dir: Path, held: Dict, semi_va, inf_va) -> Dict:
     """Load ``folder``'s weights into ``model`` (safetensors only) after checking that they were
     never trained on this run's held-out or validation slices; return what the record keeps."""
     from safetensors.torch import load_file
@@ -618,10 +667,10 @@ def _load_init(model, folder: Path, out_dir: Path, semi_te, inf_te, semi_va, inf
         raise InvalidInputError("--out must differ from --init (the starting weights would be overwritten)",
                                 folder)
     rec = json.loads(rec_path.read_text())
-    if not _same_split(rec.get("held_out", {}), semi_te, inf_te):
+    if not _same_split(rec.get("held_out", {}), held):
         raise InvalidInputError("these weights held out other slices than this run does, so they may have "
                                 "been trained on its held-out split", folder)
-    if semi_va is not None and not _same_split(rec.get("validation", {}), semi_va, inf_va):
+    if semi_va is not None and not _same_split(rec.get("validation", {}), _split_record(semi_va, inf_va)):
         raise InvalidInputError("these weights were not trained with the same --validate split, so they may "
                                 "have been trained on its validation slices", folder)
     try:

@@ -71,8 +71,8 @@ class WorkerError(RuntimeError):
 def load_trainval(data=None, pack=None):
     """The non-held-out SemiSeg and lung-infection slices, from the data folder or a pack."""
     if pack:
-        sets = ld.load_slice_sets(Path(pack))
-        return sets["semiseg"], sets["infection"]
+        semi, inf, _ = tl.load_training_pack(Path(pack))
+        return semi, inf
     semi_tr, inf_tr, _, _ = tl.load_split(Path(data))
     return semi_tr, inf_tr
 
@@ -134,10 +134,7 @@ def table(summary):
 
 
 def cmd_pack(args):
-    semi, inf = load_trainval(data=args.data)
-    if args.drop_every:  # to fit a size limit: adjacent slices of a volume are nearly alike
-        inf = inf.subset([i for i in range(len(inf)) if i % args.drop_every != args.drop_every - 1])
-    ld.save_slice_sets(Path(args.out), {"semiseg": semi, "infection": inf})
+    semi, inf = tl.save_training_pack(Path(args.data), Path(args.out), drop_every=args.drop_every)
     print(f"{args.out}: {len(semi)} SemiSeg + {len(inf)} lung-infection training slices "
           f"({Path(args.out).stat().st_size / 1e6:.1f} MB)")
 

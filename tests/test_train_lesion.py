@@ -698,3 +698,44 @@ def test_a_stopped_train_lesion_run_goes_on_and_ends_with_the_same_weights_and_r
     assert err == f"error: {state}: holds the state of another training run (other settings or data); delete it " \
                   "to start this run from the beginning"
     assert state.read_bytes() == kept
+
+
+def test_training_from_a_pack_gives_the_same_weights_and_release_measures_the_held_out_split(data_root, tmp_path,
+                                                                                               capsys):
+    """A GPU machine gets the training slices as a pack (no data folder, no held-out slices): the same
+    command on the pack trains the same model, and reevaluate measures what the data run measured."""
+    from safetensors.numpy import load_file
+
+    from ctmodels import train_lesion as tl
+
+    pack = tmp_path / "train.npz.xz"
+    semi_tr, inf_tr = tl.save_training_pack(data_root, pack)
+    _, _, semi_te, inf_te = tl.load_split(data_root)
+    semi_p, inf_p, held = tl.load_training_pack(pack)
+    assert semi_p.names == semi_tr.names and np.array_equal(inf_p.images, inf_tr.images)
+    assert set(semi_p.names).isdisjoint(held["covid_semiseg_train"])
+    assert held == tl._split_record(semi_te, inf_te)
+
+    by_data, by_pack = tmp_path / "data", tmp_path / "pack"
+    kw = ["--steps", "2", "--batch-size", "2", "--seed", "4", "--threads", "2"]
+    assert main(["train-lesion", "--data", str(data_root), "--out", str(by_data)] + kw) == 0
+    capsys.readouterr()
+    assert main(["train-lesion", "--pack", str(pack), "--out", str(by_pack)] + kw) == 0
+    assert "release_weights.py" in capsys.readouterr().out  # nothing measured: the held-out split is not there
+    wa, wb = (load_file(str(d / "model.safetensors")) for d in (by_data, by_pack))
+    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+    a, b = (json.loads((d / "training.json").read_text()) for d in (by_data, by_pack))
+    assert "metrics_held_out" not in b and b["held_out"] == a["held_out"]
+    assert b["command"].startswith(f"ctmodels train-lesion --pack {pack} ")
+    assert "involvement_error" not in json.loads((by_pack / "preprocessing.json").read_text())
+
+    measured = tl.reevaluate(by_pack, data_root)
+    assert measured == tl.reevaluate(by_data, data_root)
+    b = json.loads((by_pack / "training.json").read_text())
+    assert b["metrics_held_out"] == measured and "uncertainty_held_out" in b
+    assert json.loads((by_pack / "preprocessing.json").read_text())["involvement_error"]["sd_pp"] >= 0
+
+    # a pack without a held-out record (or not a pack) is refused in one line
+    ld.save_slice_sets(tmp_path / "bare.xz", {"semiseg": semi_tr, "infection": inf_tr})
+    assert main(["train-lesion", "--pack", str(tmp_path / "bare.xz"), "--out", str(tmp_path / "o")] + kw) == 2
+    assert "expected a training pack" in capsys.readouterr().err
