@@ -34,17 +34,17 @@ def _batch_mix(rec: Dict[str, Any]) -> str:
 def _selection(rec: Dict[str, Any]) -> str:
     """How the shipped checkpoint was chosen, without ever looking at the held-out split."""
     val = rec.get("validation")
+    choice = f"\n* Choice of recipe: {rec['recipe_choice']}" if rec.get("recipe_choice") else ""
     if not val:
         return ("* Nothing was tuned on the held-out slices: the schedule was fixed before training and the last\n"
-                "  checkpoint is the one shipped.")
+                "  checkpoint is the one shipped." + choice)
     scores = ", ".join(f"{h['step']}: {h['score']:.3f}" for h in val["history"])
     return (f"* Validation split, carved out of the training groups: SemiSeg slices "
             f"{', '.join(val['covid_semiseg_train'])}; lung-infection volumes "
             f"{val['covid_ct_lung_infection_slices_volumes']} ({val['covid_ct_lung_infection_slices_count']} slices).\n"
             f"  It was not trained on. Score ({val['score']}) by step: {scores}.\n"
             f"* The checkpoint shipped is the one that scored best on validation (step {val['best_step']}). "
-            "Nothing was tuned on\n  the held-out slices; they were measured once, at the end."
-            + (f"\n* Choice of recipe: {rec['recipe_choice']}" if rec.get("recipe_choice") else ""))
+            "Nothing was tuned on\n  the held-out slices; they were measured once, at the end." + choice)
 
 
 def _recipe_extras(rec: dict) -> str:

@@ -34,6 +34,11 @@ def test_lesion_card_reports_the_batch_mix_and_the_validation_choice(tmp_path):
     _write_record(folder, rec)
     text = lesion_card(folder)
     assert "last\n  checkpoint is the one shipped" in text and "half SemiSeg, half" in text
+    assert "Choice of recipe" not in text
+    rec["recipe_choice"] = "by 4-fold cross-validation"  # a recipe chosen without a validation split is named too
+    _write_record(folder, rec)
+    assert "checkpoint is the one shipped.\n* Choice of recipe: by 4-fold cross-validation" in lesion_card(folder)
+    rec.pop("recipe_choice")
     rec["semiseg_per_batch"] = 6
     rec["metrics_held_out"]["semiseg_ggo_dice"] = 0.6123
     rec["validation"] = {"covid_semiseg_train": ["5", "67"], "covid_ct_lung_infection_slices_volumes": [2, 10],
@@ -66,6 +71,8 @@ def test_lesion_card_names_the_intensity_augmentation_and_weight_averaging_when_
     from ctmodels.train_lesion import INTENSITY_AUGMENTATION
 
     folder, rec = _bundled_lesion_copy(tmp_path)
+    rec.pop("ema", None), rec.pop("intensity_augmentation", None), rec.pop("recipe_choice", None)
+    _write_record(folder, rec)
     assert "intensity augmentation" not in lesion_card(folder) and "moving average" not in lesion_card(folder)
     rec.update(ema=0.998, intensity_augmentation={"name": "weak", **INTENSITY_AUGMENTATION["weak"]})
     _write_record(folder, rec)
@@ -128,3 +135,14 @@ def test_lesion_card_states_a_decision_offset_only_when_the_model_has_one(tmp_pa
     pre = json.loads((folder / "preprocessing.json").read_text())
     (folder / "preprocessing.json").write_text(json.dumps({**pre, "consolidation_offset": 0.5}))
     assert "log p(consolidation) - log p(GGO) +0.50 > 0" in lesion_card(folder)
+
+
+def test_lesion_card_names_the_gpu_a_model_trained_on(tmp_path):
+    folder, rec = _bundled_lesion_copy(tmp_path)
+    rec.pop("device_name", None)
+    rec.update(device="cpu", train_seconds=4200)
+    _write_record(folder, rec)
+    assert "70 min on cpu." in lesion_card(folder)
+    rec.update(device="cuda", device_name="NVIDIA H200", train_seconds=221)
+    _write_record(folder, rec)
+    assert "4 min on NVIDIA H200." in lesion_card(folder)
