@@ -532,7 +532,8 @@ def train(
     record = {
         "command": f"ctmodels train-lesion {source} --out {out_dir} --steps {steps} "
                    f"--batch-size {batch_size} --seed {seed} --semiseg-share {semiseg_share:g} --lr {lr:g}"
-                   f" --ema {ema:g} --intensity-aug {intensity}" + (f" --init {init}" if init is not None else ""),
+                   f" --ema {ema:g} --intensity-aug {intensity}" + (f" --init {init}" if init is not None else "")
+                   + (f" --device {device}" if device != "cpu" else ""),
         "steps": steps, "batch_size": batch_size, "semiseg_per_batch": n_semi, "crop": crop, "lr": lr, "seed": seed,
         "ema": ema, "intensity_augmentation": {"name": intensity, **INTENSITY_AUGMENTATION[intensity]},
         "device": device, **_device_name(device), "train_seconds": round(train_seconds, 1),

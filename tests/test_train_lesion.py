@@ -720,13 +720,14 @@ def test_training_from_a_pack_gives_the_same_weights_and_release_measures_the_he
     kw = ["--steps", "2", "--batch-size", "2", "--seed", "4", "--threads", "2"]
     assert main(["train-lesion", "--data", str(data_root), "--out", str(by_data)] + kw) == 0
     capsys.readouterr()
-    assert main(["train-lesion", "--pack", str(pack), "--out", str(by_pack)] + kw) == 0
+    assert main(["train-lesion", "--pack", str(pack), "--out", str(by_pack), "--device", "cpu:0"] + kw) == 0
     assert "release_weights.py" in capsys.readouterr().out  # nothing measured: the held-out split is not there
     wa, wb = (load_file(str(d / "model.safetensors")) for d in (by_data, by_pack))
     assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
     a, b = (json.loads((d / "training.json").read_text()) for d in (by_data, by_pack))
     assert "metrics_held_out" not in b and b["held_out"] == a["held_out"]
-    assert b["command"].startswith(f"ctmodels train-lesion --pack {pack} ")
+    assert b["command"].startswith(f"ctmodels train-lesion --pack {pack} ") and b["command"].endswith(" --device cpu:0")
+    assert "--device" not in a["command"]  # the default, cpu, is left out
     assert "involvement_error" not in json.loads((by_pack / "preprocessing.json").read_text())
 
     measured = tl.reevaluate(by_pack, data_root)
