@@ -89,26 +89,35 @@ def _init(data, pack, threads):
         _SETS["error"] = f"{where}{exc}"
 
 
-def fold_model_dir(models, recipe: str, fold: int, folds: int, steps: int) -> Path:
+def design(recipe: str, seed: int = 0) -> dict:
+    """A recipe's full settings: the common ones, its own, and the seed (``run --seed``; default 0)."""
+    return {**COMMON, **RECIPES[recipe], "seed": seed}
+
+
+def _run_name(recipe: str, fold: int, folds: int, steps: int, seed: int) -> str:
+    return f"{recipe}-fold{fold}-of{folds}-{steps}steps" + (f"-seed{seed}" if seed else "")
+
+
+def fold_model_dir(models, recipe: str, fold: int, folds: int, steps: int, seed: int = 0) -> Path:
     """Where ``run --save-models`` keeps a fold's model and ``offset`` looks for it."""
-    return Path(models) / f"{recipe}-fold{fold}-of{folds}-{steps}steps"
+    return Path(models) / _run_name(recipe, fold, folds, steps, seed)
 
 
-def fold_state_path(out, recipe: str, fold: int, folds: int, steps: int) -> Path:
+def fold_state_path(out, recipe: str, fold: int, folds: int, steps: int, seed: int = 0) -> Path:
     """Where a fold run keeps its training state until its result is in the record at ``out``: a run
     stopped before (a kill, the machine taken back) goes on from there when started again."""
-    return Path(f"{out}.states") / f"{recipe}-fold{fold}-of{folds}-{steps}steps.safetensors"
+    return Path(f"{out}.states") / f"{_run_name(recipe, fold, folds, steps, seed)}.safetensors"
 
 
 def _task(job):
     if "error" in _SETS:
         raise WorkerError(_SETS["error"])
-    name, fold, folds, steps, device, log_every, save_models, out = job
+    name, fold, folds, steps, seed, device, log_every, save_models, out = job
     logging.getLogger("ctmodels").info("recipe %s fold %d/%d starts", name, fold, folds)
-    save_dir = fold_model_dir(save_models, name, fold, folds, steps) if save_models else None
+    save_dir = fold_model_dir(save_models, name, fold, folds, steps, seed) if save_models else None
     m = tl.cv_fold(_SETS["semi"], _SETS["inf"], fold, folds, steps=steps, device=device, save_dir=save_dir,
-                   state_path=fold_state_path(out, name, fold, folds, steps), log_every=log_every,
-                   **COMMON, **RECIPES[name])
+                   state_path=fold_state_path(out, name, fold, folds, steps, seed), log_every=log_every,
+                   **design(name, seed))
     return name, m
 
 
@@ -139,21 +148,21 @@ def cmd_pack(args):
           f"({Path(args.out).stat().st_size / 1e6:.1f} MB)")
 
 
-def earlier_record(path: Path, folds: int, steps: int) -> dict:
+def earlier_record(path: Path, folds: int, steps: int, seed: int = 0) -> dict:
     """The record of an earlier part of the same cross-validation at ``path``, or an empty one.
 
-    Refuses (SystemExit) a record of another design: other folds, steps or recipe settings."""
+    Refuses (SystemExit) a record of another design: other folds, steps, seed or recipe settings."""
     fresh = {"recipes": {}, "folds": folds, "steps": steps, "results": [], "summary": {}}
     if not path.exists():
         return fresh
     try:
         rec = json.loads(path.read_text())
         same = rec["folds"] == folds and rec["steps"] == steps and all(
-            rec["recipes"][n] == {**COMMON, **RECIPES[n]} for n in rec["recipes"])
+            rec["recipes"][n] == design(n, seed) for n in rec["recipes"])
     except (ValueError, KeyError, TypeError):
         raise SystemExit(f"{path}: not a cross-validation record of this script; choose another --out")
     if not same:
-        raise SystemExit(f"{path}: holds a cross-validation of another design (folds, steps or recipe "
+        raise SystemExit(f"{path}: holds a cross-validation of another design (folds, steps, seed or recipe "
                          "settings differ); choose another --out")
     return rec
 
@@ -166,15 +175,15 @@ def cmd_run(args):
     fold_ids = range(args.folds) if args.only_folds is None else args.only_folds
     if any(not 0 <= f < args.folds for f in fold_ids):
         raise SystemExit(f"--only-folds must name folds 0..{args.folds - 1}")
-    record = earlier_record(Path(args.out), args.folds, args.steps)
+    record = earlier_record(Path(args.out), args.folds, args.steps, args.seed)
     done = {(r["recipe"], r["fold"]) for r in record["results"]}
-    jobs = [(n, f, args.folds, args.steps, args.device, args.log_every, args.save_models, args.out)
+    jobs = [(n, f, args.folds, args.steps, args.seed, args.device, args.log_every, args.save_models, args.out)
             for n in names for f in fold_ids if (n, f) not in done]
     print(f"{len(done)} run(s) already in {args.out}; {len(jobs)} to do", flush=True)
     if not jobs:
         print(table(record["summary"]))
         return
-    record["recipes"].update({n: {**COMMON, **RECIPES[n]} for n in names})
+    record["recipes"].update({n: design(n, args.seed) for n in names})
     threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.jobs))
     # a kill of this process ends its workers too (the pool's context exit terminates them)
     before = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -198,7 +207,7 @@ def _run_pool(args, jobs, threads, record):
             record["seconds"] = round(record.get("seconds", 0) + time.time() - t_last, 1)
             t_last = time.time()
             write_record(args.out, record)
-            fold_state_path(args.out, name, m["fold"], args.folds, args.steps).unlink(missing_ok=True)
+            fold_state_path(args.out, name, m["fold"], args.folds, args.steps, args.seed).unlink(missing_ok=True)
             print(f"done {name} fold {m['fold']}: score {tl.validation_score(m):.4f} "
                   f"({m['train_seconds']:.0f} s training, {time.time() - t0:.0f} s so far)", flush=True)
 
@@ -360,6 +369,8 @@ def main(argv=None):
     s.add_argument("--only-folds", default=None, metavar="F,G", type=_numbers("fold numbers", "0,2"),
                    help="run only these folds (0-based); the rest can follow later into the same --out")
     s.add_argument("--steps", type=int, default=2400)
+    s.add_argument("--seed", type=int, default=0, help="the runs' seed (default %(default)s); another seed is "
+                   "another design: give it its own --out (its saved models are named ...-seedN)")
     s.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
     s.add_argument("--threads", type=int, default=None, help="torch threads per run")
     s.add_argument("--device", default="cpu")

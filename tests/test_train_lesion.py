@@ -740,3 +740,27 @@ def test_training_from_a_pack_gives_the_same_weights_and_release_measures_the_he
     ld.save_slice_sets(tmp_path / "bare.xz", {"semiseg": semi_tr, "infection": inf_tr})
     assert main(["train-lesion", "--pack", str(tmp_path / "bare.xz"), "--out", str(tmp_path / "o")] + kw) == 2
     assert "expected a training pack" in capsys.readouterr().err
+
+
+def test_lesion_cv_seed_is_part_of_the_design_and_of_the_saved_models_names(data_root, tmp_path, monkeypatch):
+    from conftest import ROOT
+    from safetensors.numpy import load_file
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import lesion_cv
+
+    pack = tmp_path / "tv.npz.xz"
+    lesion_cv.main(["pack", "--data", str(data_root), "--out", str(pack)])
+    models = tmp_path / "models"
+    run = ["run", "--pack", str(pack), "--recipes", "A", "--folds", "2", "--only-folds", "0", "--steps", "1",
+           "--jobs", "1", "--threads", "1", "--save-models", str(models)]
+    lesion_cv.main(run + ["--out", str(tmp_path / "s0.json")])
+    lesion_cv.main(run + ["--seed", "1", "--out", str(tmp_path / "s1.json")])
+    rec = json.loads((tmp_path / "s1.json").read_text())
+    assert rec["recipes"]["A"] == {**lesion_cv.COMMON, **lesion_cv.RECIPES["A"], "seed": 1}
+    assert json.loads((tmp_path / "s0.json").read_text())["recipes"]["A"]["seed"] == 0
+    w0, w1 = (load_file(str(d / "model.safetensors"))
+              for d in (models / "A-fold0-of2-1steps", models / "A-fold0-of2-1steps-seed1"))
+    assert any(not np.array_equal(w0[k], w1[k]) for k in w0)  # another seed trained another model
+    with pytest.raises(SystemExit, match="another design"):  # seed 0 into seed 1's record: refused
+        lesion_cv.main(run + ["--out", str(tmp_path / "s1.json")])
