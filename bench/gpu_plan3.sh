@@ -12,17 +12,8 @@
 # There:  bash bench/gpu_plan3.sh LIMIT_S     (runs/ keeps the runs' states: the same call goes on)
 # Writes $OUT/plan3.tar.part-* (cv.json, logs, the two trained folders).
 set -o pipefail
-OUT=${OUT:-/tmp/p3out}; mkdir -p "$OUT" runs/p3
-PACK=runs/p3/trainval.npz.xz
-if [ ! -f "$PACK" ]; then
-  cat .gpudata/p1/* .gpudata/p2/* > "$PACK" || exit 1
-fi
-want=$(cut -d' ' -f1 .gpudata/sum/trainval.sha256); got=$(sha256sum < "$PACK" | cut -d' ' -f1)
-[ "$want" = "$got" ] || { echo "pack damaged: sha256 $got, expected $want"; rm -f "$PACK"; exit 1; }
-[ -d /tmp/site/segmentation_models_pytorch ] || python3 -m pip install -q --no-index --no-deps --no-compile \
-  --no-cache-dir --target /tmp/site .whl/segmentation_models_pytorch-*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+OUT=${OUT:-/tmp/p3out}; mkdir -p "$OUT"
+. bench/gpu_setup.sh runs/p3  # PACK
 L=${1:-480}; STEPS=${STEPS:-2400}; DEVICE=${DEVICE:-cuda}  # STEPS, DEVICE: for a dry run on a CPU
 ship() {  # recipe B (--ema 0.998) or C (--intensity-aug weak), the exact CPU ship command on the GPU
   timeout "$L" python3 -m ctmodels train-lesion --pack "$PACK" --out "runs/p3/ship$1" --steps "$STEPS" --batch-size 8 \
