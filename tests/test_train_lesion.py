@@ -638,7 +638,7 @@ def test_lesion_cv_goes_on_from_a_stopped_runs_state_and_deletes_it_once_recorde
 
     with pytest.raises(_Stopped):  # a fold run stopped in step 3, as a kill would leave it: step 2's state
         tl.cv_fold(semi, inf, 0, 2, steps=3, state_path=state, state_every=1, checkpoint_every=1,
-                   on_checkpoint=stop_at_3, log_every=100, **lesion_cv.COMMON, **lesion_cv.RECIPES["A"])
+                   on_checkpoint=stop_at_3, log_every=100, **lesion_cv.design("A"))
     with safe_open(str(state), framework="pt") as f:  # mark the state: its run had trained for 1000 s
         meta = json.loads(f.metadata()["state"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
