@@ -28,6 +28,4 @@ timeout "$L" python3 scripts/lesion_cv.py run --pack "$PACK" --recipes C --folds
 wait
 grep -h "step\|exit\|Error\|error" runs/p3/*.log | tail -20
 tail -8 runs/p3/cv.log
-cd runs/p3 && tar cf - --exclude=training-state.safetensors cv.json *.log $(ls -d shipB shipC 2>/dev/null) \
-  | split -b 15M - "$OUT/plan3.tar.part-"
-ls -la "$OUT"
+cd runs/p3 && send_back plan3 cv.json *.log $(ls -d shipB shipC 2>/dev/null)

@@ -21,6 +21,4 @@ timeout "$L" python3 -m ctmodels train-lesion --pack "$PACK" --out runs/p7/shipC
   > runs/p7/ship.log 2>&1 &
 wait
 tail -n 4 runs/p7/cv-short.log runs/p7/cv-long.log runs/p7/ship.log
-cd runs/p7 && tar cf - --exclude=training-state.safetensors $(ls *.json 2>/dev/null) *.log \
-  $(ls -d shipC4800 2>/dev/null) | split -b 15M - "$OUT/plan7.tar.part-"
-ls -la "$OUT"
+cd runs/p7 && send_back plan7 $(ls *.json 2>/dev/null) *.log $(ls -d shipC4800 2>/dev/null)

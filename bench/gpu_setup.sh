@@ -1,7 +1,8 @@
 # Sourced by bench/gpu_plan*.sh on a lent GPU machine: joins the training pack that came in two calls
 # (.gpudata/p1 and .gpudata/p2; see gpu_plan3.sh for how they are made here), checks its SHA-256
 # against .gpudata/sum/trainval.sha256, installs segmentation_models_pytorch from .whl/ and sets PYTHONPATH.
-# Sets PACK (in runs/, which a still-warm machine keeps between calls). Usage: . bench/gpu_setup.sh DIR
+# Sets PACK (in runs/, which a still-warm machine keeps between calls) and defines send_back.
+# Usage: . bench/gpu_setup.sh DIR
 mkdir -p "$1"
 PACK=$1/trainval.npz.xz
 if [ ! -f "$PACK" ]; then
@@ -13,3 +14,7 @@ want=$(cut -d' ' -f1 .gpudata/sum/trainval.sha256); got=$(sha256sum < "$PACK" | 
   --no-cache-dir --target /tmp/site .whl/segmentation_models_pytorch-*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+send_back() {  # NAME PATH...: PATH (from the current folder; no training states) to $OUT/NAME.tar.part-*
+  tar cf - --exclude=training-state.safetensors "${@:2}" | split -b 15M - "$OUT/$1.tar.part-"
+  ls -la "$OUT"
+}
