@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages.common import lesion_study, upload_or_example
 from ctmodels.charts import involvement_chart
-from ctmodels.severity import T_AB, T_BC
+from ctmodels.severity import T_AB, T_BC, format_probability
 
 st.title("Study severity")
 
@@ -19,7 +19,7 @@ c[0].metric("GGO", f"{rep.ggo_pct:.1f} %")
 c[1].metric("Consolidation", f"{rep.consolidation_pct:.1f} %")
 c[2].metric("Involved", f"{rep.involved_pct:.1f} %")
 c[3].metric("Grade", rep.grade)
-c[4].metric("P(extensive)", f"{rep.p_extensive:.2f}", help=f"class {rep.extent_class}")
+c[4].metric("P(extensive)", format_probability(rep.p_extensive), help=f"class {rep.extent_class}")
 st.altair_chart(involvement_chart(rep.per_slice), width="stretch")
 st.markdown(f"""
 **What the numbers mean.** The model labels every pixel; *involved* is the share of the lung that is
@@ -33,5 +33,3 @@ C above).
 CT; other diseases, scanners or reconstructions can be mislabelled, and a study's grade depends on
 how much of the lungs the upload covers.
 """)
-for n in rep.notes:
-    st.info(n)

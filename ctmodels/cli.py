@@ -76,6 +76,7 @@ def cmd_segment(args) -> int:
     from .io import read_ct, write_mask_nifti, write_mask_png
     from .lesion import LesionSegmenter
     from .pipeline import segment_study
+    from .severity import format_probability
     from .viz import overlay
 
     out = Path(args.out)
@@ -123,11 +124,14 @@ def cmd_segment(args) -> int:
                      "key_slice": k, "ggo_pct": round(rep.ggo_pct, 3),
                      "consolidation_pct": round(rep.consolidation_pct, 3),
                      "involved_pct": round(rep.involved_pct, 3), "grade": rep.grade,
-                     "p_extensive": round(rep.p_extensive, 4), "extent_class": rep.extent_class,
+                     "p_extensive": round(rep.p_extensive, 4) if rep.lung_found else "",
+                     "extent_class": rep.extent_class,
                      "warnings": " | ".join(study.warnings)})
-        if not args.quiet:
+        if not args.quiet and not rep.lung_found:
+            print(f"{p.name}: no lung found, no grade")
+        elif not args.quiet:
             print(f"{p.name}: {rep.grade} involved {rep.involved_pct:.1f}% (GGO {rep.ggo_pct:.1f}%, "
-                  f"consolidation {rep.consolidation_pct:.1f}%) P(extensive)={rep.p_extensive:.2f} "
+                  f"consolidation {rep.consolidation_pct:.1f}%) P(extensive)={format_probability(rep.p_extensive)} "
                   f"class {rep.extent_class}")
     if rows:
         with open(out / "results.csv", "w", newline="") as f:

@@ -42,4 +42,4 @@ def segment_study(seg: LesionSegmenter, vol: CTVolume, batch_size: Optional[int]
     err = seg.preprocessing.get("involvement_error", {})
     rep = severity.assess(res.pixel_counts, res.soft_counts, float(err.get("bias_pp", 0.0)),
                           float(err.get("sd_pp", 10.0)))
-    return StudySeverity(vol, res, rep, input_warnings(vol))
+    return StudySeverity(vol, res, rep, input_warnings(vol) + rep.notes)

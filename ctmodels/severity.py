@@ -4,6 +4,9 @@
 * MosMed grade: CT-0 no findings, CT-1 < 25 %, CT-2 25-50 %, CT-3 50-75 %, CT-4 >= 75 %.
 * P(extensive): probability that the true involvement is >= 50 % (see
   :func:`extensive_probability`), with classes A (< ``T_AB``), B, C (>= ``T_BC``).
+
+Where the segmentation finds no lung, none of these is defined: the percentages are 0 by
+definition, and the grade, P(extensive) (NaN) and its class are ``NOT_ASSESSED``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ GGO, CONS, LUNG = 1, 2, 3
 T_AB, T_BC = 0.2, 0.8
 # "No findings" below this % involvement (a few mislabelled pixels are not a finding).
 NO_FINDINGS_PCT = 0.1
+# Grade and extent class where they are undefined (no lung found).
+NOT_ASSESSED = "n/a"
 
 
 def mosmed_grade(involved_pct: float) -> str:
-    """CT-0 (no findings) .. CT-4 (>= 75 % of lung involved)."""
-    if not np.isfinite(involved_pct) or involved_pct < NO_FINDINGS_PCT:
+    """CT-0 (no findings) .. CT-4 (>= 75 % of lung involved); ``NOT_ASSESSED`` for NaN."""
+    if not np.isfinite(involved_pct):
+        return NOT_ASSESSED
+    if involved_pct < NO_FINDINGS_PCT:
         return "CT-0"
     if involved_pct < 25:
         return "CT-1"
@@ -67,7 +74,14 @@ class SeverityReport:
 
 
 def extent_class(p: float, t_ab: float = T_AB, t_bc: float = T_BC) -> str:
+    if not np.isfinite(p):
+        return NOT_ASSESSED
     return "A" if p < t_ab else ("B" if p < t_bc else "C")
+
+
+def format_probability(p: float) -> str:
+    """P(extensive) as shown to people: two decimals, or ``NOT_ASSESSED``."""
+    return f"{p:.2f}" if np.isfinite(p) else NOT_ASSESSED
 
 
 def _norm_cdf(x: float) -> float:
@@ -85,12 +99,15 @@ def extensive_probability(pixel_counts: np.ndarray, soft_counts: np.ndarray,
     the number of slices with lung (errors average out over slices, with a floor of 1/3 of the
     per-slice SD for errors shared by the whole study), plus the spread implied by the
     per-pixel probabilities themselves (hard vs soft estimate).
+
+    NaN where the labels hold no lung: the expected lung area is then a sum of small
+    probabilities, and their ratio says nothing (a black image would score about 0.5).
     """
     soft = np.asarray(soft_counts, dtype=np.float64).reshape(-1, 4)
     hard = np.asarray(pixel_counts, dtype=np.float64).reshape(-1, 4)
     lung_soft = soft[:, 1:].sum()
-    if lung_soft <= 0:
-        return 0.0
+    if lung_soft <= 0 or hard[:, 1:].sum() <= 0:
+        return math.nan
     est = 100.0 * (soft[:, GGO] + soft[:, CONS]).sum() / lung_soft
     est_hard = involvement(hard)["involved_pct"]
     n = int(((hard[:, 1:].sum(1)) > 0).sum()) or 1
@@ -113,10 +130,12 @@ def assess(pixel_counts: np.ndarray, soft_counts: np.ndarray, error_bias_pp: flo
     p = extensive_probability(counts, soft_counts, error_bias_pp, error_sd_pp)
     notes = []
     lung_found = inv["lung_pixels"] > 0
+    grade = mosmed_grade(inv["involved_pct"]) if lung_found else NOT_ASSESSED
     if not lung_found:
-        notes.append("no lung found: percentages are 0 by definition")
+        notes.append("no lung found: percentages are 0 by definition, and no grade or P(extensive) is given "
+                     "(expected an axial chest CT slice or study)")
     return SeverityReport(inv["ggo_pct"], inv["consolidation_pct"], inv["involved_pct"],
-                          mosmed_grade(inv["involved_pct"]), p, extent_class(p), per_slice, lung_found, notes)
+                          grade, p, extent_class(p), per_slice, lung_found, notes)
 
 
 # ----------------------------------------------------------------------------- cohort calibration

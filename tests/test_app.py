@@ -102,6 +102,20 @@ def test_small_upload_gets_a_visible_warning():
     assert any("96x96" in w.value and "unreliable" in w.value for w in at.warning)
 
 
+def test_an_image_without_lung_gets_no_grade_on_either_page():
+    """A black PNG: the model finds no lung, so both pages say so and show n/a, not CT-0 and a probability."""
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((256, 256), np.uint8)).save(buf, format="PNG")
+    for page, key in ((None, "lesion_upload"), ("severity", "severity_upload")):
+        at = _app(page)
+        at.file_uploader(key=key).set_value(("black.png", buf.getvalue(), "image/png"))
+        at.run()
+        assert not at.exception and not at.error
+        assert _metric(at, "Grade") == "n/a"
+        assert page is None or _metric(at, "P(extensive)") == "n/a"
+        assert sum("no lung found" in w.value for w in at.warning) == 1
+
+
 def test_severity_page_with_a_dicom_zip(tmp_path):
     hu = chest_phantom((5.0, 1.5, 1.5), extent_mm=40, fov_mm=330, seed=5)
     files = write_series(tmp_path / "s", hu)

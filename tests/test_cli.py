@@ -63,3 +63,22 @@ def test_python_dash_m_and_console_script(tmp_path):
     assert r.returncode == 2 and "x.png" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "ctmodels", "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "segment" in r.stdout
+
+
+def test_segment_a_slice_without_lung_gives_no_grade(tmp_path, capsys):
+    """A black image: no lung, so no grade and no P(extensive), said once as a warning and in results.csv."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((256, 256), np.uint8)).save(tmp_path / "black.png")
+    assert main(["segment", str(tmp_path / "black.png"), "--out", str(tmp_path / "out")]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.strip() == "black.png: no lung found, no grade"
+    assert cap.err.count("no lung found") == 1 and "Traceback" not in cap.err
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert (row["grade"], row["p_extensive"], row["extent_class"]) == ("n/a", "", "n/a")
+    assert row["involved_pct"] == "0.0" and row["warnings"].startswith("no lung found")
+

@@ -49,7 +49,22 @@ def test_assess_report():
     assert rep.grade == "CT-3" and rep.extent_class == "C" and rep.involved_pct == pytest.approx(60)
     assert len(rep.per_slice) == 30
     none = S.assess(np.array([[100, 0, 0, 0]]), np.array([[100.0, 0, 0, 0]]))
-    assert not none.lung_found and none.grade == "CT-0" and none.extent_class == "A"
+    assert not none.lung_found and none.grade == "n/a" and none.extent_class == "n/a"
+    assert math.isnan(none.p_extensive) and "no lung found" in none.notes[0]
+
+
+def test_no_lung_gives_no_probability_whatever_the_soft_counts_hold():
+    """Labels with no lung: the soft counts are small probabilities whose ratio means nothing (a black
+    image gave P(extensive) 0.58 before this was caught); the probability is NaN, not a guess."""
+    hard = np.array([[65536, 0, 0, 0]])
+    for soft in ([65534.7, 0.8, 0.0, 0.5], [65493.4, 32.2, 2.0, 8.4], [65535.99, 0.0, 0.0, 0.01]):
+        assert math.isnan(S.extensive_probability(hard, np.array([soft])))
+    rep = S.assess(hard, np.array([[65534.7, 0.8, 0.0, 0.5]]))
+    assert (rep.grade, rep.extent_class, S.format_probability(rep.p_extensive)) == ("n/a", "n/a", "n/a")
+    # one slice of a study without lung does not make the study's probability undefined
+    two = S.assess(np.array([[900, 0, 0, 0], [500, 300, 0, 200]]), np.array([[899.0, 0.7, 0, 0.3], [500, 300, 0, 200]]))
+    assert two.lung_found and two.grade == "CT-3" and two.extent_class == "C" and S.format_probability(two.p_extensive) != "n/a"
+    assert S.mosmed_grade(float("nan")) == "n/a" and S.extent_class(float("nan")) == "n/a"
 
 
 def test_calibration_recovers_known_thresholds():
@@ -80,7 +95,7 @@ def test_calibration_rejects_bad_input():
 
 
 def test_inputs_unlike_the_training_data_are_flagged(tmp_path, capsys):
-    """A coarse 64 px, 4 mm volume gets both warnings (CLI stderr and results.csv); a 256 px slice none."""
+    """A coarse 64 px, 4 mm volume gets both warnings (CLI stderr and results.csv); a 218x272 slice none."""
     import csv
 
     from PIL import Image
@@ -92,8 +107,11 @@ def test_inputs_unlike_the_training_data_are_flagged(tmp_path, capsys):
 
     sp = (4.0, 4.2, 4.2)
     coarse = ctio.write_volume_nifti(chest_phantom(sp, extent_mm=40, fov_mm=270, seed=3), sp, tmp_path / "coarse.nii.gz")
-    fine = tmp_path / "fine.png"
-    Image.fromarray((np.random.default_rng(0).random((256, 256)) * 255).astype(np.uint8)).save(fine)
+    from ctmodels.examples import lesion_volume
+    from ctmodels.preprocessing import window_hu
+
+    fine = tmp_path / "fine.png"  # a 218x272 display slice of the synthetic chest (it has lung)
+    Image.fromarray(window_hu(lesion_volume(n_slices=1).voxels[0], -600, 1500)).save(fine)
     assert main(["segment", str(coarse), str(fine), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "coarse.nii.gz: image is" in err and "pixels are 4.2 mm" in err and "fine.png" not in err
