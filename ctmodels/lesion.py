@@ -11,6 +11,12 @@ matching the 8-bit lung-window slices the model was trained on; the window is st
 model's ``preprocessing.json``. Every slice is resized to the model's input size (256 x 256),
 and probabilities are resized back, so labels and probabilities lie on the input grid.
 
+On HU input, labels can only lie inside the patient's body (:mod:`ctmodels.body`): pixels outside it
+(the air around the patient, the table) are background, with probability 1, in the labels, the
+probabilities and the counts. Without this, slices without lung (upper abdomen) had air under the
+patient labelled lung and fat under the skin labelled GGO. 8-bit display images carry no HU to find
+the body with, and are segmented as they are.
+
 A model's ``preprocessing.json`` may hold a ``consolidation_offset`` ``d`` (default 0): inside the
 infection mask a pixel is consolidation when log p(consolidation) - log p(GGO) + d > 0, else GGO
 (see :mod:`ctmodels.lesion_offset`). Probabilities, soft counts and the infection mask do not change.
@@ -28,6 +34,7 @@ from typing import Any, Callable, Dict, Optional, Union
 
 import numpy as np
 
+from .body import body_mask
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
 from .preprocessing import window_hu
@@ -160,13 +167,14 @@ class LesionSegmenter:
     # ------------------------------------------------------------------ inference
     def predict(self, x: Union[np.ndarray, CTVolume], units: str = "auto", batch_size: Optional[int] = None,
                 keep_probabilities: Optional[bool] = None, tta: Optional[bool] = None,
-                progress: Optional[ProgressFn] = None) -> LesionResult:
+                progress: Optional[ProgressFn] = None, body_only: Optional[bool] = None) -> LesionResult:
         """Segment a 2D slice ``[H, W]`` or a volume ``[Z, H, W]`` (batched over slices).
 
         ``tta``: average the probabilities over horizontal and vertical flips (4 passes; the model
         was trained flip- and rotation-invariant). Default: on for a single slice, off for volumes
         (where it would cost 4x the time). ``batch_size``: slices per network call; default 16 on
-        the CPU, 64 on a GPU (see docs/performance.md).
+        the CPU, 64 on a GPU (see docs/performance.md). ``body_only``: labels only inside the
+        body (see the module's docstring); default on for HU input, and it needs HU.
         """
         if batch_size is None:
             batch_size = self.default_batch_size
@@ -186,6 +194,10 @@ class LesionSegmenter:
         use_tta = single if tta is None else bool(tta)
         if keep_probabilities is None:
             keep_probabilities = single
+        if body_only is None:
+            body_only = unit == HU
+        elif body_only and unit != HU:
+            raise InvalidInputError("body_only needs HU input: a display image has no HU to find the body in")
         disp = self.to_display(vol, unit)
         z, h, w = disp.shape
         labels = np.empty((z, h, w), np.uint8)
@@ -195,7 +207,8 @@ class LesionSegmenter:
         for start in range(0, z, batch_size):
             stop = min(z, start + batch_size)
             lab, sc, p = self._predict_batch(disp[start:stop], use_tta, probs is not None,
-                                             pad_to=batch_size if self.pad_batches else 0)
+                                             pad_to=batch_size if self.pad_batches else 0,
+                                             body=body_mask(vol[start:stop]) if body_only else None)
             labels[start:stop] = lab.cpu().numpy()
             soft[start:stop] = sc
             if lab.is_cuda:  # count on the GPU: a host-side bincount would cap the rate at ~1000 slices/s
@@ -227,8 +240,10 @@ class LesionSegmenter:
             t = t.contiguous(memory_format=torch.channels_last)
         return torch.softmax(self.model(t).float(), 1)
 
-    def _predict_batch(self, disp: np.ndarray, tta: bool = False, full_probs: bool = False, pad_to: int = 0):
-        """-> (labels [b, h, w] on the input grid, soft counts [b, 4], probabilities [b, 4, h, w] or None)."""
+    def _predict_batch(self, disp: np.ndarray, tta: bool = False, full_probs: bool = False, pad_to: int = 0,
+                       body: Optional[np.ndarray] = None):
+        """-> (labels [b, h, w] on the input grid, soft counts [b, 4], probabilities [b, 4, h, w] or None).
+        ``body``: bool [b, h, w]; outside it every pixel is background with probability 1."""
         torch = self.torch
         F = torch.nn.functional
         s = int(self.preprocessing["input_size"])
@@ -251,19 +266,40 @@ class LesionSegmenter:
                         for f in flips) / len(flips)
             else:
                 p = self._network(t, pad_to)
+            if body is not None:
+                inside = torch.from_numpy(body).to(p.device)
+                share = inside[:, None].float()  # share of each network pixel inside the body
+                if (h, w) != (s, s):
+                    share = F.interpolate(share, size=(s, s), mode="area")
+                p = torch.cat([p[:, :1] * share + (1 - share), p[:, 1:] * share], 1)
             # expected pixel counts per class, scaled from the model grid to the input grid
             soft = (p.sum((2, 3)).double() * (h * w) / (s * s)).cpu().numpy()
             if (h, w) == (s, s):
                 lab = _argmax_classes(p)
                 if self.consolidation_offset:
                     lab = _split_infection(lab, torch.log(p.clamp_min(PROB_FLOOR)), self.consolidation_offset)
-                return lab, soft, (p if full_probs else None)
+                return _inside(lab, body), soft, (_inside(p, body) if full_probs else None)
             # log-probabilities resized bilinearly; their argmax equals that of the resized softmax
             logp = F.interpolate(torch.log(p.clamp_min(PROB_FLOOR)), size=(h, w), mode="bilinear", align_corners=False)
             lab = _argmax_classes(logp)
             if self.consolidation_offset:
                 lab = _split_infection(lab, logp, self.consolidation_offset)
-            return lab, soft, (torch.softmax(logp, 1) if full_probs else None)
+            return _inside(lab, body), soft, (_inside(torch.softmax(logp, 1), body) if full_probs else None)
+
+
+def _inside(t, body: Optional[np.ndarray]):
+    """Labels [b, h, w] or probabilities [b, 4, h, w] with every pixel outside ``body`` (bool [b, h, w],
+    input grid) background: label 0, probabilities (1, 0, 0, 0)."""
+    if body is None:
+        return t
+    import torch
+
+    outside = ~torch.from_numpy(body).to(t.device)
+    if t.ndim == 3:
+        return t.masked_fill(outside, 0)
+    t = t.masked_fill(outside[:, None], 0)
+    t[:, 0].masked_fill_(outside, 1)
+    return t
 
 
 def _argmax_classes(t):

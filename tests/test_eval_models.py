@@ -90,6 +90,32 @@ def test_segment_cli_on_a_real_volume(tmp_path):
     assert (back.voxels == 3).sum() > 10000
 
 
+def test_real_abdominal_slices_get_no_lung_outside_the_body(seg):
+    """Two real GE slices at the level of the kidneys (no lung in them). Without the body mask the model
+    called the air under the patient lung (about 20000 px a slice) and fat near the skin GGO (17.8 % of that
+    "lung"); with it, under 0.5 % of each slice keeps a lung label, and the study says it has little lung."""
+    from ctmodels.body import body_mask
+    from ctmodels.pipeline import segment_study
+
+    vol = io.read_ct(shared("chest_ct64", "simple_dicom"))
+    inside = body_mask(vol.voxels)
+    assert 0.3 < inside.mean() < 0.8
+    free = seg.predict(vol, body_only=False)
+    assert (free.labels[~inside] > 0).sum() > 10000  # what the mask is for
+    study = segment_study(seg, vol)
+    assert (study.lesions.labels[~inside] == 0).all()
+    assert (study.lesions.pixel_counts[:, 1:].sum(1) < 0.005 * inside[0].size).all()
+    assert any(w.startswith("little lung found") for w in study.warnings)
+
+
+def test_real_chest_crops_lose_no_lung_to_the_body_mask(seg):
+    """The two real crops cut through the body at the edge of the image: the mask leaves them whole."""
+    for path in (("chest_ct64", "crop_ct_2slices.nrrd"), ("chest_cta_crop", "ct_cropped.nii.gz")):
+        vol = io.read_ct(shared(*path))
+        a, b = seg.predict(vol, body_only=False), seg.predict(vol)
+        assert np.array_equal(a.labels, b.labels), path
+
+
 @pytest.mark.parametrize("path", [("chest_cta_crop", "ct_cropped.nii.gz"), ("chest_ct64", "ct-64Dicom")])
 def test_real_inspiration_scans_pass_and_simulated_expiration_fails(path):
     vol = io.read_ct(shared(*path), purpose="quality")

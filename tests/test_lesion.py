@@ -45,8 +45,48 @@ def test_hu_input_is_windowed_like_the_training_slices(seg):
     w = seg.preprocessing["hu_window"]
     hu = unwindow(disp, w["center"], w["width"]).round().astype(np.int16)
     assert np.abs(window_hu(hu, w["center"], w["width"]).astype(int) - disp).max() <= 1
-    a, b = seg.predict(disp), seg.predict(hu)
+    a, b = seg.predict(disp), seg.predict(hu, body_only=False)  # noise has no body to find
     assert (a.labels == b.labels).mean() > 0.98
+
+
+def _slice_with_body(cut: bool = False) -> np.ndarray:
+    """HU slice: air, a table under the patient, a soft-tissue body with two air-filled lungs.
+    ``cut``: the field of view cuts through the body and one lung (a crop)."""
+    from ctmodels.phantoms import chest_phantom
+
+    hu = chest_phantom((5.0, 1.5, 1.5), extent_mm=10, fov_mm=330, noise_hu=0, seed=0)[0].astype(np.int16)
+    hu[-6:-3, 20:-20] = 300  # the table, apart from the patient
+    return hu[:, 70:] if cut else hu
+
+
+def test_hu_labels_lie_inside_the_body(seg):
+    from ctmodels.body import body_mask
+
+    hu = _slice_with_body()
+    inside = body_mask(hu)
+    assert inside.mean() < 0.8 and not inside[-5, 100]  # outside air and the table are not body
+    free, kept = seg.predict(hu, body_only=False), seg.predict(hu)
+    assert (free.labels[~inside] > 0).any()  # the random network labels outside the body
+    assert (kept.labels[~inside] == 0).all()
+    from scipy.ndimage import binary_erosion
+
+    deep = binary_erosion(inside, iterations=3)  # the edge's own pixels may move with the mask
+    assert np.array_equal(kept.labels[deep], free.labels[deep])
+    p = kept.probabilities.astype(np.float32)
+    assert np.all(p[0][~inside] > 0.99)
+    assert np.bincount(kept.labels.ravel(), minlength=4).tolist() == kept.pixel_counts[0].tolist()
+    assert kept.soft_counts[0, 1:].sum() < free.soft_counts[0, 1:].sum()
+    assert kept.soft_counts.sum() == pytest.approx(hu.size, rel=1e-3)
+    # volumes, batched, with one slice of air only: every label of that slice is background
+    vol = np.stack([hu, np.full_like(hu, -1000), hu])
+    r = seg.predict(CTVolume(vol, (5.0, 1.5, 1.5), VolumeMeta(units="HU")), batch_size=2)
+    assert r.pixel_counts[1, 1:].sum() == 0 and np.array_equal(r.labels[0], seg.predict(hu, tta=False).labels)
+    # a crop through the body: air at the edge may be lung, so nothing is taken away
+    cut = _slice_with_body(cut=True)
+    assert body_mask(cut).all()
+    assert np.array_equal(seg.predict(cut).labels, seg.predict(cut, body_only=False).labels)
+    with pytest.raises(InvalidInputError, match="body_only needs HU"):
+        seg.predict(np.zeros((32, 32), np.uint8), body_only=True)
 
 
 def test_bad_inputs(seg):

@@ -1,0 +1,54 @@
+"""The patient's body on each axial slice of a HU volume (numpy and scipy.ndimage only).
+
+Lung lies inside the body. A model that saw only lung-window display slices can still call the air
+between the patient and the table "lung", or the fat under the skin "ground glass", on slices
+without lung (upper abdomen, neck): :func:`body_mask` tells the lesion segmenter where a label
+can be, so that such pixels count as background.
+
+Per slice: tissue is above -500 HU (halfway between air and water); the body is the largest
+connected piece of tissue and every piece at least a tenth its size (arms, a second leg of the
+cut), with the holes inside filled (lungs, airways, bowel gas). Where the largest piece touches the
+edge of the image, the field of view cuts through the patient and air at the edge may be lung:
+that slice is left whole (every pixel may hold a label). The search runs on every ``step``-th
+pixel (chosen so that the grid is at most about 128 pixels a side) and is scaled back: its edge is
+within ``step / 2`` pixels of the threshold's along each axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TISSUE_HU = -500.0
+MIN_SHARE = 0.1  # a piece of tissue this share of the largest one is body too
+GRID_PX = 128
+
+
+def _slice_body(tissue: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    lab, n = ndimage.label(tissue)
+    if n == 0:
+        return np.zeros_like(tissue)
+    sizes = np.bincount(lab.ravel())[1:]
+    largest = int(np.argmax(sizes)) + 1
+    edge = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    if np.any(edge == largest):
+        return np.ones_like(tissue)
+    keep = np.concatenate([[False], sizes >= MIN_SHARE * sizes.max()])
+    return ndimage.binary_fill_holes(keep[lab])
+
+
+def body_mask(hu: np.ndarray) -> np.ndarray:
+    """bool mask of the body, same shape as ``hu`` (a slice ``[H, W]`` or a volume ``[Z, H, W]``)."""
+    a = np.asarray(hu)
+    vol = a[None] if a.ndim == 2 else a
+    h, w = vol.shape[-2:]
+    step = max(1, -(-max(h, w) // GRID_PX))
+    o = step // 2  # each grid pixel stands for the block around it: edges move by at most step / 2
+    rows = np.minimum(np.arange(h) // step, len(range(o, h, step)) - 1)
+    cols = np.minimum(np.arange(w) // step, len(range(o, w, step)) - 1)
+    out = np.empty(vol.shape, bool)
+    for z in range(vol.shape[0]):
+        small = _slice_body(vol[z, o::step, o::step] > TISSUE_HU)
+        out[z] = small[rows][:, cols]
+    return out[0] if a.ndim == 2 else out
