@@ -24,6 +24,9 @@ T_AB, T_BC = 0.2, 0.8
 NO_FINDINGS_PCT = 0.1
 # Grade and extent class where they are undefined (no lung found).
 NOT_ASSESSED = "n/a"
+# A chest slice through the lungs is mostly a fifth or more lung; where no slice has even this share,
+# the input is not what the grade is for (say, upper abdomen with a little bowel gas called lung).
+LITTLE_LUNG_SHARE = 0.02
 
 
 def mosmed_grade(involved_pct: float) -> str:
@@ -134,6 +137,11 @@ def assess(pixel_counts: np.ndarray, soft_counts: np.ndarray, error_bias_pp: flo
     if not lung_found:
         notes.append("no lung found: percentages are 0 by definition, and no grade or P(extensive) is given "
                      "(expected an axial chest CT slice or study)")
+    else:
+        share = float((counts[:, 1:].sum(1) / np.maximum(counts.sum(1), 1)).max())
+        if share < LITTLE_LUNG_SHARE:
+            notes.append(f"little lung found (at most {100 * share:.1f} % of a slice): the percentages and grade "
+                         "rest on few pixels (expected an axial chest CT slice or study)")
     return SeverityReport(inv["ggo_pct"], inv["consolidation_pct"], inv["involved_pct"],
                           grade, p, extent_class(p), per_slice, lung_found, notes)
 

@@ -65,6 +65,16 @@ def test_no_lung_gives_no_probability_whatever_the_soft_counts_hold():
     two = S.assess(np.array([[900, 0, 0, 0], [500, 300, 0, 200]]), np.array([[899.0, 0.7, 0, 0.3], [500, 300, 0, 200]]))
     assert two.lung_found and two.grade == "CT-3" and two.extent_class == "C" and S.format_probability(two.p_extensive) != "n/a"
     assert S.mosmed_grade(float("nan")) == "n/a" and S.extent_class(float("nan")) == "n/a"
+    assert two.notes == []
+
+
+def test_little_lung_is_graded_with_a_warning():
+    """An abdominal slice with a little bowel gas called lung (as a real GE slice gave: 379 of 262144 px)."""
+    little = S.assess(np.array([[261765, 0, 55, 324]]), np.array([[261765.0, 0, 55, 324]]))
+    assert little.grade == "CT-1" and little.notes and little.notes[0].startswith("little lung found (at most 0.1 %")
+    # a study whose lowest slices have little lung, but whose other slices are chest: no warning
+    chest = np.array([[261765, 0, 55, 324], [200000, 1000, 0, 61144]])
+    assert S.assess(chest, chest.astype(float)).notes == []
 
 
 def test_calibration_recovers_known_thresholds():
