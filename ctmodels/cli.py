@@ -105,7 +105,8 @@ def cmd_segment(args) -> int:
         z = vol.shape[0]
         bar = tqdm(total=z, desc=p.name, unit="slice", disable=z < 8 or args.quiet, file=sys.stderr)
         study = segment_study(seg, vol, batch_size=args.batch_size,
-                              progress=lambda done, total: bar.update(done - bar.n))
+                              progress=lambda done, total: bar.update(done - bar.n),
+                              body_only=False if args.no_body_mask else None)
         bar.close()
         res, rep = study.lesions, study.report
         for w in study.warnings:
@@ -315,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or a weights folder")
     s.add_argument("--batch-size", type=int, default=None, help="slices per network call (default 16 on CPU, 64 on GPU)")
     s.add_argument("--show-lung", action="store_true", help="also colour 'other lung' in the overlay")
+    s.add_argument("--no-body-mask", action="store_true",
+                   help="HU input: allow labels outside the patient's body (default: background there)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_segment)
 

@@ -82,3 +82,24 @@ def test_segment_a_slice_without_lung_gives_no_grade(tmp_path, capsys):
     assert (row["grade"], row["p_extensive"], row["extent_class"]) == ("n/a", "", "n/a")
     assert row["involved_pct"] == "0.0" and row["warnings"].startswith("no lung found")
 
+
+def test_segment_keeps_hu_labels_inside_the_body_unless_told_not_to(tmp_path):
+    """The synthetic example as NIfTI: the bundled model labels air around the phantom as lung, and
+    the body mask makes it background in the written mask; --no-body-mask keeps the model's labels."""
+    import numpy as np
+
+    from ctmodels import io as ctio
+    from ctmodels.body import body_mask
+    from ctmodels.examples import lesion_volume
+
+    v = lesion_volume(n_slices=3)
+    nii = ctio.write_volume_nifti(v.voxels, v.spacing, tmp_path / "ex.nii.gz")
+    outside = ~body_mask(ctio.read_ct(nii).voxels)
+    outside_labels = {}
+    for flag in ([], ["--no-body-mask"]):
+        out = tmp_path / ("free" if flag else "kept")
+        assert main(["segment", str(nii), "--out", str(out), "--quiet"] + flag) == 0
+        mask = ctio.read_ct(out / "ex.mask.nii.gz").voxels
+        outside_labels[bool(flag)] = int((mask[outside] > 0).sum())
+    assert outside_labels == {False: 0, True: outside_labels[True]} and outside_labels[True] > 1000
+
