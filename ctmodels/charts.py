@@ -44,17 +44,20 @@ def verdict_chart(counts: Dict[str, int], title: str = "Breath-hold check"):
 
 
 def involvement_chart(per_slice: Sequence[Dict[str, float]]):
-    """Per-slice % of lung involved (GGO, consolidation) as stacked areas."""
+    """Per-slice % of lung involved (GGO, consolidation) as stacked areas. Slices without lung are left
+    out: their 0 % is a definition, not a measurement (and an empty chart says that no lung was found)."""
     import altair as alt
     import pandas as pd
 
     rows = []
     for r in per_slice:
+        if r.get("lung_pixels", 1) <= 0:
+            continue
         rows.append({"slice": r["slice"], "class": "GGO", "percent": r["ggo_pct"]})
         rows.append({"slice": r["slice"], "class": "consolidation", "percent": r["consolidation_pct"]})
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=["slice", "class", "percent"])
     return (
-        alt.Chart(df, title="Lung involved per slice")
+        alt.Chart(df, title="Lung involved per slice" if rows else "Lung involved per slice: no lung found")
         .mark_area(opacity=0.8)
         .encode(x=alt.X("slice:Q", axis=alt.Axis(format="d", tickMinStep=1)),
                 y=alt.Y("percent:Q", stack=True, title="% of lung in slice"),

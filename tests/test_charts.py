@@ -2,7 +2,7 @@
 
 import pytest
 
-from ctmodels.charts import _integer_ticks, verdict_chart
+from ctmodels.charts import _integer_ticks, involvement_chart, verdict_chart
 
 
 @pytest.mark.parametrize("top", [0, 1, 2, 5, 6, 7, 12, 99, 137, 187, 1000, 2600, 123457])
@@ -20,3 +20,16 @@ def test_verdict_chart_labels_each_bar_with_count_and_share():
     assert [v["label"] for v in values] == ["137 (73%)", "41 (22%)", "9 (5%)"]
     assert {layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
             for layer in spec["layer"]} == {"bar", "text"}
+
+
+def test_involvement_chart_leaves_out_slices_without_lung():
+    from ctmodels.severity import assess
+
+    counts = [[900, 0, 0, 0], [500, 100, 20, 380], [400, 300, 0, 300], [1000, 0, 0, 0]]
+    rep = assess(counts, [[float(c) for c in row] for row in counts])
+    values = next(iter(involvement_chart(rep.per_slice).to_dict()["datasets"].values()))
+    assert sorted({v["slice"] for v in values}) == [1, 2]
+    assert {(v["slice"], v["class"]): v["percent"] for v in values}[(1, "consolidation")] == 4.0
+    empty = involvement_chart(assess([[900, 0, 0, 0]], [[900.0, 0, 0, 0]]).per_slice).to_dict()
+    assert empty["title"].endswith("no lung found")
+
