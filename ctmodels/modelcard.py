@@ -188,7 +188,10 @@ consolidation is learned from only {len(rec['train_slices']['covid_semiseg_train
 
 ## Limitations
 Trained on 8-bit display slices from a few dozen patients with COVID-19; not validated on other
-diseases, scanners, children, or true-HU input beyond the lung-window mapping. Research use only.
+diseases, scanners, children, or true-HU input beyond the lung-window mapping. Every training slice
+shows lung, so slices without it confuse the model: on a real contrast CT it called bowel contents below
+the diaphragm consolidation and bowel gas lung. On HU input ctmodels removes labels outside the
+patient's body (`ctmodels/body.py`), not those inside it. Research use only.
 """
 
 
