@@ -10,8 +10,8 @@ connected piece of tissue and every piece at least a tenth its size (arms, a sec
 cut), with the holes inside filled (lungs, airways, bowel gas). Where the largest piece touches the
 edge of the image, the field of view cuts through the patient and air at the edge may be lung:
 that slice is left whole (every pixel may hold a label). The search runs on every ``step``-th
-pixel (chosen so that the grid is at most about 128 pixels a side) and is scaled back: its edge is
-within ``step / 2`` pixels of the threshold's along each axis.
+pixel of each axis (chosen so that the grid is at most about 128 pixels a side) and is scaled back:
+its edge is within ``step / 2`` pixels of the threshold's along each axis.
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ def body_mask(hu: np.ndarray) -> np.ndarray:
     a = np.asarray(hu)
     vol = a[None] if a.ndim == 2 else a
     h, w = vol.shape[-2:]
-    step = max(1, -(-max(h, w) // GRID_PX))
-    o = step // 2  # each grid pixel stands for the block around it: edges move by at most step / 2
-    rows = np.minimum(np.arange(h) // step, len(range(o, h, step)) - 1)
-    cols = np.minimum(np.arange(w) // step, len(range(o, w, step)) - 1)
+    sy, sx = (max(1, -(-n // GRID_PX)) for n in (h, w))  # per axis: a thin strip still has a grid row
+    oy, ox = sy // 2, sx // 2  # each grid pixel stands for the block around it: edges move by step / 2
+    rows = np.minimum(np.arange(h) // sy, len(range(oy, h, sy)) - 1)
+    cols = np.minimum(np.arange(w) // sx, len(range(ox, w, sx)) - 1)
     out = np.empty(vol.shape, bool)
     for z in range(vol.shape[0]):
-        small = _slice_body(vol[z, o::step, o::step] > TISSUE_HU)
+        small = _slice_body(vol[z, oy::sy, ox::sx] > TISSUE_HU)
         out[z] = small[rows][:, cols]
     return out[0] if a.ndim == 2 else out

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.ndimage import binary_dilation, binary_erosion
 
 from ctmodels.body import body_mask
@@ -30,7 +32,7 @@ def test_body_holds_the_lungs_and_not_the_air_around_it():
     assert abs(m.sum() - body.sum()) < 0.01 * body.sum()
 
 
-@pytest.mark.parametrize("shape", [(301, 257), (97, 130), (20, 20)])
+@pytest.mark.parametrize("shape", [(301, 257), (97, 130), (20, 20), (8, 3000), (3000, 9)])
 def test_any_size_keeps_its_shape_and_the_grid_stays_small(shape):
     hu = np.full(shape, -1000.0)
     hu[_ellipse(shape, shape[0] / 2, shape[1] / 2, shape[0] / 3, shape[1] / 3)] = 40
@@ -61,3 +63,17 @@ def test_a_slice_of_air_has_no_body_and_a_cut_field_of_view_keeps_everything():
     whole[_ellipse(cut.shape, cut.shape[0] / 2, cut.shape[1] / 2, 100, 80)] = 40
     vol = body_mask(np.stack([whole, cut]))
     assert not vol[0].all() and vol[1].all()  # decided slice by slice
+
+
+@settings(max_examples=200, deadline=None)
+@given(h=st.integers(1, 700), w=st.integers(1, 700), z=st.integers(1, 3), seed=st.integers(0, 2**16),
+       tissue=st.floats(0.0, 1.0))
+def test_any_shape_and_content_gives_a_mask_of_that_shape(h, w, z, seed, tissue):
+    """Thin strips, single pixels and random tissue: a bool mask of the input's shape, never an error
+    (an 8 x 3000 slice once asked for a grid row that did not exist)."""
+    rng = np.random.default_rng(seed)
+    hu = np.where(rng.random((z, h, w)) < tissue, 40, -1000).astype(np.int16)
+    m = body_mask(hu)
+    assert m.shape == hu.shape and m.dtype == bool
+    assert body_mask(hu[0]).shape == (h, w)
+
