@@ -1,8 +1,8 @@
 """The patient's body on each axial slice of a HU volume (numpy and scipy.ndimage only).
 
 Lung lies inside the body. A model that saw only lung-window display slices can still call the air
-between the patient and the table "lung", or the fat under the skin "ground glass", on slices
-without lung (upper abdomen, neck): :func:`body_mask` tells the lesion segmenter where a label
+between the patient and the table "lung", or the foam mattress and blankets around the patient
+(about -900 HU) "lung" and "ground glass", on slices without lung (upper abdomen, neck): :func:`body_mask` tells the lesion segmenter where a label
 can be, so that such pixels count as background.
 
 Per slice: tissue is above -500 HU (halfway between air and water); the body is the largest

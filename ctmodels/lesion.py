@@ -13,8 +13,8 @@ and probabilities are resized back, so labels and probabilities lie on the input
 
 On HU input, labels can only lie inside the patient's body (:mod:`ctmodels.body`): pixels outside it
 (the air around the patient, the table) are background, with probability 1, in the labels, the
-probabilities and the counts. Without this, slices without lung (upper abdomen) had air under the
-patient labelled lung and fat under the skin labelled GGO. 8-bit display images carry no HU to find
+probabilities and the counts. Without this, slices without lung (upper abdomen) had the mattress and
+blankets around the patient (about -900 HU) labelled lung and GGO. 8-bit display images carry no HU to find
 the body with, and are segmented as they are.
 
 A model's ``preprocessing.json`` may hold a ``consolidation_offset`` ``d`` (default 0): inside the

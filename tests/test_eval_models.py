@@ -92,8 +92,8 @@ def test_segment_cli_on_a_real_volume(tmp_path):
 
 def test_real_abdominal_slices_get_no_lung_outside_the_body(seg):
     """Two real GE slices at the level of the kidneys (no lung in them). Without the body mask the model
-    called the air under the patient lung (about 20000 px a slice) and fat near the skin GGO (17.8 % of that
-    "lung"); with it, under 0.5 % of each slice keeps a lung label, and the study says it has little lung."""
+    called the mattress and blankets around the patient (median about -890 HU) lung (about 20000 px a slice)
+    and GGO (17.8 % of that "lung"); with it, under 0.5 % of each slice keeps a lung label, and the study says it has little lung."""
     from ctmodels.body import body_mask
     from ctmodels.pipeline import segment_study
 
