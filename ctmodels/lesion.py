@@ -266,8 +266,10 @@ class LesionSegmenter:
                         for f in flips) / len(flips)
             else:
                 p = self._network(t, pad_to)
+            outside = None
             if body is not None:
-                inside = torch.from_numpy(body).to(p.device)
+                inside = torch.from_numpy(body).to(p.device)  # to the device once per batch
+                outside = ~inside
                 share = inside[:, None].float()  # share of each network pixel inside the body
                 if (h, w) != (s, s):
                     share = F.interpolate(share, size=(s, s), mode="area")
@@ -278,23 +280,21 @@ class LesionSegmenter:
                 lab = _argmax_classes(p)
                 if self.consolidation_offset:
                     lab = _split_infection(lab, torch.log(p.clamp_min(PROB_FLOOR)), self.consolidation_offset)
-                return _inside(lab, body), soft, (_inside(p, body) if full_probs else None)
+                return _inside(lab, outside), soft, (_inside(p, outside) if full_probs else None)
             # log-probabilities resized bilinearly; their argmax equals that of the resized softmax
             logp = F.interpolate(torch.log(p.clamp_min(PROB_FLOOR)), size=(h, w), mode="bilinear", align_corners=False)
             lab = _argmax_classes(logp)
             if self.consolidation_offset:
                 lab = _split_infection(lab, logp, self.consolidation_offset)
-            return _inside(lab, body), soft, (_inside(torch.softmax(logp, 1), body) if full_probs else None)
+            return _inside(lab, outside), soft, (_inside(torch.softmax(logp, 1), outside) if full_probs else None)
 
 
-def _inside(t, body: Optional[np.ndarray]):
-    """Labels [b, h, w] or probabilities [b, 4, h, w] with every pixel outside ``body`` (bool [b, h, w],
-    input grid) background: label 0, probabilities (1, 0, 0, 0)."""
-    if body is None:
+def _inside(t, outside):
+    """Labels [b, h, w] or probabilities [b, 4, h, w] with every pixel where ``outside`` (a bool tensor
+    [b, h, w] on t's device, input grid; None: nowhere) is true set to background: label 0,
+    probabilities (1, 0, 0, 0)."""
+    if outside is None:
         return t
-    import torch
-
-    outside = ~torch.from_numpy(body).to(t.device)
     if t.ndim == 3:
         return t.masked_fill(outside, 0)
     t = t.masked_fill(outside[:, None], 0)
