@@ -38,17 +38,36 @@ def _slice_body(tissue: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(keep[lab])
 
 
+class Grid:
+    """Every ``step``-th pixel of each axis of an ``[H, W]`` image, at most about ``GRID_PX`` a side,
+    and the way back: each grid pixel stands for the block around it, so edges move by ``step / 2``."""
+
+    def __init__(self, h: int, w: int):
+        sy, sx = (max(1, -(-n // GRID_PX)) for n in (h, w))  # per axis: a thin strip still has a grid row
+        self.picks = (slice(sy // 2, None, sy), slice(sx // 2, None, sx))
+        self.rows = np.minimum(np.arange(h) // sy, len(range(sy // 2, h, sy)) - 1)
+        self.cols = np.minimum(np.arange(w) // sx, len(range(sx // 2, w, sx)) - 1)
+
+    def down(self, a: np.ndarray) -> np.ndarray:
+        """``a[..., H, W]`` on the grid."""
+        return a[(Ellipsis,) + self.picks]
+
+    def up(self, small: np.ndarray) -> np.ndarray:
+        """``small[..., h, w]`` from the grid back to ``[..., H, W]``."""
+        return small[..., self.rows, :][..., self.cols]
+
+
 def body_mask(hu: np.ndarray) -> np.ndarray:
     """bool mask of the body, same shape as ``hu`` (a slice ``[H, W]`` or a volume ``[Z, H, W]``)."""
     a = np.asarray(hu)
     vol = a[None] if a.ndim == 2 else a
-    h, w = vol.shape[-2:]
-    sy, sx = (max(1, -(-n // GRID_PX)) for n in (h, w))  # per axis: a thin strip still has a grid row
-    oy, ox = sy // 2, sx // 2  # each grid pixel stands for the block around it: edges move by step / 2
-    rows = np.minimum(np.arange(h) // sy, len(range(oy, h, sy)) - 1)
-    cols = np.minimum(np.arange(w) // sx, len(range(ox, w, sx)) - 1)
+    grid = Grid(*vol.shape[-2:])
     out = np.empty(vol.shape, bool)
     for z in range(vol.shape[0]):
-        small = _slice_body(vol[z, oy::sy, ox::sx] > TISSUE_HU)
-        out[z] = small[rows][:, cols]
+        out[z] = grid.up(body_on_grid(grid.down(vol[z])))
     return out[0] if a.ndim == 2 else out
+
+
+def body_on_grid(hu: np.ndarray) -> np.ndarray:
+    """The body of one slice as it is (no grid): bool, same shape."""
+    return _slice_body(hu > TISSUE_HU)
