@@ -8,6 +8,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ctmodels import phantoms
+
 
 def chest_phantom(shape=(40, 64, 64), spacing=(2.5, 1.0, 1.0), seed: int = 0, trachea_mm: float = 18.0,
                   noise: float = 10.0) -> np.ndarray:
@@ -84,3 +86,18 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
     if shuffle:
         rng.shuffle(paths)
     return paths
+
+
+def ellipse(shape, cy, cx, ry, rx):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+
+
+def chest_over_abdomen():
+    """HU [z, y, x] and the stomach's [y, x] mask. z from feet to head: 5 abdominal slices with a
+    stomach bubble under the left lung, a slice of diaphragm, then 16 chest slices (5 mm, 1.5 mm pixels)."""
+    chest = phantoms.chest_phantom((5.0, 1.5, 1.5), extent_mm=80, fov_mm=330, noise_hu=10, seed=3)
+    belly = phantoms.chest_phantom((5.0, 1.5, 1.5), extent_mm=30, fov_mm=330, noise_hu=10, seed=4, abdomen=True)
+    stomach = ellipse(belly.shape[1:], belly.shape[1] / 2, belly.shape[2] / 2 + 45, 20, 25)
+    belly[:5][:, stomach] = -1000  # gas, under the left lung (x + 70 mm)
+    return np.concatenate([belly, chest]), stomach
