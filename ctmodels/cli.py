@@ -106,7 +106,8 @@ def cmd_segment(args) -> int:
         bar = tqdm(total=z, desc=p.name, unit="slice", disable=z < 8 or args.quiet, file=sys.stderr)
         study = segment_study(seg, vol, batch_size=args.batch_size,
                               progress=lambda done, total: bar.update(done - bar.n),
-                              body_only=False if args.no_body_mask else None)
+                              body_only=False if args.no_body_mask else None,
+                              air_anchor=False if args.no_air_anchor else None)
         bar.close()
         res, rep = study.lesions, study.report
         for w in study.warnings:
@@ -318,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--show-lung", action="store_true", help="also colour 'other lung' in the overlay")
     s.add_argument("--no-body-mask", action="store_true",
                    help="HU input: allow labels outside the patient's body (default: background there)")
+    s.add_argument("--no-air-anchor", action="store_true",
+                   help="HU input: keep labelled pieces of a slice that hold no lung air, such as stomach and "
+                   "bowel (default: background)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_segment)
 

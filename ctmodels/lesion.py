@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, Optional, Union
 import numpy as np
 
 from .body import body_mask
+from .lung_air import lung_air, unanchored
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
 from .preprocessing import window_hu
@@ -167,14 +168,17 @@ class LesionSegmenter:
     # ------------------------------------------------------------------ inference
     def predict(self, x: Union[np.ndarray, CTVolume], units: str = "auto", batch_size: Optional[int] = None,
                 keep_probabilities: Optional[bool] = None, tta: Optional[bool] = None,
-                progress: Optional[ProgressFn] = None, body_only: Optional[bool] = None) -> LesionResult:
+                progress: Optional[ProgressFn] = None, body_only: Optional[bool] = None,
+                air_anchor: Optional[bool] = None) -> LesionResult:
         """Segment a 2D slice ``[H, W]`` or a volume ``[Z, H, W]`` (batched over slices).
 
         ``tta``: average the probabilities over horizontal and vertical flips (4 passes; the model
         was trained flip- and rotation-invariant). Default: on for a single slice, off for volumes
         (where it would cost 4x the time). ``batch_size``: slices per network call; default 16 on
         the CPU, 64 on a GPU (see docs/performance.md). ``body_only``: labels only inside the
-        body (see the module's docstring); default on for HU input, and it needs HU.
+        body (:mod:`ctmodels.body`); ``air_anchor``: labels only in pieces of a slice that hold lung
+        air (:mod:`ctmodels.lung_air`: stomach and bowel below the lungs are background). Both default
+        to on for HU input and need HU.
         """
         if batch_size is None:
             batch_size = self.default_batch_size
@@ -194,10 +198,12 @@ class LesionSegmenter:
         use_tta = single if tta is None else bool(tta)
         if keep_probabilities is None:
             keep_probabilities = single
-        if body_only is None:
-            body_only = unit == HU
-        elif body_only and unit != HU:
-            raise InvalidInputError("body_only needs HU input: a display image has no HU to find the body in")
+        body_only, air_anchor = (unit == HU if flag is None else bool(flag) for flag in (body_only, air_anchor))
+        for name, on in (("body_only", body_only), ("air_anchor", air_anchor)):
+            if on and unit != HU:
+                raise InvalidInputError(f"{name} needs HU input: a display image has no HU to find the body "
+                                        "or the air in")
+        anchor = lung_air(vol) if air_anchor else None
         disp = self.to_display(vol, unit)
         z, h, w = disp.shape
         labels = np.empty((z, h, w), np.uint8)
@@ -208,7 +214,8 @@ class LesionSegmenter:
             stop = min(z, start + batch_size)
             lab, sc, p = self._predict_batch(disp[start:stop], use_tta, probs is not None,
                                              pad_to=batch_size if self.pad_batches else 0,
-                                             body=body_mask(vol[start:stop]) if body_only else None)
+                                             body=body_mask(vol[start:stop]) if body_only else None,
+                                             anchor=None if anchor is None else anchor[start:stop])
             labels[start:stop] = lab.cpu().numpy()
             soft[start:stop] = sc
             if lab.is_cuda:  # count on the GPU: a host-side bincount would cap the rate at ~1000 slices/s
@@ -241,9 +248,10 @@ class LesionSegmenter:
         return torch.softmax(self.model(t).float(), 1)
 
     def _predict_batch(self, disp: np.ndarray, tta: bool = False, full_probs: bool = False, pad_to: int = 0,
-                       body: Optional[np.ndarray] = None):
+                       body: Optional[np.ndarray] = None, anchor: Optional[np.ndarray] = None):
         """-> (labels [b, h, w] on the input grid, soft counts [b, 4], probabilities [b, 4, h, w] or None).
-        ``body``: bool [b, h, w]; outside it every pixel is background with probability 1."""
+        ``body``: bool [b, h, w]; outside it every pixel is background with probability 1. ``anchor``: bool
+        [b, h, w] lung air; every labelled piece of a slice that holds none of it is background too."""
         torch = self.torch
         F = torch.nn.functional
         s = int(self.preprocessing["input_size"])
@@ -268,25 +276,55 @@ class LesionSegmenter:
                 p = self._network(t, pad_to)
             outside = None
             if body is not None:
-                inside = torch.from_numpy(body).to(p.device)  # to the device once per batch
-                outside = ~inside
-                share = inside[:, None].float()  # share of each network pixel inside the body
-                if (h, w) != (s, s):
-                    share = F.interpolate(share, size=(s, s), mode="area")
-                p = torch.cat([p[:, :1] * share + (1 - share), p[:, 1:] * share], 1)
+                outside = ~torch.from_numpy(body).to(p.device)  # to the device once per batch
+                p = _background_where(p, outside)
+            lab, logp = self._input_grid_labels(p, h, w)
+            if anchor is not None:
+                drop = unanchored(_inside(lab, outside).cpu().numpy(), anchor)
+                if drop.any():
+                    dropped = torch.from_numpy(drop).to(p.device)
+                    outside = dropped if outside is None else outside | dropped
+                    p = _background_where(p, dropped)
+                    logp = None if logp is None else self._input_grid_log_probs(p, h, w)
             # expected pixel counts per class, scaled from the model grid to the input grid
             soft = (p.sum((2, 3)).double() * (h * w) / (s * s)).cpu().numpy()
-            if (h, w) == (s, s):
-                lab = _argmax_classes(p)
-                if self.consolidation_offset:
-                    lab = _split_infection(lab, torch.log(p.clamp_min(PROB_FLOOR)), self.consolidation_offset)
-                return _inside(lab, outside), soft, (_inside(p, outside) if full_probs else None)
-            # log-probabilities resized bilinearly; their argmax equals that of the resized softmax
-            logp = F.interpolate(torch.log(p.clamp_min(PROB_FLOOR)), size=(h, w), mode="bilinear", align_corners=False)
-            lab = _argmax_classes(logp)
+            probs = None
+            if full_probs:
+                probs = _inside(p if logp is None else torch.softmax(logp, 1), outside)
+            return _inside(lab, outside), soft, probs
+
+    def _input_grid_log_probs(self, p, h: int, w: int):
+        """log-probabilities [b, 4, s, s] resized bilinearly to [b, 4, h, w]; their argmax equals that
+        of the resized softmax."""
+        F = self.torch.nn.functional
+        return F.interpolate(self.torch.log(p.clamp_min(PROB_FLOOR)), size=(h, w), mode="bilinear",
+                             align_corners=False)
+
+    def _input_grid_labels(self, p, h: int, w: int):
+        """-> (labels [b, h, w], the log-probabilities they came from on the input grid, or None where the
+        network's grid is the input's and ``p`` serves as it is)."""
+        if (h, w) == tuple(p.shape[-2:]):
+            lab = _argmax_classes(p)
             if self.consolidation_offset:
-                lab = _split_infection(lab, logp, self.consolidation_offset)
-            return _inside(lab, outside), soft, (_inside(torch.softmax(logp, 1), outside) if full_probs else None)
+                lab = _split_infection(lab, self.torch.log(p.clamp_min(PROB_FLOOR)), self.consolidation_offset)
+            return lab, None
+        logp = self._input_grid_log_probs(p, h, w)
+        lab = _argmax_classes(logp)
+        if self.consolidation_offset:
+            lab = _split_infection(lab, logp, self.consolidation_offset)
+        return lab, logp
+
+
+def _background_where(p, outside):
+    """Network-grid probabilities [b, 4, s, s] with the share of each network pixel that ``outside`` (bool
+    [b, h, w], input grid, on p's device) covers made background."""
+    import torch
+    import torch.nn.functional as F
+
+    share = (~outside)[:, None].float()  # share of each network pixel that stays
+    if tuple(share.shape[-2:]) != tuple(p.shape[-2:]):
+        share = F.interpolate(share, size=tuple(p.shape[-2:]), mode="area")
+    return torch.cat([p[:, :1] * share + (1 - share), p[:, 1:] * share], 1)
 
 
 def _inside(t, outside):

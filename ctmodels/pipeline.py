@@ -36,11 +36,12 @@ def input_warnings(vol: CTVolume) -> List[str]:
 
 def segment_study(seg: LesionSegmenter, vol: CTVolume, batch_size: Optional[int] = None,
                   progress: Optional[Callable[[int, int], None]] = None,
-                  keep_probabilities: bool = False, body_only: Optional[bool] = None) -> StudySeverity:
+                  keep_probabilities: bool = False, body_only: Optional[bool] = None,
+                  air_anchor: Optional[bool] = None) -> StudySeverity:
     """Segment every slice and grade the study with the model's measured involvement error.
-    ``body_only``: see :meth:`LesionSegmenter.predict` (default: on for HU input)."""
+    ``body_only``, ``air_anchor``: see :meth:`LesionSegmenter.predict` (default: on for HU input)."""
     res = seg.predict(vol, batch_size=batch_size, keep_probabilities=keep_probabilities, progress=progress,
-                      body_only=body_only)
+                      body_only=body_only, air_anchor=air_anchor)
     err = seg.preprocessing.get("involvement_error", {})
     rep = severity.assess(res.pixel_counts, res.soft_counts, float(err.get("bias_pp", 0.0)),
                           float(err.get("sd_pp", 10.0)))

@@ -45,7 +45,7 @@ def test_hu_input_is_windowed_like_the_training_slices(seg):
     w = seg.preprocessing["hu_window"]
     hu = unwindow(disp, w["center"], w["width"]).round().astype(np.int16)
     assert np.abs(window_hu(hu, w["center"], w["width"]).astype(int) - disp).max() <= 1
-    a, b = seg.predict(disp), seg.predict(hu, body_only=False)  # noise has no body to find
+    a, b = seg.predict(disp), seg.predict(hu, body_only=False, air_anchor=False)  # noise: no body, no lung air
     assert (a.labels == b.labels).mean() > 0.98
 
 
@@ -65,7 +65,7 @@ def test_hu_labels_lie_inside_the_body(seg):
     hu = _slice_with_body()
     inside = body_mask(hu)
     assert inside.mean() < 0.8 and not inside[-5, 100]  # outside air and the table are not body
-    free, kept = seg.predict(hu, body_only=False), seg.predict(hu)
+    free, kept = seg.predict(hu, body_only=False, air_anchor=False), seg.predict(hu, air_anchor=False)
     assert (free.labels[~inside] > 0).any()  # the random network labels outside the body
     assert (kept.labels[~inside] == 0).all()
     from scipy.ndimage import binary_erosion
@@ -182,3 +182,28 @@ def test_window_lookup_table_equals_the_formula():
             assert np.array_equal(window_hu(strided, center, width), _window_float(strided, center, width))
     big_endian = rng.integers(-1024, 3000, size=(300, 300)).astype(">i2")
     assert np.array_equal(window_hu(big_endian, -600, 1500), _window_float(big_endian, -600, 1500))
+
+
+def test_hu_labels_in_pieces_without_lung_air_are_background(seg):
+    """A chest over an abdomen with a stomach bubble: every labelled piece of a slice that is left holds
+    lung air; only labels turn into background; counts, soft counts and probabilities agree."""
+    from synth import chest_over_abdomen
+
+    from ctmodels.lung_air import lung_air, unanchored
+
+    hu, _ = chest_over_abdomen()
+    vol = CTVolume(hu, (5.0, 1.5, 1.5), VolumeMeta(units="HU"))
+    free = seg.predict(vol, keep_probabilities=True, air_anchor=False, batch_size=8)
+    kept = seg.predict(vol, keep_probabilities=True, batch_size=8)
+    air = lung_air(hu)
+    dropped = (free.labels > 0) & (kept.labels == 0)
+    assert dropped[:6].sum() > 1000  # the random network labels the abdomen; none of it is lung air
+    assert not unanchored(kept.labels, air).any() and unanchored(free.labels, air).any()
+    assert (kept.labels[kept.labels != free.labels] == 0).all()
+    for k in range(len(hu)):
+        assert np.bincount(kept.labels[k].ravel(), minlength=4).tolist() == kept.pixel_counts[k].tolist()
+    assert np.all(kept.probabilities[:, 0][dropped] == 1)
+    assert kept.soft_counts[:6, 1:].sum() < free.soft_counts[:6, 1:].sum()
+    assert kept.soft_counts.sum() == pytest.approx(hu.size, rel=1e-3)
+    with pytest.raises(InvalidInputError, match="air_anchor needs HU"):
+        seg.predict(np.zeros((32, 32), np.uint8), air_anchor=True)
