@@ -30,12 +30,12 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from .body import body_mask
-from .lung_air import lung_air, unanchored
+from .lung_air import air_masks, unanchored
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
 from .preprocessing import window_hu
@@ -177,7 +177,7 @@ class LesionSegmenter:
         (where it would cost 4x the time). ``batch_size``: slices per network call; default 16 on
         the CPU, 64 on a GPU (see docs/performance.md). ``body_only``: labels only inside the
         body (:mod:`ctmodels.body`); ``air_anchor``: labels only in pieces of a slice that hold lung
-        air (:mod:`ctmodels.lung_air`: stomach and bowel below the lungs are background). Both default
+        air, and not nearer to stomach or bowel gas than to it (:mod:`ctmodels.lung_air`). Both default
         to on for HU input and need HU.
         """
         if batch_size is None:
@@ -203,7 +203,7 @@ class LesionSegmenter:
             if on and unit != HU:
                 raise InvalidInputError(f"{name} needs HU input: a display image has no HU to find the body "
                                         "or the air in")
-        anchor = lung_air(vol) if air_anchor else None
+        air = air_masks(vol) if air_anchor else None
         disp = self.to_display(vol, unit)
         z, h, w = disp.shape
         labels = np.empty((z, h, w), np.uint8)
@@ -215,7 +215,7 @@ class LesionSegmenter:
             lab, sc, p = self._predict_batch(disp[start:stop], use_tta, probs is not None,
                                              pad_to=batch_size if self.pad_batches else 0,
                                              body=body_mask(vol[start:stop]) if body_only else None,
-                                             anchor=None if anchor is None else anchor[start:stop])
+                                             air=None if air is None else tuple(m[start:stop] for m in air))
             labels[start:stop] = lab.cpu().numpy()
             soft[start:stop] = sc
             if lab.is_cuda:  # count on the GPU: a host-side bincount would cap the rate at ~1000 slices/s
@@ -248,10 +248,11 @@ class LesionSegmenter:
         return torch.softmax(self.model(t).float(), 1)
 
     def _predict_batch(self, disp: np.ndarray, tta: bool = False, full_probs: bool = False, pad_to: int = 0,
-                       body: Optional[np.ndarray] = None, anchor: Optional[np.ndarray] = None):
+                       body: Optional[np.ndarray] = None, air: Optional[Tuple[np.ndarray, np.ndarray]] = None):
         """-> (labels [b, h, w] on the input grid, soft counts [b, 4], probabilities [b, 4, h, w] or None).
-        ``body``: bool [b, h, w]; outside it every pixel is background with probability 1. ``anchor``: bool
-        [b, h, w] lung air; every labelled piece of a slice that holds none of it is background too."""
+        ``body``: bool [b, h, w]; outside it every pixel is background with probability 1. ``air``: bool
+        [b, h, w] masks (lung air, other air); labels that :func:`ctmodels.lung_air.unanchored` finds are
+        background too."""
         torch = self.torch
         F = torch.nn.functional
         s = int(self.preprocessing["input_size"])
@@ -279,8 +280,8 @@ class LesionSegmenter:
                 outside = ~torch.from_numpy(body).to(p.device)  # to the device once per batch
                 p = _background_where(p, outside)
             lab, logp = self._input_grid_labels(p, h, w)
-            if anchor is not None:
-                drop = unanchored(_inside(lab, outside).cpu().numpy(), anchor)
+            if air is not None:
+                drop = unanchored(_inside(lab, outside).cpu().numpy(), *air)
                 if drop.any():
                     dropped = torch.from_numpy(drop).to(p.device)
                     outside = dropped if outside is None else outside | dropped

@@ -191,8 +191,8 @@ Trained on 8-bit display slices from a few dozen patients with COVID-19; not val
 diseases, scanners, children, or true-HU input beyond the lung-window mapping. Every training slice
 shows lung, so slices without it confuse the model: on a real contrast CT it called bowel contents below
 the diaphragm consolidation and bowel gas lung. On HU input ctmodels removes labels outside the
-patient's body (`ctmodels/body.py`) and labelled pieces of a slice that hold none of the lungs' air
-(`ctmodels/lung_air.py`); on 8-bit images, where there is no HU to tell air, it removes nothing.
+patient's body (`ctmodels/body.py`) and labels not anchored in the lungs' air, such as stomach and
+bowel (`ctmodels/lung_air.py`); on 8-bit images, where there is no HU to tell air, it removes nothing.
 Research use only.
 """
 

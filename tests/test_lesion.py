@@ -189,16 +189,17 @@ def test_hu_labels_in_pieces_without_lung_air_are_background(seg):
     lung air; only labels turn into background; counts, soft counts and probabilities agree."""
     from synth import chest_over_abdomen
 
-    from ctmodels.lung_air import lung_air, unanchored
+    from ctmodels.lung_air import air_masks, unanchored
 
     hu, _ = chest_over_abdomen()
     vol = CTVolume(hu, (5.0, 1.5, 1.5), VolumeMeta(units="HU"))
     free = seg.predict(vol, keep_probabilities=True, air_anchor=False, batch_size=8)
     kept = seg.predict(vol, keep_probabilities=True, batch_size=8)
-    air = lung_air(hu)
+    lung, other = air_masks(hu)
     dropped = (free.labels > 0) & (kept.labels == 0)
     assert dropped[:6].sum() > 1000  # the random network labels the abdomen; none of it is lung air
-    assert not unanchored(kept.labels, air).any() and unanchored(free.labels, air).any()
+    assert not unanchored(kept.labels, lung, other).any() and unanchored(free.labels, lung).any()
+    assert not kept.labels[other].any() and free.labels[other].any()  # nothing labelled on the stomach's gas
     assert (kept.labels[kept.labels != free.labels] == 0).all()
     for k in range(len(hu)):
         assert np.bincount(kept.labels[k].ravel(), minlength=4).tolist() == kept.pixel_counts[k].tolist()

@@ -1,11 +1,12 @@
 """Lung air, and the lesion-label pieces it anchors (synthetic volumes, known answers)."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.ndimage import binary_dilation, binary_erosion
 
-from ctmodels.lung_air import lung_air, unanchored
+from ctmodels.lung_air import air_masks, lung_air, unanchored
 
 from synth import chest_over_abdomen, ellipse
 
@@ -20,6 +21,35 @@ def test_lungs_are_lung_air_and_the_stomach_bubble_is_not():
         lungs = binary_erosion((hu[k] < -700) & inside, iterations=3)
         assert lungs.sum() > 5000 and air[k][lungs].all()
     assert not air[:, 0, 0].any()  # the air around the patient is not inside the body
+
+
+def test_the_stomach_bubble_is_other_air_and_a_speck_is_neither():
+    hu, stomach = chest_over_abdomen()
+    hu[15, 60:62, 100:102] = -1000  # 4 px of air in the mediastinum, apart from everything
+    lung, other = air_masks(hu)
+    assert np.array_equal(lung, lung_air(hu)) and not (lung & other).any()
+    assert other[:5][:, binary_erosion(stomach, iterations=2)].all() and not other[5:].any()
+    assert not lung[15, 60:62, 100:102].any()
+
+
+def test_a_piece_running_from_the_lung_into_the_stomach_keeps_only_its_lung_side():
+    """One labelled piece: lung air at its left end, stomach gas at its right end; the pixels nearer the
+    gas are dropped. A piece holding only lung air and one holding only other air: kept and dropped."""
+    labels = np.zeros((40, 60), np.uint8)
+    lung, other = np.zeros((2, 40, 60), bool)
+    labels[5:15, 5:55] = 2
+    lung[8:12, 5:10] = True
+    other[8:12, 45:55] = True
+    labels[25:35, 5:20] = 3
+    lung[28:30, 8:10] = True
+    labels[25:35, 40:55] = 2
+    other[28:30, 45:50] = True
+    drop = unanchored(labels, lung, other)
+    assert not drop[5:15, 5:25].any() and drop[5:15, 35:55].all()  # the split lies about halfway, at x = 27
+    assert not drop[25:35, 5:20].any() and drop[25:35, 40:55].all()
+    assert drop[5:15, 5:55].sum() == pytest.approx(10 * 50 / 2, abs=30)
+    alone = unanchored(labels, lung)  # without other air the mixed piece stays whole
+    assert not alone[5:15].any() and alone[25:35, 40:55].all() and not alone[25:35, 5:20].any()
 
 
 def test_a_lung_with_little_air_is_kept_because_it_runs_as_high_as_the_other():
@@ -67,6 +97,10 @@ def test_what_is_dropped_is_labelled_holds_no_anchor_and_touches_nothing_kept(h,
     kept = (labels > 0) & ~drop
     for k in range(z):  # a dropped pixel next to a kept one (edge or corner) would be in its piece
         assert not (binary_dilation(kept[k], np.ones((3, 3), bool)) & drop[k]).any()
+    # with other air: every labelled pixel of it goes, no lung-air pixel does, and more is dropped, never less
+    other = (rng.random((z, h, w)) < anchors) & ~anchor
+    split = unanchored(labels, anchor, other)
+    assert not (split & anchor).any() and split[(labels > 0) & other].all() and not (drop & ~split).any()
 
 
 @settings(max_examples=100, deadline=None)
