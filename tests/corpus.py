@@ -40,6 +40,12 @@ def _rgb_secondary_capture(ds):
     ds.PixelData = np.zeros((16, 16, 3), np.uint8).tobytes()
 
 
+def _noise_pixels(ds):
+    """Random stored values: a well-formed CT file whose image is noise."""
+    dtype = np.int16 if int(ds.PixelRepresentation) == 1 else np.uint16
+    ds.PixelData = np.random.default_rng(0).integers(0, 2000, (ds.Rows, ds.Columns)).astype(dtype).tobytes()
+
+
 def _modality(m):
     def edit(ds):
         ds.Modality = m
@@ -88,6 +94,10 @@ CASES = {
     "cr_dicom": lambda t: _dicom_variant(t, "cr.dcm", _modality("CR")),
     "us_dicom": lambda t: _dicom_variant(t, "us.dcm", _modality("US")),
     "secondary_capture_rgb": lambda t: _dicom_variant(t, "sc_rgb.dcm", _rgb_secondary_capture),
+    "noise_png": lambda t: _save_png(t, "noise.png", np.random.default_rng(0).integers(0, 256, (256, 256), np.uint8)),
+    "noise_npy_hu": lambda t: _npy(t, "noise.npy", np.random.default_rng(0).integers(-1000, 1000, (4, 64, 64),
+                                                                                     np.int16)),
+    "noise_dicom": lambda t: _dicom_variant(t, "noise.dcm", _noise_pixels),
     "one_pixel_png": lambda t: _save_png(t, "one.png", np.zeros((1, 1), np.uint8)),
     "giant_png": lambda t: (Image.new("L", (10000, 10000)).save(t / "giant.png"), t / "giant.png")[1],
     "png_16bit": lambda t: _save_png(t, "deep.png", (np.arange(256, dtype=np.uint16) * 200).reshape(16, 16)),

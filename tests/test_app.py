@@ -93,13 +93,26 @@ def test_every_bad_input_is_one_st_error_naming_the_file(tmp_path, case):
 
 def test_small_upload_gets_a_visible_warning():
     at = _app(None)
-    img = Image.fromarray((np.random.default_rng(1).random((96, 96)) * 255).astype(np.uint8))
+    yy, xx = np.mgrid[:96, :96]
+    img = Image.fromarray(np.where((yy - 48) ** 2 + (xx - 48) ** 2 < 40 ** 2, 180, 20).astype(np.uint8))
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     at.file_uploader(key="lesion_upload").set_value(("small.png", buf.getvalue(), "image/png"))
     at.run()
     assert not at.exception and not at.error
     assert any("96x96" in w.value and "unreliable" in w.value for w in at.warning)
+
+
+def test_a_noise_upload_gets_one_line_naming_it_and_no_grade():
+    at = _app(None)
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(1).random((256, 256)) * 255).astype(np.uint8)).save(buf, format="PNG")
+    at.file_uploader(key="lesion_upload").set_value(("noise.png", buf.getvalue(), "image/png"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "noise.png" in at.error[0].value and "random noise" in at.error[0].value
+    assert "\n" not in at.error[0].value.strip()
+    assert not [m for m in at.metric if m.label == "Grade"]
 
 
 def test_an_image_without_lung_gets_no_grade_on_either_page():
