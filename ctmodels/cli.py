@@ -320,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-body-mask", action="store_true",
                    help="HU input: allow labels outside the patient's body (default: background there)")
     s.add_argument("--no-air-anchor", action="store_true",
-                   help="HU input: keep labelled pieces of a slice that hold no lung air, such as stomach and "
-                   "bowel (default: background)")
+                   help="HU input: keep labels that are not anchored in the lungs' air, such as on stomach and "
+                   "bowel below the diaphragm (default: background there)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_segment)
 
