@@ -16,6 +16,8 @@ its edge is within ``step / 2`` pixels of the threshold's along each axis.
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 
 TISSUE_HU = -500.0
@@ -60,12 +62,16 @@ class Grid:
 def body_mask(hu: np.ndarray) -> np.ndarray:
     """bool mask of the body, same shape as ``hu`` (a slice ``[H, W]`` or a volume ``[Z, H, W]``)."""
     a = np.asarray(hu)
-    vol = a[None] if a.ndim == 2 else a
-    grid = Grid(*vol.shape[-2:])
-    out = np.empty(vol.shape, bool)
-    for z in range(vol.shape[0]):
-        out[z] = grid.up(body_on_grid(grid.down(vol[z])))
+    grid, small = body_grid(a[None] if a.ndim == 2 else a)
+    out = grid.up(small)
     return out[0] if a.ndim == 2 else out
+
+
+def body_grid(vol: np.ndarray) -> Tuple[Grid, np.ndarray]:
+    """The body of each slice of a ``[Z, H, W]`` volume on its grid: (the grid, bool ``[Z, h, w]``);
+    ``grid.up`` of any run of its slices is :func:`body_mask` of those slices."""
+    grid = Grid(*vol.shape[-2:])
+    return grid, np.stack([body_on_grid(grid.down(s)) for s in vol])
 
 
 def body_on_grid(hu: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from .body import body_mask
+from .body import body_grid
 from .lung_air import air_masks, unanchored
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
@@ -203,7 +203,8 @@ class LesionSegmenter:
             if on and unit != HU:
                 raise InvalidInputError(f"{name} needs HU input: a display image has no HU to find the body "
                                         "or the air in")
-        air = air_masks(vol) if air_anchor else None
+        grid, body = body_grid(vol) if body_only or air_anchor else (None, None)  # computed once for both
+        air = air_masks(vol, body) if air_anchor else None
         disp = self.to_display(vol, unit)
         z, h, w = disp.shape
         labels = np.empty((z, h, w), np.uint8)
@@ -214,7 +215,7 @@ class LesionSegmenter:
             stop = min(z, start + batch_size)
             lab, sc, p = self._predict_batch(disp[start:stop], use_tta, probs is not None,
                                              pad_to=batch_size if self.pad_batches else 0,
-                                             body=body_mask(vol[start:stop]) if body_only else None,
+                                             body=grid.up(body[start:stop]) if body_only else None,
                                              air=None if air is None else tuple(m[start:stop] for m in air))
             labels[start:stop] = lab.cpu().numpy()
             soft[start:stop] = sc

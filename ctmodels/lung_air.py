@@ -30,7 +30,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .body import Grid, body_on_grid
+from .body import Grid, body_grid
 
 AIR_HU = -400.0
 MIN_SHARE = 0.1
@@ -42,17 +42,18 @@ def lung_air(hu: np.ndarray) -> np.ndarray:
     return air_masks(hu)[0]
 
 
-def air_masks(hu: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def air_masks(hu: np.ndarray, body: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     """(the lungs' air, other large air) as bool masks of ``hu``'s shape. Other air: pieces that are not
     lung and at least ``OTHER_SHARE`` of the largest piece (stomach and bowel gas, air outside a body the
-    field of view cuts); smaller ones (air bronchograms in consolidation, specks of noise) are neither."""
+    field of view cuts); smaller ones (air bronchograms in consolidation, specks of noise) are neither.
+    ``body``: the volume's body on its grid, as :func:`ctmodels.body.body_grid` gives it, where the
+    caller has it already."""
     from scipy import ndimage
 
     a = np.asarray(hu)
     vol = a[None] if a.ndim == 2 else a
-    grid = Grid(*vol.shape[-2:])
-    small = grid.down(vol)
-    air = np.stack([(s < AIR_HU) & body_on_grid(s) for s in small])
+    grid, inside = body_grid(vol) if body is None else (Grid(*vol.shape[-2:]), body)
+    air = (grid.down(vol) < AIR_HU) & inside
     lab, n = ndimage.label(air)
     if n == 0:
         return np.zeros(a.shape, bool), np.zeros(a.shape, bool)
