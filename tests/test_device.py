@@ -56,3 +56,46 @@ def test_half_precision_on_gpu_matches_fp32():
     # the counts computed on the GPU equal a host-side count of the returned labels
     ref = np.stack([np.bincount(s.ravel(), minlength=4) for s in half.lesions.labels])
     assert (half.lesions.pixel_counts == ref).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_body_mask_and_air_anchor_on_gpu_match_the_cpu():
+    _anchor_on_device("cuda")
+
+
+def test_body_mask_and_air_anchor_on_cpu_torch_match_the_default_cpu_path():
+    """The same check between the CPU's two paths (torch, and ONNX Runtime where installed), so that the
+    comparison itself is known to hold where no GPU is."""
+    _anchor_on_device("cpu")
+
+
+def _anchor_on_device(device):
+    """The body and air masks are made on the host and applied on the device: a random network (which
+    labels the abdomen) gives the same labels there as on the CPU, with the stomach dropped on both."""
+    from synth import chest_over_abdomen
+
+    from ctmodels.lesion import LesionSegmenter
+    from ctmodels.lesion_model import build_lesion_unet
+    from ctmodels.lung_air import air_masks, unanchored
+    from ctmodels.types import CTVolume, VolumeMeta
+
+    hu, _ = chest_over_abdomen()
+    vol = CTVolume(hu, (5.0, 1.5, 1.5), VolumeMeta(units="HU"))
+
+    def seg(dev, backend):
+        torch.manual_seed(0)
+        return LesionSegmenter(build_lesion_unet(), device=dev, backend=backend)
+
+    ref = seg("cpu", "auto").predict(vol, keep_probabilities=True, batch_size=8)
+    dev = seg(device, "torch")
+    got = dev.predict(vol, keep_probabilities=True, batch_size=8)
+    free = dev.predict(vol, air_anchor=False, batch_size=8)
+    dropped = (free.labels > 0) & (got.labels == 0)
+    assert dropped[:6].sum() > 1000  # the abdomen's labels went
+    lung, other = air_masks(hu)
+    assert not unanchored(got.labels, lung, other).any()
+    assert (ref.labels == got.labels).mean() > 0.98
+    counts = np.stack([np.bincount(s.ravel(), minlength=4) for s in got.labels])
+    assert (got.pixel_counts == counts).all()
+    assert np.all(got.probabilities[:, 0][dropped] == 1)
+    np.testing.assert_allclose(got.soft_counts, ref.soft_counts, rtol=0.05, atol=100)
