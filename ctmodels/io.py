@@ -115,7 +115,7 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
     if not items:
         vols = [f for f in sorted(folder.rglob("*")) if f.is_file() and suffix_of(f) in VOLUME_SUFFIXES]
         if len(vols) == 1:
-            return read_ct(vols[0])
+            return _read_ct(vols[0], None, "lesion", None)  # read_ct checks the result once, above
         if len(vols) > 1:
             raise InvalidInputError(f"{len(vols)} volume files found, expected one study", name)
         raise EmptyInputError("no DICOM files found, expected a folder or zip of a CT DICOM series", name)
