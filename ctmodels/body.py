@@ -2,8 +2,9 @@
 
 Lung lies inside the body. A model that saw only lung-window display slices can still call the air
 between the patient and the table "lung", or the foam mattress and blankets around the patient
-(about -900 HU) "lung" and "ground glass", on slices without lung (upper abdomen, neck): :func:`body_mask` tells the lesion segmenter where a label
-can be, so that such pixels count as background.
+(about -900 HU) "lung" and "ground glass", on slices without lung (upper abdomen, neck):
+:func:`body_mask` tells the lesion segmenter where a label can be, so that such pixels count as
+background.
 
 Per slice: tissue is above -500 HU (halfway between air and water); the body is the largest
 connected piece of tissue and every piece at least a tenth its size (arms, a second leg of the
@@ -71,9 +72,4 @@ def body_grid(vol: np.ndarray) -> Tuple[Grid, np.ndarray]:
     """The body of each slice of a ``[Z, H, W]`` volume on its grid: (the grid, bool ``[Z, h, w]``);
     ``grid.up`` of any run of its slices is :func:`body_mask` of those slices."""
     grid = Grid(*vol.shape[-2:])
-    return grid, np.stack([body_on_grid(grid.down(s)) for s in vol])
-
-
-def body_on_grid(hu: np.ndarray) -> np.ndarray:
-    """The body of one slice as it is (no grid): bool, same shape."""
-    return _slice_body(hu > TISSUE_HU)
+    return grid, np.stack([_slice_body(grid.down(s) > TISSUE_HU) for s in vol])
