@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 import numpy as np
 
 from .body import body_grid
-from .lung_air import air_masks, unanchored
+from .lung_air import air_on_grid, unanchored
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
 from .preprocessing import window_hu
@@ -204,7 +204,7 @@ class LesionSegmenter:
                 raise InvalidInputError(f"{name} needs HU input: a display image has no HU to find the body "
                                         "or the air in")
         grid, body = body_grid(vol) if body_only or air_anchor else (None, None)  # computed once for both
-        air = air_masks(vol, body) if air_anchor else None
+        air = air_on_grid(vol, grid, body) if air_anchor else None  # on the grid: sized up per batch
         disp = self.to_display(vol, unit)
         z, h, w = disp.shape
         labels = np.empty((z, h, w), np.uint8)
@@ -216,7 +216,7 @@ class LesionSegmenter:
             lab, sc, p = self._predict_batch(disp[start:stop], use_tta, probs is not None,
                                              pad_to=batch_size if self.pad_batches else 0,
                                              body=grid.up(body[start:stop]) if body_only else None,
-                                             air=None if air is None else tuple(m[start:stop] for m in air))
+                                             air=None if air is None else tuple(grid.up(m[start:stop]) for m in air))
             labels[start:stop] = lab.cpu().numpy()
             soft[start:stop] = sc
             if lab.is_cuda:  # count on the GPU: a host-side bincount would cap the rate at ~1000 slices/s

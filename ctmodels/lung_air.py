@@ -42,21 +42,25 @@ def lung_air(hu: np.ndarray) -> np.ndarray:
     return air_masks(hu)[0]
 
 
-def air_masks(hu: np.ndarray, body: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+def air_masks(hu: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(the lungs' air, other large air) as bool masks of ``hu``'s shape. Other air: pieces that are not
     lung and at least ``OTHER_SHARE`` of the largest piece (stomach and bowel gas, air outside a body the
-    field of view cuts); smaller ones (air bronchograms in consolidation, specks of noise) are neither.
-    ``body``: the volume's body on its grid, as :func:`ctmodels.body.body_grid` gives it, where the
-    caller has it already."""
-    from scipy import ndimage
-
+    field of view cuts); smaller ones (air bronchograms in consolidation, specks of noise) are neither."""
     a = np.asarray(hu)
     vol = a[None] if a.ndim == 2 else a
-    grid, inside = body_grid(vol) if body is None else (Grid(*vol.shape[-2:]), body)
-    air = (grid.down(vol) < AIR_HU) & inside
-    lab, n = ndimage.label(air)
+    grid, body = body_grid(vol)
+    out = tuple(grid.up(m) for m in air_on_grid(vol, grid, body))
+    return tuple(m[0] for m in out) if a.ndim == 2 else out
+
+
+def air_on_grid(vol: np.ndarray, grid: Grid, body: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`air_masks` of a ``[Z, H, W]`` volume on ``grid``, given the body there (as
+    :func:`ctmodels.body.body_grid` gives both); ``grid.up`` of any run of slices is the full-size mask."""
+    from scipy import ndimage
+
+    lab, n = ndimage.label((grid.down(vol) < AIR_HU) & body)
     if n == 0:
-        return np.zeros(a.shape, bool), np.zeros(a.shape, bool)
+        return np.zeros(lab.shape, bool), np.zeros(lab.shape, bool)
     sizes = np.bincount(lab.ravel())[1:]
     largest = int(np.argmax(sizes))
     found = ndimage.find_objects(lab)  # per piece: its bounding box; [0] is its run of slices
@@ -64,8 +68,7 @@ def air_masks(hu: np.ndarray, body: Optional[np.ndarray] = None) -> Tuple[np.nda
     lung = np.asarray([False] + [bool(sizes[i] >= MIN_SHARE * sizes[largest]
                                       or box[0].start <= middle < box[0].stop) for i, box in enumerate(found)])
     other = np.concatenate([[False], sizes >= OTHER_SHARE * sizes[largest]]) & ~lung
-    out = tuple(grid.up(kind[lab]) for kind in (lung, other))
-    return tuple(m[0] for m in out) if a.ndim == 2 else out
+    return lung[lab], other[lab]
 
 
 def unanchored(labels: np.ndarray, anchor: np.ndarray, other: Optional[np.ndarray] = None) -> np.ndarray:
