@@ -8,15 +8,11 @@ from scipy.ndimage import binary_dilation, binary_erosion
 
 from ctmodels.body import body_mask
 from ctmodels.phantoms import chest_phantom
+from synth import ellipse
 
 
 def _chest(noise_hu=15.0):
     return chest_phantom((5.0, 0.8, 0.8), extent_mm=10, fov_mm=330, noise_hu=noise_hu, seed=1)[0]
-
-
-def _ellipse(shape, cy, cx, ry, rx):
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
-    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
 
 
 def test_body_holds_the_lungs_and_not_the_air_around_it():
@@ -24,7 +20,7 @@ def test_body_holds_the_lungs_and_not_the_air_around_it():
     m = body_mask(hu)
     assert m.shape == hu.shape and m.dtype == bool
     lungs = hu < -700
-    body = _ellipse(hu.shape, hu.shape[0] / 2, hu.shape[1] / 2, 115 / 0.8, 150 / 0.8)
+    body = ellipse(hu.shape, hu.shape[0] / 2, hu.shape[1] / 2, 115 / 0.8, 150 / 0.8)
     step = 4  # 412 px wide: a grid of every 4th pixel; the edge moves by up to 2 px along each axis
     assert m[lungs & binary_erosion(body, iterations=2)].all()  # lungs and airways are holes: filled
     assert not m[~binary_dilation(body, iterations=step)].any()  # air around the patient
@@ -35,7 +31,7 @@ def test_body_holds_the_lungs_and_not_the_air_around_it():
 @pytest.mark.parametrize("shape", [(301, 257), (97, 130), (20, 20), (8, 3000), (3000, 9)])
 def test_any_size_keeps_its_shape_and_the_grid_stays_small(shape):
     hu = np.full(shape, -1000.0)
-    hu[_ellipse(shape, shape[0] / 2, shape[1] / 2, shape[0] / 3, shape[1] / 3)] = 40
+    hu[ellipse(shape, shape[0] / 2, shape[1] / 2, shape[0] / 3, shape[1] / 3)] = 40
     m = body_mask(hu)
     assert m.shape == shape and m[shape[0] // 2, shape[1] // 2] and not m[0, 0]
     vol = body_mask(np.stack([hu, hu]))
@@ -44,8 +40,8 @@ def test_any_size_keeps_its_shape_and_the_grid_stays_small(shape):
 
 def test_table_and_specks_are_not_body_but_arms_are():
     hu = np.full((200, 300), -1000.0)
-    torso = _ellipse(hu.shape, 90, 150, 60, 85)
-    arm = _ellipse(hu.shape, 90, 270, 35, 25)  # about 17 % of the torso
+    torso = ellipse(hu.shape, 90, 150, 60, 85)
+    arm = ellipse(hu.shape, 90, 270, 35, 25)  # about 17 % of the torso
     hu[torso | arm] = 40
     hu[175:179, 20:280] = 300  # the table: a thin strip, under 10 % of the torso
     hu[10:13, 10:13] = 40  # a speck of noise
@@ -60,7 +56,7 @@ def test_a_slice_of_air_has_no_body_and_a_cut_field_of_view_keeps_everything():
     cut = hu[:, hu.shape[1] // 2:]  # the crop runs through a lung: its air reaches the edge
     assert body_mask(cut).all()
     whole = np.full_like(cut, -1000)
-    whole[_ellipse(cut.shape, cut.shape[0] / 2, cut.shape[1] / 2, 100, 80)] = 40
+    whole[ellipse(cut.shape, cut.shape[0] / 2, cut.shape[1] / 2, 100, 80)] = 40
     vol = body_mask(np.stack([whole, cut]))
     assert not vol[0].all() and vol[1].all()  # decided slice by slice
 
