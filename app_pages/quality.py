@@ -50,7 +50,8 @@ if result is None:
                 zp = Path(tmp) / "upload.zip"
                 zp.write_bytes(files[0].getvalue())
                 rep, archive = triage_archive(zp, Path(tmp) / "work", checker,
-                                              progress=lambda i, n, _name: update(i, n))
+                                              progress=lambda i, n, _name: update(i, n),
+                                              name=Path(files[0].name).stem)
                 result = (rep, archive.read_bytes())
         else:
             vol = volume_from_uploads(files, purpose="quality")
@@ -70,6 +71,8 @@ if result is None:
 report, archive = result
 if key == "example-qa":
     st.warning("SYNTHETIC examples made in code (the expiration case is a simulated 50 % area loss).")
+for note in report.skipped:
+    st.info(f"Not checked: {note}.")
 counts = report.counts()
 c1, c2, c3 = st.columns(3)
 c1.metric("Pass", counts["pass"])

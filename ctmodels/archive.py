@@ -65,8 +65,8 @@ def extract_zip(zpath: Path, dest: Path, max_files: int = MAX_FILES,
             if info.is_dir():
                 continue
             # file names may not be valid UTF-8 on disk: use a safe generated name, keep the suffixes
-            parts = [f"d{j}_{_clean(p)}" for j, p in enumerate(rel.parts[:-1])]
-            target = root.joinpath(*parts, f"{i:06d}_{_clean(rel.name)}")
+            parts = [f"d{j}_{safe_name(p)}" for j, p in enumerate(rel.parts[:-1])]
+            target = root.joinpath(*parts, f"{i:06d}_{safe_name(rel.name)}")
             if root not in target.resolve().parents:
                 raise UnsafeArchiveError(f"member {info.filename!r} escapes the extraction folder", zpath)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,9 @@ def zlib_error():
     return zlib.error
 
 
-def _clean(name: str) -> str:
+def safe_name(name: str) -> str:
+    """``name`` with every character but ASCII letters, digits and ``._-`` made ``_``; the last 120 kept,
+    ``file`` if none."""
     keep = "".join(c if (c.isascii() and (c.isalnum() or c in "._-")) else "_" for c in name)
     return keep[-120:] or "file"
 

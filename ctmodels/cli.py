@@ -220,10 +220,13 @@ def cmd_triage(args) -> int:
         files = {k: str(v) for k, v in write_report(report, Path(args.report_dir or args.failed_dir)).items()}
     if args.json:
         print(json.dumps({"counts": report.counts(), "studies": [r.as_dict() for r in report.rows],
-                          "notes": report.notes, "files": files, "dry_run": args.dry_run}, indent=2))
+                          "notes": report.notes, "skipped": report.skipped, "files": files,
+                          "dry_run": args.dry_run}, indent=2))
         return 0
     for n in report.notes:
         print(f"recovered: {n}")
+    for n in report.skipped:
+        print(f"not checked: {n}")
     for r in report.rows:
         p = "-" if r.probability_fail is None else f"{r.probability_fail:.2f}"
         print(f"{r.verdict:13s} {p:>5s}  {r.study}  [{r.key}]  {r.action}")

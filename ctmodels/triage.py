@@ -1,7 +1,8 @@
 """Batch breath-hold QA over a folder of studies, with crash-safe sorting.
 
 One study per subfolder, zip, or volume file (NIfTI, NRRD, .npy, single DICOM file) directly
-inside the input folder; names starting with '.' are ignored.
+inside the input folder; names starting with '.' are ignored. Loose DICOM files that share a series are
+slices, not studies: they and other files are reported as not checked and left alone.
 
 Moving a study is: copy into ``<target>/.ctmodels-partial-<name>-<token>``, flush, verify every
 file (size and SHA-256) against the source, rename atomically to ``<target>/<name>``, then
@@ -19,8 +20,10 @@ import hashlib
 import itertools
 import logging
 import os
+import re
 import shutil
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -34,19 +37,73 @@ TRASH = ".ctmodels-trash-"
 STUDY_FILE_SUFFIXES = (".zip", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".npy", ".dcm")
 
 
-def discover_studies(folder: Path) -> List[Path]:
-    """The studies directly inside ``folder`` (sorted by name)."""
+@dataclass
+class FolderScan:
+    """What lies directly inside a folder of studies: ``studies`` (subfolders, zips, volume files and
+    single-file DICOM studies), ``slices`` (loose DICOM files that are slices of one multi-file series:
+    a series laid out flat, not a study each) and ``other`` (files that are none of these)."""
+
+    studies: List[Path]
+    slices: List[Path]
+    other: List[Path]
+
+    def notes(self) -> List[str]:
+        """One line per kind of entry that is not checked."""
+        out = []
+        if self.slices:
+            out.append(f"{len(self.slices)} loose DICOM file(s) ({_names(self.slices)}): slices of a series, not "
+                       "studies; put each series in its own subfolder to check it as a study")
+        if self.other:
+            out.append(f"{len(self.other)} file(s) that are not studies ({_names(self.other)}): expected "
+                       "subfolders, zips or volume files")
+        return out
+
+
+def _names(paths: List[Path], first: int = 3) -> str:
+    names = [p.name for p in paths[:first]]
+    return ", ".join(names) + (f" and {len(paths) - first} more" if len(paths) > first else "")
+
+
+def _series_uid(p: Path) -> Optional[str]:
+    """The SeriesInstanceUID of a DICOM file's header, or None (unreadable, or no UID)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(p), stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+    except Exception:  # an unreadable file is a study of its own, which read_ct then explains
+        return None
+    return str(ds.get("SeriesInstanceUID", "")) or None
+
+
+def scan_folder(folder: Path) -> FolderScan:
+    """Sort the entries directly inside ``folder`` by name; links, names starting with '.' and macOS's
+    ``__MACOSX`` folder of zip metadata are ignored."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InvalidInputError("not a folder, expected a folder with one study per subfolder or file", folder)
-    out = []
+    studies, other, dicoms = [], [], []
     for p in sorted(folder.iterdir(), key=lambda q: q.name):
-        if p.name.startswith(".") or p.is_symlink():
+        if p.name.startswith(".") or p.name == "__MACOSX" or p.is_symlink():
             continue
         name = p.name.lower()
-        if p.is_dir() or (p.is_file() and name.endswith(STUDY_FILE_SUFFIXES)):
-            out.append(p)
-    return out
+        if p.is_file() and name.endswith(".dcm"):
+            dicoms.append(p)
+        elif p.is_dir() or (p.is_file() and name.endswith(STUDY_FILE_SUFFIXES)):
+            studies.append(p)
+        elif p.is_file():
+            other.append(p)
+    slices = []
+    if len(dicoms) > 1:
+        uids = {p: _series_uid(p) for p in dicoms}
+        counts = Counter(u for u in uids.values() if u)
+        slices = [p for p in dicoms if counts.get(uids[p], 0) > 1]
+    studies = sorted(studies + [p for p in dicoms if p not in slices], key=lambda q: q.name)
+    return FolderScan(studies, slices, other)
+
+
+def discover_studies(folder: Path) -> List[Path]:
+    """The studies directly inside ``folder`` (sorted by name); see :func:`scan_folder`."""
+    return scan_folder(folder).studies
 
 
 def study_key(path: Path, study_uid: Optional[str] = None) -> str:
@@ -227,7 +284,8 @@ def patient_identity(study: Path, max_files: int = 50) -> Dict[str, str]:
 @dataclass
 class TriageReport:
     rows: List[TriageRow] = field(default_factory=list)
-    notes: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)  # what a re-run recovered from an interrupted one
+    skipped: List[str] = field(default_factory=list)  # entries of the input folder that are not studies
 
     def counts(self) -> Dict[str, int]:
         out = {"pass": 0, "fail": 0, "undetermined": 0}
@@ -261,9 +319,14 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     if not dry_run:
         report.notes += recover(input_dir, targets)
     skip = {t.resolve() for t in targets}
-    studies = [s for s in discover_studies(input_dir) if s.resolve() not in skip]
+    scan = scan_folder(input_dir)
+    studies = [s for s in scan.studies if s.resolve() not in skip]
+    if not studies and scan.slices:
+        raise InvalidInputError(f"holds {len(scan.slices)} loose DICOM slices, expected a folder with one study per "
+                                "subfolder, zip or volume file (a single study is checked on its own)", input_dir)
     if not studies:
         raise EmptyInputError("no studies found (expected subfolders, zips or volume files)", input_dir)
+    report.skipped = scan.notes()
     checker = checker or BreathHoldChecker.from_pretrained()
     for i, study in enumerate(studies):
         if progress:
@@ -329,24 +392,43 @@ def write_report(report: TriageReport, folder: Path) -> Dict[str, Path]:
     return out
 
 
+def _unprefix(root: Path) -> None:
+    """Give the files and folders that :func:`~ctmodels.archive.extract_zip` wrote their names back (it
+    prefixes ``d<depth>_`` to folders and ``<member index>_`` to files, to keep clashing names apart) where no
+    two clash, so that the report and the sorted zip show the names the user gave."""
+    for p in sorted(root.rglob("*"), key=lambda q: len(q.parts), reverse=True):
+        m = re.fullmatch(r"d\d+_(.+)" if p.is_dir() else r"\d{6}_(.+)", p.name)
+        if m and not (p.parent / m.group(1)).exists():
+            p.rename(p.parent / m.group(1))
+
+
 def triage_archive(zip_path: Path, workdir: Path, checker=None,
-                   progress: Optional[Callable[[int, int, str], None]] = None) -> "tuple[TriageReport, Path]":
+                   progress: Optional[Callable[[int, int, str], None]] = None,
+                   name: Optional[str] = None) -> "tuple[TriageReport, Path]":
     """A zip of studies -> (report, ``workdir/sorted.zip`` with passed/, failed/, undetermined/, report.csv).
 
-    The archive is extracted safely into ``workdir`` (which the caller owns and deletes).
+    The archive is extracted safely into ``workdir`` (which the caller owns and deletes). A zip that holds
+    one folder of studies is read as that folder; a zip that holds one series' slices (flat or in one
+    folder) is one study, called ``name`` when flat (default: the zip's file name without ``.zip``).
     """
     import zipfile
 
-    from .archive import extract_zip
+    from .archive import extract_zip, safe_name
 
     src = Path(workdir) / "in"
     out = Path(workdir) / "out"
     src.mkdir(parents=True)
     extract_zip(Path(zip_path), src)
-    # a zip holding one folder of studies: descend into it
-    entries = discover_studies(src)
-    if len(entries) == 1 and entries[0].is_dir() and len(discover_studies(entries[0])) > 1:
-        src = entries[0]
+    _unprefix(src)
+    scan = scan_folder(src)
+    if len(scan.studies) == 1 and scan.studies[0].is_dir() and not scan.slices:
+        if len(discover_studies(scan.studies[0])) > 1:  # a zip holding one folder of studies: descend into it
+            src = scan.studies[0]
+    elif not scan.studies and scan.slices:  # a zip of one study's slices, laid out flat: that is the study
+        flat = Path(workdir) / "flat"
+        flat.mkdir()
+        src.rename(flat / safe_name(name or Path(zip_path).stem).strip(".") or "study")
+        src = flat
     rep = run_triage(src, out / "failed", out / "passed", move=True, checker=checker, progress=progress,
                      undetermined_dir=out / "undetermined", keep_figures=True)
     write_report(rep, out)

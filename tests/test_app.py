@@ -170,6 +170,7 @@ def test_quality_page_batch_zip_gives_sorted_download(tmp_path):
                           ("b", simulate_expiration(chest_phantom(sp, extent_mm=80, seed=32), sp, 0.5).astype(np.int16))]:
             p = ctio.write_volume_nifti(vol, sp, tmp_path / f"{name}.nii.gz")
             zf.write(p, f"studies/{name}.nii.gz")
+        zf.writestr("studies/notes.txt", "not a study")
     at = _app("quality")
     at.file_uploader(key="qa_upload").set_value(("batch.zip", buf.getvalue(), "application/zip"))
     at.run()
@@ -177,6 +178,8 @@ def test_quality_page_batch_zip_gives_sorted_download(tmp_path):
     at.run()
     assert not at.exception and not at.error
     assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1"
+    assert [i.value for i in at.info] == ["Not checked: 1 file(s) that are not studies (notes.txt): expected "
+                                          "subfolders, zips or volume files."]
     assert [b.proto.label for b in at.get("download_button")][0].startswith("Download sorted studies")
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from ctmodels import io
 from ctmodels import quality as Q
 from ctmodels.cli import main
 from ctmodels.phantoms import chest_phantom
-from ctmodels.triage import discover_studies, run_triage, write_report
+from ctmodels.errors import InvalidInputError
+from ctmodels.triage import discover_studies, run_triage, triage_archive, write_report
 from synth import write_series
 
 SP = (2.5, 0.8, 0.8)
@@ -78,6 +80,7 @@ def test_triage_moves_verified_studies_and_reports(studies, tmp_path, checker):
     assert _tree(failed) == {"fail_c.nii.gz": before["fail_c.nii.gz"]}
     assert set(_tree(passed)) == {"pass_a.nii.gz"} | {k for k in before if k.startswith("pass_b/")}
     assert sorted(p.name for p in studies.iterdir()) == ["abdomen_d.nii.gz", "broken_e.zip", "notes.txt"]
+    assert rep.skipped == ["1 file(s) that are not studies (notes.txt): expected subfolders, zips or volume files"]
     after = {**_tree(studies), **_tree(failed), **_tree(passed)}
     assert after == before
     files = write_report(rep, failed.parent / "report")
@@ -177,6 +180,53 @@ def test_cli_triage_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["triage", str(tmp_path / "empty"), "--failed-dir", str(tmp_path / "f")]) == 2
     assert "no studies found" in capsys.readouterr().err
+
+
+def test_loose_slices_of_a_series_are_not_studies(tmp_path, checker, capsys):
+    """A study's slices passed as the folder of studies: one clear error, not a verdict per slice. Beside
+    studies they are reported and left alone; a DICOM file of its own series is still a study."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    vol = chest_phantom(SP, extent_mm=75, seed=21)
+    flat = tmp_path / "flat"
+    n = len(write_series(flat, vol, spacing=SP, kernel="B70f", manufacturer="SIEMENS"))
+    with pytest.raises(InvalidInputError, match=f"holds {n} loose DICOM slices, expected a folder with one study per subfolder"):
+        run_triage(flat, tmp_path / "f", checker=checker)
+    assert main(["triage", str(flat), "--failed-dir", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(flat) in err and "one study per subfolder" in err
+    assert not (tmp_path / "f").exists()
+    shutil.copy(get_testdata_file("CT_small.dcm"), flat / "single.dcm")
+    io.write_volume_nifti(vol, SP, flat / "pass_a.nii.gz")
+    (flat / "readme.txt").write_text("x")
+    before = _tree(flat)
+    rep = run_triage(flat, tmp_path / "f", checker=checker)
+    assert [(r.study, r.verdict) for r in rep.rows] == [("pass_a.nii.gz", "pass"), ("single.dcm", "undetermined")]
+    assert len(rep.skipped) == 2 and rep.skipped[0].startswith(f"{n} loose DICOM file(s) (")
+    assert "slices of a series" in rep.skipped[0] and "(readme.txt)" in rep.skipped[1]
+    assert _tree(flat) == before
+    assert main(["triage", str(flat), "--failed-dir", str(tmp_path / "f"), "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("not checked: ") == 2
+
+
+@pytest.mark.parametrize("layout", ["folder", "flat"])
+def test_a_zip_of_one_series_is_one_study_under_the_users_names(tmp_path, checker, layout):
+    """The app's batch mode given one study's zip (its slices in a folder, or flat): one study, not one per
+    slice, and the report and the sorted zip use the names in the upload, not the extraction's safe names."""
+    files = write_series(tmp_path / "s", chest_phantom(SP, extent_mm=75, seed=21), spacing=SP, kernel="B70f",
+                         manufacturer="SIEMENS", names="instance")
+    zp = tmp_path / "upload.zip"
+    with zipfile.ZipFile(zp, "w") as zf:
+        for f in files:
+            zf.write(f, ("case 7/" if layout == "folder" else "") + f.name)
+        zf.writestr("__MACOSX/._IM0000.dcm", b"macOS metadata")
+    rep, archive = triage_archive(zp, tmp_path / "work", checker, name="My scan")
+    study = "case_7" if layout == "folder" else "My_scan"
+    assert [(r.study, r.verdict) for r in rep.rows] == [(study, "pass")] and rep.skipped == []
+    names = [n for n in zipfile.ZipFile(archive).namelist() if n.endswith(".dcm") and "MACOSX" not in n]
+    assert sorted(names) == sorted(f"passed/{study}/{f.name}" for f in files)
 
 
 def test_report_is_pseudonymous_unless_patient_ids_are_opted_in(studies, tmp_path, checker, caplog):
