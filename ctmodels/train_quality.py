@@ -149,17 +149,25 @@ def train(data_root: Optional[Path], out_dir: Path, n_train: int = 30, n_test: i
 
 
 def fine_tune(base_dir: Path, pass_dir: Path, fail_dir: Path, out_dir: Path, weight: float = 5.0) -> Dict:
-    """Refit on the simulated training features plus the user's labelled studies (weighted)."""
-    from safetensors.numpy import load_file
+    """Refit on the simulated training features plus the user's labelled studies (each counted ``weight``
+    times). ``out_dir`` gets the model and the features it was fitted on, so it can be fine-tuned again."""
+    from safetensors.numpy import load_file, save_file
 
+    from .errors import InvalidInputError
     from .io import read_ct
-    from .triage import discover_studies
+    from .triage import scan_folder
 
-    base = load_file(str(Path(base_dir) / "training_features.safetensors"))
+    features = Path(base_dir) / "training_features.safetensors"
+    if not features.is_file():
+        raise InvalidInputError("no training_features.safetensors, expected a model folder written by "
+                                "train-quality (it keeps the features it was fitted on)", base_dir)
+    base = load_file(str(features))
     X, y = [base["X"]], [base["y"]]
     used = {"pass": 0, "fail": 0, "skipped": []}
     for label, folder in ((0.0, pass_dir), (1.0, fail_dir)):
-        for study in discover_studies(Path(folder)):
+        scan = scan_folder(Path(folder))
+        used["skipped"] += [f"{Path(folder).name}: not checked: {note}" for note in scan.notes()]
+        for study in scan.studies:
             try:
                 vol = read_ct(study, purpose="quality")
                 m = Q.measure(vol.voxels, vol.spacing)
@@ -174,9 +182,11 @@ def fine_tune(base_dir: Path, pass_dir: Path, fail_dir: Path, out_dir: Path, wei
             y += [np.full(int(weight), label)]
             used["fail" if label else "pass"] += 1
     if used["pass"] + used["fail"] == 0:
-        from .errors import InvalidInputError
-
         raise InvalidInputError("no measurable studies in the pass and fail folders", pass_dir)
-    model = Q.LogisticShapeModel.fit(np.concatenate(X), np.concatenate(y))
-    model.save_pretrained(out_dir, {"decision_threshold": 0.5, "fine_tuned_on": used})
+    X, y = np.concatenate(X), np.concatenate(y)
+    model = Q.LogisticShapeModel.fit(X, y)
+    # counts only: study names can be patient names, and a model folder gets shared
+    counts = {"pass": used["pass"], "fail": used["fail"], "skipped": len(used["skipped"])}
+    model.save_pretrained(out_dir, {"decision_threshold": 0.5, "fine_tuned_on": counts})
+    save_file({"X": X, "y": y}, str(Path(out_dir) / "training_features.safetensors"))
     return used
