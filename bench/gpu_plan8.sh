@@ -5,6 +5,7 @@
 # There:  bash bench/gpu_plan8.sh LIMIT_S   About 38 400 steps: 9-10 min on an H200 at plan 7's rate (about
 # 70 steps/s with 5 or more runs at once). If LIMIT_S runs out, the same command on the still-warm machine
 # goes on from the runs' saved states. The ship candidate trains on a CPU (the plan says why).
+# A lease of 15 minutes: bench/gpu_checks.sh as call 1 (it carries the other part of the pack), then this.
 # STEPS, FOLDS, DEVICE: smaller settings for a dry run on a CPU. Writes $OUT/plan8.tar.part-* (records, logs).
 set -o pipefail
 OUT=${OUT:-/tmp/p8out}; mkdir -p "$OUT"

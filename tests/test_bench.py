@@ -53,3 +53,17 @@ def test_gpu_check_script_runs_its_timing_on_the_cpu(tmp_path):
         ("predict 512x512 batch 2", True), ("predict 256x256 batch 2", True),
         ("predict 512x512 batch 2", False), ("predict 256x256 batch 2", False)]
     assert all(r["slices_per_s"] > 0 for r in rows)
+
+
+def test_gpu_anchor_script_runs_its_timing_on_the_cpu():
+    """bench/gpu_anchor.py times the host-side masks on lent GPUs; its code paths are kept working here."""
+    from conftest import bench_script
+
+    from ctmodels.lesion import LesionSegmenter
+
+    ga = bench_script("gpu_anchor")
+    vol = ga.study(slices=4)
+    assert vol.shape == (4, 512, 512) and vol.is_hu
+    rows = ga.timings(LesionSegmenter.from_pretrained(device="cpu"), vol, repeat=1)
+    assert [(r["body_mask"], r["air_anchor"]) for r in rows] == [(False, False), (True, False), (True, True)]
+    assert all(r["seconds"] > 0 and 0 <= r["involved_pct"] <= 100 for r in rows)
