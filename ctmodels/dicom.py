@@ -61,13 +61,19 @@ def read_header(path, defer_pixels: bool = False):
     return None
 
 
-def is_dicom_file(path: Path) -> bool:
+def has_dicom_preamble(path: Path) -> bool:
+    """True where the file holds the DICOM Part 10 marker ("DICM" after the 128-byte preamble)."""
     try:
         with open(path, "rb") as f:
             head = f.read(132)
     except OSError:
         return False
-    if len(head) >= 132 and head[128:132] == b"DICM":
+    return len(head) >= 132 and head[128:132] == b"DICM"
+
+
+def is_dicom_file(path: Path) -> bool:
+    """Worth reading as DICOM: the Part 10 marker, or a DICOM-like suffix or none (older files lack the marker)."""
+    if has_dicom_preamble(path):
         return True
     return Path(path).suffix.lower() in (".dcm", ".dicom", ".ima") or Path(path).suffix == ""
 

@@ -78,6 +78,8 @@ def _series_uid(p: Path) -> Optional[str]:
 def scan_folder(folder: Path) -> FolderScan:
     """Sort the entries directly inside ``folder`` by name; links, names starting with '.' and macOS's
     ``__MACOSX`` folder of zip metadata are ignored."""
+    from .dicom import has_dicom_preamble
+
     folder = Path(folder)
     if not folder.is_dir():
         raise InvalidInputError("not a folder, expected a folder with one study per subfolder or file", folder)
@@ -86,8 +88,9 @@ def scan_folder(folder: Path) -> FolderScan:
         if p.name.startswith(".") or p.name == "__MACOSX" or p.is_symlink():
             continue
         name = p.name.lower()
-        if p.is_file() and name.endswith(".dcm"):
-            dicoms.append(p)
+        if p.is_file() and (name.endswith(".dcm") or (not name.endswith(STUDY_FILE_SUFFIXES) and name != "dicomdir"
+                                                      and has_dicom_preamble(p))):
+            dicoms.append(p)  # .dcm, or a DICOM file by its marker (PACS exports often have no suffix)
         elif p.is_dir() or (p.is_file() and name.endswith(STUDY_FILE_SUFFIXES)):
             studies.append(p)
         elif p.is_file():

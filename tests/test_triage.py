@@ -198,6 +198,13 @@ def test_loose_slices_of_a_series_are_not_studies(tmp_path, checker, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(flat) in err and "one study per subfolder" in err
     assert not (tmp_path / "f").exists()
+    bare = tmp_path / "pacs"  # a PACS export: the same slices without a suffix, and a DICOMDIR
+    shutil.copytree(flat, bare)
+    for i, f in enumerate(sorted(bare.iterdir())):
+        f.rename(bare / f"IM{i:06d}")
+    shutil.copy(get_testdata_file("DICOMDIR"), bare / "DICOMDIR")
+    with pytest.raises(InvalidInputError, match=f"holds {n} loose DICOM slices"):
+        run_triage(bare, tmp_path / "f", checker=checker)
     shutil.copy(get_testdata_file("CT_small.dcm"), flat / "single.dcm")
     io.write_volume_nifti(vol, SP, flat / "pass_a.nii.gz")
     (flat / "readme.txt").write_text("x")
