@@ -91,5 +91,5 @@ for i, r in enumerate(report.rows):
         else:
             st.caption(f"{r.study}: {r.verdict.upper()} (no trachea crop)")
 if archive is not None:
-    st.download_button("Download sorted studies (passed/ failed/ undetermined/ + report.csv)", archive,
+    st.download_button("Download sorted studies (passed/ failed/ undetermined/ not_checked/ + report.csv)", archive,
                        "breath_hold_sorted.zip", "application/zip")

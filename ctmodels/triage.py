@@ -408,7 +408,8 @@ def _unprefix(root: Path) -> None:
 def triage_archive(zip_path: Path, workdir: Path, checker=None,
                    progress: Optional[Callable[[int, int, str], None]] = None,
                    name: Optional[str] = None) -> "tuple[TriageReport, Path]":
-    """A zip of studies -> (report, ``workdir/sorted.zip`` with passed/, failed/, undetermined/, report.csv).
+    """A zip of studies -> (report, ``workdir/sorted.zip`` with passed/, failed/, undetermined/, not_checked/
+    (whatever was not a study: other files, loose slices), report.csv and the chart).
 
     The archive is extracted safely into ``workdir`` (which the caller owns and deletes). A zip that holds
     one folder of studies is read as that folder; a zip that holds one series' slices (flat or in one
@@ -423,10 +424,10 @@ def triage_archive(zip_path: Path, workdir: Path, checker=None,
     src.mkdir(parents=True)
     extract_zip(Path(zip_path), src)
     _unprefix(src)
-    scan = scan_folder(src)
+    scan, outer = scan_folder(src), []
     if len(scan.studies) == 1 and scan.studies[0].is_dir() and not scan.slices:
         if len(discover_studies(scan.studies[0])) > 1:  # a zip holding one folder of studies: descend into it
-            src = scan.studies[0]
+            src, outer = scan.studies[0], scan.notes()
     elif not scan.studies and scan.slices:  # a zip of one study's slices, laid out flat: that is the study
         flat = Path(workdir) / "flat"
         flat.mkdir()
@@ -434,6 +435,14 @@ def triage_archive(zip_path: Path, workdir: Path, checker=None,
         src = flat
     rep = run_triage(src, out / "failed", out / "passed", move=True, checker=checker, progress=progress,
                      undetermined_dir=out / "undetermined", keep_figures=True)
+    rep.skipped = outer + rep.skipped
+    # what was not a study comes back too, as it was in the zip, so that the download loses nothing
+    rest = Path(workdir) / "in"
+    for p in sorted(rest.rglob("*")) if rest.is_dir() else []:
+        rel = p.relative_to(rest)
+        if p.is_file() and rel.parts[0] != "__MACOSX" and p.name != ".DS_Store":
+            (out / "not_checked" / rel).parent.mkdir(parents=True, exist_ok=True)
+            p.rename(out / "not_checked" / rel)
     write_report(rep, out)
     archive = Path(workdir) / "sorted.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:

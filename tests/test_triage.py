@@ -236,6 +236,29 @@ def test_a_zip_of_one_series_is_one_study_under_the_users_names(tmp_path, checke
     assert sorted(names) == sorted(f"passed/{study}/{f.name}" for f in files)
 
 
+def test_the_sorted_zip_gives_back_every_file_of_the_upload(tmp_path, checker):
+    """Studies sorted by verdict, and whatever was not a study under not_checked/ as it was in the zip:
+    every uploaded file comes back byte for byte (macOS's __MACOSX metadata aside)."""
+    vols = {"a": chest_phantom(SP, extent_mm=75, seed=21),
+            "b": Q.simulate_expiration(chest_phantom(SP, extent_mm=75, seed=23), SP, 0.5).astype(np.int16)}
+    zp, sent = tmp_path / "batch.zip", []
+    with zipfile.ZipFile(zp, "w") as zf:
+        for name, vol in vols.items():
+            zf.write(io.write_volume_nifti(vol, SP, tmp_path / f"{name}.nii.gz"), f"ward 3/{name}.nii.gz")
+        zf.writestr("ward 3/notes.txt", "not a study")
+        zf.writestr("readme.txt", "read me")
+        zf.writestr("__MACOSX/ward 3/._a.nii.gz", "macOS metadata")
+        sent = [zf.read(i) for i in zf.infolist() if not i.filename.startswith("__MACOSX")]
+    rep, archive = triage_archive(zp, tmp_path / "work", checker)
+    assert {r.study: r.verdict for r in rep.rows} == {"a.nii.gz": "pass", "b.nii.gz": "fail"}
+    assert len(rep.skipped) == 2 and "(readme.txt)" in rep.skipped[0] and "(notes.txt)" in rep.skipped[1]
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        back = [zf.read(n) for n in names if not n.startswith(("report.csv", "chart."))]
+    assert sorted(back) == sorted(sent)
+    assert {"passed/a.nii.gz", "failed/b.nii.gz", "not_checked/readme.txt", "not_checked/ward_3/notes.txt"} <= set(names)
+
+
 def test_report_is_pseudonymous_unless_patient_ids_are_opted_in(studies, tmp_path, checker, caplog):
     import logging
 
