@@ -398,7 +398,7 @@ def write_report(report: TriageReport, folder: Path) -> Dict[str, Path]:
 def _unprefix(root: Path) -> None:
     """Give the files and folders that :func:`~ctmodels.archive.extract_zip` wrote their names back (it
     prefixes ``d<depth>_`` to folders and ``<member index>_`` to files, to keep clashing names apart) where no
-    two clash, so that the report and the sorted zip show the names the user gave."""
+    two clash, so that the report and the sorted zip show the user's names (made safe, as extract_zip does)."""
     for p in sorted(root.rglob("*"), key=lambda q: len(q.parts), reverse=True):
         m = re.fullmatch(r"d\d+_(.+)" if p.is_dir() else r"\d{6}_(.+)", p.name)
         if m and not (p.parent / m.group(1)).exists():
