@@ -2,7 +2,8 @@
 
 One study per subfolder, zip, or volume file (NIfTI, NRRD, .npy, single DICOM file) directly
 inside the input folder; names starting with '.' are ignored. Loose DICOM files that share a series are
-slices, not studies: they and other files are reported as not checked and left alone.
+slices, not studies, and subfolders that share a StudyInstanceUID are series of one study: they and
+other files are reported as not checked and left alone.
 
 Moving a study is: copy into ``<target>/.ctmodels-partial-<name>-<token>``, flush, verify every
 file (size and SHA-256) against the source, rename atomically to ``<target>/<name>``, then
@@ -41,11 +42,13 @@ STUDY_FILE_SUFFIXES = (".zip", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".npy", ".dc
 class FolderScan:
     """What lies directly inside a folder of studies: ``studies`` (subfolders, zips, volume files and
     single-file DICOM studies), ``slices`` (loose DICOM files that are slices of one multi-file series:
-    a series laid out flat, not a study each) and ``other`` (files that are none of these)."""
+    a series laid out flat, not a study each), ``series`` (subfolders that hold series of one study, as
+    a PACS export lays a study out: the folder above them is the study) and ``other`` (other files)."""
 
     studies: List[Path]
     slices: List[Path]
     other: List[Path]
+    series: List[Path] = field(default_factory=list)
 
     def notes(self) -> List[str]:
         """One line per kind of entry that is not checked."""
@@ -53,6 +56,9 @@ class FolderScan:
         if self.slices:
             out.append(f"{len(self.slices)} loose DICOM file(s) ({_names(self.slices)}): slices of a series, not "
                        "studies; put each series in its own subfolder to check it as a study")
+        if self.series:
+            out.append(f"{len(self.series)} subfolders ({_names(self.series)}) hold series of one study (the same "
+                       "StudyInstanceUID): put them in one folder to check them as one study")
         if self.other:
             out.append(f"{len(self.other)} file(s) that are not studies ({_names(self.other)}): expected "
                        "subfolders, zips or volume files")
@@ -73,6 +79,25 @@ def _series_uid(p: Path) -> Optional[str]:
     except Exception:  # an unreadable file is a study of its own, which read_ct then explains
         return None
     return str(ds.get("SeriesInstanceUID", "")) or None
+
+
+def _study_uid(folder: Path, tries: int = 20) -> Optional[str]:
+    """The StudyInstanceUID of the first readable DICOM file below ``folder`` (None: none in ``tries`` files)."""
+    from .dicom import is_dicom_file, read_header
+
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for f in sorted(files):
+            p = Path(root) / f
+            if f.startswith(".") or f.upper() == "DICOMDIR" or not is_dicom_file(p):
+                continue
+            ds = read_header(p)
+            if ds is not None and ds.get("StudyInstanceUID"):
+                return str(ds.StudyInstanceUID)
+            tries -= 1
+            if tries <= 0:
+                return None
+    return None
 
 
 def scan_folder(folder: Path) -> FolderScan:
@@ -100,8 +125,15 @@ def scan_folder(folder: Path) -> FolderScan:
         uids = {p: _series_uid(p) for p in dicoms}
         counts = Counter(u for u in uids.values() if u)
         slices = [p for p in dicoms if counts.get(uids[p], 0) > 1]
-    studies = sorted(studies + [p for p in dicoms if p not in slices], key=lambda q: q.name)
-    return FolderScan(studies, slices, other)
+    series = []
+    dirs = [p for p in studies if p.is_dir()]
+    if len(dirs) > 1:
+        uids = {p: _study_uid(p) for p in dirs}
+        counts = Counter(u for u in uids.values() if u)
+        series = [p for p in dirs if counts.get(uids[p], 0) > 1]
+    studies = sorted([p for p in studies if p not in series] + [p for p in dicoms if p not in slices],
+                     key=lambda q: q.name)
+    return FolderScan(studies, slices, other, series)
 
 
 def discover_studies(folder: Path) -> List[Path]:
@@ -324,9 +356,11 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     skip = {t.resolve() for t in targets}
     scan = scan_folder(input_dir)
     studies = [s for s in scan.studies if s.resolve() not in skip]
-    if not studies and scan.slices:
-        raise InvalidInputError(f"holds {len(scan.slices)} loose DICOM slices, expected a folder with one study per "
-                                "subfolder, zip or volume file (a single study is checked on its own)", input_dir)
+    if not studies and (scan.slices or scan.series):
+        what = (f"{len(scan.slices)} loose DICOM slices" if scan.slices else
+                f"{len(scan.series)} subfolders of series of one study")
+        raise InvalidInputError(f"holds {what}, expected a folder with one study per subfolder, zip or volume "
+                                "file (a single study is checked on its own)", input_dir)
     if not studies:
         raise EmptyInputError("no studies found (expected subfolders, zips or volume files)", input_dir)
     report.skipped = scan.notes()
@@ -412,8 +446,8 @@ def triage_archive(zip_path: Path, workdir: Path, checker=None,
     (whatever was not a study: other files, loose slices), report.csv and the chart).
 
     The archive is extracted safely into ``workdir`` (which the caller owns and deletes). A zip that holds
-    one folder of studies is read as that folder; a zip that holds one series' slices (flat or in one
-    folder) is one study, called ``name`` when flat (default: the zip's file name without ``.zip``).
+    one folder of studies is read as that folder; a zip that holds one study (slices or series folders,
+    flat or in one folder) is one study, called ``name`` when flat (default: the zip's name without ``.zip``).
     """
     import zipfile
 
@@ -425,10 +459,10 @@ def triage_archive(zip_path: Path, workdir: Path, checker=None,
     extract_zip(Path(zip_path), src)
     _unprefix(src)
     scan, outer = scan_folder(src), []
-    if len(scan.studies) == 1 and scan.studies[0].is_dir() and not scan.slices:
+    if len(scan.studies) == 1 and scan.studies[0].is_dir() and not (scan.slices or scan.series):
         if len(discover_studies(scan.studies[0])) > 1:  # a zip holding one folder of studies: descend into it
             src, outer = scan.studies[0], scan.notes()
-    elif not scan.studies and scan.slices:  # a zip of one study's slices, laid out flat: that is the study
+    elif not scan.studies and (scan.slices or scan.series):  # one study laid out flat: that is the study
         flat = Path(workdir) / "flat"
         flat.mkdir()
         src.rename(flat / safe_name(name or Path(zip_path).stem).strip(".") or "study")

@@ -218,6 +218,33 @@ def test_loose_slices_of_a_series_are_not_studies(tmp_path, checker, capsys):
     assert capsys.readouterr().out.count("not checked: ") == 2
 
 
+def test_series_subfolders_of_one_study_are_one_study(tmp_path, checker, capsys):
+    """A PACS export lays a study out as one subfolder per series (here the lung and the soft-tissue
+    kernel). Given as the folder of studies: one clear error, not a verdict per series; beside other
+    studies: listed as not checked and left alone; one level up: one study, moved whole."""
+    vol = chest_phantom(SP, extent_mm=75, seed=21)
+    study = tmp_path / "ward" / "study"
+    for sub, kernel, number in (("lung", "B70f", 3), ("soft", "B30f", 2)):
+        write_series(study / sub, vol, spacing=SP, kernel=kernel, manufacturer="SIEMENS", series_number=number,
+                     study_uid="1.2.826.0.1.3680043.8.498.77")
+    with pytest.raises(InvalidInputError, match="holds 2 subfolders of series of one study"):
+        run_triage(study, tmp_path / "f", checker=checker)
+    rep = run_triage(study.parent, tmp_path / "f", tmp_path / "p", checker=checker)
+    assert [(r.study, r.verdict) for r in rep.rows] == [("study", "pass")] and rep.skipped == []
+    assert sorted(q.name for q in (tmp_path / "p" / "study").iterdir()) == ["lung", "soft"]  # moved whole
+    io.write_volume_nifti(vol, SP, tmp_path / "p" / "study" / "other.nii.gz")
+    rep = run_triage(tmp_path / "p" / "study", tmp_path / "f", checker=checker)
+    assert [r.study for r in rep.rows] == ["other.nii.gz"]
+    assert rep.skipped == ["2 subfolders (lung, soft) hold series of one study (the same StudyInstanceUID): put "
+                           "them in one folder to check them as one study"]
+    zp = tmp_path / "export.zip"
+    with zipfile.ZipFile(zp, "w") as zf:
+        for f in sorted((tmp_path / "p" / "study").rglob("*.dcm")):
+            zf.write(f, str(f.relative_to(tmp_path / "p" / "study")))
+    rep, _ = triage_archive(zp, tmp_path / "work", checker)
+    assert [(r.study, r.verdict) for r in rep.rows] == [("export", "pass")]
+
+
 @pytest.mark.parametrize("layout", ["folder", "flat"])
 def test_a_zip_of_one_series_is_one_study_under_the_users_names(tmp_path, checker, layout):
     """The app's batch mode given one study's zip (its slices in a folder, or flat): one study, not one per
