@@ -281,11 +281,13 @@ class LesionSegmenter:
                 outside = ~torch.from_numpy(body).to(p.device)  # to the device once per batch
                 p = _background_where(p, outside)
             lab, logp = self._input_grid_labels(p, h, w)
+            lab = _inside(lab, outside)
             if air is not None:
-                drop = unanchored(_inside(lab, outside).cpu().numpy(), *air)
+                drop = unanchored(lab.cpu().numpy(), *air)
                 if drop.any():
                     dropped = torch.from_numpy(drop).to(p.device)
                     outside = dropped if outside is None else outside | dropped
+                    lab = _inside(lab, dropped)
                     p = _background_where(p, dropped)
                     # the labels are final: the input-grid log-probabilities are redone only to be returned
                     logp = self._input_grid_log_probs(p, h, w) if full_probs and logp is not None else None
@@ -294,7 +296,7 @@ class LesionSegmenter:
             probs = None
             if full_probs:
                 probs = _inside(p if logp is None else torch.softmax(logp, 1), outside)
-            return _inside(lab, outside), soft, probs
+            return lab, soft, probs
 
     def _input_grid_log_probs(self, p, h: int, w: int):
         """log-probabilities [b, 4, s, s] resized bilinearly to [b, 4, h, w]; their argmax equals that
