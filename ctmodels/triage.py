@@ -70,20 +70,19 @@ def _names(paths: List[Path], first: int = 3) -> str:
     return ", ".join(names) + (f" and {len(paths) - first} more" if len(paths) > first else "")
 
 
-def _series_uid(p: Path) -> Optional[str]:
-    """The SeriesInstanceUID of a DICOM file's header, or None (unreadable, or no UID)."""
-    import pydicom
+def _header_uid(p: Path, keyword: str) -> Optional[str]:
+    """The UID ``keyword`` of a DICOM file's header, or None (unreadable, or no such UID)."""
+    from .dicom import read_header
 
-    try:
-        ds = pydicom.dcmread(str(p), stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
-    except Exception:  # an unreadable file is a study of its own, which read_ct then explains
+    ds = read_header(p)
+    if ds is None:  # an unreadable file is a study of its own, which read_ct then explains
         return None
-    return str(ds.get("SeriesInstanceUID", "")) or None
+    return str(ds.get(keyword, "")) or None
 
 
 def _study_uid(folder: Path, tries: int = 20) -> Optional[str]:
     """The StudyInstanceUID of the first readable DICOM file below ``folder`` (None: none in ``tries`` files)."""
-    from .dicom import is_dicom_file, read_header
+    from .dicom import is_dicom_file
 
     for root, dirs, files in os.walk(folder):
         dirs.sort()
@@ -91,9 +90,9 @@ def _study_uid(folder: Path, tries: int = 20) -> Optional[str]:
             p = Path(root) / f
             if f.startswith(".") or f.upper() == "DICOMDIR" or not is_dicom_file(p):
                 continue
-            ds = read_header(p)
-            if ds is not None and ds.get("StudyInstanceUID"):
-                return str(ds.StudyInstanceUID)
+            uid = _header_uid(p, "StudyInstanceUID")
+            if uid:
+                return uid
             tries -= 1
             if tries <= 0:
                 return None
@@ -122,7 +121,7 @@ def scan_folder(folder: Path) -> FolderScan:
             other.append(p)
     slices = []
     if len(dicoms) > 1:
-        uids = {p: _series_uid(p) for p in dicoms}
+        uids = {p: _header_uid(p, "SeriesInstanceUID") for p in dicoms}
         counts = Counter(u for u in uids.values() if u)
         slices = [p for p in dicoms if counts.get(uids[p], 0) > 1]
     series = []
