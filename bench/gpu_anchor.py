@@ -8,19 +8,15 @@ import time
 
 import numpy as np
 
+from ctmodels.bench import STUDY_SPACING, study_volume
 from ctmodels.lesion import LesionSegmenter
-from ctmodels.phantoms import chest_phantom
 from ctmodels.pipeline import segment_study
 from ctmodels.types import CTVolume, VolumeMeta
 
 
 def study(slices: int = 300) -> CTVolume:
     """The bench's 300 x 512 x 512 phantom, with an abdomen, as HU in memory."""
-    sp = (1.0, 0.7, 0.7)
-    hu = chest_phantom(sp, extent_mm=slices * sp[0], fov_mm=512 * sp[1], seed=0, abdomen=True)
-    hu = hu[:slices, :512, :512]
-    hu = np.pad(hu, ((0, 0), (0, 512 - hu.shape[1]), (0, 512 - hu.shape[2])), constant_values=-1000)
-    return CTVolume(hu, sp, VolumeMeta(units="HU"))
+    return CTVolume(study_volume(slices, abdomen=True), STUDY_SPACING, VolumeMeta(units="HU"))
 
 
 def timings(seg: LesionSegmenter, vol: CTVolume, repeat: int = 3):

@@ -77,18 +77,28 @@ def lesion_throughput(sizes=(512, 256), batches=(1, 8, 32), n: int = 32, device:
     return rows
 
 
+STUDY_SPACING = (1.0, 0.7, 0.7)
+
+
+def study_volume(n: int = 300, size: int = 512, abdomen: bool = False) -> np.ndarray:
+    """The benchmark's synthetic chest study, ``n`` x ``size`` x ``size`` int16 HU at ``STUDY_SPACING``."""
+    from .phantoms import chest_phantom
+
+    sp = STUDY_SPACING
+    vol = chest_phantom(sp, extent_mm=n * sp[0], fov_mm=size * sp[1], seed=0, abdomen=abdomen)
+    vol = vol[:n, : size, : size]
+    pad = ((0, 0), (0, size - vol.shape[1]), (0, size - vol.shape[2]))
+    return np.pad(vol, pad, constant_values=-1000)
+
+
 def write_study(folder: Path, n: int = 300, size: int = 512) -> Path:
     """A synthetic 300 x 512 x 512 chest study as a DICOM series (made in code)."""
     from pydicom.uid import generate_uid
 
     from .dicom import ct_slice_dataset
-    from .phantoms import chest_phantom
 
-    sp = (1.0, 0.7, 0.7)
-    vol = chest_phantom(sp, extent_mm=n * sp[0], fov_mm=size * sp[1], seed=0)
-    vol = vol[:n, : size, : size]
-    pad = ((0, 0), (0, size - vol.shape[1]), (0, size - vol.shape[2]))
-    vol = np.pad(vol, pad, constant_values=-1000)
+    sp = STUDY_SPACING
+    vol = study_volume(n, size)
     series, study = generate_uid(), generate_uid()
     folder.mkdir(parents=True, exist_ok=True)
     for k in range(vol.shape[0]):
