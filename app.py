@@ -12,4 +12,5 @@ pages = [
 ]
 st.navigation(pages).run()
 st.sidebar.caption("Research use only - not for diagnosis. Uploads stay in memory or a private "
-                   "temporary folder that is deleted after reading.")
+                   "temporary folder that is deleted after reading. The pages share your latest upload "
+                   "until you replace it, press Forget or close the tab.")

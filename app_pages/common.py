@@ -30,9 +30,52 @@ def quality_model():
     return BreathHoldChecker.from_pretrained()
 
 
-def upload_or_example(label: str, key: str, what: str) -> "tuple[List, bool]":
-    """The page's uploader and the synthetic-example switch; stops the page when neither is set."""
+def _upload_name(files) -> str:
+    return Path(files[0].name).name if len(files) == 1 else f"{len(files)} files"
+
+
+def study_upload(label: str, key: str) -> List:
+    """The page's uploader; with it empty, the study uploaded earlier in this session on any page.
+
+    One upload is shared by the pages, so that a study uploaded on Lesions is the one Study severity and
+    Breath-hold QA show. It stays in this session's memory until another upload replaces it, the user
+    takes it out of the uploader or presses "Forget", or the session ends.
+    """
     files = st.file_uploader(label, type=UPLOAD_TYPES, accept_multiple_files=True, key=f"{key}_upload")
+    arrived = st.session_state.get("_page") != key  # first run of this page since another page ran
+    st.session_state["_page"] = key
+    shared = st.session_state.get("upload")
+    if files:
+        k = upload_key(files)
+        if shared is None or shared["key"] != k:
+            st.session_state["upload"] = {"key": k, "files": list(files), "name": _upload_name(files)}
+        st.session_state["_seen"] = k
+        return list(files)
+    if not arrived and shared is not None and st.session_state.get("_seen") == shared["key"]:
+        forget_upload()  # the user took the file out of this page's uploader
+        shared = None
+    st.session_state["_seen"] = None
+    if shared is None:
+        return []
+    a, b = st.columns([5, 1], vertical_alignment="center")
+    a.caption(f"Showing **{shared['name']}**, uploaded earlier in this session. Upload here to replace it.")
+    if b.button("Forget", key=f"{key}_forget", help="Drop the upload and its results from this session's memory"):
+        forget_upload()
+        st.rerun()
+    return shared["files"]
+
+
+def forget_upload() -> None:
+    shared = st.session_state.pop("upload", None)
+    if shared is not None:
+        results = st.session_state.get("results", {})
+        st.session_state["results"] = {k: v for k, v in results.items() if not k.endswith(shared["key"])}
+
+
+def upload_or_example(label: str, key: str, what: str) -> "tuple[List, bool]":
+    """The page's uploader (or the session's upload) and the synthetic-example switch; stops the page when
+    neither is set."""
+    files = study_upload(label, key)
     use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)",
                                           key=f"{key}_example", value=True)
     if not files and not use_example:
@@ -42,11 +85,20 @@ def upload_or_example(label: str, key: str, what: str) -> "tuple[List, bool]":
 
 
 def upload_key(files) -> str:
+    """A hash of the uploads' names and bytes, remembered for the latest set of uploaded files, so that a rerun
+    (a slider moved) does not hash a 300 MB study again."""
+    ids = tuple(getattr(f, "file_id", None) for f in files)
+    memo = st.session_state.get("_upload_keys", {})
+    if None not in ids and ids in memo:
+        return memo[ids]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode("utf-8", "replace"))
         h.update(f.getvalue())
-    return h.hexdigest()[:16]
+    k = h.hexdigest()[:16]
+    if None not in ids:
+        st.session_state["_upload_keys"] = {ids: k}
+    return k
 
 
 def volume_from_uploads(files: List, purpose: str = "lesion") -> CTVolume:
@@ -94,8 +146,13 @@ def cached_result(key: str) -> Optional[object]:
 
 
 def store_result(key: str, value: object) -> None:
-    # one study per session at a time: older results are dropped from memory
-    st.session_state["results"] = {key: value}
+    """Keep this result, the synthetic examples' and those of the session's current upload; results of
+    earlier uploads are dropped from memory."""
+    shared = st.session_state.get("upload")
+    keep = {k: v for k, v in st.session_state.get("results", {}).items()
+            if k.startswith("example-") or (shared is not None and k.endswith(shared["key"]))}
+    keep[key] = value
+    st.session_state["results"] = keep
 
 
 def lesion_study(files, use_example: bool):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (UPLOAD_TYPES, cached_result, progress_bar, quality_model, show_error, store_result,
+from app_pages.common import (cached_result, progress_bar, quality_model, show_error, store_result, study_upload,
                               upload_key, volume_from_uploads)
 from ctmodels import examples
 from ctmodels.charts import verdict_chart
@@ -17,8 +17,7 @@ st.title("Breath-hold quality check")
 st.caption("Round trachea above the carina = full inspiration (pass); flattened or crescent with the posterior "
            "wall bowing in = expiration (fail). Lung-kernel series only. Research use only.")
 
-files = st.file_uploader("One study (DICOM zip/files, NIfTI, NRRD) or a zip with one study per folder",
-                         type=UPLOAD_TYPES, accept_multiple_files=True, key="qa_upload")
+files = study_upload("One study (DICOM zip/files, NIfTI, NRRD) or a zip with one study per folder", "qa")
 batch = st.toggle("The zip holds many studies (batch)", key="qa_batch", disabled=not files)
 use_example = not files and st.toggle("Use the built-in SYNTHETIC examples (no patient data)",
                                       key="qa_example", value=True)
@@ -83,7 +82,7 @@ table = pd.DataFrame([{"study": r.study, "verdict": r.verdict,
                        "P(fail)": None if r.probability_fail is None else round(r.probability_fail, 3),
                        "reason": r.reason} for r in report.rows])
 st.dataframe(table, hide_index=True, width="stretch")
-cols = st.columns(min(4, max(1, len(report.rows))))
+cols = st.columns(4)  # a single study's crop at a quarter of the width, not blown up to the page's
 for i, r in enumerate(report.rows):
     with cols[i % len(cols)]:
         if r.figure is not None:

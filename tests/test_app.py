@@ -147,6 +147,48 @@ def test_severity_page_with_a_dicom_zip(tmp_path):
     assert any("What the numbers mean" in m.value for m in at.markdown)
 
 
+def test_one_upload_is_shared_by_the_pages_until_removed(tmp_path):
+    """A study uploaded on Lesions is what Study severity and Breath-hold QA show, without a second upload;
+    taking it out of the uploader, or Forget, brings the synthetic example back."""
+    sp = (2.0, 0.8, 0.8)
+    p = ctio.write_volume_nifti(chest_phantom(sp, extent_mm=80, seed=9), sp, tmp_path / "mine.nii.gz")
+    at = _app(None)
+    at.file_uploader(key="lesion_upload").set_value(("mine.nii.gz", p.read_bytes(), "application/gzip"))
+    at.run()
+    assert not at.exception and not at.error
+    grade, involved = _metric(at, "Grade"), _metric(at, "Involved")
+    assert not any("SYNTHETIC" in w.value for w in at.warning)
+    at.switch_page("app_pages/severity.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert not any("SYNTHETIC" in w.value for w in at.warning)
+    assert any("mine.nii.gz" in c.value and "uploaded earlier" in c.value for c in at.caption)
+    assert _metric(at, "Grade") == grade
+    at.switch_page("app_pages/quality.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert [r for r in at.dataframe[0].value["study"]] == ["mine.nii.gz"]
+    assert _metric(at, "Pass") == "1" and _metric(at, "Undetermined") == "0"
+    at.switch_page("app_pages/lesions.py")
+    at.run()
+    assert not at.exception and _metric(at, "Involved") == involved
+    at.button(key="lesion_forget").click()
+    at.run()
+    assert not at.exception and "upload" not in at.session_state
+    assert any("SYNTHETIC" in w.value for w in at.warning)
+    assert all(k.startswith("example-") for k in at.session_state["results"])
+    # an upload taken out of the uploader again is gone from every page
+    at.file_uploader(key="lesion_upload").set_value(("mine.nii.gz", p.read_bytes(), "application/gzip"))
+    at.run()
+    assert not any("SYNTHETIC" in w.value for w in at.warning)
+    at.file_uploader(key="lesion_upload").set_value(None)
+    at.run()
+    assert not at.exception and any("SYNTHETIC" in w.value for w in at.warning)
+    at.switch_page("app_pages/severity.py")
+    at.run()
+    assert any("SYNTHETIC" in w.value for w in at.warning)
+
+
 def test_quality_page_examples_and_single_upload(tmp_path):
     at = _app("quality")
     assert not at.exception
