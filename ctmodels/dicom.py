@@ -95,9 +95,18 @@ def find_dicom_files(folder: Path) -> List[Tuple[Path, object]]:
             if not is_dicom_file(p):
                 continue
             ds = read_header(p, defer_pixels=True)
-            if ds is not None:
+            if ds is not None and not is_dicomdir(ds):
                 out.append((p, ds))
     return out
+
+
+MEDIA_DIRECTORY_STORAGE = "1.2.840.10008.1.3.10"  # the SOP class of a DICOMDIR
+
+
+def is_dicomdir(ds) -> bool:
+    """A media directory (DICOMDIR: an index of the files, not an image), whatever the file is called."""
+    meta = getattr(ds, "file_meta", None)
+    return str(getattr(meta, "MediaStorageSOPClassUID", "") or "") == MEDIA_DIRECTORY_STORAGE
 
 
 def group_series(items: Sequence[Tuple[Path, object]]) -> "OrderedDict[str, List[Tuple[Path, object]]]":

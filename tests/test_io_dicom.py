@@ -79,6 +79,23 @@ def test_two_series_in_one_folder_selects_lung_kernel(tmp_path):
     assert np.array_equal(io.read_ct(tmp_path, series_uid=uid).voxels, hu)
 
 
+def test_a_dicomdir_is_an_index_not_a_series_whatever_its_name(tmp_path):
+    """A PACS or CD export's DICOMDIR (here renamed, as the app's upload folder prefixes names) is not counted
+    as a series of its own."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    hu = chest_phantom((6, 16, 16))
+    write_series(tmp_path, hu, kernel="LUNG")
+    for name in ("0000_DICOMDIR", "index"):
+        shutil.copy(get_testdata_file("DICOMDIR"), tmp_path / name)
+    assert len(io.list_series(tmp_path)) == 1
+    vol = io.read_ct(tmp_path)
+    assert vol.meta.extra["n_series"] == 1 and vol.meta.extra["selection_reason"].startswith("the only series")
+    assert np.array_equal(vol.voxels, hu)
+
+
 def test_pydicom_wheel_ct_file():
     from pydicom.data import get_testdata_file
 
