@@ -30,29 +30,41 @@ def quality_model():
     return BreathHoldChecker.from_pretrained()
 
 
-def _upload_name(files) -> str:
+def upload_name(files) -> str:
+    """How the user knows the upload: the file's name, the uploaded folder's name, or a count of files."""
+    tops = {f.name.split("/")[0] for f in files}
+    if len(tops) == 1 and "/" in files[0].name:
+        return tops.pop()
     return Path(files[0].name).name if len(files) == 1 else f"{len(files)} files"
 
 
-def study_upload(label: str, key: str) -> List:
+def study_upload(label: str, key: str,
+                 folder_label: str = "A folder: a DICOM series or study as exported") -> List:
     """The page's uploader; with it empty, the study uploaded earlier in this session on any page.
 
     One upload is shared by the pages, so that a study uploaded on Lesions is the one Study severity and
     Breath-hold QA show. It stays in this session's memory until another upload replaces it, the user
     takes it out of the uploader or presses "Forget", or the session ends.
     """
-    files = st.file_uploader(label, type=UPLOAD_TYPES, accept_multiple_files=True, key=f"{key}_upload")
+    if st.toggle("Upload a folder", key=f"{key}_folder_mode",
+                 help="A DICOM series or study folder as exported: any file names (with or without .dcm), "
+                      "subfolders; files that are not DICOM are left out."):
+        ukey = f"{key}_folder"
+        files = st.file_uploader(folder_label, accept_multiple_files="directory", key=ukey)
+    else:
+        ukey = f"{key}_upload"
+        files = st.file_uploader(label, type=UPLOAD_TYPES, accept_multiple_files=True, key=ukey)
     arrived = st.session_state.get("_page") != key  # first run of this page since another page ran
     st.session_state["_page"] = key
     shared = st.session_state.get("upload")
     if files:
         k = upload_key(files)
         if shared is None or shared["key"] != k:
-            st.session_state["upload"] = {"key": k, "files": list(files), "name": _upload_name(files)}
-        st.session_state["_seen"] = k
+            st.session_state["upload"] = {"key": k, "files": list(files), "name": upload_name(files)}
+        st.session_state["_seen"] = (ukey, k)
         return list(files)
-    if not arrived and shared is not None and st.session_state.get("_seen") == shared["key"]:
-        forget_upload()  # the user took the file out of this page's uploader
+    if not arrived and shared is not None and st.session_state.get("_seen") == (ukey, shared["key"]):
+        forget_upload()  # the user took the file out of this uploader
         shared = None
     st.session_state["_seen"] = None
     if shared is None:
@@ -104,23 +116,23 @@ def upload_key(files) -> str:
 def volume_from_uploads(files: List, purpose: str = "lesion") -> CTVolume:
     """Write the uploads into a private temp dir (0700), read them, delete the dir."""
     with tempfile.TemporaryDirectory(prefix="ctmodels-upload-") as tmp:
-        paths = []
+        written = []  # (path here, the name the user knows)
         for i, f in enumerate(files):
             name = Path(f.name).name or f"upload{i}"
             p = Path(tmp) / f"{i:04d}_{name}"
             p.write_bytes(f.getvalue())
-            paths.append(p)
-        target = paths[0] if len(paths) == 1 else Path(tmp)
+            written.append((p, name))
+        target = written[0][0] if len(written) == 1 else Path(tmp)
         try:
             vol = read_ct(target, purpose=purpose)
         except CTModelsError as exc:
             # name the upload as the user knows it, never the private temp dir
             text = str(exc)
-            for i, (f, p) in enumerate(zip(files, paths)):
-                text = text.replace(str(p), Path(f.name).name or f"upload{i}")
+            for p, name in written:
+                text = text.replace(str(p), name)
             text = text.replace(str(Path(tmp)), "the uploaded files")
             raise type(exc)(text) from None  # every CTModelsError takes (message, path=None)
-    vol.meta.source = files[0].name if len(files) == 1 else f"{len(files)} uploaded files"
+    vol.meta.source = upload_name(files)
     return vol
 
 

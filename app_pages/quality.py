@@ -1,15 +1,17 @@
 """Breath-hold QA: one study or a zip of many; verdicts, trachea crops, pass/fail chart, sorted zip."""
 
 import tempfile
+import zipfile
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from app_pages.common import (cached_result, progress_bar, quality_model, show_error, store_result, study_upload,
-                              upload_key, volume_from_uploads)
+                              upload_key, upload_name, volume_from_uploads)
 from ctmodels import examples
 from ctmodels.charts import verdict_chart
+from ctmodels.errors import InvalidInputError
 from ctmodels.figures import trachea_panel
 from ctmodels.triage import TriageReport, TriageRow, triage_archive
 
@@ -17,8 +19,9 @@ st.title("Breath-hold quality check")
 st.caption("Round trachea above the carina = full inspiration (pass); flattened or crescent with the posterior "
            "wall bowing in = expiration (fail). Lung-kernel series only. Research use only.")
 
-files = study_upload("One study (DICOM zip/files, NIfTI, NRRD) or a zip with one study per folder", "qa")
-batch = st.toggle("The zip holds many studies (batch)", key="qa_batch", disabled=not files)
+files = study_upload("One study (DICOM zip/files, NIfTI, NRRD) or a zip with one study per folder", "qa",
+                     folder_label="A study's folder, or a folder with one study per subfolder (batch)")
+batch = st.toggle("The upload holds many studies (batch)", key="qa_batch", disabled=not files)
 use_example = not files and st.toggle("Use the built-in SYNTHETIC examples (no patient data)",
                                       key="qa_example", value=True)
 if not files and not use_example:
@@ -41,25 +44,31 @@ if result is None:
                 if r.measurement is not None and r.measurement.crops:
                     row.figure = trachea_panel(*r.measurement.crops[len(r.measurement.crops) // 2], scale=4)
                 rows.append(row)
-            result = (TriageReport(rows), None)
+            result = (TriageReport(rows), None, None)
         elif batch:
-            if len(files) != 1 or not files[0].name.lower().endswith(".zip"):
-                raise ValueError("batch mode needs one zip file with one study per folder or file")
+            folder = any("/" in f.name for f in files)  # an uploaded folder: its files, named by their paths
+            if not folder and (len(files) != 1 or not files[0].name.lower().endswith(".zip")):
+                raise InvalidInputError("batch mode needs one zip, or one folder, with one study per subfolder, "
+                                        "zip or volume file", upload_name(files))
             with tempfile.TemporaryDirectory(prefix="ctmodels-qa-") as tmp:
                 zp = Path(tmp) / "upload.zip"
-                zp.write_bytes(files[0].getvalue())
+                if folder:
+                    with zipfile.ZipFile(zp, "w") as zf:  # stored: the triage reads it like an uploaded zip
+                        for f in files:
+                            zf.writestr(f.name, f.getvalue())
+                else:
+                    zp.write_bytes(files[0].getvalue())
                 rep, archive = triage_archive(zp, Path(tmp) / "work", checker,
                                               progress=lambda i, n, _name: update(i, n),
-                                              name=Path(files[0].name).stem)
-                result = (rep, archive.read_bytes())
+                                              name=Path(upload_name(files)).stem)
+                result = (rep, archive.read_bytes(), None)
         else:
             vol = volume_from_uploads(files, purpose="quality")
             r = checker.predict(vol, keep_crops=True)
-            row = TriageRow("study", files[0].name if len(files) == 1 else "uploaded study", r.verdict,
-                            r.probability_fail, r.reason)
+            row = TriageRow("study", upload_name(files), r.verdict, r.probability_fail, r.reason)
             if r.measurement is not None and r.measurement.crops:
                 row.figure = trachea_panel(*r.measurement.crops[len(r.measurement.crops) // 2], scale=4)
-            result = (TriageReport([row]), None)
+            result = (TriageReport([row]), None, r.series_reason)
     except Exception as exc:
         bar.empty()
         show_error(exc)
@@ -67,7 +76,7 @@ if result is None:
     bar.empty()
     store_result(key, result)
 
-report, archive = result
+report, archive, series_note = result
 if key == "example-qa":
     st.warning("SYNTHETIC examples made in code (the expiration case is a simulated 50 % area loss).")
 for note in report.skipped:
@@ -82,6 +91,8 @@ table = pd.DataFrame([{"study": r.study, "verdict": r.verdict,
                        "P(fail)": None if r.probability_fail is None else round(r.probability_fail, 3),
                        "reason": r.reason} for r in report.rows])
 st.dataframe(table, hide_index=True, width="stretch")
+if series_note:
+    st.caption(f"Series used: {series_note}")
 cols = st.columns(4)  # a single study's crop at a quarter of the width, not blown up to the page's
 for i, r in enumerate(report.rows):
     with cols[i % len(cols)]:

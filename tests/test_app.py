@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom.data import get_testdata_file
 
 from ctmodels import io as ctio
 from ctmodels.phantoms import chest_phantom
@@ -187,6 +188,74 @@ def test_one_upload_is_shared_by_the_pages_until_removed(tmp_path):
     at.switch_page("app_pages/severity.py")
     at.run()
     assert any("SYNTHETIC" in w.value for w in at.warning)
+
+
+def _folder_upload(root: Path, top: Path):
+    """The files below ``top`` as the browser sends an uploaded folder: names are paths from the folder's name."""
+    return [(str(f.relative_to(root)).replace("\\", "/"), f.read_bytes(), "application/octet-stream")
+            for f in sorted(top.rglob("*")) if f.is_file()]
+
+
+def test_a_dicom_folder_as_exported_can_be_uploaded(tmp_path):
+    """Files without .dcm (as PACS exports name them), series in subfolders, a DICOMDIR and a .DS_Store: the
+    folder upload reads the study, and the other pages show it by the folder's name."""
+    sp = (2.0, 0.8, 0.8)
+    hu = chest_phantom(sp, extent_mm=80, seed=9)
+    for sub, kernel in (("SE1", "STANDARD"), ("SE2", "LUNG")):
+        for f in write_series(tmp_path / "export" / sub, hu, spacing=sp, kernel=kernel, series_number=int(sub[2])):
+            f.rename(f.with_suffix(""))
+    (tmp_path / "export" / "DICOMDIR").write_bytes(Path(get_testdata_file("DICOMDIR")).read_bytes())
+    (tmp_path / "export" / ".DS_Store").write_bytes(b"Bud1" + b"\0" * 60)
+    upload = _folder_upload(tmp_path, tmp_path / "export")
+    assert not any(name.endswith(".dcm") for name, _, _ in upload)
+    at = _app(None)
+    at.toggle(key="lesion_folder_mode").set_value(True)
+    at.run()
+    at.file_uploader(key="lesion_folder").set_value(upload)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert _metric(at, "Grade").startswith("CT-")
+    at.switch_page("app_pages/quality.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert any("**export**" in c.value for c in at.caption)
+    assert list(at.dataframe[0].value["study"]) == ["export"] and _metric(at, "Pass") == "1"
+    note = [c.value for c in at.caption if c.value.startswith("Series used:")]
+    assert len(note) == 1 and "lung kernel" in note[0] and "soft-tissue series set aside" in note[0], note
+
+
+def test_quality_page_batch_folder_gives_sorted_download(tmp_path):
+    from ctmodels.quality import simulate_expiration
+
+    sp = (2.0, 0.8, 0.8)
+    write_series(tmp_path / "inbox" / "a", chest_phantom(sp, extent_mm=80, seed=31), spacing=sp)
+    (tmp_path / "inbox" / "b").mkdir()
+    ctio.write_volume_nifti(simulate_expiration(chest_phantom(sp, extent_mm=80, seed=32), sp, 0.5).astype(np.int16),
+                            sp, tmp_path / "inbox" / "b" / "b.nii.gz")
+    (tmp_path / "inbox" / "notes.txt").write_text("not a study")
+    at = _app("quality")
+    at.toggle(key="qa_folder_mode").set_value(True)
+    at.run()
+    at.file_uploader(key="qa_folder").set_value(_folder_upload(tmp_path, tmp_path / "inbox"))
+    at.run()
+    at.toggle(key="qa_batch").set_value(True)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1"
+    assert sorted(at.dataframe[0].value["study"]) == ["a", "b"]
+    assert [i.value for i in at.info] == ["Not checked: 1 file(s) that are not studies (notes.txt): expected "
+                                          "subfolders, zips or volume files."]
+    assert [b.proto.label for b in at.get("download_button")][0].startswith("Download sorted studies")
+    # batch mode on one file that is not a zip: one line naming it
+    at.toggle(key="qa_folder_mode").set_value(False)
+    at.run()
+    p = ctio.write_volume_nifti(chest_phantom(sp, extent_mm=80, seed=9), sp, tmp_path / "one.nii.gz")
+    at.file_uploader(key="qa_upload").set_value(("one.nii.gz", p.read_bytes(), "application/gzip"))
+    at.run()
+    at.toggle(key="qa_batch").set_value(True)
+    at.run()
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith("one.nii.gz: batch mode needs one zip, or one folder")
 
 
 def test_quality_page_examples_and_single_upload(tmp_path):
