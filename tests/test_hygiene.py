@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 LIB = sorted((ROOT / "ctmodels").glob("*.py"))
 
@@ -49,3 +51,19 @@ def test_readme_commands_are_what_ci_runs():
     assert re.search(re.escape(install) + r"(\s|$)", ci.replace(" -q", "")), "CI must run the README install"
     assert re.search(r"^\s*" + re.escape(test) + r"\s*$", ci, re.M), "CI must run the README test command"
     assert "streamlit run app.py" in install_and_run
+
+
+def test_requirements_txt_is_pyprojects_dependencies_with_no_local_install():
+    """A Hugging Face Space runs `pip install -r requirements.txt` before the repository is copied in, so a
+    "-e ." (or any local path) there fails the Space's build; the file lists pyproject.toml's dependencies and
+    its app extra instead, and must not drift from them."""
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {str(Requirement(r)) for r in project["dependencies"] + project["optional-dependencies"]["app"]}
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
+    lines = [ln for ln in lines if ln]
+    assert not [ln for ln in lines if ln.startswith(("-", ".", "/", "file:")) or "ctmodels" in ln], lines
+    assert {str(Requirement(ln)) for ln in lines} == wanted
+    assert len(lines) == len(wanted)
