@@ -186,6 +186,9 @@ def lesion_study(files, use_example: bool):
         store_result(key, study)
     if study.volume.meta.format == "synthetic":
         st.warning("SYNTHETIC example made in code - not a patient, not real CT texture.")
+    why = study.volume.meta.extra.get("selection_reason")
+    if why:  # a DICOM upload: which of its series the model segmented, and why
+        st.caption(f"Series used: {why}")
     for w in study.warnings:
         st.warning(w)
     return study

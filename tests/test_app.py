@@ -146,6 +146,8 @@ def test_severity_page_with_a_dicom_zip(tmp_path):
     assert 0.0 <= p <= 1.0
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
     assert any("What the numbers mean" in m.value for m in at.markdown)
+    assert [c.value for c in at.caption if c.value.startswith("Series used:")] == [
+        "Series used: the only series; lung kernel (GE kernel LUNG); 8 slices"]
 
 
 def test_one_upload_is_shared_by_the_pages_until_removed(tmp_path):
