@@ -88,12 +88,26 @@ def upload_or_example(label: str, key: str, what: str) -> "tuple[List, bool]":
     """The page's uploader (or the session's upload) and the synthetic-example switch; stops the page when
     neither is set."""
     files = study_upload(label, key)
+    shared = st.session_state.get("upload")
+    if shared is not None and files is shared["files"] and shared.get("batch"):  # not uploaded on this page
+        st.info(f"{shared['name']} was checked as a batch of studies on Breath-hold QA; upload one study here, "
+                "or press Forget.")
+        st.stop()
     use_example = not files and st.toggle("Use the built-in SYNTHETIC example (no patient data)",
                                           key=f"{key}_example", value=True)
     if not files and not use_example:
         st.info(f"Upload {what}, or switch on the synthetic example.")
         st.stop()
     return files, use_example
+
+
+def remember_batch(batch: bool) -> bool:
+    """Record that the session's upload is (or is not) a batch of studies, so that Breath-hold QA keeps its batch
+    switch when the user comes back to it, and the lesion pages do not read a batch as one study."""
+    shared = st.session_state.get("upload")
+    if shared is not None:
+        shared["batch"] = batch
+    return batch
 
 
 def upload_key(files) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (cached_result, progress_bar, quality_model, show_error, store_result, study_upload,
-                              upload_key, upload_name, volume_from_uploads)
+from app_pages.common import (cached_result, progress_bar, quality_model, remember_batch, show_error, store_result,
+                              study_upload, upload_key, upload_name, volume_from_uploads)
 from ctmodels import examples
 from ctmodels.charts import verdict_chart
 from ctmodels.errors import InvalidInputError
@@ -21,7 +21,8 @@ st.caption("Round trachea above the carina = full inspiration (pass); flattened 
 
 files = study_upload("One study (DICOM zip/files, NIfTI, NRRD) or a zip with one study per folder", "qa",
                      folder_label="A study's folder, or a folder with one study per subfolder (batch)")
-batch = st.toggle("The upload holds many studies (batch)", key="qa_batch", disabled=not files)
+batch = remember_batch(st.toggle("The upload holds many studies (batch)", key="qa_batch", disabled=not files,
+                                 value=bool(files) and bool(st.session_state.get("upload", {}).get("batch"))))
 use_example = not files and st.toggle("Use the built-in SYNTHETIC examples (no patient data)",
                                       key="qa_example", value=True)
 if not files and not use_example:

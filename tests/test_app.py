@@ -294,6 +294,16 @@ def test_quality_page_batch_zip_gives_sorted_download(tmp_path):
     assert [i.value for i in at.info] == ["Not checked: 1 file(s) that are not studies (notes.txt): expected "
                                           "subfolders, zips or volume files."]
     assert [b.proto.label for b in at.get("download_button")][0].startswith("Download sorted studies")
+    # the lesion pages do not read the batch as one study; back on Breath-hold QA the batch switch is still on
+    at.switch_page("app_pages/lesions.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert [i.value for i in at.info] == ["batch.zip was checked as a batch of studies on Breath-hold QA; upload one "
+                                          "study here, or press Forget."]
+    at.switch_page("app_pages/quality.py")
+    at.run()
+    assert not at.exception and not at.error and at.toggle(key="qa_batch").value
+    assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1"
 
 
 def test_models_page_shows_cards():
