@@ -126,6 +126,11 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
         return dicom.read_series(groups[series_uid], source=name)
     from .series import describe_dicom_series, select_series
 
+    studies = {dicom.study_uid_of(its) for its in groups.values()} - {None}
+    if len(studies) > 1:  # never pick one patient's or one day's series out of several unasked
+        raise InvalidInputError(f"holds {len(studies)} studies (series with different StudyInstanceUIDs); expected "
+                                "one study: give each study's folder on its own, or `ctmodels triage` a folder "
+                                "with one study per subfolder", name)
     infos = [describe_dicom_series(uid, its) for uid, its in groups.items()]
     best, why = select_series(infos, purpose=purpose)
     if len(infos) == 1:

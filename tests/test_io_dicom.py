@@ -96,6 +96,22 @@ def test_a_dicomdir_is_an_index_not_a_series_whatever_its_name(tmp_path):
     assert np.array_equal(vol.voxels, hu)
 
 
+def test_a_folder_of_several_studies_is_refused_not_one_picked(tmp_path):
+    """Two patients' (or two days') studies in one folder: reading it as one study would pick one series
+    unasked, so it is a one-line error naming the folder; an explicit series_uid still reads that series."""
+    from ctmodels.errors import InvalidInputError
+
+    hu = chest_phantom((6, 16, 16))
+    write_series(tmp_path / "p1", hu, kernel="LUNG", study_uid="1.2.826.0.1.3680043.8.498.11")
+    write_series(tmp_path / "p2", hu + 1, kernel="LUNG", study_uid="1.2.826.0.1.3680043.8.498.12",
+                 series_uid="1.2.826.0.1.3680043.8.498.13")
+    with pytest.raises(InvalidInputError, match="holds 2 studies") as exc:
+        io.read_ct(tmp_path)
+    assert str(tmp_path) in str(exc.value) and "\n" not in str(exc.value)
+    assert np.array_equal(io.read_ct(tmp_path, series_uid="1.2.826.0.1.3680043.8.498.13").voxels, hu + 1)
+    assert len(io.list_series(tmp_path)) == 2  # info still lists them
+
+
 def test_pydicom_wheel_ct_file():
     from pydicom.data import get_testdata_file
 
