@@ -56,6 +56,7 @@ def cmd_info(args) -> int:
               f"{s.modality or '?'} {s.n_slices} slices {s.rows}x{s.columns} {thick} "
               f"kernel={s.kernel or '-'} -> {s.kernel_class} ({s.kernel_reason})"
               f"{' - ' + s.description if s.description else ''}")
+        print(f"       series {s.series_uid}")  # what --series takes
     print(f"selected for {args.purpose}: " + (f"[{series.index(chosen) + 1}] {why}" if chosen else f"none: {why}"))
     return 0
 
@@ -88,10 +89,12 @@ def cmd_segment(args) -> int:
     rows = []
     failures = 0
     used = set()
+    if args.series and len(args.inputs) != 1:
+        raise InvalidInputError(f"--series names a series of one study; got {len(args.inputs)} inputs")
     for inp in args.inputs:
         p = Path(inp)
         try:
-            vol = read_ct(p)
+            vol = read_ct(p, series_uid=args.series)
         except CTModelsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failures += 1
@@ -113,6 +116,8 @@ def cmd_segment(args) -> int:
         for w in study.warnings:
             if w not in vol.meta.warnings:  # the reader has logged its own already
                 print(f"warning: {p.name}: {w}", file=sys.stderr)
+        if vol.meta.extra.get("n_series", 1) > 1 and not args.quiet:
+            print(f"{p.name}: series used: {vol.meta.extra['selection_reason']}")
         disp = seg.to_display(vol.voxels, vol.meta.units)
         k = int(np.argmax(res.pixel_counts[:, 1] + res.pixel_counts[:, 2])) if z > 1 else 0
         write_mask_png(res.labels[k], out / f"{stem}.mask.png")
@@ -167,7 +172,7 @@ def cmd_check_breath_hold(args) -> int:
     from .quality import BreathHoldChecker
 
     checker = BreathHoldChecker.from_pretrained(args.model)
-    vol = read_ct(args.study, purpose="quality")
+    vol = read_ct(args.study, purpose="quality", series_uid=args.series)
     res = checker.predict(vol, keep_crops=bool(args.save_figure))
     d = res.as_dict()
     d["study"] = str(args.study)
@@ -320,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or a weights folder")
     s.add_argument("--batch-size", type=int, default=None, help="slices per network call (default 16 on CPU, 64 on GPU)")
     s.add_argument("--show-lung", action="store_true", help="also colour 'other lung' in the overlay")
+    s.add_argument("--series", metavar="UID", default=None,
+                   help="segment this series (SeriesInstanceUID, as `ctmodels info` lists) instead of the one chosen")
     s.add_argument("--no-body-mask", action="store_true",
                    help="HU input: allow labels outside the patient's body (default: background there)")
     s.add_argument("--no-air-anchor", action="store_true",
@@ -332,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("study", help="DICOM folder/file, zip, NIfTI, NRRD or .npy")
     s.add_argument("--json", action="store_true")
     s.add_argument("--save-figure", metavar="FILE", help="PNG of the trachea crop with its contour")
+    s.add_argument("--series", metavar="UID", default=None,
+                   help="check this series (SeriesInstanceUID, as `ctmodels info` lists) instead of the one chosen")
     s.add_argument("--model", default=None, help="registry name or weights folder")
     s.set_defaults(func=cmd_check_breath_hold)
 

@@ -120,14 +120,6 @@ def group_series(items: Sequence[Tuple[Path, object]]) -> "OrderedDict[str, List
     return groups
 
 
-def study_uid_of(items: Sequence[Tuple[Path, object]]) -> Optional[str]:
-    """The StudyInstanceUID of a series (its first file's header); None when missing or malformed."""
-    try:
-        return str(getattr(items[0][1], "StudyInstanceUID", "") or "") or None
-    except _malformed():
-        return None
-
-
 def kernel_of(ds) -> Optional[str]:
     k = getattr(ds, "ConvolutionKernel", None)
     if k is None:

@@ -120,25 +120,28 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
             raise InvalidInputError(f"{len(vols)} volume files found, expected one study", name)
         raise EmptyInputError("no DICOM files found, expected a folder or zip of a CT DICOM series", name)
     groups = dicom.group_series(items)
-    if series_uid is not None:
-        if series_uid not in groups:
-            raise InvalidInputError(f"series {series_uid} not found ({len(groups)} series present)", name)
-        return dicom.read_series(groups[series_uid], source=name)
+    if series_uid is not None and series_uid not in groups:
+        raise InvalidInputError(f"series {series_uid} not found ({len(groups)} series present)", name)
     from .series import describe_dicom_series, select_series
 
-    studies = {dicom.study_uid_of(its) for its in groups.values()} - {None}
-    if len(studies) > 1:  # never pick one patient's or one day's series out of several unasked
-        raise InvalidInputError(f"holds {len(studies)} studies (series with different StudyInstanceUIDs); expected "
-                                "one study: give each study's folder on its own, or `ctmodels triage` a folder "
-                                "with one study per subfolder", name)
     infos = [describe_dicom_series(uid, its) for uid, its in groups.items()]
-    best, why = select_series(infos, purpose=purpose)
-    if len(infos) == 1:
-        why = "the only series; " + why
+    if series_uid is not None:
+        best = next(s for s in infos if s.series_uid == series_uid)
+        why = f"the series asked for ({best.kernel_class} kernel: {best.kernel_reason}); {best.n_slices} slices"
+    else:
+        studies = {s.study_uid for s in infos} - {None}
+        if len(studies) > 1:  # never pick one patient's or one day's series out of several unasked
+            raise InvalidInputError(f"holds {len(studies)} studies (series with different StudyInstanceUIDs); "
+                                    "expected one study: give each study's folder on its own, name a series "
+                                    "(`ctmodels info` lists them), or `ctmodels triage` a folder with one study "
+                                    "per subfolder", name)
+        best, why = select_series(infos, purpose=purpose)
+        if len(infos) == 1:
+            why = "the only series; " + why
     log.info("%d series found; using series %s: %s", len(infos), best.series_number, why)
     vol = dicom.read_series(groups[best.series_uid], source=name)
-    vol.meta.extra["selection_reason"] = why
-    vol.meta.extra["n_series"] = len(infos)
+    # every series with its description, so that a caller can offer the others (the app's series choice)
+    vol.meta.extra.update(selection_reason=why, n_series=len(infos), series=[s.as_dict() for s in infos])
     return vol
 
 

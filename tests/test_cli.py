@@ -35,6 +35,37 @@ def test_info_lists_series_and_selection(tmp_path, capsys):
     assert "PID-12345" not in json.dumps(d) and "Doe" not in json.dumps(d)
 
 
+def test_series_option_reads_the_series_info_lists(tmp_path, capsys):
+    """`info` prints each SeriesInstanceUID; `segment --series` and `check-breath-hold --series` use that series
+    instead of the chosen one, and say so; a folder of two studies is refused until a series is named."""
+    from ctmodels.phantoms import chest_phantom as chest
+
+    sp = (2.0, 0.8, 0.8)
+    hu = chest(sp, extent_mm=80, seed=9)
+    write_series(tmp_path / "s" / "a", hu, spacing=sp, kernel="B30f", manufacturer="SIEMENS", series_number=5)
+    write_series(tmp_path / "s" / "b", hu, spacing=sp, kernel="B70f", manufacturer="SIEMENS", series_number=6)
+    assert main(["info", str(tmp_path / "s")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    uids = [ln.split()[-1] for ln in lines if ln.strip().startswith("series ")]
+    soft = [lines[i + 1].split()[-1] for i, ln in enumerate(lines) if "kernel=B30f" in ln][0]  # the line below it
+    assert len(set(uids)) == 2 and soft in uids
+    assert main(["segment", str(tmp_path / "s"), "--out", str(tmp_path / "o1"), "--quiet"]) == 0
+    assert main(["segment", str(tmp_path / "s"), "--out", str(tmp_path / "o2"), "--series", soft]) == 0
+    out = capsys.readouterr().out
+    assert "s: series used: the series asked for (soft kernel" in out
+    assert main(["check-breath-hold", str(tmp_path / "s"), "--series", soft]) == 0
+    assert "series: the series asked for (soft kernel" in capsys.readouterr().out
+    # without --series the check refuses the soft series and takes the lung one
+    assert main(["check-breath-hold", str(tmp_path / "s")]) == 0
+    assert "series: lung kernel" in capsys.readouterr().out
+    # --series with two inputs, and a series that is not there: one line, exit 2
+    assert main(["segment", str(tmp_path / "s"), str(tmp_path / "s"), "--out", str(tmp_path / "o3"),
+                 "--series", soft]) == 2
+    assert capsys.readouterr().err.startswith("error: --series names a series of one study; got 2 inputs")
+    assert main(["segment", str(tmp_path / "s"), "--out", str(tmp_path / "o3"), "--series", "1.2.3"]) == 2
+    assert "series 1.2.3 not found (2 series present)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("make", ["missing", "empty_dir", "txt", "mr", "badzip"])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make):
     from pydicom.data import get_testdata_file

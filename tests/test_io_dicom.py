@@ -74,9 +74,13 @@ def test_two_series_in_one_folder_selects_lung_kernel(tmp_path):
     assert "lung kernel" in vol.meta.extra["selection_reason"]
     assert "soft-tissue series set aside" in vol.meta.extra["selection_reason"]
     assert len(soft) == len(lung) == 6
-    # explicit choice wins
+    assert [d["kernel"] for d in vol.meta.extra["series"]] == [s.kernel for s in series]  # the others, to offer
+    # explicit choice wins, and says so
     uid = by_kernel["STANDARD"].series_uid
-    assert np.array_equal(io.read_ct(tmp_path, series_uid=uid).voxels, hu)
+    chosen = io.read_ct(tmp_path, series_uid=uid)
+    assert np.array_equal(chosen.voxels, hu)
+    assert chosen.meta.extra["selection_reason"].startswith("the series asked for (soft kernel")
+    assert chosen.meta.extra["n_series"] == 2
 
 
 def test_a_dicomdir_is_an_index_not_a_series_whatever_its_name(tmp_path):
