@@ -127,8 +127,9 @@ def upload_key(files) -> str:
     return k
 
 
-def volume_from_uploads(files: List, purpose: str = "lesion") -> CTVolume:
-    """Write the uploads into a private temp dir (0700), read them, delete the dir."""
+def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Optional[str] = None) -> CTVolume:
+    """Write the uploads into a private temp dir (0700), read them (the series named, or the one chosen for
+    ``purpose``), delete the dir."""
     with tempfile.TemporaryDirectory(prefix="ctmodels-upload-") as tmp:
         written = []  # (path here, the name the user knows)
         for i, f in enumerate(files):
@@ -138,7 +139,7 @@ def volume_from_uploads(files: List, purpose: str = "lesion") -> CTVolume:
             written.append((p, name))
         target = written[0][0] if len(written) == 1 else Path(tmp)
         try:
-            vol = read_ct(target, purpose=purpose)
+            vol = read_ct(target, purpose=purpose, series_uid=series_uid)
         except CTModelsError as exc:
             # name the upload as the user knows it, never the private temp dir
             text = str(exc)
@@ -181,16 +182,43 @@ def store_result(key: str, value: object) -> None:
     st.session_state["results"] = keep
 
 
+def _series_label(d: dict) -> str:
+    number = "-" if d.get("series_number") is None else d["series_number"]
+    text = f"#{number} - {d['n_slices']} slices - kernel {d.get('kernel') or '?'} ({d['kernel_class']})"
+    return text + (f" - {d['description']}" if d.get("description") else "")
+
+
+def choose_series(vol: CTVolume, shared: Optional[dict]) -> None:
+    """A DICOM upload with several series: let the user segment another than the one chosen (kept with the
+    upload, so that both lesion pages show it)."""
+    infos = vol.meta.extra.get("series") or []
+    if shared is None or len(infos) < 2:
+        return
+    uids = [d["series_uid"] for d in infos]
+    labels = {d["series_uid"]: _series_label(d) for d in infos}
+    picked = st.selectbox("Series", uids, index=uids.index(vol.meta.series_uid) if vol.meta.series_uid in uids else 0,
+                          format_func=labels.get, key=f"lesion_series_{shared['key']}",
+                          help="The series the model segments; by default a lung-kernel series")
+    if picked != vol.meta.series_uid:
+        shared["series"] = picked
+        st.rerun()
+
+
 def lesion_study(files, use_example: bool):
     """The segmented study for these uploads (or the synthetic example), computed once per session."""
     from ctmodels import examples
     from ctmodels.pipeline import segment_study
 
-    key = "example-lesions" if use_example and not files else "lesions-" + upload_key(files)
+    shared = st.session_state.get("upload") if files else None
+    series = shared.get("series") if shared is not None else None  # a series the user picked, else ours
+    key = "example-lesions" if use_example and not files else f"lesions-{series or 'auto'}-{upload_key(files)}"
     study = cached_result(key)
     if study is None:
         try:
-            vol = examples.lesion_volume() if key == "example-lesions" else volume_from_uploads(files)
+            if key == "example-lesions":
+                vol = examples.lesion_volume()
+            else:
+                vol = volume_from_uploads(files, series_uid=series)
             bar, update = progress_bar("Segmenting slices")
             study = segment_study(lesion_model(), vol, progress=update)
             bar.empty()
@@ -203,6 +231,7 @@ def lesion_study(files, use_example: bool):
     why = study.volume.meta.extra.get("selection_reason")
     if why:  # a DICOM upload: which of its series the model segmented, and why
         st.caption(f"Series used: {why}")
+    choose_series(study.volume, shared)
     for w in study.warnings:
         st.warning(w)
     return study

@@ -260,6 +260,35 @@ def test_quality_page_batch_folder_gives_sorted_download(tmp_path):
     assert at.error[0].value.startswith("one.nii.gz: batch mode needs one zip, or one folder")
 
 
+def test_the_series_to_segment_can_be_chosen_and_is_kept_across_pages(tmp_path):
+    sp = (5.0, 1.5, 1.5)
+    hu = chest_phantom(sp, extent_mm=40, fov_mm=330, seed=5)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for sub, kernel, number in (("a", "B30f", 5), ("b", "B70f", 6)):
+            for f in write_series(tmp_path / sub, hu, spacing=sp, kernel=kernel, manufacturer="SIEMENS",
+                                  series_number=number):
+                zf.write(f, f"study/{sub}/{f.name}")
+    at = _app("severity")
+    at.file_uploader(key="severity_upload").set_value(("study.zip", buf.getvalue(), "application/zip"))
+    at.run()
+    assert not at.exception and not at.error
+    lung, soft = (ctio.list_series(tmp_path / sub)[0].series_uid for sub in ("b", "a"))
+    box = at.selectbox(key=f"lesion_series_{at.session_state['upload']['key']}")
+    assert box.value == lung and sorted(box.options) == ["#5 - 8 slices - kernel B30f (soft) - synthetic B30f",
+                                                         "#6 - 8 slices - kernel B70f (lung) - synthetic B70f"]
+    assert any(c.value.startswith("Series used: lung kernel") for c in at.caption)
+    box.set_value(soft)
+    at.run()
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("Series used: the series asked for (soft kernel") for c in at.caption)
+    assert at.selectbox(key=f"lesion_series_{at.session_state['upload']['key']}").value == soft
+    at.switch_page("app_pages/lesions.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("Series used: the series asked for (soft kernel") for c in at.caption)
+
+
 def test_quality_page_examples_and_single_upload(tmp_path):
     at = _app("quality")
     assert not at.exception
