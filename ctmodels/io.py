@@ -127,7 +127,7 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
     infos = [describe_dicom_series(uid, its) for uid, its in groups.items()]
     if series_uid is not None:
         best = next(s for s in infos if s.series_uid == series_uid)
-        why = f"the series asked for ({best.kernel_class} kernel: {best.kernel_reason}); {best.n_slices} slices"
+        why = f"the series asked for; {best.kernel_class} kernel ({best.kernel_reason}); {best.n_slices} slices"
     else:
         studies = {s.study_uid for s in infos} - {None}
         if len(studies) > 1:  # never pick one patient's or one day's series out of several unasked

@@ -281,12 +281,12 @@ def test_the_series_to_segment_can_be_chosen_and_is_kept_across_pages(tmp_path):
     box.set_value(soft)
     at.run()
     assert not at.exception and not at.error
-    assert any(c.value.startswith("Series used: the series asked for (soft kernel") for c in at.caption)
+    assert any(c.value.startswith("Series used: the series asked for; soft kernel") for c in at.caption)
     assert at.selectbox(key=f"lesion_series_{at.session_state['upload']['key']}").value == soft
     at.switch_page("app_pages/lesions.py")
     at.run()
     assert not at.exception and not at.error
-    assert any(c.value.startswith("Series used: the series asked for (soft kernel") for c in at.caption)
+    assert any(c.value.startswith("Series used: the series asked for; soft kernel") for c in at.caption)
 
 
 def test_quality_page_examples_and_single_upload(tmp_path):

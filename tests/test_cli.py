@@ -52,9 +52,9 @@ def test_series_option_reads_the_series_info_lists(tmp_path, capsys):
     assert main(["segment", str(tmp_path / "s"), "--out", str(tmp_path / "o1"), "--quiet"]) == 0
     assert main(["segment", str(tmp_path / "s"), "--out", str(tmp_path / "o2"), "--series", soft]) == 0
     out = capsys.readouterr().out
-    assert "s: series used: the series asked for (soft kernel" in out
+    assert "s: series used: the series asked for; soft kernel" in out
     assert main(["check-breath-hold", str(tmp_path / "s"), "--series", soft]) == 0
-    assert "series: the series asked for (soft kernel" in capsys.readouterr().out
+    assert "series: the series asked for; soft kernel" in capsys.readouterr().out
     # without --series the check refuses the soft series and takes the lung one
     assert main(["check-breath-hold", str(tmp_path / "s")]) == 0
     assert "series: lung kernel" in capsys.readouterr().out

@@ -79,7 +79,7 @@ def test_two_series_in_one_folder_selects_lung_kernel(tmp_path):
     uid = by_kernel["STANDARD"].series_uid
     chosen = io.read_ct(tmp_path, series_uid=uid)
     assert np.array_equal(chosen.voxels, hu)
-    assert chosen.meta.extra["selection_reason"].startswith("the series asked for (soft kernel")
+    assert chosen.meta.extra["selection_reason"].startswith("the series asked for; soft kernel")
     assert chosen.meta.extra["n_series"] == 2
 
 
