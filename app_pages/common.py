@@ -130,7 +130,7 @@ def upload_key(files) -> str:
 def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Optional[str] = None) -> CTVolume:
     """Write the uploads into a private temp dir (0700), read them (the series named, or the one chosen for
     ``purpose``), delete the dir."""
-    with tempfile.TemporaryDirectory(prefix="ctmodels-upload-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ctmodels-upload-") as tmp, st.spinner(f"Reading {upload_name(files)}..."):
         written = []  # (path here, the name the user knows)
         for i, f in enumerate(files):
             name = Path(f.name).name or f"upload{i}"
