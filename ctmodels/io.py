@@ -30,7 +30,7 @@ import numpy as np
 
 from . import dicom
 from .archive import extracted
-from .errors import EmptyInputError, InvalidInputError, NotCTError, UnsupportedFormatError
+from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
 from .orientation import canonicalize, ras_to_lps, split_affine
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
@@ -129,13 +129,10 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
         best = next(s for s in infos if s.series_uid == series_uid)
         why = f"the series asked for; {best.kernel_class} kernel ({best.kernel_reason}); {best.n_slices} slices"
     else:
-        studies = {s.study_uid for s in infos} - {None}
-        if len(studies) > 1:  # never pick one patient's or one day's series out of several unasked
-            raise InvalidInputError(f"holds {len(studies)} studies (series with different StudyInstanceUIDs); "
-                                    "expected one study: give each study's folder on its own, name a series "
-                                    "(`ctmodels info` lists them), or `ctmodels triage` a folder with one study "
-                                    "per subfolder", name)
-        best, why = select_series(infos, purpose=purpose)
+        try:
+            best, why = select_series(infos, purpose=purpose)
+        except SeriesSelectionError as exc:  # name the folder or zip, as every reader's error does
+            raise type(exc)(str(exc), name) from None
         if len(infos) == 1:
             why = "the only series; " + why
     log.info("%d series found; using series %s: %s", len(infos), best.series_number, why)

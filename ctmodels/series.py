@@ -145,7 +145,8 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
 def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tuple[SeriesInfo, str]:
     """Pick the series the models should use, and say why.
 
-    Only CT series are candidates, tried in this order: lung kernel; kernel unknown; soft kernel
+    Only CT series of one study are candidates (series of several studies are an error: which patient or
+    day to read is the user's choice), tried in this order: lung kernel; kernel unknown; soft kernel
     judged only from the image (a guess, e.g. for resampled data: used with a caveat); soft kernel
     named by its ConvolutionKernel tag. Tag-declared soft-tissue series are set aside: for
     ``purpose="quality"`` they are never used (the check needs the lung kernel); for "lesion" the
@@ -160,6 +161,11 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     if not ct:
         mods = sorted({s.modality or "missing" for s in series})
         raise SeriesSelectionError(f"no CT series (modalities found: {', '.join(mods)})")
+    studies = {s.study_uid for s in ct} - {None}
+    if len(studies) > 1:  # never pick one patient's or one day's series out of several unasked
+        raise SeriesSelectionError(f"holds {len(studies)} studies (series with different StudyInstanceUIDs); expected "
+                                   "one study: give each study's folder on its own, name a series (`ctmodels info` "
+                                   "lists them), or `ctmodels triage` a folder with one study per subfolder")
 
     def rank(s: SeriesInfo):
         return (s.n_slices, -(s.slice_thickness or 99.0))

@@ -113,7 +113,11 @@ def test_a_folder_of_several_studies_is_refused_not_one_picked(tmp_path):
         io.read_ct(tmp_path)
     assert str(tmp_path) in str(exc.value) and "\n" not in str(exc.value)
     assert np.array_equal(io.read_ct(tmp_path, series_uid="1.2.826.0.1.3680043.8.498.13").voxels, hu + 1)
-    assert len(io.list_series(tmp_path)) == 2  # info still lists them
+    assert len(io.list_series(tmp_path)) == 2  # info still lists them, and says none would be used
+    from ctmodels.series import select_series
+
+    with pytest.raises(InvalidInputError, match="holds 2 studies"):
+        select_series(io.list_series(tmp_path))
 
 
 def test_pydicom_wheel_ct_file():
@@ -153,8 +157,9 @@ def test_mr_file_is_refused_with_modality():
 
 def test_series_of_wrong_modality_in_folder(tmp_path):
     write_series(tmp_path, chest_phantom((3, 16, 16)), modality="MR")
-    with pytest.raises(InvalidInputError, match="no CT series|expected CT"):
+    with pytest.raises(InvalidInputError, match="no CT series|expected CT") as exc:
         io.read_ct(tmp_path)
+    assert str(exc.value).startswith(f"{tmp_path}: ")  # names the folder
 
 
 def test_truncated_dicom_is_a_typed_error(tmp_path):
