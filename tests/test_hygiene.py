@@ -67,3 +67,21 @@ def test_requirements_txt_is_pyprojects_dependencies_with_no_local_install():
     assert not [ln for ln in lines if ln.startswith(("-", ".", "/", "file:")) or "ctmodels" in ln], lines
     assert {str(Requirement(ln)) for ln in lines} == wanted
     assert len(lines) == len(wanted)
+
+
+def test_space_front_matter_matches_the_project():
+    """README.md's front matter is the Space's configuration: Streamlit SDK, app.py, a Streamlit version and a
+    Python that requirements.txt and pyproject.toml accept (else the Space would install another Streamlit than
+    the one it pins, or a Python the package refuses)."""
+    import yaml
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    tomllib = pytest.importorskip("tomllib")
+    meta = yaml.safe_load((ROOT / "README.md").read_text().split("---\n")[1])
+    assert meta["sdk"] == "streamlit" and (ROOT / meta["app_file"]).is_file()
+    pins = [Requirement(ln) for ln in (ROOT / "requirements.txt").read_text().splitlines()
+            if ln.startswith("streamlit")]
+    assert len(pins) == 1 and pins[0].specifier.contains(meta["sdk_version"])
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert SpecifierSet(requires).contains(str(meta["python_version"]) + ".0")
