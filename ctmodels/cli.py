@@ -128,6 +128,8 @@ def cmd_segment(args) -> int:
         if z > 1:
             write_mask_nifti(res.labels, vol.spacing, out / f"{stem}.mask.nii.gz")
         rows.append({"input": str(p), "stem": stem, "slices": z, "units": vol.meta.units,
+                     "series": "" if vol.meta.series_number is None else vol.meta.series_number,
+                     "kernel": vol.meta.kernel or "",
                      "key_slice": k, "ggo_pct": round(rep.ggo_pct, 3),
                      "consolidation_pct": round(rep.consolidation_pct, 3),
                      "involved_pct": round(rep.involved_pct, 3), "grade": rep.grade,

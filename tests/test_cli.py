@@ -53,6 +53,11 @@ def test_series_option_reads_the_series_info_lists(tmp_path, capsys):
     assert main(["segment", str(tmp_path / "s"), "--out", str(tmp_path / "o2"), "--series", soft]) == 0
     out = capsys.readouterr().out
     assert "s: series used: the series asked for; soft kernel" in out
+    import csv
+
+    for folder, number, kernel in (("o1", "6", "B70f"), ("o2", "5", "B30f")):  # which series each row graded
+        (row,) = csv.DictReader(open(tmp_path / folder / "results.csv"))
+        assert (row["series"], row["kernel"]) == (number, kernel)
     assert main(["check-breath-hold", str(tmp_path / "s"), "--series", soft]) == 0
     assert "series: the series asked for; soft kernel" in capsys.readouterr().out
     # without --series the check refuses the soft series and takes the lung one
