@@ -146,7 +146,7 @@ def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Option
             for p, name in written:
                 text = text.replace(str(p), name)
             text = text.replace(str(Path(tmp)), "the uploaded files")
-            raise type(exc)(text) from None  # every CTModelsError takes (message, path=None)
+            raise exc.reworded(text) from None
     vol.meta.source = upload_name(files)
     return vol
 
@@ -182,24 +182,30 @@ def store_result(key: str, value: object) -> None:
     st.session_state["results"] = keep
 
 
-def _series_label(d: dict) -> str:
-    number = "-" if d.get("series_number") is None else d["series_number"]
-    text = f"#{number} - {d['n_slices']} slices - kernel {d.get('kernel') or '?'} ({d['kernel_class']})"
-    return text + (f" - {d['description']}" if d.get("description") else "")
+def _series_labels(infos: List[dict]) -> dict:
+    """A label per series: number, slices, kernel and its class, description; the study, when several."""
+    studies = list(dict.fromkeys(d.get("study_uid") for d in infos))
+    labels = {}
+    for d in infos:
+        number = "-" if d.get("series_number") is None else d["series_number"]
+        text = f"#{number} - {d['n_slices']} slices - kernel {d.get('kernel') or '?'} ({d['kernel_class']})"
+        text += f" - {d['description']}" if d.get("description") else ""
+        study = f"study {studies.index(d.get('study_uid')) + 1} - " if len(studies) > 1 else ""
+        labels[d["series_uid"]] = study + text
+    return labels
 
 
-def choose_series(vol: CTVolume, shared: Optional[dict]) -> None:
-    """A DICOM upload with several series: let the user segment another than the one chosen (kept with the
-    upload, so that both lesion pages show it)."""
-    infos = vol.meta.extra.get("series") or []
+def choose_series(infos: List[dict], current: Optional[str], shared: Optional[dict]) -> None:
+    """A DICOM upload with several series: let the user segment another than the one chosen, or pick one where
+    the upload holds several studies (kept with the upload, so that both lesion pages show it)."""
     if shared is None or len(infos) < 2:
         return
     uids = [d["series_uid"] for d in infos]
-    labels = {d["series_uid"]: _series_label(d) for d in infos}
-    picked = st.selectbox("Series", uids, index=uids.index(vol.meta.series_uid) if vol.meta.series_uid in uids else 0,
-                          format_func=labels.get, key=f"lesion_series_{shared['key']}",
+    labels = _series_labels(infos)
+    picked = st.selectbox("Series", uids, index=uids.index(current) if current in uids else None,
+                          format_func=labels.get, key=f"lesion_series_{shared['key']}", placeholder="Choose a series",
                           help="The series the model segments; by default a lung-kernel series")
-    if picked != vol.meta.series_uid:
+    if picked is not None and picked != current:
         shared["series"] = picked
         st.rerun()
 
@@ -224,6 +230,7 @@ def lesion_study(files, use_example: bool):
             bar.empty()
         except Exception as exc:  # shown as one line
             show_error(exc)
+            choose_series(getattr(exc, "series", []), None, shared)  # several studies: the user picks a series
             st.stop()
         store_result(key, study)
     if study.volume.meta.format == "synthetic":
@@ -231,7 +238,7 @@ def lesion_study(files, use_example: bool):
     why = study.volume.meta.extra.get("selection_reason")
     if why:  # a DICOM upload: which of its series the model segmented, and why
         st.caption(f"Series used: {why}")
-    choose_series(study.volume, shared)
+    choose_series(study.volume.meta.extra.get("series") or [], study.volume.meta.series_uid, shared)
     for w in study.warnings:
         st.warning(w)
     return study

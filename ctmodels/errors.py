@@ -8,6 +8,7 @@ it with ``st.error``.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Optional, Union
 
@@ -23,6 +24,13 @@ class CTModelsError(Exception):
         if self.path is not None and self.path not in text:
             text = f"{self.path}: {text}"
         super().__init__(text)
+
+    def reworded(self, text: str) -> "CTModelsError":
+        """The same error (its type and what it carries) with another one-line message, e.g. naming the file
+        as the user knows it."""
+        new = copy.copy(self)
+        new.args = (" ".join(str(text).split()),)
+        return new
 
 
 class InvalidInputError(CTModelsError, ValueError):
@@ -51,6 +59,15 @@ class NotHounsfieldError(InvalidInputError):
 
 class SeriesSelectionError(InvalidInputError):
     """No series of the study is suitable for the requested task."""
+
+
+class SeveralStudiesError(SeriesSelectionError):
+    """The series found belong to more than one study; ``series`` describes each (dicts of
+    :meth:`SeriesInfo.as_dict`), so that a caller can offer them to choose from."""
+
+    def __init__(self, message: str, path: Optional[PathLike] = None, series: Optional[list] = None):
+        super().__init__(message, path)
+        self.series = list(series or [])
 
 
 class WeightsError(CTModelsError):

@@ -132,7 +132,7 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
         try:
             best, why = select_series(infos, purpose=purpose)
         except SeriesSelectionError as exc:  # name the folder or zip, as every reader's error does
-            raise type(exc)(str(exc), name) from None
+            raise exc.reworded(f"{name}: {exc}") from None
         if len(infos) == 1:
             why = "the only series; " + why
     log.info("%d series found; using series %s: %s", len(infos), best.series_number, why)

@@ -153,7 +153,7 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     best of them is used only when nothing else exists, and the reason says so.
     Among equals: more slices (coverage), then thinner slices.
     """
-    from .errors import SeriesSelectionError
+    from .errors import SeriesSelectionError, SeveralStudiesError
 
     if not series:
         raise SeriesSelectionError("no series found")
@@ -163,9 +163,10 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
         raise SeriesSelectionError(f"no CT series (modalities found: {', '.join(mods)})")
     studies = {s.study_uid for s in ct} - {None}
     if len(studies) > 1:  # never pick one patient's or one day's series out of several unasked
-        raise SeriesSelectionError(f"holds {len(studies)} studies (series with different StudyInstanceUIDs); expected "
-                                   "one study: give each study's folder on its own, name a series (`ctmodels info` "
-                                   "lists them), or `ctmodels triage` a folder with one study per subfolder")
+        raise SeveralStudiesError(f"holds {len(studies)} studies (series with different StudyInstanceUIDs); expected "
+                                  "one study: give each study's folder on its own, name a series (`ctmodels info` "
+                                  "lists them), or `ctmodels triage` a folder with one study per subfolder",
+                                  series=[s.as_dict() for s in ct])
 
     def rank(s: SeriesInfo):
         return (s.n_slices, -(s.slice_thickness or 99.0))

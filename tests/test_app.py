@@ -289,6 +289,30 @@ def test_the_series_to_segment_can_be_chosen_and_is_kept_across_pages(tmp_path):
     assert any(c.value.startswith("Series used: the series asked for; soft kernel") for c in at.caption)
 
 
+def test_an_upload_of_two_studies_is_refused_then_a_series_can_be_picked(tmp_path):
+    sp = (5.0, 1.5, 1.5)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for sub, seed in (("p1", 5), ("p2", 6)):
+            hu = chest_phantom(sp, extent_mm=40, fov_mm=330, seed=seed)
+            for f in write_series(tmp_path / sub, hu, spacing=sp, study_uid=f"1.2.826.0.1.3680043.8.498.{seed}0"):
+                zf.write(f, f"both/{sub}/{f.name}")
+    at = _app("severity")
+    at.file_uploader(key="severity_upload").set_value(("both.zip", buf.getvalue(), "application/zip"))
+    at.run()
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith("both.zip: holds 2 studies")
+    assert not [m for m in at.metric if m.label == "Grade"]
+    box = at.selectbox(key=f"lesion_series_{at.session_state['upload']['key']}")
+    assert box.value is None and sorted(o.split(" - ")[0] for o in box.options) == ["study 1", "study 2"]
+    second = ctio.list_series(tmp_path / "p2")[0].series_uid
+    box.set_value(second)
+    at.run()
+    assert not at.exception and not at.error
+    assert _metric(at, "Grade").startswith("CT-")
+    assert any(c.value.startswith("Series used: the series asked for") for c in at.caption)
+
+
 def test_quality_page_examples_and_single_upload(tmp_path):
     at = _app("quality")
     assert not at.exception

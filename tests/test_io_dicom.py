@@ -112,6 +112,8 @@ def test_a_folder_of_several_studies_is_refused_not_one_picked(tmp_path):
     with pytest.raises(InvalidInputError, match="holds 2 studies") as exc:
         io.read_ct(tmp_path)
     assert str(tmp_path) in str(exc.value) and "\n" not in str(exc.value)
+    # the error carries the series found, so that a caller (the app) can offer them
+    assert sorted(d["study_uid"][-2:] for d in exc.value.series) == ["11", "12"]
     assert np.array_equal(io.read_ct(tmp_path, series_uid="1.2.826.0.1.3680043.8.498.13").voxels, hu + 1)
     assert len(io.list_series(tmp_path)) == 2  # info still lists them, and says none would be used
     from ctmodels.series import select_series
