@@ -10,7 +10,9 @@ pages = [
     st.Page("app_pages/quality.py", title="Breath-hold QA", icon=":material/air:"),
     st.Page("app_pages/models.py", title="Models", icon=":material/info:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+# before the page runs: a page that stops early (an error, nothing uploaded) must not take the notice with it
 st.sidebar.caption("Research use only - not for diagnosis. Uploads stay in memory or a private "
                    "temporary folder that is deleted after reading. The pages share your latest upload "
                    "until you replace it, press Forget or close the tab.")
+page.run()

@@ -77,6 +77,8 @@ def test_lesions_page_bad_upload_is_one_line_error():
     assert not at.exception
     assert len(at.error) == 1 and "not a readable image" in at.error[0].value
     assert "\n" not in at.error[0].value and "Traceback" not in at.error[0].value
+    # the page stopped at the error; the research-use notice in the sidebar is still there
+    assert any(c.value.startswith("Research use only - not for diagnosis") for c in at.sidebar.caption)
 
 
 @pytest.mark.parametrize("case", sorted(corpus.CASES))
