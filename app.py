@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from app_pages.common import arrive_on
+
 st.set_page_config(page_title="ctmodels - chest CT", page_icon=":lungs:", layout="wide")
 
 pages = [
@@ -11,6 +13,7 @@ pages = [
     st.Page("app_pages/models.py", title="Models", icon=":material/info:"),
 ]
 page = st.navigation(pages)
+arrive_on(page.url_path)
 # before the page runs: a page that stops early (an error, nothing uploaded) must not take the notice with it
 st.sidebar.caption("Research use only - not for diagnosis. Uploads stay in memory or a private "
                    "temporary folder that is deleted after reading. The pages share your latest upload "

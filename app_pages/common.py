@@ -54,8 +54,6 @@ def study_upload(label: str, key: str,
     else:
         ukey = f"{key}_upload"
         files = st.file_uploader(label, type=UPLOAD_TYPES, accept_multiple_files=True, key=ukey)
-    arrived = st.session_state.get("_page") != key  # first run of this page since another page ran
-    st.session_state["_page"] = key
     shared = st.session_state.get("upload")
     if files:
         k = upload_key(files)
@@ -63,8 +61,8 @@ def study_upload(label: str, key: str,
             st.session_state["upload"] = {"key": k, "files": list(files), "name": upload_name(files)}
         st.session_state["_seen"] = (ukey, k)
         return list(files)
-    if not arrived and shared is not None and st.session_state.get("_seen") == (ukey, shared["key"]):
-        forget_upload()  # the user took the file out of this uploader
+    if shared is not None and st.session_state.get("_seen") == (ukey, shared["key"]):
+        forget_upload()  # the user took the file out of this uploader (see arrive_on)
         shared = None
     st.session_state["_seen"] = None
     if shared is None:
@@ -75,6 +73,14 @@ def study_upload(label: str, key: str,
         forget_upload()
         st.rerun()
     return shared["files"]
+
+
+def arrive_on(page: str) -> None:
+    """Called by app.py before each page runs. On a page just arrived at, the uploader starts empty (Streamlit
+    drops the state of widgets that were not drawn); that must not read as the user taking the file out."""
+    if st.session_state.get("_page") != page:
+        st.session_state["_seen"] = None
+    st.session_state["_page"] = page
 
 
 def forget_upload() -> None:

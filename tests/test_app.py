@@ -163,6 +163,11 @@ def test_one_upload_is_shared_by_the_pages_until_removed(tmp_path):
     assert not at.exception and not at.error
     grade, involved = _metric(at, "Grade"), _metric(at, "Involved")
     assert not any("SYNTHETIC" in w.value for w in at.warning)
+    at.switch_page("app_pages/models.py")  # a page without an uploader, then back: the upload is still there
+    at.run()
+    at.switch_page("app_pages/lesions.py")
+    at.run()
+    assert not at.exception and "upload" in at.session_state and _metric(at, "Grade") == grade
     at.switch_page("app_pages/severity.py")
     at.run()
     assert not at.exception and not at.error
