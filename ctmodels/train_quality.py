@@ -129,10 +129,7 @@ def train(data_root: Optional[Path], out_dir: Path, n_train: int = 30, n_test: i
     metrics = evaluate(model, test_rows)
     metrics["train_accuracy"] = float(np.mean((model.predict_proba(X) >= 0.5) == (y > 0.5)))
     out_dir = Path(out_dir)
-    model.save_pretrained(out_dir, {"decision_threshold": 0.5})
-    from safetensors.numpy import save_file
-
-    save_file({"X": X, "y": y}, str(out_dir / "training_features.safetensors"))
+    _save(model, X, y, out_dir, {"decision_threshold": 0.5})
     record = {
         "command": f"ctmodels train-quality --data {data_root} --out {out_dir} --seed {seed}",
         "seed": seed, "n_train_phantoms": n_train, "n_test_phantoms": n_test,
@@ -148,18 +145,29 @@ def train(data_root: Optional[Path], out_dir: Path, n_train: int = 30, n_test: i
     return record
 
 
+FEATURES = "training_features.safetensors"  # what a model was fitted on, kept so that it can be fine-tuned
+
+
+def _save(model, X: np.ndarray, y: np.ndarray, out_dir: Path, config: Dict) -> None:
+    """The model (weights and config) and the features it was fitted on, in ``out_dir``."""
+    from safetensors.numpy import save_file
+
+    model.save_pretrained(out_dir, config)
+    save_file({"X": X, "y": y}, str(Path(out_dir) / FEATURES))
+
+
 def fine_tune(base_dir: Path, pass_dir: Path, fail_dir: Path, out_dir: Path, weight: float = 5.0) -> Dict:
     """Refit on the simulated training features plus the user's labelled studies (each counted ``weight``
     times). ``out_dir`` gets the model and the features it was fitted on, so it can be fine-tuned again."""
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import load_file
 
     from .errors import InvalidInputError
     from .io import read_ct
     from .triage import scan_folder
 
-    features = Path(base_dir) / "training_features.safetensors"
+    features = Path(base_dir) / FEATURES
     if not features.is_file():
-        raise InvalidInputError("no training_features.safetensors, expected a model folder written by "
+        raise InvalidInputError(f"no {FEATURES}, expected a model folder written by "
                                 "train-quality (it keeps the features it was fitted on)", base_dir)
     base = load_file(str(features))
     X, y = [base["X"]], [base["y"]]
@@ -187,6 +195,5 @@ def fine_tune(base_dir: Path, pass_dir: Path, fail_dir: Path, out_dir: Path, wei
     model = Q.LogisticShapeModel.fit(X, y)
     # counts only: study names can be patient names, and a model folder gets shared
     counts = {"pass": used["pass"], "fail": used["fail"], "skipped": len(used["skipped"])}
-    model.save_pretrained(out_dir, {"decision_threshold": 0.5, "fine_tuned_on": counts})
-    save_file({"X": X, "y": y}, str(Path(out_dir) / "training_features.safetensors"))
+    _save(model, X, y, out_dir, {"decision_threshold": 0.5, "fine_tuned_on": counts})
     return used
