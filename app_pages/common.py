@@ -223,7 +223,7 @@ def lesion_study(files, use_example: bool):
 
     shared = st.session_state.get("upload") if files else None
     series = shared.get("series") if shared is not None else None  # a series the user picked, else ours
-    key = "example-lesions" if use_example and not files else f"lesions-{series or 'auto'}-{upload_key(files)}"
+    key = "example-lesions" if shared is None else f"lesions-{series or 'auto'}-{shared['key']}"
     study = cached_result(key)
     if study is None:
         try:

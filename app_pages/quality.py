@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import (cached_result, progress_bar, quality_model, remember_batch, show_error, store_result,
-                              study_upload, upload_key, upload_name, volume_from_uploads)
+                              study_upload, upload_name, volume_from_uploads)
 from ctmodels import examples
 from ctmodels.charts import verdict_chart
 from ctmodels.errors import InvalidInputError
@@ -29,7 +29,8 @@ if not files and not use_example:
     st.info("Upload a study or a zip of studies, or switch on the synthetic examples.")
     st.stop()
 
-key = "example-qa" if use_example and not files else f"qa-{int(batch)}-" + upload_key(files)
+# the hash study_upload keyed the session's upload by
+key = "example-qa" if not files else f"qa-{int(batch)}-" + st.session_state["upload"]["key"]
 result = cached_result(key)
 if result is None:
     bar, update = progress_bar("Checking")
