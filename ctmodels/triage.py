@@ -99,6 +99,15 @@ def _study_uid(folder: Path, tries: int = 20) -> Optional[str]:
     return None
 
 
+def _sharing(paths: List[Path], uid_of: Callable[[Path], Optional[str]]) -> List[Path]:
+    """The paths whose UID (``uid_of``; None: no UID) at least one other of ``paths`` has too."""
+    if len(paths) < 2:
+        return []
+    uids = {p: uid_of(p) for p in paths}
+    counts = Counter(u for u in uids.values() if u)
+    return [p for p in paths if counts.get(uids[p], 0) > 1]
+
+
 def scan_folder(folder: Path) -> FolderScan:
     """Sort the entries directly inside ``folder`` by name; links, names starting with '.' and macOS's
     ``__MACOSX`` folder of zip metadata are ignored."""
@@ -119,17 +128,8 @@ def scan_folder(folder: Path) -> FolderScan:
             studies.append(p)
         elif p.is_file():
             other.append(p)
-    slices = []
-    if len(dicoms) > 1:
-        uids = {p: _header_uid(p, "SeriesInstanceUID") for p in dicoms}
-        counts = Counter(u for u in uids.values() if u)
-        slices = [p for p in dicoms if counts.get(uids[p], 0) > 1]
-    series = []
-    dirs = [p for p in studies if p.is_dir()]
-    if len(dirs) > 1:
-        uids = {p: _study_uid(p) for p in dirs}
-        counts = Counter(u for u in uids.values() if u)
-        series = [p for p in dirs if counts.get(uids[p], 0) > 1]
+    slices = _sharing(dicoms, lambda p: _header_uid(p, "SeriesInstanceUID"))  # slices of one series
+    series = _sharing([p for p in studies if p.is_dir()], _study_uid)  # series folders of one study
     studies = sorted([p for p in studies if p not in series] + [p for p in dicoms if p not in slices],
                      key=lambda q: q.name)
     return FolderScan(studies, slices, other, series)
