@@ -12,7 +12,7 @@ from app_pages.common import (cached_result, progress_bar, quality_model, rememb
 from ctmodels import examples
 from ctmodels.charts import verdict_chart
 from ctmodels.errors import InvalidInputError
-from ctmodels.figures import trachea_panel
+from ctmodels.figures import middle_panel
 from ctmodels.triage import TriageReport, TriageRow, triage_archive
 
 st.title("Breath-hold quality check")
@@ -42,10 +42,8 @@ if result is None:
             for i, (name, vol) in enumerate(studies.items()):
                 update(i, len(studies))
                 r = checker.predict(vol, keep_crops=True)
-                row = TriageRow(name, name, r.verdict, r.probability_fail, r.reason)
-                if r.measurement is not None and r.measurement.crops:
-                    row.figure = trachea_panel(*r.measurement.crops[len(r.measurement.crops) // 2], scale=4)
-                rows.append(row)
+                rows.append(TriageRow(name, name, r.verdict, r.probability_fail, r.reason,
+                                      figure=middle_panel(r, scale=4)))
             result = (TriageReport(rows), None, None)
         elif batch:
             folder = any("/" in f.name for f in files)  # an uploaded folder: its files, named by their paths
@@ -67,9 +65,8 @@ if result is None:
         else:
             vol = volume_from_uploads(files, purpose="quality")
             r = checker.predict(vol, keep_crops=True)
-            row = TriageRow("study", upload_name(files), r.verdict, r.probability_fail, r.reason)
-            if r.measurement is not None and r.measurement.crops:
-                row.figure = trachea_panel(*r.measurement.crops[len(r.measurement.crops) // 2], scale=4)
+            row = TriageRow("study", upload_name(files), r.verdict, r.probability_fail, r.reason,
+                            figure=middle_panel(r, scale=4))
             result = (TriageReport([row]), None, r.series_reason)
     except Exception as exc:
         bar.empty()

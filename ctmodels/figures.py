@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -23,6 +23,14 @@ def trachea_panel(crop_hu: np.ndarray, contour_px: np.ndarray, scale: int = 6) -
     return np.asarray(img)
 
 
+def middle_panel(result, scale: int = 6) -> Optional[np.ndarray]:
+    """:func:`trachea_panel` of a QualityResult's middle measured slice; None where no crop was kept."""
+    m = result.measurement
+    if m is None or not m.crops:
+        return None
+    return trachea_panel(*m.crops[len(m.crops) // 2], scale=scale)
+
+
 def save_trachea_figure(result, path: Union[str, Path]) -> Path:
     """The middle measured slice of a QualityResult, with contour and verdict, as PNG."""
     from PIL import Image, ImageDraw
@@ -30,11 +38,10 @@ def save_trachea_figure(result, path: Union[str, Path]) -> Path:
     from .errors import InvalidInputError
 
     path = Path(path)
-    m = result.measurement
-    if m is None or not m.crops:
+    rgb = middle_panel(result)
+    if rgb is None:
         raise InvalidInputError(f"no trachea crop to draw ({result.reason})", path)
-    crop, contour = m.crops[len(m.crops) // 2]
-    panel = Image.fromarray(trachea_panel(crop, contour))
+    panel = Image.fromarray(rgb)
     d = ImageDraw.Draw(panel)
     p = "-" if result.probability_fail is None else f"{result.probability_fail:.2f}"
     d.text((6, 6), f"{result.verdict.upper()}  P(fail)={p}", fill=(255, 255, 0))

@@ -379,11 +379,10 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
         row = TriageRow(study_key(study, uid), study.name, verdict, p, reason)
         if include_patient_ids:
             row.patient = patient_identity(study)
-        if keep_figures and res is not None and res.measurement is not None and res.measurement.crops:
-            from .figures import trachea_panel
+        if keep_figures and res is not None:
+            from .figures import middle_panel
 
-            crop, contour = res.measurement.crops[len(res.measurement.crops) // 2]
-            row.figure = trachea_panel(crop, contour, scale=4)
+            row.figure = middle_panel(res, scale=4)
         dest = {FAIL: failed_dir, PASS: passed_dir}.get(verdict, undetermined_dir)
         if dest is None:
             row.action = "left in place"
