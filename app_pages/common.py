@@ -201,18 +201,35 @@ def _series_labels(infos: List[dict]) -> dict:
     return labels
 
 
-def choose_series(infos: List[dict], current: Optional[str], shared: Optional[dict]) -> None:
-    """A DICOM upload with several series: let the user segment another than the one chosen, or pick one where
-    the upload holds several studies (kept with the upload, so that both lesion pages show it)."""
-    if shared is None or len(infos) < 2:
+# per page: where its series pick is kept with the upload, and the help of its box
+SERIES_BOX = {
+    "lesion": ("series", "The series the model segments; by default a lung-kernel series"),
+    "qa": ("qa_series", "The series the check measures; by default a lung-kernel series. Series whose kernel "
+                        "tag names a soft-tissue kernel are not offered: the check needs a lung kernel"),
+}
+
+
+def checkable(infos: List[dict]) -> List[dict]:
+    """The series the breath-hold check may measure: CT, and not tagged with a soft-tissue kernel."""
+    return [d for d in infos if (d.get("modality") or "").upper() == "CT"
+            and not (d.get("kernel_class") == "soft" and d.get("kernel_source") == "tag")]
+
+
+def choose_series(infos: List[dict], current: Optional[str], shared: Optional[dict],
+                  page: str = "lesion") -> None:
+    """A DICOM upload with several series: let the user read another than the one chosen (``current``), or, with
+    none read (``current`` None: the upload holds several studies), pick the one to read. The pick is kept with
+    the upload, so that the page's results for it come back on return (both lesion pages share theirs)."""
+    slot, help_text = SERIES_BOX[page]
+    if shared is None or len(infos) < (2 if current else 1):
         return
     uids = [d["series_uid"] for d in infos]
     labels = _series_labels(infos)
     picked = st.selectbox("Series", uids, index=uids.index(current) if current in uids else None,
-                          format_func=labels.get, key=f"lesion_series_{shared['key']}", placeholder="Choose a series",
-                          help="The series the model segments; by default a lung-kernel series")
+                          format_func=labels.get, key=f"{page}_series_{shared['key']}", placeholder="Choose a series",
+                          help=help_text)
     if picked is not None and picked != current:
-        shared["series"] = picked
+        shared[slot] = picked
         st.rerun()
 
 

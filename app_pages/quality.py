@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (cached_result, progress_bar, quality_model, remember_batch, show_error, store_result,
-                              study_upload, upload_name, volume_from_uploads)
+from app_pages.common import (cached_result, checkable, choose_series, progress_bar, quality_model, remember_batch,
+                              show_error, store_result, study_upload, upload_name, volume_from_uploads)
 from ctmodels import examples
 from ctmodels.charts import verdict_chart
 from ctmodels.errors import InvalidInputError
@@ -29,8 +29,10 @@ if not files and not use_example:
     st.info("Upload a study or a zip of studies, or switch on the synthetic examples.")
     st.stop()
 
+shared = st.session_state.get("upload") if files else None
+series = shared.get("qa_series") if shared is not None and not batch else None  # picked in the Series box
 # the hash study_upload keyed the session's upload by
-key = "example-qa" if not files else f"qa-{int(batch)}-" + st.session_state["upload"]["key"]
+key = "example-qa" if shared is None else f"qa-{int(batch)}-{series or 'auto'}-" + shared["key"]
 result = cached_result(key)
 if result is None:
     bar, update = progress_bar("Checking")
@@ -44,7 +46,7 @@ if result is None:
                 r = checker.predict(vol, keep_crops=True)
                 rows.append(TriageRow(name, name, r.verdict, r.probability_fail, r.reason,
                                       figure=middle_panel(r, scale=4)))
-            result = (TriageReport(rows), None, None)
+            result = (TriageReport(rows), None, None, [], None)
         elif batch:
             folder = any("/" in f.name for f in files)  # an uploaded folder: its files, named by their paths
             if not folder and (len(files) != 1 or not files[0].name.lower().endswith(".zip")):
@@ -61,21 +63,24 @@ if result is None:
                 rep, archive = triage_archive(zp, Path(tmp) / "work", checker,
                                               progress=lambda i, n, _name: update(i, n),
                                               name=Path(upload_name(files)).stem)
-                result = (rep, archive.read_bytes(), None)
+                result = (rep, archive.read_bytes(), None, [], None)
         else:
-            vol = volume_from_uploads(files, purpose="quality")
+            vol = volume_from_uploads(files, purpose="quality", series_uid=series)
             r = checker.predict(vol, keep_crops=True)
             row = TriageRow("study", upload_name(files), r.verdict, r.probability_fail, r.reason,
                             figure=middle_panel(r, scale=4))
-            result = (TriageReport([row]), None, r.series_reason)
+            result = (TriageReport([row]), None, r.series_reason, checkable(vol.meta.extra.get("series") or []),
+                      vol.meta.series_uid)
     except Exception as exc:
         bar.empty()
         show_error(exc)
+        if not batch:  # an upload of several studies: the user picks the series to check
+            choose_series(checkable(getattr(exc, "series", [])), None, shared, page="qa")
         st.stop()
     bar.empty()
     store_result(key, result)
 
-report, archive, series_note = result
+report, archive, series_note, series_infos, series_used = result
 if key == "example-qa":
     st.warning("SYNTHETIC examples made in code (the expiration case is a simulated 50 % area loss).")
 for note in report.skipped:
@@ -92,6 +97,7 @@ table = pd.DataFrame([{"study": r.study, "verdict": r.verdict,
 st.dataframe(table, hide_index=True, width="stretch")
 if series_note:
     st.caption(f"Series used: {series_note}")
+choose_series(series_infos, series_used, shared, page="qa")
 cols = st.columns(4)  # a single study's crop at a quarter of the width, not blown up to the page's
 for i, r in enumerate(report.rows):
     with cols[i % len(cols)]:

@@ -233,6 +233,66 @@ def test_a_dicom_folder_as_exported_can_be_uploaded(tmp_path):
     assert len(note) == 1 and "lung kernel" in note[0] and "soft-tissue series set aside" in note[0], note
 
 
+def _zip_of_series(tmp_path, series) -> bytes:
+    """A zip of DICOM series: ``series`` is [(subfolder, hu, write_series keywords)]."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for sub, hu, kw in series:
+            for f in write_series(tmp_path / sub, hu, **kw):
+                zf.write(f, f"study/{sub}/{f.name}")
+    return buf.getvalue()
+
+
+def test_the_series_to_check_can_be_chosen_on_breath_hold_qa(tmp_path):
+    """The QA page's Series box offers the series the check may measure (never one tagged soft-tissue), keeps
+    the pick with the upload, and leaves the lesion pages' choice alone."""
+    sp = (2.0, 0.8, 0.8)
+    hu = chest_phantom(sp, extent_mm=80, seed=9)
+    upload = _zip_of_series(tmp_path, [("se1", hu, dict(spacing=sp, kernel="STANDARD", series_number=1)),
+                                       ("se2", hu, dict(spacing=sp, kernel="LUNG", series_number=2)),
+                                       ("se3", hu[6:], dict(spacing=sp, kernel="LUNG", series_number=3))])
+    second, third = (ctio.list_series(tmp_path / sub)[0].series_uid for sub in ("se2", "se3"))
+    at = _app("quality")
+    at.file_uploader(key="qa_upload").set_value(("study.zip", upload, "application/zip"))
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    box = at.selectbox(key=f"qa_series_{at.session_state['upload']['key']}")
+    assert box.value == second and [o.split(" - ")[0] for o in box.options] == ["#2", "#3"]
+    assert any(c.value.startswith(f"Series used: lung kernel (GE kernel LUNG); {len(hu)} slices") for c in at.caption)
+    box.set_value(third)
+    at.run()
+    assert not at.exception and not at.error
+    assert [c.value for c in at.caption if c.value.startswith("Series used:")] == [
+        f"Series used: the series asked for; lung kernel (GE kernel LUNG); {len(hu) - 6} slices"]
+    assert _metric(at, "Pass") == "1"
+    # the lesion pages keep their own choice (their default), and the QA pick is there on return
+    at.switch_page("app_pages/lesions.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key=f"lesion_series_{at.session_state['upload']['key']}").value == second
+    at.switch_page("app_pages/quality.py")
+    at.run()
+    assert at.selectbox(key=f"qa_series_{at.session_state['upload']['key']}").value == third
+
+
+def test_breath_hold_qa_of_an_upload_of_two_studies_lets_the_user_pick_one(tmp_path):
+    sp = (2.0, 0.8, 0.8)
+    upload = _zip_of_series(tmp_path, [
+        (f"p{seed}", chest_phantom(sp, extent_mm=80, seed=seed),
+         dict(spacing=sp, study_uid=f"1.2.826.0.1.3680043.8.498.{seed}0")) for seed in (5, 6)])
+    at = _app("quality")
+    at.file_uploader(key="qa_upload").set_value(("both.zip", upload, "application/zip"))
+    at.run()
+    assert not at.exception and len(at.error) == 1 and at.error[0].value.startswith("both.zip: holds 2 studies")
+    box = at.selectbox(key=f"qa_series_{at.session_state['upload']['key']}")
+    assert box.value is None and sorted(o.split(" - ")[0] for o in box.options) == ["study 1", "study 2"]
+    box.set_value(ctio.list_series(tmp_path / "p6")[0].series_uid)
+    at.run()
+    assert not at.exception and not at.error
+    assert _metric(at, "Pass") == "1"
+    assert any(c.value.startswith("Series used: the series asked for; lung kernel") for c in at.caption)
+
+
 def test_quality_page_batch_folder_gives_sorted_download(tmp_path):
     from ctmodels.quality import simulate_expiration
 
