@@ -1,8 +1,8 @@
 #!/bin/bash
-# Call 1 of a GPU lease, before plan 8's call (bench/gpu_plan8.sh): the GPU tests (tests/test_device.py,
-# never yet run on a GPU for the body mask and air anchor) and what the host-side masks cost there
-# (bench/gpu_anchor.py), with the bundled weights. Carry .gpudata/p2, .gpudata/sum and .whl: with the
-# tracked weights about 59 MiB. Call 2 then carries .gpudata/p1 alone, with weights/lesion-unet-effb0/
+# Call 1 of a GPU lease, before plan 8's calls (bench/gpu_plan8_wait.sh, which runs bench/gpu_plan8.sh): the GPU
+# tests (tests/test_device.py, never yet run on a GPU for the body mask and air anchor) and what the host-side
+# masks cost there (bench/gpu_anchor.py), with the bundled weights. Carry .gpudata/p2, .gpudata/sum and .whl:
+# with the tracked weights about 59 MiB. Call 2 then carries .gpudata/p1 alone, with weights/lesion-unet-effb0/
 # model.safetensors moved aside here (64 MiB limit); gpu_setup.sh joins the parts in either order.
 # There:  bash bench/gpu_checks.sh   About a minute. Writes $OUT/test_device.log and $OUT/gpu_anchor.log.
 set -o pipefail
