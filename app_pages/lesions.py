@@ -76,7 +76,7 @@ if vol.shape[0] > 1:
     from ctmodels.io import write_mask_nifti
 
     with tempfile.TemporaryDirectory(prefix="ctmodels-out-") as tmp:
-        p = write_mask_nifti(res.labels, vol.spacing, Path(tmp) / "mask.nii.gz")
+        p = write_mask_nifti(res.labels, vol.spacing, Path(tmp) / "mask.nii.gz", layout=vol.meta.layout)
         d2.download_button("Label mask (NIfTI)", p.read_bytes(), "mask.nii.gz", "application/gzip")
 else:
     d2.download_button("Label mask (PNG)", mask.getvalue(), "mask.png", "image/png")

@@ -126,7 +126,7 @@ def cmd_segment(args) -> int:
         Image.fromarray(overlay(disp[k], res.labels[k], classes=(1, 2, 3) if args.show_lung else (1, 2))).save(
             out / f"{stem}.overlay.png")
         if z > 1:
-            write_mask_nifti(res.labels, vol.spacing, out / f"{stem}.mask.nii.gz")
+            write_mask_nifti(res.labels, vol.spacing, out / f"{stem}.mask.nii.gz", layout=vol.meta.layout)
         rows.append({"input": str(p), "stem": stem, "slices": z, "units": vol.meta.units,
                      "series": "" if vol.meta.series_number is None else vol.meta.series_number,
                      "kernel": vol.meta.kernel or "",

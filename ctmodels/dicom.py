@@ -311,7 +311,12 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
 
     r_sp, c_sp = _pixel_spacing(first)
     directions = np.stack([normal, col_dir, row_dir], axis=1)  # array axes: slice, row, column
-    vox, spacing, _ = canonicalize(vol, directions, (abs(dz), r_sp, c_sp))
+    # given as columns, rows, slices (NIfTI's usual axis order; rows stay as stored), so that a mask written back
+    # on this grid has that layout; its first voxel is the first pixel of the first slice along the normal
+    ipps = [getattr(ds, "ImagePositionPatient", None) for _, _, ds in uniq]
+    origin = [float(v) for v in ipps[0]] if all(v is not None and len(v) == 3 for v in ipps) else None
+    vox, spacing, layout = canonicalize(np.transpose(vol, (2, 1, 0)), directions[:, ::-1], (c_sp, r_sp, abs(dz)),
+                                        origin=origin)
     # positions follow the canonical z axis (feet to head)
     flipped_z = directions[2, 0] < 0 if abs(directions[2, 0]) >= 0.5 else False
     pos_list = [float(x) for x in (positions[::-1] if flipped_z else positions)]
@@ -330,6 +335,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         spacing_uneven=uneven,
         missing_slices=missing,
         warnings=warnings,
+        layout=layout,
     )
     for w in warnings:
         log.warning("%s: %s", Path(meta.source).name, w)

@@ -31,7 +31,7 @@ import numpy as np
 from . import dicom
 from .archive import extracted
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
-from .orientation import canonicalize, ras_to_lps, split_affine
+from .orientation import Layout, canonicalize, ras_to_lps, split_affine
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
 log = logging.getLogger(__name__)
@@ -228,9 +228,11 @@ def read_nifti(p: Path) -> CTVolume:
     except Exception as exc:
         raise InvalidInputError(f"not a readable NIfTI file ({type(exc).__name__})", p) from None
     data = _check_volume(np.asarray(data), p)
-    dirs, sp = split_affine(ras_to_lps(affine)[:3, :3])
-    vox, spacing, _ = canonicalize(data, dirs, sp)
-    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nifti", modality="CT", units=HU))
+    lps = ras_to_lps(affine)
+    dirs, sp = split_affine(lps[:3, :3])
+    vox, spacing, layout = canonicalize(data, dirs, sp, origin=lps[:3, 3])
+    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nifti", modality="CT", units=HU,
+                                                           layout=layout))
 
 
 _NRRD_SPACES = {
@@ -259,11 +261,14 @@ def read_nrrd(p: Path) -> CTVolume:
         if to_lps is None:
             raise InvalidInputError(f"NRRD space {space!r} not supported (expected LPS, RAS or LAS)", p)
         dirs, sp = split_affine(to_lps @ m.T)  # columns = axis steps in LPS
-    else:
+        origin = header.get("space origin")
+        origin = None if origin is None or np.shape(origin) != (3,) else to_lps @ np.asarray(origin, dtype=float)
+    else:  # no position in the world: nothing to write a result back onto but the grid itself
         sp = np.asarray(header.get("spacings", [1.0, 1.0, 1.0]), dtype=float)
-        dirs = np.eye(3)
-    vox, spacing, _ = canonicalize(data, dirs, sp)
-    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nrrd", modality="CT", units=HU))
+        dirs, origin = np.eye(3), None
+    vox, spacing, layout = canonicalize(data, dirs, sp, origin=origin)
+    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nrrd", modality="CT", units=HU,
+                                                           layout=layout))
 
 
 def read_image(p: Path) -> CTVolume:
@@ -341,8 +346,29 @@ def write_volume_nifti(voxels: np.ndarray, spacing: Tuple[float, float, float], 
     return path
 
 
-def write_mask_nifti(labels: np.ndarray, spacing: Tuple[float, float, float], path: PathLike) -> Path:
-    return write_volume_nifti(np.asarray(labels, dtype=np.uint8), spacing, path)
+def write_mask_nifti(labels: np.ndarray, spacing: Tuple[float, float, float], path: PathLike,
+                     layout: Optional[Layout] = None) -> Path:
+    """Labels on a volume's canonical grid as NIfTI (uint8).
+
+    With the volume's ``meta.layout`` (NIfTI, NRRD and DICOM inputs) the mask is written on the input's own
+    grid, so that viewers overlay it on the CT: the input file's array shape and axis order (for DICOM:
+    columns, rows with the top row first, as stored, then slices in order along their normal) and its position
+    in the world; for a NIfTI input ``mask[i, j, k]`` labels the input's voxel ``[i, j, k]``. Without it
+    (images, .npy, inputs without a position) the canonical layout with the spacing alone, as
+    :func:`write_volume_nifti`.
+    """
+    if layout is None or layout.affine is None:
+        return write_volume_nifti(np.asarray(labels, dtype=np.uint8), spacing, path)
+    import nibabel as nib
+
+    path = Path(path)
+    affine = ras_to_lps(layout.affine)
+    img = nib.Nifti1Image(layout.to_input(np.asarray(labels, dtype=np.uint8)), affine)
+    img.set_qform(affine, code=1)  # scanner coordinates in both forms: readers that take either agree
+    img.set_sform(affine, code=1)
+    img.header.set_xyzt_units("mm")
+    nib.save(img, str(path))
+    return path
 
 
 __all__ = ["read_ct", "list_series", "write_mask_png", "write_mask_nifti", "NotCTError"]

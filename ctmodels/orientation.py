@@ -9,7 +9,8 @@ the usual radiological view (anterior up, patient's right on the image's left).
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -17,15 +18,43 @@ import numpy as np
 _TARGET = (2, 1, 0)
 
 
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """How a reader brought an input array to the canonical layout, and where the input lies in the world:
+    canonical axis ``k`` is input axis ``order[k]``, reversed where ``flips[k]``; ``shape`` is the input
+    array's; ``affine`` (4x4, or None where the input gives no position) maps an input array index
+    ``(i, j, k, 1)`` to the patient frame in mm (LPS). With it a result on the canonical grid goes back to the
+    input's own grid (:meth:`to_input`), so that it lies on the input voxel for voxel."""
+
+    order: Tuple[int, int, int]
+    flips: Tuple[bool, bool, bool]
+    shape: Tuple[int, int, int]
+    affine: Optional[np.ndarray] = None
+
+    @property
+    def canonical_shape(self) -> Tuple[int, int, int]:
+        return tuple(self.shape[k] for k in self.order)  # type: ignore[return-value]
+
+    def to_input(self, arr: np.ndarray) -> np.ndarray:
+        """A ``[z, y, x]`` array on the canonical grid, in the input array's axis order and directions."""
+        a = np.asarray(arr)
+        if a.shape != self.canonical_shape:
+            raise ValueError(f"array of shape {a.shape} is not on this volume's grid {self.canonical_shape}")
+        for ax, f in enumerate(self.flips):
+            if f:
+                a = np.flip(a, axis=ax)
+        return np.ascontiguousarray(np.transpose(a, np.argsort(self.order)))
+
+
 def canonicalize(
-    data: np.ndarray, directions: np.ndarray, spacing: Sequence[float]
-) -> Tuple[np.ndarray, Tuple[float, float, float], np.ndarray]:
+    data: np.ndarray, directions: np.ndarray, spacing: Sequence[float], origin: Optional[Sequence[float]] = None
+) -> Tuple[np.ndarray, Tuple[float, float, float], Layout]:
     """Permute and flip a 3D array to the canonical [S, P, L] layout.
 
     ``directions[:, k]`` is the LPS unit direction of array axis ``k`` and ``spacing[k]`` its
-    step in mm. Each canonical axis takes the array axis whose direction is closest to it.
-    Returns ``(array, spacing_zyx, residual)`` where ``residual`` is the direction matrix after
-    the permutation (identity for axis-aligned inputs; oblique inputs keep their obliquity).
+    step in mm; ``origin``, where known, the LPS position of the array's first voxel. Each canonical axis
+    takes the array axis whose direction is closest to it (oblique inputs keep their obliquity in the
+    layout's affine). Returns ``(array, spacing_zyx, layout)``: see :class:`Layout`.
     """
     d = np.asarray(directions, dtype=float)
     if data.ndim != 3 or d.shape != (3, 3):
@@ -36,14 +65,19 @@ def canonicalize(
         k = max(free, key=lambda a: abs(d[w, a]))
         free.remove(k)
         order.append(k)
-        flips.append(d[w, k] < 0)
+        flips.append(bool(d[w, k] < 0))
     out = np.transpose(data, order)
     for ax, f in enumerate(flips):
         if f:
             out = np.flip(out, axis=ax)
     sp = tuple(float(spacing[k]) for k in order)
-    residual = d[:, order] * np.where(flips, -1.0, 1.0)[None, :]
-    return np.ascontiguousarray(out), sp, residual  # type: ignore[return-value]
+    affine = None
+    if origin is not None and np.all(np.isfinite(np.asarray(origin, dtype=float))):
+        affine = np.eye(4)
+        affine[:3, :3] = d * np.asarray(spacing, dtype=float)[None, :]
+        affine[:3, 3] = np.asarray(origin, dtype=float)
+    layout = Layout(tuple(order), tuple(flips), tuple(data.shape), affine)  # type: ignore[arg-type]
+    return np.ascontiguousarray(out), sp, layout  # type: ignore[return-value]
 
 
 def ras_to_lps(affine: np.ndarray) -> np.ndarray:

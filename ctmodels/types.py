@@ -32,6 +32,9 @@ class VolumeMeta:
     missing_slices: int = 0
     warnings: List[str] = field(default_factory=list)
     extra: Dict[str, Any] = field(default_factory=dict)
+    # ctmodels.orientation.Layout of a 3D input: its own array layout and world position, for writing results
+    # back on its grid (None for images, .npy and volumes made in code)
+    layout: Optional[Any] = None
 
     @property
     def is_hu(self) -> bool:

@@ -88,6 +88,46 @@ def test_segment_cli_on_a_real_volume(tmp_path):
     assert back.shape == (79, 64, 64)
     # lung is found in a whole-chest scan
     assert (back.voxels == 3).sum() > 10000
+    # the mask lies on the scan's own grid: lm-64.nrrd, the source's lung and airway labels of this scan, is
+    # stored on it too, so the two overlap as they are, voxel for voxel (a flipped axis overlaps less)
+    import itertools
+
+    import nibabel as nib
+    import nrrd
+
+    ref, hdr = nrrd.read(str(shared("chest_ct64", "lm-64.nrrd")))
+    m = nib.load(tmp_path / "ct-64.mask.nii.gz")
+    want = np.diag([-1.0, -1.0, 1.0, 1.0])
+    want[:3, :3] = want[:3, :3] @ np.asarray(hdr["space directions"]).T
+    want[:3, 3] = np.asarray(hdr["space origin"]) * [-1, -1, 1]
+    assert m.shape == ref.shape and np.allclose(m.affine, want, atol=1e-4)
+    lung, ref = np.isin(np.asarray(m.dataobj), (1, 2, 3)), ref > 0
+    dice = {}
+    for flips in itertools.product((False, True), repeat=3):
+        a = lung[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+        dice[flips] = 2 * (a & ref).sum() / (a.sum() + ref.sum())
+    as_written = dice.pop((False, False, False))
+    assert as_written > 0.6 and as_written > max(dice.values()) + 0.05, (as_written, dice)
+
+
+def test_the_mask_of_a_dicom_series_lies_where_that_of_the_same_scan_as_nrrd_does(tmp_path):
+    """ct-64Dicom is ct-64.nrrd as a DICOM series: the two masks come out as the same file content, the same
+    affine (from ImagePositionPatient, orientation and spacing, against the NRRD's space origin and directions)
+    and the same labels voxel for voxel."""
+    import nibabel as nib
+
+    for name in ("ct-64.nrrd", "ct-64Dicom"):
+        assert main(["segment", str(shared("chest_ct64", name)), "--out", str(tmp_path), "--quiet"]) == 0
+    nrrd_mask, dicom_mask = (nib.load(tmp_path / f"{stem}.mask.nii.gz") for stem in ("ct-64", "ct-64Dicom"))
+    assert dicom_mask.shape == nrrd_mask.shape == (64, 64, 79)
+    assert np.allclose(dicom_mask.affine, nrrd_mask.affine, atol=1e-3)
+    assert np.array_equal(np.asarray(dicom_mask.dataobj), np.asarray(nrrd_mask.dataobj))
+    # its first voxel is the first pixel of the lowest slice (the slices' normal points to the head), in RAS
+    import pydicom
+
+    ipp = min((pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient
+               for f in shared("chest_ct64", "ct-64Dicom").iterdir()), key=lambda v: float(v[2]))
+    assert np.allclose(dicom_mask.affine[:3, 3], [-float(ipp[0]), -float(ipp[1]), float(ipp[2])], atol=1e-3)
 
 
 def test_real_abdominal_slices_get_no_lung_outside_the_body(seg):

@@ -33,6 +33,26 @@ def test_feet_first_orientation_is_brought_to_canonical(tmp_path):
     assert np.array_equal(vol.voxels, hu[::-1, :, :])
 
 
+def test_a_mask_is_written_on_the_dicom_series_grid(tmp_path):
+    """Columns, rows (as stored), then slices in order along their normal (here the normal points to the feet),
+    with the affine of the series' ImagePositionPatient, orientation and spacing."""
+    import nibabel as nib
+
+    hu = chest_phantom((8, 24, 32))
+    stored = hu[:, ::-1, :].copy()  # slice k as written: pixel [row, column]
+    write_series(tmp_path / "s", stored, spacing=(2.5, 0.7, 0.6), orientation=(1, 0, 0, 0, -1, 0),
+                 origin=(-100.0, 50.0, -300.0))
+    vol = io.read_ct(tmp_path / "s")
+    io.write_mask_nifti((vol.voxels > -500).astype(np.uint8), vol.spacing, tmp_path / "m.nii.gz",
+                        layout=vol.meta.layout)
+    m = nib.load(tmp_path / "m.nii.gz")
+    assert np.array_equal(np.asarray(m.dataobj), (stored > -500).astype(np.uint8).transpose(2, 1, 0))
+    # voxel (i, j, k): origin + i column steps (LPS +x) + j row steps (LPS -y) + k slice steps (LPS -z), in RAS
+    lps = np.array([[0.6, 0, 0, -100.0], [0, -0.7, 0, 50.0], [0, 0, -2.5, -300.0], [0, 0, 0, 1]])
+    assert np.allclose(m.affine, np.diag([-1, -1, 1, 1]) @ lps)
+    assert np.allclose(m.get_qform(), m.affine) and m.header["qform_code"] == m.header["sform_code"] == 1
+
+
 def test_rescale_slope_intercept_applied(tmp_path):
     hu = chest_phantom((4, 16, 16)).astype(np.float32)
     hu = np.round(hu / 2) * 2  # representable with slope 2

@@ -41,6 +41,45 @@ def test_nifti_mask_writer_round_trips(tmp_path):
     assert np.array_equal(back.voxels, labels) and back.spacing == pytest.approx((2.0, 1.0, 1.5))
 
 
+def test_a_mask_is_written_on_the_nifti_inputs_own_grid(tmp_path):
+    """The mask of a NIfTI input has the input's array shape, axis order and affine (here its axes permuted
+    and flipped against the canonical layout, with an offset): mask[i, j, k] labels input voxel [i, j, k], and
+    viewers overlay it on the CT."""
+    import nibabel as nib
+
+    data = _labelled((5, 9, 7))
+    aff = np.array([[0, -0.8, 0, 40.0], [0, 0, 0.9, -25.0], [2.5, 0, 0, -310.0], [0, 0, 0, 1]])  # i -> S, j, k
+    nib.save(nib.Nifti1Image(data, aff), tmp_path / "ct.nii.gz")
+    vol = io.read_ct(tmp_path / "ct.nii.gz")
+    assert vol.shape == (5, 7, 9)
+    labels = (vol.voxels % 4).astype(np.uint8)  # each voxel's label follows from its value
+    io.write_mask_nifti(labels, vol.spacing, tmp_path / "m.nii.gz", layout=vol.meta.layout)
+    m = nib.load(tmp_path / "m.nii.gz")
+    assert m.shape == data.shape and np.allclose(m.affine, aff)
+    assert np.array_equal(np.asarray(m.dataobj), (data % 4).astype(np.uint8))
+    # without a layout (an image, .npy): the canonical grid, as before
+    io.write_mask_nifti(labels, vol.spacing, tmp_path / "c.nii.gz")
+    assert nib.load(tmp_path / "c.nii.gz").shape == (9, 7, 5)
+
+
+def test_a_mask_of_an_nrrd_input_lies_on_its_grid_in_the_world(tmp_path):
+    import nibabel as nib
+    import nrrd
+
+    data = _labelled((7, 9, 5))
+    steps = np.array([[0, -0.9, 0], [0, 0, 2.0], [-0.8, 0, 0]])  # per axis, in RAS: -A, +S, -R
+    nrrd.write(str(tmp_path / "ct.nrrd"), data, {"space": "right-anterior-superior", "space directions": steps,
+                                                 "space origin": np.array([12.0, -30.0, 100.0])})
+    vol = io.read_ct(tmp_path / "ct.nrrd")
+    io.write_mask_nifti((vol.voxels % 4).astype(np.uint8), vol.spacing, tmp_path / "m.nii.gz",
+                        layout=vol.meta.layout)
+    m = nib.load(tmp_path / "m.nii.gz")
+    want = np.eye(4)
+    want[:3, :3], want[:3, 3] = steps.T, [12.0, -30.0, 100.0]
+    assert m.shape == data.shape and np.allclose(m.affine, want)
+    assert np.array_equal(np.asarray(m.dataobj), (data % 4).astype(np.uint8))
+
+
 def test_nrrd_lps_and_ras(tmp_path):
     import nrrd
 
