@@ -59,10 +59,45 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
         raise InvalidInputError(f"the pixels look like random noise (neighbouring pixels correlate at r = {r:.2f}; "
                                 "CT slices show about 0.9, the noisiest training slice 0.41); expected a CT slice "
                                 "or study", path)
+    labels = label_values(vol.voxels) if vol.is_hu else None
+    if labels is not None:
+        shown = ", ".join(f"{v:g}" for v in labels[:6]) + (", ..." if len(labels) > 6 else "")
+        raise NotCTError(f"looks like a label map or mask, not CT: {len(labels)} distinct values ({shown}) and none "
+                         "below 0, where CT shows air at about -1000 HU; expected a CT image in Hounsfield units", path)
     return vol
 
 
 MIN_NEIGHBOUR_R = 0.1  # random noise: about 0; the lowest of the 1614 lung-infection training slices: 0.41
+MAX_LABELS = 64  # a label map has a few values; a CT thousands (its noise alone gives hundreds)
+
+
+def label_values(voxels: np.ndarray, max_slices: int = 16) -> Optional[List[float]]:
+    """The distinct values of a volume that looks like a label map or mask rather than CT, else None: none
+    below 0 (CT has air at about -1000 HU) and between 2 and ``MAX_LABELS`` distinct whole numbers. Only a
+    volume with nothing below 0 is looked at further (up to ``max_slices`` slices first, then all of it)."""
+    a = np.asarray(voxels)
+    if a.size == 0 or not a.min() >= 0:  # `not >=`: NaN is not a label either
+        return None
+    for part in ((a[np.linspace(0, len(a) - 1, min(len(a), max_slices)).astype(int)] if a.ndim == 3 else a), a):
+        vals = np.unique(part)
+        if not 2 <= len(vals) <= MAX_LABELS or not np.all(vals == np.round(vals)):
+            return None
+    return [float(v) for v in vals]
+
+
+def read_labels(path: PathLike) -> CTVolume:
+    """A label map or mask (NIfTI, NRRD or .npy; e.g. what :func:`write_mask_nifti` wrote) on the canonical
+    ``[z, y, x]`` grid: the same reading as :func:`read_ct` without its checks that the values are CT;
+    ``voxels`` are integers and ``meta.units`` is ``"labels"``."""
+    p = Path(path)
+    if suffix_of(p) not in VOLUME_SUFFIXES:
+        raise UnsupportedFormatError(f"unsupported file type {suffix_of(p) or '(none)'}; expected a label map as "
+                                     "NIfTI, NRRD or .npy", p)
+    vol = _read_ct(p, None, "lesion", None)
+    if vol.voxels.dtype.kind == "f":
+        vol.voxels = np.round(vol.voxels).astype(np.int32)
+    vol.meta.units = "labels"
+    return vol
 
 
 def neighbour_correlation(voxels: np.ndarray, max_slices: int = 16) -> float:
@@ -371,4 +406,4 @@ def write_mask_nifti(labels: np.ndarray, spacing: Tuple[float, float, float], pa
     return path
 
 
-__all__ = ["read_ct", "list_series", "write_mask_png", "write_mask_nifti", "NotCTError"]
+__all__ = ["read_ct", "read_labels", "list_series", "write_mask_png", "write_mask_nifti", "NotCTError"]

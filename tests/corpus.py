@@ -82,6 +82,23 @@ def _npy(t: Path, name: str, arr: np.ndarray) -> Path:
     return t / name
 
 
+def _label_map(t: Path, name: str) -> Path:
+    """A lung mask of a phantom with its GGO and consolidation labels (0-3, as segment writes them), passed where
+    a CT is expected."""
+    from ctmodels import io
+
+    hu = chest_phantom((6, 48, 48))
+    labels = np.where(hu < -500, 3, 0).astype(np.uint8)
+    labels[:, 20:26, 10:16] = np.where(labels[:, 20:26, 10:16] == 3, 1, 0)
+    labels[:, 30:34, 10:14] = 2
+    if name.endswith(".nrrd"):
+        import nrrd
+
+        nrrd.write(str(t / name), np.transpose(labels, (2, 1, 0)).astype(np.uint16))
+        return t / name
+    return io.write_mask_nifti(labels, (2.0, 1.0, 1.0), t / name)
+
+
 def _write(t: Path, name: str, data: bytes) -> Path:
     (t / name).write_bytes(data)
     return t / name
@@ -112,6 +129,8 @@ CASES = {
     "zip_absolute": lambda t: _zip(t, "absolute.zip", [("/abs/evil.dcm", b"x" * 10)]),
     "zip_symlink": lambda t: _zip(t, "link.zip", [(_symlink_member(), "/etc/passwd")]),
     "zip_empty": lambda t: _zip(t, "nothing.zip", []),
+    "mask_nifti": lambda t: _label_map(t, "ct.mask.nii.gz"),
+    "label_map_nrrd": lambda t: _label_map(t, "lm.nrrd"),
 }
 
 

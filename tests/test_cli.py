@@ -161,7 +161,7 @@ def test_segment_keeps_hu_labels_inside_the_body_unless_told_not_to(tmp_path):
     for i, flags in enumerate(([], ["--no-body-mask"], ["--no-body-mask", "--no-air-anchor"])):
         out = tmp_path / f"run{i}"
         assert main(["segment", str(nii), "--out", str(out), "--quiet"] + flags) == 0
-        mask = ctio.read_ct(out / "ex.mask.nii.gz").voxels
+        mask = ctio.read_labels(out / "ex.mask.nii.gz").voxels
         outside_labels.append(int((mask[outside] > 0).sum()))
     # the labelled pieces outside the body hold no lung air either: the anchor alone takes most of them
     assert outside_labels[0] == 0 and outside_labels[1] < outside_labels[2] / 2 and outside_labels[2] > 1000

@@ -84,10 +84,12 @@ def test_segment_cli_writes_masks_on_the_input_grid(tmp_path, record):
 def test_segment_cli_on_a_real_volume(tmp_path):
     nii = shared("chest_ct64", "ct-64.nrrd")
     assert main(["segment", str(nii), "--out", str(tmp_path), "--quiet"]) == 0
-    back = io.read_ct(tmp_path / "ct-64.mask.nii.gz")
+    back = io.read_labels(tmp_path / "ct-64.mask.nii.gz")
     assert back.shape == (79, 64, 64)
     # lung is found in a whole-chest scan
     assert (back.voxels == 3).sum() > 10000
+    # the mask is no CT: given back as one, it is refused in one line, not segmented
+    assert main(["segment", str(tmp_path / "ct-64.mask.nii.gz"), "--out", str(tmp_path / "again")]) == 2
     # the mask lies on the scan's own grid: lm-64.nrrd, the source's lung and airway labels of this scan, is
     # stored on it too, so the two overlap as they are, voxel for voxel (a flipped axis overlaps less)
     import itertools
@@ -176,7 +178,7 @@ def test_real_lungs_lose_no_label_to_the_air_anchor(seg):
     """ct-64 (a whole chest at 4 mm) with its lung and airway label map: inside the labelled lungs every
     label is the same with and without the anchor."""
     vol = io.read_ct(shared("chest_ct64", "ct-64.nrrd"))
-    lungs = io.read_ct(shared("chest_ct64", "lm-64.nrrd")).voxels > 0
+    lungs = io.read_labels(shared("chest_ct64", "lm-64.nrrd")).voxels > 0
     assert lungs.shape == vol.shape and lungs.sum() > 50000
     free, kept = seg.predict(vol, air_anchor=False), seg.predict(vol)
     assert (free.labels[lungs] > 0).mean() > 0.9

@@ -19,7 +19,7 @@ def test_ct64_dicom_series_equals_nrrd_voxel_for_voxel():
     # HU range as documented in PROVENANCE.txt
     assert d.voxels.min() == -1007 and d.voxels.max() == 1095
     # canonical z runs feet -> head: the airway label (trachea) sits in the upper slices
-    lm = io.read_ct(shared("chest_ct64", "lm-64.nrrd")).voxels
+    lm = io.read_labels(shared("chest_ct64", "lm-64.nrrd")).voxels
     z_airway = np.flatnonzero((lm == 512).any(axis=(1, 2)))
     assert z_airway.min() >= 30 and z_airway.max() == 78
 

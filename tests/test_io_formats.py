@@ -37,8 +37,22 @@ def test_nifti_ras_and_flipped_affines_give_the_same_canonical_array(tmp_path):
 def test_nifti_mask_writer_round_trips(tmp_path):
     labels = (np.indices((6, 7, 8)).sum(0) // 3 % 4).astype(np.uint8)  # bands of each label, as masks are
     io.write_mask_nifti(labels, (2.0, 1.0, 1.5), tmp_path / "m.nii.gz")
-    back = io.read_ct(tmp_path / "m.nii.gz")
+    back = io.read_labels(tmp_path / "m.nii.gz")
     assert np.array_equal(back.voxels, labels) and back.spacing == pytest.approx((2.0, 1.0, 1.5))
+
+
+def test_what_looks_like_a_label_map_rather_than_ct():
+    """read_ct refuses label maps (corpus cases mask_nifti, label_map_nrrd); CT stays CT, also stored raw
+    (air at 0 rather than -1000), and a blank volume or probabilities are not called label maps."""
+    hu = chest_phantom((6, 48, 48))
+    assert io.label_values(hu) is None and io.label_values(hu + 1024) is None
+    mask = np.where(hu < -500, 3, 0).astype(np.uint8)
+    mask[:, :4] = 1
+    assert io.label_values(mask) == [0.0, 1.0, 3.0]
+    assert io.label_values(np.zeros((3, 8, 8))) is None  # one value: blank, not a map of labels
+    assert io.label_values(np.linspace(0, 1, 3 * 64).reshape(3, 8, 8)) is None
+    lots = np.arange(3 * 10 * 10).reshape(3, 10, 10)  # more than MAX_LABELS values
+    assert io.label_values(lots) is None
 
 
 def test_a_mask_is_written_on_the_nifti_inputs_own_grid(tmp_path):
