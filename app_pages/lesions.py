@@ -59,8 +59,10 @@ with right:
                f"{rep.involved_pct:.1f} % of lung over {vol.shape[0]} slice(s)")
 
 rgb = overlay(disp, res.labels[z], classes=shown, colors=colors, alpha=opacity)
+pos = vol.meta.slice_positions  # DICOM: where the slice lies along the slice normal, as viewers show it
+where = f" (position {pos[z]:.1f} mm)" if pos and len(pos) == vol.shape[0] else ""
 with left:
-    st.image(rgb, caption=f"slice {z} - {', '.join(LABELS[c] for c in shown) or 'no overlay'}", width="stretch")
+    st.image(rgb, caption=f"slice {z}{where} - {', '.join(LABELS[c] for c in shown) or 'no overlay'}", width="stretch")
 
 # ---- downloads
 buf = _io.BytesIO()

@@ -57,7 +57,8 @@ def test_lesions_page_upload_toggle_and_opacity():
     assert grade in {"CT-0", "CT-1", "CT-2", "CT-3", "CT-4"}
     inv = float(_metric(at, "Involved").split()[0])
     assert 0.0 <= inv <= 100.0
-    img0 = at.get("imgs")[0].proto.imgs[0].url if at.get("imgs") else None
+    img0 = at.get("image")[0].proto.imgs[0]
+    assert img0.caption == "slice 0 - ground-glass opacity, consolidation"
     # switching a class off and changing opacity re-renders without re-running the model
     at.checkbox(key="show_1").uncheck()
     at.slider(key="lesion_opacity").set_value(0.9)
@@ -67,7 +68,8 @@ def test_lesions_page_upload_toggle_and_opacity():
     assert "8-bit display image" in " ".join(c.value for c in at.caption)
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Overlay PNG", "Label mask (PNG)", "CSV"]
-    assert img0 is None or at.get("imgs")
+    img1 = at.get("image")[0].proto.imgs[0]  # drawn again: GGO off, another opacity
+    assert img1.caption == "slice 0 - consolidation" and img1.url != img0.url
 
 
 def test_lesions_page_bad_upload_is_one_line_error():
@@ -224,6 +226,8 @@ def test_a_dicom_folder_as_exported_can_be_uploaded(tmp_path):
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert _metric(at, "Grade").startswith("CT-")
+    z = at.slider(key="lesion_slice").value  # the slice shown, with its position as viewers give it
+    assert at.get("image")[0].proto.imgs[0].caption.startswith(f"slice {z} (position {-300 + 2.0 * z:.1f} mm) - ")
     at.switch_page("app_pages/quality.py")
     at.run()
     assert not at.exception and not at.error
