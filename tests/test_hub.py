@@ -160,7 +160,7 @@ def test_push_pin_then_download_at_the_pinned_commit(tmp_path):
         assert fh.refs["someone/breath-hold"]["main"] == commit
         stored = fh.repos["someone/breath-hold"][commit]
         assert set(stored) == set(registry.get(NAME).files)  # only the registered files
-        assert all(t == "Bearer hf_localtest" for t in fh.tokens_seen)
+        assert fh.tokens_seen and all(t == "Bearer hf_localtest" for t in fh.tokens_seen)
         # a fresh machine: no bundled weights, empty cache, registry with the pin
         code = ("import json\nfrom pathlib import Path\nfrom ctmodels import registry\n"
                 f"registry._HASHES = Path({str(hashes)!r})\n"
