@@ -59,8 +59,7 @@ with right:
                f"{rep.involved_pct:.1f} % of lung over {vol.shape[0]} slice(s)")
 
 rgb = overlay(disp, res.labels[z], classes=shown, colors=colors, alpha=opacity)
-pos = vol.meta.slice_positions  # DICOM: where the slice lies along the slice normal, as viewers show it
-where = f" (position {pos[z]:.1f} mm)" if pos and len(pos) == vol.shape[0] else ""
+where = "" if vol.position_mm(z) is None else f" (position {vol.position_mm(z):.1f} mm)"  # DICOM, as viewers give it
 with left:
     st.image(rgb, caption=f"slice {z}{where} - {', '.join(LABELS[c] for c in shown) or 'no overlay'}", width="stretch")
 

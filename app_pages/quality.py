@@ -13,6 +13,7 @@ from ctmodels import examples
 from ctmodels.charts import verdict_chart
 from ctmodels.errors import InvalidInputError
 from ctmodels.figures import middle_panel
+from ctmodels.quality import measured_span
 from ctmodels.triage import TriageReport, TriageRow, triage_archive
 
 st.title("Breath-hold quality check")
@@ -68,7 +69,7 @@ if result is None:
             vol = volume_from_uploads(files, purpose="quality", series_uid=series)
             r = checker.predict(vol, keep_crops=True)
             row = TriageRow("study", upload_name(files), r.verdict, r.probability_fail, r.reason,
-                            figure=middle_panel(r, scale=4))
+                            slices_mm=measured_span(vol, r), figure=middle_panel(r, scale=4))
             result = (TriageReport([row]), None, r.series_reason, checkable(vol.meta.extra.get("series") or []),
                       vol.meta.series_uid)
     except Exception as exc:
@@ -93,7 +94,9 @@ c3.metric("Undetermined", counts["undetermined"])
 st.altair_chart(verdict_chart(counts), width="content")
 table = pd.DataFrame([{"study": r.study, "verdict": r.verdict,
                        "P(fail)": None if r.probability_fail is None else round(r.probability_fail, 3),
-                       "reason": r.reason} for r in report.rows])
+                       "reason": r.reason, "slices (mm)": r.slices_mm} for r in report.rows])
+if not table["slices (mm)"].any():  # positions come with DICOM studies only
+    table = table.drop(columns="slices (mm)")
 st.dataframe(table, hide_index=True, width="stretch")
 if series_note:
     st.caption(f"Series used: {series_note}")

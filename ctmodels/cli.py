@@ -171,18 +171,17 @@ def cmd_train_lesion(args) -> int:
 # ----------------------------------------------------------------------------- breath-hold
 def cmd_check_breath_hold(args) -> int:
     from .io import read_ct
-    from .quality import BreathHoldChecker
+    from .quality import BreathHoldChecker, measured_span
 
     checker = BreathHoldChecker.from_pretrained(args.model)
     vol = read_ct(args.study, purpose="quality", series_uid=args.series)
     res = checker.predict(vol, keep_crops=bool(args.save_figure))
     d = res.as_dict()
     d["study"] = str(args.study)
-    pos = vol.meta.slice_positions  # DICOM: mm along the slice normal, as viewers show a slice's location
-    at = (lambda z: pos[z]) if pos and len(pos) == vol.shape[0] else None
-    if at and res.slices_used:
-        d["slice_positions_mm"] = [round(at(z), 2) for z in res.slices_used]
-        d["carina_position_mm"] = None if res.carina_z is None else round(at(res.carina_z), 2)
+    span = measured_span(vol, res)  # DICOM: where viewers show the measured slices
+    if span:
+        d["slice_positions_mm"] = [round(vol.position_mm(z), 2) for z in res.slices_used]
+        d["carina_position_mm"] = None if res.carina_z is None else round(vol.position_mm(res.carina_z), 2)
     if args.save_figure:
         from .figures import save_trachea_figure
 
@@ -197,8 +196,8 @@ def cmd_check_breath_hold(args) -> int:
             print(f"  series: {res.series_reason}")
         if res.slices_used:
             lo, hi, cz = min(res.slices_used), max(res.slices_used), res.carina_z
-            where = f", slice positions {at(lo):.1f}..{at(hi):.1f} mm" if at else ""
-            carina = "?" if cz is None else f"{cz}" + (f" ({at(cz):.1f} mm)" if at else "")
+            where = f", slice positions {span} mm" if span else ""
+            carina = "?" if cz is None else f"{cz}" + (f" ({vol.position_mm(cz):.1f} mm)" if span else "")
             print(f"  slices used: {len(res.slices_used)} (z {lo}..{hi}{where}), carina at z {carina}")
         for k, v in res.features.items():
             print(f"  {k}: {v:.3f}")

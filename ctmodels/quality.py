@@ -228,6 +228,13 @@ class QualityResult:
                 "series": self.series, "series_reason": self.series_reason}
 
 
+def measured_span(vol: CTVolume, res: QualityResult) -> str:
+    """Where the check's measured slices lie along the slice normal, ``"lo..hi"`` in mm, as viewers give a
+    slice's location; empty where the input gives no positions (not DICOM) or no slice was measured."""
+    where = [vol.position_mm(z) for z in res.slices_used]
+    return f"{min(where):.1f}..{max(where):.1f}" if where and None not in where else ""
+
+
 class BreathHoldChecker:
     """Holds the breath-hold classifier; ``predict(volume)`` -> :class:`QualityResult`."""
 

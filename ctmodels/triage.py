@@ -268,6 +268,7 @@ class TriageRow:
     reason: str
     action: str = "none"
     destination: str = ""
+    slices_mm: str = ""  # DICOM: the measured slices' positions along the normal ("lo..hi"), to find them in a viewer
     figure: Optional[object] = None  # uint8 RGB trachea crop with contour, when asked for
     patient: Optional[Dict[str, str]] = None  # PatientName / PatientID, only when opted in
 
@@ -338,7 +339,7 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     Rows are keyed by a pseudonymous study key; ``include_patient_ids`` (opt-in) adds PatientName
     and PatientID columns to the report. Logs never carry them either way."""
     from .io import read_ct
-    from .quality import FAIL, PASS, UNDETERMINED, BreathHoldChecker
+    from .quality import FAIL, PASS, UNDETERMINED, BreathHoldChecker, measured_span
 
     input_dir, failed_dir = Path(input_dir), Path(failed_dir)
     passed_dir = Path(passed_dir) if passed_dir else None
@@ -373,10 +374,11 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
             uid = vol.meta.study_uid
             res = checker.predict(vol, keep_crops=keep_figures)
             verdict, p, reason = res.verdict, res.probability_fail, res.reason
+            slices_mm = measured_span(vol, res)
             del vol
         except CTModelsError as exc:
-            verdict, p, reason, res = UNDETERMINED, None, str(exc), None
-        row = TriageRow(study_key(study, uid), study.name, verdict, p, reason)
+            verdict, p, reason, res, slices_mm = UNDETERMINED, None, str(exc), None, ""
+        row = TriageRow(study_key(study, uid), study.name, verdict, p, reason, slices_mm=slices_mm)
         if include_patient_ids:
             row.patient = patient_identity(study)
         if keep_figures and res is not None:
@@ -406,7 +408,7 @@ def write_report(report: TriageReport, folder: Path) -> Dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = {"csv": folder / "report.csv"}
     with open(out["csv"], "w", newline="") as f:
-        fields = ["key", "study", "verdict", "probability_fail", "reason", "action", "destination"]
+        fields = ["key", "study", "verdict", "probability_fail", "reason", "slices_mm", "action", "destination"]
         if any(r.patient is not None for r in report.rows):
             fields += ["patient_name", "patient_id"]
         w = csv.DictWriter(f, fieldnames=fields)

@@ -65,6 +65,12 @@ class CTVolume:
     def is_hu(self) -> bool:
         return self.meta.is_hu
 
+    def position_mm(self, z: int) -> Optional[float]:
+        """Where slice ``z`` lies along the slice normal in mm, as viewers give a slice's location (DICOM input);
+        None where the input gives no positions."""
+        pos = self.meta.slice_positions
+        return float(pos[z]) if pos and len(pos) == self.shape[0] else None
+
     def __repr__(self) -> str:  # short: never dumps voxels
         return (f"CTVolume(shape={self.shape}, spacing={tuple(round(s, 3) for s in self.spacing)}, "
                 f"units={self.meta.units}, format={self.meta.format})")

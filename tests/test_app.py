@@ -316,6 +316,8 @@ def test_quality_page_batch_folder_gives_sorted_download(tmp_path):
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1"
     assert sorted(at.dataframe[0].value["study"]) == ["a", "b"]
+    spans = dict(zip(at.dataframe[0].value["study"], at.dataframe[0].value["slices (mm)"]))
+    assert spans["b"] == "" and spans["a"].count("..") == 1  # a: a DICOM series, b: NIfTI (no positions)
     assert [i.value for i in at.info] == ["Not checked: 1 file(s) that are not studies (notes.txt): expected "
                                           "subfolders, zips or volume files."]
     assert [b.proto.label for b in at.get("download_button")][0].startswith("Download sorted studies")

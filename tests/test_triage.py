@@ -86,6 +86,11 @@ def test_triage_moves_verified_studies_and_reports(studies, tmp_path, checker):
     files = write_report(rep, failed.parent / "report")
     rows = list(csv.DictReader(open(files["csv"])))
     assert len(rows) == 5 and all(r["key"].startswith("S-") for r in rows)
+    # where the measured slices lie along the normal (mm), to find them in a viewer: DICOM only
+    by = {r["study"]: r for r in rows}
+    used = checker.predict(io.read_ct(passed / "pass_b", purpose="quality")).slices_used
+    assert by["pass_b"]["slices_mm"] == f"{-300 + 2.5 * min(used):.1f}..{-300 + 2.5 * max(used):.1f}"
+    assert by["pass_a.nii.gz"]["slices_mm"] == by["broken_e.zip"]["slices_mm"] == ""
     assert "PID-12345" not in files["csv"].read_text() and "Doe" not in files["csv"].read_text()
     assert files["html"].stat().st_size > 1000 and files["png"].read_bytes()[:4] == b"\x89PNG"
     # re-running is safe: nothing left to move, nothing changes
