@@ -178,7 +178,7 @@ def cmd_check_breath_hold(args) -> int:
     res = checker.predict(vol, keep_crops=bool(args.save_figure))
     d = res.as_dict()
     d["study"] = str(args.study)
-    span = measured_span(vol, res)  # DICOM: where viewers show the measured slices
+    span = measured_span(vol, res)  # where viewers show the measured slices (inputs with a position)
     if span:
         d["slice_positions_mm"] = [round(vol.position_mm(z), 2) for z in res.slices_used]
         d["carina_position_mm"] = None if res.carina_z is None else round(vol.position_mm(res.carina_z), 2)

@@ -35,6 +35,15 @@ class Layout:
     def canonical_shape(self) -> Tuple[int, int, int]:
         return tuple(self.shape[k] for k in self.order)  # type: ignore[return-value]
 
+    def lps_mm(self, zyx: Sequence[float]) -> Optional[np.ndarray]:
+        """The patient-frame position (LPS, mm) of canonical index ``(z, y, x)``; None without an affine."""
+        if self.affine is None:
+            return None
+        idx = np.zeros(3)
+        for c, ax, f in zip(zyx, self.order, self.flips):
+            idx[ax] = self.shape[ax] - 1 - c if f else c
+        return self.affine[:3, :3] @ idx + self.affine[:3, 3]
+
     def to_input(self, arr: np.ndarray) -> np.ndarray:
         """A ``[z, y, x]`` array on the canonical grid, in the input array's axis order and directions."""
         a = np.asarray(arr)

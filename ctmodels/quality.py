@@ -229,8 +229,9 @@ class QualityResult:
 
 
 def measured_span(vol: CTVolume, res: QualityResult) -> str:
-    """Where the check's measured slices lie along the slice normal, ``"lo..hi"`` in mm, as viewers give a
-    slice's location; empty where the input gives no positions (not DICOM) or no slice was measured."""
+    """Where the check's measured slices lie on the patient's head-foot axis, ``"lo..hi"`` (S coordinate, mm;
+    :meth:`CTVolume.position_mm`), as viewers give an axial slice's location; empty where the input gives no
+    position (images, .npy) or no slice was measured."""
     where = [vol.position_mm(z) for z in res.slices_used]
     return f"{min(where):.1f}..{max(where):.1f}" if where and None not in where else ""
 

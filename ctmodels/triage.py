@@ -268,7 +268,7 @@ class TriageRow:
     reason: str
     action: str = "none"
     destination: str = ""
-    slices_mm: str = ""  # DICOM: the measured slices' positions along the normal ("lo..hi"), to find them in a viewer
+    slices_mm: str = ""  # the measured slices' S coordinates ("lo..hi" mm), to find them in a viewer
     figure: Optional[object] = None  # uint8 RGB trachea crop with contour, when asked for
     patient: Optional[Dict[str, str]] = None  # PatientName / PatientID, only when opted in
 

@@ -66,10 +66,13 @@ class CTVolume:
         return self.meta.is_hu
 
     def position_mm(self, z: int) -> Optional[float]:
-        """Where slice ``z`` lies along the slice normal in mm, as viewers give a slice's location (DICOM input);
-        None where the input gives no positions."""
-        pos = self.meta.slice_positions
-        return float(pos[z]) if pos and len(pos) == self.shape[0] else None
+        """Where slice ``z`` lies on the patient's head-foot axis: the S coordinate (mm) of its centre in the
+        patient frame (the same in LPS and RAS), as viewers give an axial slice's location. None where the input
+        gives no position (images, .npy, DICOM without ImagePositionPatient)."""
+        layout = self.meta.layout
+        h, w = self.shape[-2:]
+        where = None if layout is None else layout.lps_mm((z, (h - 1) / 2, (w - 1) / 2))
+        return None if where is None else float(where[2])
 
     def __repr__(self) -> str:  # short: never dumps voxels
         return (f"CTVolume(shape={self.shape}, spacing={tuple(round(s, 3) for s in self.spacing)}, "

@@ -227,7 +227,7 @@ def test_a_dicom_folder_as_exported_can_be_uploaded(tmp_path):
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert _metric(at, "Grade").startswith("CT-")
     z = at.slider(key="lesion_slice").value  # the slice shown, with its position as viewers give it
-    assert at.get("image")[0].proto.imgs[0].caption.startswith(f"slice {z} (position {-300 + 2.0 * z:.1f} mm) - ")
+    assert at.get("image")[0].proto.imgs[0].caption.startswith(f"slice {z} (S {-300 + 2.0 * z:.1f} mm) - ")
     at.switch_page("app_pages/quality.py")
     at.run()
     assert not at.exception and not at.error
@@ -317,7 +317,7 @@ def test_quality_page_batch_folder_gives_sorted_download(tmp_path):
     assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1"
     assert sorted(at.dataframe[0].value["study"]) == ["a", "b"]
     spans = dict(zip(at.dataframe[0].value["study"], at.dataframe[0].value["slices (mm)"]))
-    assert spans["b"] == "" and spans["a"].count("..") == 1  # a: a DICOM series, b: NIfTI (no positions)
+    assert spans["a"].startswith("-") and spans["b"].count("..") == 1  # a: DICOM from -300 mm, b: NIfTI from 0
     assert [i.value for i in at.info] == ["Not checked: 1 file(s) that are not studies (notes.txt): expected "
                                           "subfolders, zips or volume files."]
     assert [b.proto.label for b in at.get("download_button")][0].startswith("Download sorted studies")

@@ -72,27 +72,33 @@ def test_series_option_reads_the_series_info_lists(tmp_path, capsys):
 
 
 def test_check_breath_hold_gives_the_slices_positions_for_finding_them_in_a_viewer(tmp_path, capsys):
-    """For a DICOM series the slices measured and the carina are also given as positions along the slice
-    normal (mm), as viewers show a slice's location: here the series starts at -300 mm in 2 mm steps."""
+    """The slices measured and the carina are also given by their S coordinate (mm on the head-foot axis), as
+    viewers give an axial slice's location: here a DICOM series from -300 mm up in 2 mm steps, and the same
+    slices stored feet-pointing (the slice normal to the feet), which must not turn the sign."""
     import json
+
+    import numpy as np
 
     from ctmodels.phantoms import chest_phantom as chest
 
     sp = (2.0, 0.8, 0.8)
-    write_series(tmp_path / "s", chest(sp, extent_mm=80, seed=9), spacing=sp, origin=(-100.0, -120.0, -300.0))
-    assert main(["check-breath-hold", str(tmp_path / "s"), "--json"]) == 0
-    d = json.loads(capsys.readouterr().out)
-    assert d["slice_positions_mm"] == [round(-300.0 + 2.0 * z, 2) for z in d["slices_used"]]
-    assert d["carina_position_mm"] == -300.0 + 2.0 * d["carina_z"]
+    hu = chest(sp, extent_mm=80, seed=9)
+    top = -300.0 + 2.0 * (len(hu) - 1)
+    write_series(tmp_path / "s", hu, spacing=sp, origin=(-100.0, -120.0, -300.0))
+    write_series(tmp_path / "f", hu[::-1, ::-1].copy(), spacing=sp, orientation=(1, 0, 0, 0, -1, 0),
+                 origin=(-100.0, 120.0, top))
+    for name in ("s", "f"):
+        assert main(["check-breath-hold", str(tmp_path / name), "--json"]) == 0
+        d = json.loads(capsys.readouterr().out)
+        assert d["slice_positions_mm"] == [round(-300.0 + 2.0 * z, 2) for z in d["slices_used"]], name
+        assert d["carina_position_mm"] == -300.0 + 2.0 * d["carina_z"]
     assert main(["check-breath-hold", str(tmp_path / "s")]) == 0
     lo, hi = min(d["slices_used"]), max(d["slices_used"])
     assert (f"(z {lo}..{hi}, slice positions {-300 + 2 * lo:.1f}..{-300 + 2 * hi:.1f} mm), carina at z "
             f"{d['carina_z']} ({-300 + 2 * d['carina_z']:.1f} mm)") in capsys.readouterr().out
-    # a volume file has no slice positions: z alone, as before
-    from ctmodels import io as ctio
-
-    nii = ctio.write_volume_nifti(chest(sp, extent_mm=80, seed=9), sp, tmp_path / "v.nii.gz")
-    assert main(["check-breath-hold", str(nii), "--json"]) == 0
+    # a .npy volume has no position: z alone
+    np.save(tmp_path / "v.npy", hu)
+    assert main(["check-breath-hold", str(tmp_path / "v.npy"), "--json"]) == 0
     assert "slice_positions_mm" not in json.loads(capsys.readouterr().out)
 
 

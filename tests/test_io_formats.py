@@ -66,6 +66,8 @@ def test_a_mask_is_written_on_the_nifti_inputs_own_grid(tmp_path):
     nib.save(nib.Nifti1Image(data, aff), tmp_path / "ct.nii.gz")
     vol = io.read_ct(tmp_path / "ct.nii.gz")
     assert vol.shape == (5, 7, 9)
+    # canonical slice z is input plane i = z: 2.5 mm steps up from S = -310 mm (RAS and LPS agree on S)
+    assert [vol.position_mm(z) for z in range(5)] == pytest.approx([-310.0 + 2.5 * z for z in range(5)])
     labels = (vol.voxels % 4).astype(np.uint8)  # each voxel's label follows from its value
     io.write_mask_nifti(labels, vol.spacing, tmp_path / "m.nii.gz", layout=vol.meta.layout)
     m = nib.load(tmp_path / "m.nii.gz")

@@ -86,11 +86,13 @@ def test_triage_moves_verified_studies_and_reports(studies, tmp_path, checker):
     files = write_report(rep, failed.parent / "report")
     rows = list(csv.DictReader(open(files["csv"])))
     assert len(rows) == 5 and all(r["key"].startswith("S-") for r in rows)
-    # where the measured slices lie along the normal (mm), to find them in a viewer: DICOM only
+    # where the measured slices lie on the head-foot axis (S, mm), to find them in a viewer: the DICOM series
+    # starts at -300 mm, the NIfTI (write_volume_nifti) at 0
     by = {r["study"]: r for r in rows}
-    used = checker.predict(io.read_ct(passed / "pass_b", purpose="quality")).slices_used
-    assert by["pass_b"]["slices_mm"] == f"{-300 + 2.5 * min(used):.1f}..{-300 + 2.5 * max(used):.1f}"
-    assert by["pass_a.nii.gz"]["slices_mm"] == by["broken_e.zip"]["slices_mm"] == ""
+    for name, origin, where in (("pass_b", -300.0, passed / "pass_b"), ("pass_a.nii.gz", 0.0, passed / "pass_a.nii.gz")):
+        used = checker.predict(io.read_ct(where, purpose="quality")).slices_used
+        assert by[name]["slices_mm"] == f"{origin + 2.5 * min(used):.1f}..{origin + 2.5 * max(used):.1f}"
+    assert by["broken_e.zip"]["slices_mm"] == ""
     assert "PID-12345" not in files["csv"].read_text() and "Doe" not in files["csv"].read_text()
     assert files["html"].stat().st_size > 1000 and files["png"].read_bytes()[:4] == b"\x89PNG"
     # re-running is safe: nothing left to move, nothing changes
