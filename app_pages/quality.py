@@ -95,7 +95,7 @@ st.altair_chart(verdict_chart(counts), width="content")
 table = pd.DataFrame([{"study": r.study, "verdict": r.verdict,
                        "P(fail)": None if r.probability_fail is None else round(r.probability_fail, 3),
                        "reason": r.reason, "slices (mm)": r.slices_mm} for r in report.rows])
-if not table["slices (mm)"].any():  # positions come with DICOM studies only
+if not table["slices (mm)"].any():  # no study gave a position (images, .npy, the synthetic examples)
     table = table.drop(columns="slices (mm)")
 st.dataframe(table, hide_index=True, width="stretch")
 if series_note:
