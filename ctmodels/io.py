@@ -78,9 +78,10 @@ def label_values(voxels: np.ndarray, max_slices: int = 16) -> Optional[List[floa
     a = np.asarray(voxels)
     if a.size == 0 or not a.min() >= 0:  # `not >=`: NaN is not a label either
         return None
-    for part in ((a[np.linspace(0, len(a) - 1, min(len(a), max_slices)).astype(int)] if a.ndim == 3 else a), a):
+    sample = a[np.linspace(0, len(a) - 1, min(len(a), max_slices)).astype(int)] if a.ndim == 3 else a
+    for part, fewest in ((sample, 1), (a, 2)):  # a mask may hold its label on slices the sample misses
         vals = np.unique(part)
-        if not 2 <= len(vals) <= MAX_LABELS or not np.all(vals == np.round(vals)):
+        if not fewest <= len(vals) <= MAX_LABELS or not np.all(vals == np.round(vals)):
             return None
     return [float(v) for v in vals]
 
