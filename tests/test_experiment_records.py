@@ -61,3 +61,36 @@ def test_the_experiment_log_quotes_every_pooled_score_as_recorded():
     for path in RECORDS:
         for summary in json.loads(path.read_text())["summary"].values():
             assert f"{summary['score']:.4f}" in log, path.name
+
+
+def test_plan8s_rule_pairs_arms_by_seed(lesion_cv):
+    """`lesion_cv.py paired`, on the three recorded 2400-step seeds of recipe C as the base (pooled 0.5396,
+    0.5048, 0.5129: sample SD 0.0182) and arms made from them with known gains: SE = sqrt(2 * 0.0182^2 / 3) =
+    0.0149, so the bar is 2 SE = 0.0297."""
+    import copy
+
+    names = ["plan3-cv-h200", "plan7-cv-C2400-seed1-h200", "plan7-cv-C2400-seed2-h200"]
+    base = [json.loads((ROOT / "docs" / "records" / f"{n}.json").read_text()) for n in names]
+
+    def arm(*gains):
+        out = []
+        for record, g in zip(base, gains):
+            r = copy.deepcopy(record)
+            r["steps"], r["summary"]["C"]["score"] = 4800, record["summary"]["C"]["score"] + g
+            out.append(r)
+        return out
+
+    r = lesion_cv.paired_by_seed(base, arm(0.04, 0.04, 0.04), "C")
+    assert r["seeds"] == [0, 1, 2] and r["gains"] == pytest.approx([0.04] * 3)
+    assert r["se"] == pytest.approx(0.01486, abs=1e-4) and r["bar"] == pytest.approx(0.0297, abs=2e-4)
+    assert r["wins"]
+    assert not lesion_cv.paired_by_seed(base, arm(0.025, 0.025, 0.025), "C")["wins"]  # all > 0, under 2 SE
+    assert not lesion_cv.paired_by_seed(base, arm(0.07, 0.07, -0.001), "C")["wins"]  # one seed lost
+    # the one pair already known: 4800 against 2400 steps with seed 0, g_0 = +0.0243
+    four = json.loads((ROOT / "docs" / "records" / "plan7-cv-C4800-h200.json").read_text())
+    r = lesion_cv.paired_by_seed(base[:2], [four] + arm(0.0, 0.01)[1:2], "C")
+    assert round(r["gains"][0], 4) == 0.0243
+    with pytest.raises(SystemExit, match="same seeds"):
+        lesion_cv.paired_by_seed(base, arm(0.04, 0.04), "C")
+    with pytest.raises(SystemExit, match="at least 2"):
+        lesion_cv.paired_by_seed(base[:1], [four], "C")
