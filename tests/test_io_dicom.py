@@ -53,6 +53,32 @@ def test_a_mask_is_written_on_the_dicom_series_grid(tmp_path):
     assert np.allclose(m.get_qform(), m.affine) and m.header["qform_code"] == m.header["sform_code"] == 1
 
 
+@pytest.mark.parametrize("orientation", [(1, 0, 0, 0, 1, 0), (1, 0, 0, 0, -1, 0), (1, 0, 0, 0, 0, -1),
+                                         (0, 1, 0, 0, 0, -1), (0.8, 0.6, 0, -0.6, 0.8, 0)],
+                         ids=["axial", "axial-feet", "coronal", "sagittal", "axial-rotated"])
+def test_every_voxel_lies_where_dicom_puts_it_and_its_mask_label_there_too(tmp_path, orientation):
+    """Whatever the orientation: a canonical voxel's patient-frame position (Layout.lps_mm) is where DICOM puts
+    the stored pixel it came from (ImagePositionPatient + column, row and slice steps), and the written mask
+    holds that voxel's label at that position (through its affine)."""
+    import nibabel as nib
+
+    shape, sp, origin = (6, 10, 12), (2.5, 0.7, 0.6), np.array([-40.0, 25.0, -300.0])
+    stored = np.arange(np.prod(shape)).reshape(shape) - 1000  # every value once: its source is found again
+    write_series(tmp_path / "s", stored, spacing=sp, orientation=orientation, origin=tuple(origin))
+    vol = io.read_ct(tmp_path / "s")
+    labels = (vol.voxels % 4).astype(np.uint8)
+    m = nib.load(io.write_mask_nifti(labels, vol.spacing, tmp_path / "m.nii.gz", layout=vol.meta.layout))
+    mask, to_index = np.asarray(m.dataobj), np.linalg.inv(m.affine)
+    row_dir, col_dir = np.array(orientation[:3], float), np.array(orientation[3:], float)
+    normal = np.cross(row_dir, col_dir)
+    for zyx in np.ndindex(vol.shape):
+        k, r, c = (int(i[0]) for i in np.nonzero(stored == vol.voxels[zyx]))
+        world = origin + k * sp[0] * normal + r * sp[1] * col_dir + c * sp[2] * row_dir
+        assert np.allclose(vol.meta.layout.lps_mm(zyx), world, atol=1e-3), zyx
+        ijk = np.round(to_index @ np.append(world * [-1, -1, 1], 1.0))[:3].astype(int)  # RAS -> mask index
+        assert mask[tuple(ijk)] == labels[zyx], zyx
+
+
 def test_rescale_slope_intercept_applied(tmp_path):
     hu = chest_phantom((4, 16, 16)).astype(np.float32)
     hu = np.round(hu / 2) * 2  # representable with slope 2
