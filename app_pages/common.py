@@ -209,12 +209,6 @@ SERIES_BOX = {
 }
 
 
-def checkable(infos: List[dict]) -> List[dict]:
-    """The series the breath-hold check may measure: CT, and not tagged with a soft-tissue kernel."""
-    return [d for d in infos if (d.get("modality") or "").upper() == "CT"
-            and not (d.get("kernel_class") == "soft" and d.get("kernel_source") == "tag")]
-
-
 def choose_series(infos: List[dict], current: Optional[str], shared: Optional[dict],
                   page: str = "lesion") -> None:
     """A DICOM upload with several series: let the user read another than the one chosen (``current``), or, with

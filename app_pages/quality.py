@@ -7,13 +7,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (cached_result, checkable, choose_series, progress_bar, quality_model, remember_batch,
-                              show_error, store_result, study_upload, upload_name, volume_from_uploads)
+from app_pages.common import (cached_result, choose_series, progress_bar, quality_model, remember_batch, show_error,
+                              store_result, study_upload, upload_name, volume_from_uploads)
 from ctmodels import examples
 from ctmodels.charts import verdict_chart
 from ctmodels.errors import InvalidInputError
 from ctmodels.figures import middle_panel
 from ctmodels.quality import measured_span
+from ctmodels.series import checkable
 from ctmodels.triage import TriageReport, TriageRow, triage_archive
 
 st.title("Breath-hold quality check")

@@ -142,6 +142,26 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
     )
 
 
+def _field(s, key: str):
+    return s.get(key) if isinstance(s, dict) else getattr(s, key)
+
+
+def is_ct(s) -> bool:
+    """A CT series (``s``: a :class:`SeriesInfo` or its ``as_dict()``)."""
+    return (_field(s, "modality") or "").upper() == "CT"
+
+
+def soft_by_tag(s) -> bool:
+    """A series whose ConvolutionKernel tag names a soft-tissue kernel: :func:`select_series` sets it aside, and
+    the breath-hold check never uses it (``s``: a :class:`SeriesInfo` or its ``as_dict()``)."""
+    return _field(s, "kernel_class") == SOFT and _field(s, "kernel_source") == "tag"
+
+
+def checkable(series: Sequence) -> list:
+    """The series the breath-hold check may measure, if asked for by name: CT, not :func:`soft_by_tag`."""
+    return [s for s in series if is_ct(s) and not soft_by_tag(s)]
+
+
 def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tuple[SeriesInfo, str]:
     """Pick the series the models should use, and say why.
 
@@ -157,7 +177,7 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
 
     if not series:
         raise SeriesSelectionError("no series found")
-    ct = [s for s in series if (s.modality or "").upper() == "CT"]
+    ct = [s for s in series if is_ct(s)]
     if not ct:
         mods = sorted({s.modality or "missing" for s in series})
         raise SeriesSelectionError(f"no CT series (modalities found: {', '.join(mods)})")
@@ -181,7 +201,7 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
         cands = [s for s in ct if accept(s)]
         if cands:
             best = max(cands, key=rank)
-            set_aside = [s for s in ct if s.kernel_class == SOFT and s.kernel_source == "tag"]
+            set_aside = [s for s in ct if soft_by_tag(s)]
             why = f"{note} ({best.kernel_reason}); {best.n_slices} slices"
             if len(cands) > 1:
                 why += f"; most slices of {len(cands)} candidates"

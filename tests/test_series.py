@@ -74,3 +74,14 @@ def test_select_quality_refuses_soft_only_and_non_ct():
     assert "from the image only" in why
     with pytest.raises(SeriesSelectionError, match="no CT series"):
         select_series([_info("a", "lung", 10, modality="MR")])
+
+
+def test_the_series_the_breath_hold_check_may_measure():
+    """What select_series sets aside (a soft kernel named by its tag) and non-CT series are not checkable; a
+    soft kernel judged from the image only is. The same answer for SeriesInfo and its as_dict() (the app's)."""
+    from ctmodels.series import checkable
+
+    infos = [_info("lung", "lung", 40), _info("soft-tag", "soft", 40), _info("soft-image", "soft", 40, source="image"),
+             _info("mr", "lung", 40, modality="MR"), _info("unknown", "unknown", 40, source="none")]
+    assert [s.series_uid for s in checkable(infos)] == ["lung", "soft-image", "unknown"]
+    assert [d["series_uid"] for d in checkable([s.as_dict() for s in infos])] == ["lung", "soft-image", "unknown"]
