@@ -336,14 +336,11 @@ def test_quality_page_batch_folder_gives_sorted_download(tmp_path):
 def test_the_series_to_segment_can_be_chosen_and_is_kept_across_pages(tmp_path):
     sp = (5.0, 1.5, 1.5)
     hu = chest_phantom(sp, extent_mm=40, fov_mm=330, seed=5)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for sub, kernel, number in (("a", "B30f", 5), ("b", "B70f", 6)):
-            for f in write_series(tmp_path / sub, hu, spacing=sp, kernel=kernel, manufacturer="SIEMENS",
-                                  series_number=number):
-                zf.write(f, f"study/{sub}/{f.name}")
+    upload = _zip_of_series(tmp_path, [(sub, hu, dict(spacing=sp, kernel=kernel, manufacturer="SIEMENS",
+                                                      series_number=number))
+                                       for sub, kernel, number in (("a", "B30f", 5), ("b", "B70f", 6))])
     at = _app("severity")
-    at.file_uploader(key="severity_upload").set_value(("study.zip", buf.getvalue(), "application/zip"))
+    at.file_uploader(key="severity_upload").set_value(("study.zip", upload, "application/zip"))
     at.run()
     assert not at.exception and not at.error
     lung, soft = (ctio.list_series(tmp_path / sub)[0].series_uid for sub in ("b", "a"))
@@ -364,14 +361,11 @@ def test_the_series_to_segment_can_be_chosen_and_is_kept_across_pages(tmp_path):
 
 def test_an_upload_of_two_studies_is_refused_then_a_series_can_be_picked(tmp_path):
     sp = (5.0, 1.5, 1.5)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for sub, seed in (("p1", 5), ("p2", 6)):
-            hu = chest_phantom(sp, extent_mm=40, fov_mm=330, seed=seed)
-            for f in write_series(tmp_path / sub, hu, spacing=sp, study_uid=f"1.2.826.0.1.3680043.8.498.{seed}0"):
-                zf.write(f, f"both/{sub}/{f.name}")
+    upload = _zip_of_series(tmp_path, [
+        (sub, chest_phantom(sp, extent_mm=40, fov_mm=330, seed=seed),
+         dict(spacing=sp, study_uid=f"1.2.826.0.1.3680043.8.498.{seed}0")) for sub, seed in (("p1", 5), ("p2", 6))])
     at = _app("severity")
-    at.file_uploader(key="severity_upload").set_value(("both.zip", buf.getvalue(), "application/zip"))
+    at.file_uploader(key="severity_upload").set_value(("both.zip", upload, "application/zip"))
     at.run()
     assert not at.exception and len(at.error) == 1
     assert at.error[0].value.startswith("both.zip: holds 2 studies")
