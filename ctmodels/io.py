@@ -16,6 +16,10 @@ Inputs and conventions
   numeric dtype except uint8 is HU, uint8 is an 8-bit display image; spacing is 1 mm unless
   ``spacing=(z, y, x)`` is passed. No pickles are loaded.
 
+A volume read as HU with nothing below 0 is refused (:class:`NotCTError`): as a label map or mask (a few whole
+values), or as not in HU at all (CT stored without its rescale, MR, PET, probabilities): CT shows air at about
+-1000 HU.
+
 Canonical layout (all 3D inputs): ``voxels[z, y, x]`` with z feet->head, y front->back,
 x patient right->left (the LPS frame as [S, P, L]); ``spacing`` is (z, y, x) in mm.
 """
@@ -64,6 +68,11 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
         shown = ", ".join(f"{v:g}" for v in labels[:6]) + (", ..." if len(labels) > 6 else "")
         raise NotCTError(f"looks like a label map or mask, not CT: {len(labels)} distinct values ({shown}) and none "
                          "below 0, where CT shows air at about -1000 HU; expected a CT image in Hounsfield units", path)
+    lo = float(np.min(vol.voxels)) if vol.is_hu else -1.0
+    if not lo < 0:  # `not <`: NaN too
+        raise NotCTError(f"nothing below 0 (values {lo:.4g}..{float(np.max(vol.voxels)):.4g}), where CT in Hounsfield "
+                         "units shows air at about -1000 HU: stored values without their rescale to HU, or not CT "
+                         "(MR, PET, a probability map); expected a CT image in Hounsfield units", path)
     return vol
 
 

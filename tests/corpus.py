@@ -99,6 +99,15 @@ def _label_map(t: Path, name: str) -> Path:
     return io.write_mask_nifti(labels, (2.0, 1.0, 1.0), t / name)
 
 
+def _raw_nifti(t: Path) -> Path:
+    """CT as stored, without its rescale to HU (air at 0 rather than -1000), as some converters write it."""
+    import nibabel as nib
+
+    raw = (chest_phantom((6, 48, 48)).astype(np.int32) + 1024).clip(0).astype(np.uint16)
+    nib.save(nib.Nifti1Image(np.transpose(raw, (2, 1, 0)), np.diag([-1.0, -1.0, 2.0, 1.0])), t / "raw.nii.gz")
+    return t / "raw.nii.gz"
+
+
 def _write(t: Path, name: str, data: bytes) -> Path:
     (t / name).write_bytes(data)
     return t / name
@@ -131,6 +140,9 @@ CASES = {
     "zip_empty": lambda t: _zip(t, "nothing.zip", []),
     "mask_nifti": lambda t: _label_map(t, "ct.mask.nii.gz"),
     "label_map_nrrd": lambda t: _label_map(t, "lm.nrrd"),
+    "raw_values_nifti": _raw_nifti,
+    "probabilities_npy": lambda t: _npy(t, "p.npy", (chest_phantom((4, 48, 48)) > -500).astype(np.float32) * 0.9
+                                        + np.random.default_rng(0).random((4, 48, 48), np.float32) * 0.1),
 }
 
 
