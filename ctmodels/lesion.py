@@ -149,10 +149,10 @@ class LesionSegmenter:
             return window_hu(x, w["center"], w["width"])
         if units == DISPLAY:
             if x.dtype != np.uint8:
-                if np.nanmin(x) < 0 or np.nanmax(x) > 255:
-                    raise InvalidInputError(
-                        f"display image values must be 0..255, got {np.nanmin(x)}..{np.nanmax(x)}")
-                x = np.rint(x).astype(np.uint8)
+                lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+                if not (lo >= 0 and hi <= 255):
+                    raise InvalidInputError(f"display image values must be 0..255 (or 0..1 as floats), got {lo}..{hi}")
+                x = np.rint(x * 255.0 if hi <= 1 else x).astype(np.uint8)  # 0..1: a float image as torchvision gives
             return x
         raise InvalidInputError(f"units must be 'hu' or 'display', got {units!r}")
 
@@ -172,6 +172,11 @@ class LesionSegmenter:
                 air_anchor: Optional[bool] = None) -> LesionResult:
         """Segment a 2D slice ``[H, W]`` or a volume ``[Z, H, W]`` (batched over slices).
 
+        ``units`` of an array: ``"auto"`` (uint8 = 8-bit display image, other dtypes HU), ``"hu"`` or
+        ``"display"`` (0..255, or 0..1 floats). A colour slice ``[H, W, 3 or 4]`` is made grey (luma, as
+        :func:`ctmodels.io.read_ct` reads image files). HU input with nothing below 0 is refused: chest CT in HU
+        shows air at about -1000.
+
         ``tta``: average the probabilities over horizontal and vertical flips (4 passes; the model
         was trained flip- and rotation-invariant). Default: on for a single slice, off for volumes
         (where it would cost 4x the time). ``batch_size``: slices per network call; default 16 on
@@ -187,10 +192,15 @@ class LesionSegmenter:
         unit = self._units_of(x, units)
         spacing = x.spacing if isinstance(x, CTVolume) else None
         arr = x.voxels if isinstance(x, CTVolume) else np.asarray(x)
-        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
-            raise InvalidInputError("colour image given; pass a grayscale slice [H, W]")
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:  # [H, W, RGB(A)]: one slice
+            arr = to_gray(arr)
         if arr.ndim not in (2, 3):
             raise InvalidInputError(f"expected a slice [H, W] or volume [Z, H, W], got shape {arr.shape}")
+        if unit == HU and arr.size and not float(np.nanmin(arr)) < 0:  # `not <`: all-NaN too
+            raise InvalidInputError(
+                f"values taken as HU ({arr.dtype}) lie in {np.nanmin(arr):g}..{np.nanmax(arr):g}, nothing below 0, "
+                "where CT in Hounsfield units shows air at about -1000 HU; for a display image pass uint8 or "
+                "units='display' (0..255, or 0..1 as floats)")
         if min(arr.shape[-2:]) < 8:
             raise InvalidInputError(f"image {arr.shape[-2:]} is too small to segment (minimum 8x8)")
         single = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[0] == 1)
@@ -318,6 +328,14 @@ class LesionSegmenter:
         if self.consolidation_offset:
             lab = _split_infection(lab, logp, self.consolidation_offset)
         return lab, logp
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """``[H, W, 3 or 4]`` colour slice -> ``[H, W]`` luma (ITU-R 601, as PIL's ``convert("L")`` and so as
+    :func:`ctmodels.io.read_ct` reads colour image files; alpha ignored), in the input's dtype."""
+    rgb = np.asarray(rgb)
+    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return np.rint(y).astype(np.uint8) if rgb.dtype == np.uint8 else y.astype(rgb.dtype, copy=False)
 
 
 def _background_where(p, outside):

@@ -98,6 +98,29 @@ def test_bad_inputs(seg):
         seg.predict(np.zeros((2, 2, 32, 32), np.uint8))
 
 
+def test_a_slice_as_image_libraries_load_it_gives_the_same_labels(seg):
+    """A grey JPG loaded as RGB(A) by PIL or OpenCV, or scaled to 0..1 floats as torchvision does, is the same
+    slice: same labels as its uint8 grey array. Floats given with the default units are taken as HU, and a HU
+    slice with nothing below 0 (no air) is refused with a hint, not segmented as soft tissue."""
+    from PIL import Image
+
+    grey = (np.random.default_rng(4).random((60, 72)) * 255).astype(np.uint8)
+    ref = seg.predict(grey).labels
+    rgb = np.array(Image.fromarray(grey).convert("RGB"))
+    assert rgb.shape == (60, 72, 3)
+    for form, kw in ((rgb, {}), (np.array(Image.fromarray(grey).convert("RGBA")), {}),
+                     (grey / 255.0, {"units": "display"}), (grey.astype(np.float32), {"units": "display"})):
+        assert np.array_equal(seg.predict(form, **kw).labels, ref)
+    colour = rgb.copy()
+    colour[..., 0] = 255  # a red cast: converted to luma as PIL's convert("L") does, as read_ct reads image files
+    from ctmodels.lesion import to_gray
+
+    assert np.array_equal(to_gray(colour), np.array(Image.fromarray(colour).convert("L")))
+    for not_hu in (grey / 255.0, grey.astype(np.float32), np.zeros((32, 32), np.int16)):
+        with pytest.raises(InvalidInputError, match="nothing below 0.*units='display'"):
+            seg.predict(not_hu)
+
+
 def test_flip_tta_is_default_for_single_slices_only(seg):
     img = (np.random.default_rng(3).random((64, 64)) * 255).astype(np.uint8)
     with_tta, without = seg.predict(img), seg.predict(img, tta=False)
