@@ -50,15 +50,83 @@ def test_table_and_specks_are_not_body_but_arms_are():
     assert not m[175:179].any() and not m[10:13, 10:13].any()
 
 
-def test_a_slice_of_air_has_no_body_and_a_cut_field_of_view_keeps_everything():
+@pytest.mark.parametrize("crop", [
+    np.s_[:, 30:-30],  # the patient wider than the field of view: the body reaches both sides (ct-64 is so)
+    np.s_[:, 120:],  # through the right lung: its air reaches the edge
+    np.s_[:, 206:],  # down the middle
+    np.s_[60:-60, 60:-60],  # tight on every side
+    np.s_[:200, :150],  # a corner of the image inside a lung
+    np.s_[100:, :200],
+])
+def test_a_cut_field_of_view_keeps_the_lungs_and_not_the_air_around_the_patient(crop):
+    """Where the field of view cuts the body there are no holes to fill: the lung air that the edge cuts is body
+    and the air around the patient, between the patient and the table included, is not (it was all body, and
+    the lesion model's labels there stayed)."""
+    hu = _chest()
+    body = ellipse(hu.shape, hu.shape[0] / 2, hu.shape[1] / 2, 115 / 0.8, 150 / 0.8)
+    lungs = (hu < -700) & binary_erosion(body, iterations=2)
+    outside = ~binary_dilation(body, iterations=4)
+    m = body_mask(hu[crop])
+    assert lungs[crop].sum() > 5000 and m[lungs[crop]].all()
+    assert m[binary_erosion(body, iterations=4)[crop]].all()
+    assert not m[outside[crop]].any()
+
+
+def test_a_lung_cut_on_two_sides_by_a_corner_keeps_most_of_it():
+    """The limit of the rule: a lung cut by both edges at a corner, with its chest wall cropped away, lies partly
+    outside the body's hull with no body beyond it. Most of it stays."""
+    hu = _chest()
+    body = ellipse(hu.shape, hu.shape[0] / 2, hu.shape[1] / 2, 115 / 0.8, 150 / 0.8)
+    lungs = ((hu < -700) & binary_erosion(body, iterations=2))[140:, 120:]
+    share = body_mask(hu[140:, 120:])[lungs].mean()
+    assert 0.75 < share < 1
+
+
+def test_a_slice_of_air_has_no_body_and_each_slice_is_decided_on_its_own():
     assert not body_mask(np.full((64, 64), -1000.0)).any()
     hu = _chest(noise_hu=0)
-    cut = hu[:, hu.shape[1] // 2:]  # the crop runs through a lung: its air reaches the edge
-    assert body_mask(cut).all()
+    cut = hu[:, 30:-30]
     whole = np.full_like(cut, -1000)
     whole[ellipse(cut.shape, cut.shape[0] / 2, cut.shape[1] / 2, 100, 80)] = 40
     vol = body_mask(np.stack([whole, cut]))
-    assert not vol[0].all() and vol[1].all()  # decided slice by slice
+    assert np.array_equal(vol[0], body_mask(whole)) and np.array_equal(vol[1], body_mask(cut))
+
+
+@settings(max_examples=300, deadline=None)
+@given(h=st.integers(1, 60), w=st.integers(1, 60), seed=st.integers(0, 2**16), share=st.floats(0.0, 0.3))
+def test_convex_hull_is_every_pixel_inside_the_hull_of_the_mask(h, w, seed, share):
+    """The hull from each row's first and last pixel, filled row by row, is the set of pixel centres that every
+    facet of the hull of all the mask's pixels holds (the same set, computed the slow way)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    from ctmodels.body import convex_hull
+
+    m = np.random.default_rng(seed).random((h, w)) < share
+    pts = np.argwhere(m)
+    want = m
+    if len(pts) >= 3:
+        try:
+            eq = ConvexHull(pts).equations
+            rows, cols = np.indices(m.shape)
+            want = m | np.all(eq[:, 0, None, None] * rows + eq[:, 1, None, None] * cols + eq[:, 2, None, None]
+                              <= 1e-9, axis=0)
+        except QhullError:  # on one line: the mask itself
+            pass
+    assert np.array_equal(convex_hull(m), want)
+
+
+def test_radial_hull_holds_what_lies_inside_a_ring_and_not_beyond_it():
+    from ctmodels.body import radial_hull
+
+    ring = ellipse((101, 101), 50, 50, 40, 40) & ~ellipse((101, 101), 50, 50, 35, 35)
+    r = radial_hull(ring)
+    assert r[ellipse((101, 101), 50, 50, 39, 39)].all() and not r[~ellipse((101, 101), 50, 50, 41, 41)].any()
+    arc = ring & (np.indices(ring.shape)[0] < 50)  # the upper half ring, its centre near row 26
+    ys = np.nonzero(arc)[0]
+    assert 20 < ys.mean() < 30
+    r = radial_hull(arc)
+    assert r[10:26, 50].all()  # up the ray from the centre the arc lies beyond
+    assert not r[27:, 50].any()  # down the ray nothing does
 
 
 @settings(max_examples=200, deadline=None)

@@ -81,10 +81,16 @@ def test_hu_labels_lie_inside_the_body(seg):
     vol = np.stack([hu, np.full_like(hu, -1000), hu])
     r = seg.predict(CTVolume(vol, (5.0, 1.5, 1.5), VolumeMeta(units="HU")), batch_size=2)
     assert r.pixel_counts[1, 1:].sum() == 0 and np.array_equal(r.labels[0], seg.predict(hu, tta=False).labels)
-    # a crop through the body: air at the edge may be lung, so nothing is taken away
+    # a crop through the body and a lung: the lung's air at the cut edge is body, the air around the patient not
     cut = _slice_with_body(cut=True)
-    assert body_mask(cut).all()
-    assert np.array_equal(seg.predict(cut).labels, seg.predict(cut, body_only=False).labels)
+    inside = body_mask(cut)
+    assert (cut[60:130, 0] < -700).all() and inside[60:130, 0].all()  # the lung, cut by the edge
+    assert not inside[:10].any() and not inside[-10:].any()  # air in front of and behind the patient, the table
+    free = seg.predict(cut, body_only=False, air_anchor=False)
+    kept = seg.predict(cut, air_anchor=False)
+    assert (free.labels[~inside] > 0).any() and (kept.labels[~inside] == 0).all()
+    deep = binary_erosion(inside, iterations=3)
+    assert np.array_equal(kept.labels[deep], free.labels[deep])
     with pytest.raises(InvalidInputError, match="body_only needs HU"):
         seg.predict(np.zeros((32, 32), np.uint8), body_only=True)
 
