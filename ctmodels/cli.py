@@ -77,7 +77,7 @@ def cmd_segment(args) -> int:
     from .io import read_ct, write_mask_nifti, write_mask_png
     from .lesion import LesionSegmenter
     from .pipeline import segment_study
-    from .severity import format_probability
+    from .severity import format_probability, format_volumes
     from .viz import overlay
 
     out = Path(args.out)
@@ -132,16 +132,20 @@ def cmd_segment(args) -> int:
                      "kernel": vol.meta.kernel or "",
                      "key_slice": k, "ggo_pct": round(rep.ggo_pct, 3),
                      "consolidation_pct": round(rep.consolidation_pct, 3),
-                     "involved_pct": round(rep.involved_pct, 3), "grade": rep.grade,
+                     "involved_pct": round(rep.involved_pct, 3),
+                     **{k: "" if rep.volumes_ml is None else round(rep.volumes_ml[k], 1)
+                        for k in ("lung_ml", "ggo_ml", "consolidation_ml")},
+                     "grade": rep.grade,
                      "p_extensive": round(rep.p_extensive, 4) if rep.lung_found else "",
                      "extent_class": rep.extent_class,
                      "warnings": " | ".join(study.warnings)})
         if not args.quiet and not rep.lung_found:
             print(f"{p.name}: no lung found, no grade")
         elif not args.quiet:
+            ml = rep.volumes_ml
             print(f"{p.name}: {rep.grade} involved {rep.involved_pct:.1f}% (GGO {rep.ggo_pct:.1f}%, "
                   f"consolidation {rep.consolidation_pct:.1f}%) P(extensive)={format_probability(rep.p_extensive)} "
-                  f"class {rep.extent_class}")
+                  f"class {rep.extent_class}" + ("" if ml is None else f"; {format_volumes(ml)}"))
     if rows:
         with open(out / "results.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))

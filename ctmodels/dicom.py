@@ -156,6 +156,12 @@ def _orientation(ds) -> np.ndarray:
 
 
 def _pixel_spacing(ds) -> Tuple[float, float]:
+    """(row, column) spacing in mm from PixelSpacing (or ImagerPixelSpacing); (1, 1) where neither is usable,
+    which :func:`_given_pixel_spacing` tells by None."""
+    return _given_pixel_spacing(ds) or (1.0, 1.0)
+
+
+def _given_pixel_spacing(ds) -> Optional[Tuple[float, float]]:
     ps = getattr(ds, "PixelSpacing", None) or getattr(ds, "ImagerPixelSpacing", None)
     try:
         r, c = float(ps[0]), float(ps[1])
@@ -163,7 +169,7 @@ def _pixel_spacing(ds) -> Tuple[float, float]:
             return r, c
     except (TypeError, IndexError, ValueError):
         pass
-    return 1.0, 1.0
+    return None
 
 
 def to_hu(ds, path: Path, warnings: List[str]) -> np.ndarray:
@@ -259,7 +265,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         warnings.append("ImageOrientationPatient missing: axial slices assumed")
 
     rows, cols = int(first.Rows), int(first.Columns)
-    entries = []
+    entries, z_assumed = [], False
     for i, (p, ds) in enumerate(items):
         check_ct(ds, p)
         if int(ds.Rows) != rows or int(ds.Columns) != cols:
@@ -272,6 +278,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
             loc = getattr(ds, "SliceLocation", None)
             inst = getattr(ds, "InstanceNumber", None)
             pos = float(loc) if loc is not None else float(inst if inst is not None else i)
+            z_assumed = z_assumed or loc is None  # instance numbers are an order, not millimetres
             if "ImagePositionPatient missing: slices ordered by SliceLocation/InstanceNumber" not in warnings:
                 warnings.append("ImagePositionPatient missing: slices ordered by SliceLocation/InstanceNumber")
         entries.append((pos, p, ds))
@@ -299,7 +306,8 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
             warnings.append(f"uneven slice spacing ({gaps.min():.2f}..{gaps.max():.2f} mm)"
                             + (f", about {missing} missing slice(s)" if missing else ""))
     else:
-        dz = float(getattr(first, "SpacingBetweenSlices", None) or getattr(first, "SliceThickness", None) or 1.0)
+        given = getattr(first, "SpacingBetweenSlices", None) or getattr(first, "SliceThickness", None)
+        dz, z_assumed = float(given or 1.0), not given
 
     slices = [_slice_hu(ds, p, warnings) for _, p, ds in uniq]
     is_float = any(s.dtype.kind == "f" for s in slices)
@@ -333,6 +341,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         kernel=kernel_of(first),
         slice_positions=pos_list,
         spacing_uneven=uneven,
+        spacing_assumed=z_assumed or _given_pixel_spacing(first) is None,
         missing_slices=missing,
         warnings=warnings,
         layout=layout,

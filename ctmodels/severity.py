@@ -4,6 +4,8 @@
 * MosMed grade: CT-0 no findings, CT-1 < 25 %, CT-2 25-50 %, CT-3 50-75 %, CT-4 >= 75 %.
 * P(extensive): probability that the true involvement is >= 50 % (see
   :func:`extensive_probability`), with classes A (< ``T_AB``), B, C (>= ``T_BC``).
+* Volumes (mL) of lung, GGO, consolidation and either, for a volume whose voxel size is known
+  (:func:`volumes_ml`).
 
 Where the segmentation finds no lung, none of these is defined: the percentages are 0 by
 definition, and the grade, P(extensive) (NaN) and its class are ``NOT_ASSESSED``.
@@ -58,6 +60,21 @@ def involvement(pixel_counts: np.ndarray) -> Dict[str, float]:
     }
 
 
+def volumes_ml(pixel_counts: np.ndarray, spacing) -> Dict[str, float]:
+    """Counts [..., 4] summed over slices and the voxel size (z, y, x) in mm -> mL of lung (labels 1-3), GGO,
+    consolidation and either."""
+    c = np.asarray(pixel_counts, dtype=np.float64).reshape(-1, 4).sum(0)
+    ml = float(np.prod(np.asarray(spacing, dtype=np.float64))) / 1000.0
+    return {"lung_ml": ml * (c[GGO] + c[CONS] + c[LUNG]), "ggo_ml": ml * c[GGO], "consolidation_ml": ml * c[CONS],
+            "involved_ml": ml * (c[GGO] + c[CONS])}
+
+
+def format_volumes(ml: Dict[str, float]) -> str:
+    """:func:`volumes_ml` as shown to people: "lung 4.30 L, GGO 318 mL, consolidation 1 mL"."""
+    return (f"lung {ml['lung_ml'] / 1000:.2f} L, GGO {ml['ggo_ml']:.0f} mL, "
+            f"consolidation {ml['consolidation_ml']:.0f} mL")
+
+
 @dataclass
 class SeverityReport:
     ggo_pct: float
@@ -69,6 +86,7 @@ class SeverityReport:
     per_slice: List[Dict[str, float]] = field(default_factory=list)
     lung_found: bool = True
     notes: List[str] = field(default_factory=list)
+    volumes_ml: Optional[Dict[str, float]] = None  # see volumes_ml; None where the voxel size is not known
 
     def as_dict(self) -> Dict[str, object]:
         d = dict(self.__dict__)

@@ -29,6 +29,7 @@ class VolumeMeta:
     slice_positions: Optional[List[float]] = None  # mm along the slice normal, one per z
     orientation: str = "LPS"  # meaning of array axes after reading, see ctmodels.io
     spacing_uneven: bool = False
+    spacing_assumed: bool = False  # the input gave no voxel size: the spacing is 1 mm by default, not measured
     missing_slices: int = 0
     warnings: List[str] = field(default_factory=list)
     extra: Dict[str, Any] = field(default_factory=dict)

@@ -132,6 +132,7 @@ def test_an_image_without_lung_gets_no_grade_on_either_page():
         assert _metric(at, "Grade") == "n/a"
         assert page is None or _metric(at, "P(extensive)") == "n/a"
         assert sum("no lung found" in w.value for w in at.warning) == 1
+        assert not [c for c in at.caption if c.value.startswith("Volumes")]  # an image has no voxel size
 
 
 def test_severity_page_with_a_dicom_zip(tmp_path):
@@ -152,6 +153,8 @@ def test_severity_page_with_a_dicom_zip(tmp_path):
     assert any("What the numbers mean" in m.value for m in at.markdown)
     assert [c.value for c in at.caption if c.value.startswith("Series used:")] == [
         "Series used: the only series; lung kernel (GE kernel LUNG); 8 slices"]
+    volumes = [c.value for c in at.caption if c.value.startswith("Volumes, from the scan's voxel size: lung ")]
+    assert len(volumes) == 1 and volumes[0].endswith(" mL.")
 
 
 def test_one_upload_is_shared_by_the_pages_until_removed(tmp_path):

@@ -217,6 +217,12 @@ def test_real_whole_chest_lungs_match_their_reference_once_the_air_around_the_pa
     assert 2 * (lung & ref).sum() / (lung.sum() + ref.sum()) > 0.9
     assert abs(lung.sum() / ref.sum() - 1) < 0.1
     assert not (labelled & ~body_mask(vol.voxels)).any()
+    # the study's lung volume, as the report gives it from the DICOM series of the same scan
+    from ctmodels.pipeline import segment_study
+
+    ml = segment_study(seg, io.read_ct(shared("chest_ct64", "ct-64Dicom"))).report.volumes_ml
+    ref_ml = ref.sum() * float(np.prod(vol.spacing)) / 1000  # 4554 mL
+    assert 4000 < ref_ml < 5000 and abs(ml["lung_ml"] / ref_ml - 1) < 0.1
 
 
 @pytest.mark.parametrize("path", [("chest_cta_crop", "ct_cropped.nii.gz"), ("chest_ct64", "ct-64Dicom")])

@@ -128,3 +128,52 @@ def test_inputs_unlike_the_training_data_are_flagged(tmp_path, capsys):
     rows = {r["stem"]: r for r in csv.DictReader(open(tmp_path / "o" / "results.csv"))}
     assert "unreliable" in rows["coarse"]["warnings"] and rows["fine"]["warnings"] == ""
     assert input_warnings(ctio.read_ct(fine)) == []
+
+
+def test_volumes_are_label_counts_times_the_voxel_size():
+    counts = np.array([[900, 10, 5, 85], [800, 0, 20, 180]])  # two slices: bg, GGO, consolidation, other lung
+    ml = S.volumes_ml(counts, (2.0, 0.5, 0.5))  # 0.5 mm^3 a voxel
+    want = {"lung_ml": 0.15, "ggo_ml": 0.005, "consolidation_ml": 0.0125, "involved_ml": 0.0175}
+    assert ml == pytest.approx(want)
+    assert S.format_volumes({"lung_ml": 4304.0, "ggo_ml": 317.1, "consolidation_ml": 1.5, "involved_ml": 318.6}) \
+        == "lung 4.30 L, GGO 317 mL, consolidation 2 mL"
+
+
+def test_volumes_are_given_only_where_the_input_gave_its_voxel_size(tmp_path):
+    """results.csv has lung, GGO and consolidation in mL for a NIfTI study and a DICOM series (their spacing is
+    in the file), and leaves them empty for a PNG slice and a .npy volume (1 mm assumed), and for a DICOM series
+    without PixelSpacing. The NIfTI's mL are its labelled voxels times its voxel size."""
+    import csv
+
+    import pydicom
+
+    from ctmodels import io as ctio
+    from ctmodels.cli import main
+    from ctmodels.examples import lesion_volume
+    from ctmodels.preprocessing import window_hu
+    from synth import write_series
+
+    v = lesion_volume(n_slices=4)
+    nii = ctio.write_volume_nifti(v.voxels, v.spacing, tmp_path / "study.nii.gz")
+    np.save(tmp_path / "arr.npy", v.voxels)
+    from PIL import Image
+
+    Image.fromarray(window_hu(v.voxels[1], -600, 1500)).save(tmp_path / "slice.png")
+    dcm = write_series(tmp_path / "series", v.voxels, spacing=v.spacing)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in dcm:
+        ds = pydicom.dcmread(f)
+        del ds.PixelSpacing
+        ds.save_as(bare / f.name)
+    ins = [nii, tmp_path / "arr.npy", tmp_path / "slice.png", tmp_path / "series", bare]
+    assert main(["segment", *map(str, ins), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    rows = {r["stem"]: r for r in csv.DictReader(open(tmp_path / "o" / "results.csv"))}
+    for stem in ("arr", "slice", "bare"):
+        assert rows[stem]["lung_ml"] == rows[stem]["ggo_ml"] == rows[stem]["consolidation_ml"] == "", stem
+    mask = ctio.read_labels(tmp_path / "o" / "study.mask.nii.gz")
+    voxel_ml = float(np.prod(v.spacing)) / 1000
+    assert float(rows["study"]["lung_ml"]) == pytest.approx((mask.voxels > 0).sum() * voxel_ml, abs=0.1)
+    assert float(rows["study"]["ggo_ml"]) == pytest.approx((mask.voxels == 1).sum() * voxel_ml, abs=0.1)
+    assert float(rows["study"]["lung_ml"]) > 100
+    assert float(rows["series"]["lung_ml"]) == pytest.approx(float(rows["study"]["lung_ml"]), rel=0.02)
