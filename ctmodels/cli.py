@@ -133,8 +133,8 @@ def cmd_segment(args) -> int:
                      "key_slice": k, "ggo_pct": round(rep.ggo_pct, 3),
                      "consolidation_pct": round(rep.consolidation_pct, 3),
                      "involved_pct": round(rep.involved_pct, 3),
-                     **{k: "" if rep.volumes_ml is None else round(rep.volumes_ml[k], 1)
-                        for k in ("lung_ml", "ggo_ml", "consolidation_ml")},
+                     **{name: "" if rep.volumes_ml is None else round(rep.volumes_ml[name], 1)
+                        for name in ("lung_ml", "ggo_ml", "consolidation_ml")},
                      "grade": rep.grade,
                      "p_extensive": round(rep.p_extensive, 4) if rep.lung_found else "",
                      "extent_class": rep.extent_class,
