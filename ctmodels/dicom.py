@@ -96,7 +96,94 @@ def find_dicom_files(folder: Path) -> List[Tuple[Path, object]]:
                 continue
             ds = read_header(p, defer_pixels=True)
             if ds is not None and not is_dicomdir(ds):
-                out.append((p, ds))
+                out.extend(frames_of(p, ds) if is_multiframe_ct(ds) else [(p, ds)])
+    return out
+
+
+# ----------------------------------------------------------------------------- multi-frame (enhanced) CT
+# Enhanced CT and Legacy Converted Enhanced CT hold a whole series in one file: one frame per slice, with each
+# frame's position, orientation, pixel spacing and rescale in its functional groups (per frame, or shared by all).
+# Each frame is read as a single-frame slice of its own, so that the rest of this module treats the file as a
+# series of slices. Its pixels are decoded once, for all frames, when the first frame is stacked.
+_FRAME_ATTRS = (  # (functional group sequence, attribute) -> set on the frame's slice
+    ("PlanePositionSequence", "ImagePositionPatient"),
+    ("PlaneOrientationSequence", "ImageOrientationPatient"),
+    ("PixelMeasuresSequence", "PixelSpacing"),
+    ("PixelMeasuresSequence", "SliceThickness"),
+    ("PixelMeasuresSequence", "SpacingBetweenSlices"),
+    ("PixelValueTransformationSequence", "RescaleSlope"),
+    ("PixelValueTransformationSequence", "RescaleIntercept"),
+    ("CTReconstructionSequence", "ConvolutionKernel"),
+    ("UnassignedSharedConvertedAttributesSequence", "ConvolutionKernel"),  # Legacy Converted Enhanced CT
+    ("UnassignedPerFrameConvertedAttributesSequence", "ConvolutionKernel"),
+)
+_GROUPS = ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence")
+
+
+def is_multiframe_ct(ds) -> bool:
+    """A CT file of several frames described by functional groups (Enhanced CT, Legacy Converted Enhanced CT)."""
+    try:
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return False
+    return (frames > 1 and str(getattr(ds, "Modality", "") or "").upper() == "CT"
+            and any(g in ds for g in _GROUPS))
+
+
+class _FramePixels:
+    """The decoded frames of one multi-frame file, read once, when the first of them is needed."""
+
+    def __init__(self, path: Path, ds):
+        self.path, self.ds, self.array = Path(path), ds, None
+
+    def frame(self, i: int, warnings: List[str]) -> np.ndarray:
+        if self.array is None:
+            full = _with_pixels(self.ds, self.path)
+            try:
+                self.array = full.pixel_array
+            except Exception as exc:
+                ts = getattr(getattr(full, "file_meta", None), "TransferSyntaxUID", None)
+                msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+                raise InvalidInputError(f"pixel data cannot be decoded (transfer syntax {getattr(ts, 'name', ts)}): "
+                                        f"{msg}", self.path) from None
+            if self.array.ndim != 3:
+                raise InvalidInputError(f"pixel array has shape {self.array.shape}, expected frames of one "
+                                        "grayscale image each", self.path)
+        return self.array[i]
+
+
+def _group_value(ds, i: int, seq: str, attr: str):
+    """``attr`` of frame ``i`` from its per-frame functional group ``seq``, else from the shared one."""
+    for group, index in (("PerFrameFunctionalGroupsSequence", i), ("SharedFunctionalGroupsSequence", 0)):
+        items = getattr(ds, group, None)
+        if items is None or len(items) <= index:
+            continue
+        inner = getattr(items[index], seq, None)
+        if inner and attr in inner[0]:
+            return inner[0][attr].value
+    return None
+
+
+def frames_of(path: Path, ds) -> List[Tuple[Path, object]]:
+    """A multi-frame CT file -> one (path, single-frame header) per frame, in the order of the file."""
+    from pydicom.dataset import Dataset
+    from pydicom.tag import Tag
+
+    skip = {Tag("PixelData"), Tag("FloatPixelData"), Tag("NumberOfFrames")} | {Tag(g) for g in _GROUPS}
+    pixels = _FramePixels(path, ds)
+    out = []
+    for i in range(int(ds.NumberOfFrames)):
+        f = Dataset()
+        for elem in ds:
+            if elem.tag not in skip:
+                f.add(elem)
+        for seq, attr in _FRAME_ATTRS:
+            value = _group_value(ds, i, seq, attr)
+            if value is not None and (attr not in f or seq.startswith("Plane") or seq.startswith("Pixel")):
+                setattr(f, attr, value)
+        f.InstanceNumber = i + 1
+        f.ctmodels_frame = (pixels, i)  # not a DICOM attribute: where this frame's pixels are
+        out.append((Path(path), f))
     return out
 
 
@@ -185,6 +272,11 @@ def to_hu(ds, path: Path, warnings: List[str]) -> np.ndarray:
         raise InvalidInputError(f"pixel data cannot be decoded (transfer syntax {name}): {msg}", path) from None
     if raw.ndim != 2:
         raise InvalidInputError(f"pixel array has shape {raw.shape}, expected one 2D grayscale frame", path)
+    return _rescaled(raw, ds, warnings)
+
+
+def _rescaled(raw: np.ndarray, ds, warnings: List[str]) -> np.ndarray:
+    """Stored values -> HU by the modality LUT (RescaleSlope / RescaleIntercept)."""
     slope = getattr(ds, "RescaleSlope", None)
     intercept = getattr(ds, "RescaleIntercept", None)
     if slope is None or intercept is None:
@@ -209,7 +301,11 @@ def _with_pixels(ds, path: Path):
 
 
 def _slice_hu(ds, path: Path, warnings: List[str]) -> np.ndarray:
-    """HU of one file; pixels deferred by the folder scan are read now and not kept afterwards."""
+    """HU of one file (or frame of a multi-frame file); pixels deferred by the folder scan are read now and not
+    kept afterwards."""
+    frame = getattr(ds, "ctmodels_frame", None)
+    if frame is not None:
+        return _rescaled(frame[0].frame(frame[1], warnings), ds, warnings)
     item = ds.get_item(0x7FE00010, keep_deferred=True) if "PixelData" in ds else None
     deferred = item is not None and getattr(item, "value", b"") is None  # a deferred raw element
     try:
@@ -373,8 +469,12 @@ def read_dicom_file(path: Path) -> CTVolume:
     except Exception as exc:
         raise InvalidInputError(f"corrupt or truncated DICOM ({type(exc).__name__}), expected a CT image",
                                 path) from None
+    if is_multiframe_ct(ds):
+        return read_series(frames_of(Path(path), ds), source=str(path))
     if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
-        raise InvalidInputError("multi-frame DICOM is not supported yet; expected single-frame CT slices", path)
+        check_ct(ds, Path(path))
+        raise InvalidInputError("multi-frame DICOM without functional groups; expected single-frame CT slices or "
+                                "an Enhanced CT file", path)
     return read_series([(Path(path), ds)], source=str(path))
 
 

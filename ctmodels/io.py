@@ -4,7 +4,8 @@ Inputs and conventions
 ----------------------
 * **DICOM**: one file, or a folder (searched recursively, any file order, several series
   allowed). Series are grouped by SeriesInstanceUID; the series used is ``series_uid`` if
-  given, else the one :func:`ctmodels.series.select_series` picks. Values are HU.
+  given, else the one :func:`ctmodels.series.select_series` picks. Values are HU. A multi-frame Enhanced CT file
+  (or Legacy Converted Enhanced CT) is a series of its own, one slice per frame (:func:`ctmodels.dicom.frames_of`).
 * **zip** of DICOM files/folders or of one volume file: extracted safely into a private
   temporary folder that is deleted after reading (see :mod:`ctmodels.archive`).
 * **NIfTI** (``.nii``, ``.nii.gz``) and **NRRD** (``.nrrd``, ``.nhdr``): values are HU; the
@@ -231,7 +232,8 @@ def _volume_info(vol: CTVolume, p: Path) -> SeriesInfo:
                       description=vol.meta.format, manufacturer=vol.meta.manufacturer,
                       kernel=vol.meta.kernel, kernel_class=cls or LUNG, kernel_reason=why, kernel_source=source,
                       slice_thickness=vol.spacing[0], pixel_spacing=(vol.spacing[1], vol.spacing[2]),
-                      rows=vol.shape[1], columns=vol.shape[2])
+                      rows=vol.shape[1], columns=vol.shape[2], series_number=vol.meta.series_number,
+                      study_uid=vol.meta.study_uid)
 
 
 # ---------------------------------------------------------------------------- volume formats

@@ -125,15 +125,15 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
     if cls == UNKNOWN and sample_pixels and s["modality"] == "CT":
         try:
             ordered = sorted(items, key=lambda it: float(getattr(it[1], "InstanceNumber", 0) or 0))
-            p, _ = ordered[len(ordered) // 2]
-            vol = dicom.read_dicom_file(p)
+            p, ds = ordered[len(ordered) // 2]
+            vol = dicom.read_series([(p, ds)], source=str(p))  # one slice (or one frame of a multi-frame file)
             icls, iwhy = classify_image(vol.voxels[0])
             if icls != UNKNOWN:
                 cls, why, source = icls, f"{why}; from the image: {iwhy}", "image"
         except Exception as exc:  # a broken sample slice leaves the class unknown
             log.debug("kernel from image failed: %s", exc)
     return SeriesInfo(
-        series_uid=uid, files=[str(p) for p, _ in items], n_slices=len(items),
+        series_uid=uid, files=list(dict.fromkeys(str(p) for p, _ in items)), n_slices=len(items),
         modality=s["modality"], description=s["description"], manufacturer=s["manufacturer"],
         kernel=s["kernel"], kernel_class=cls, kernel_reason=why, kernel_source=source,
         slice_thickness=s["slice_thickness"],

@@ -157,6 +157,20 @@ def test_severity_page_with_a_dicom_zip(tmp_path):
     assert len(volumes) == 1 and volumes[0].endswith(" mL.")
 
 
+def test_an_enhanced_ct_file_is_one_study_on_the_severity_page(tmp_path):
+    """One multi-frame Enhanced CT file uploaded alone: read as its series, graded, with its volumes."""
+    from test_io_dicom import _enhanced
+
+    _, enhanced = _enhanced(tmp_path, chest_phantom((5.0, 1.5, 1.5), extent_mm=40, fov_mm=330, seed=5))
+    at = _app("severity")
+    at.file_uploader(key="severity_upload").set_value(("ct.dcm", enhanced.read_bytes(), "application/dicom"))
+    at.run()
+    assert not at.exception and not at.error
+    assert _metric(at, "Grade").startswith("CT-")
+    assert any("over all 8 slice(s)" in m.value for m in at.markdown)  # its 8 frames, one slice each
+    assert [c for c in at.caption if c.value.startswith("Volumes, from the scan's voxel size: lung ")]
+
+
 def test_one_upload_is_shared_by_the_pages_until_removed(tmp_path):
     """A study uploaded on Lesions is what Study severity and Breath-hold QA show, without a second upload;
     taking it out of the uploader, or Forget, brings the synthetic example back."""

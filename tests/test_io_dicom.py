@@ -222,3 +222,92 @@ def test_truncated_dicom_is_a_typed_error(tmp_path):
 def test_empty_folder(tmp_path):
     with pytest.raises(EmptyInputError, match="no DICOM files"):
         io.read_ct(tmp_path)
+
+
+# ----------------------------------------------------------------------------- Enhanced (multi-frame) CT
+def _enhanced(folder, hu, **series_kw):
+    """``hu`` written as single-frame slices, then converted by highdicom (another library's reading of the
+    standard) into one Legacy Converted Enhanced CT file: (single-frame folder, the multi-frame file)."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    files = write_series(folder / "single", hu, **series_kw)
+    legacy = [pydicom.dcmread(f) for f in files]
+    enh = hd.legacy.LegacyConvertedEnhancedCTImage(legacy_datasets=legacy, series_instance_uid=generate_uid(),
+                                                   series_number=7, sop_instance_uid=generate_uid(),
+                                                   instance_number=1)
+    (folder / "enhanced").mkdir()
+    enh.save_as(folder / "enhanced" / "ct.dcm")
+    return folder / "single", folder / "enhanced" / "ct.dcm"
+
+
+@pytest.mark.parametrize("orientation", [(1, 0, 0, 0, 1, 0), (1, 0, 0, 0, -1, 0), (0.8, 0.6, 0, -0.6, 0.8, 0)],
+                         ids=["axial", "axial-feet", "axial-rotated"])
+def test_an_enhanced_ct_file_reads_as_the_series_it_was_made_from(tmp_path, orientation):
+    """One multi-frame file holding a whole series (frame positions, spacing, rescale and kernel in its
+    functional groups) reads as that series does: the same voxels, spacing, position in the world, slice
+    positions and kernel, given as the file, its folder or a zip; listed as one series of one file."""
+    import zipfile
+
+    hu = chest_phantom((7, 24, 30))
+    single, enhanced = _enhanced(tmp_path, hu, orientation=orientation, kernel="LUNG", spacing=(2.0, 0.8, 0.7))
+    ref = io.read_ct(single)
+    with zipfile.ZipFile(tmp_path / "ct.zip", "w") as zf:
+        zf.write(enhanced, "study/ct.dcm")
+    for given in (enhanced, enhanced.parent, tmp_path / "ct.zip"):
+        vol = io.read_ct(given)
+        assert np.array_equal(vol.voxels, ref.voxels) and vol.spacing == pytest.approx(ref.spacing), given
+        assert np.allclose(vol.meta.layout.affine, ref.meta.layout.affine)
+        assert vol.meta.slice_positions == pytest.approx(ref.meta.slice_positions)
+        assert vol.meta.kernel == "LUNG" and not vol.meta.spacing_assumed and not vol.meta.warnings
+    (info,) = io.list_series(enhanced.parent)
+    assert info.n_slices == 7 and info.files == [str(enhanced)] and info.kernel_class == "lung"
+
+
+def test_enhanced_ct_per_frame_values_win_over_shared_ones_and_compressed_frames_decode(tmp_path):
+    """A true Enhanced CT (its SOP class) with the kernel in its CT Reconstruction group, a rescale intercept
+    that differs from frame to frame, frames stored head first, and RLE-compressed pixels."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.uid import RLELossless
+
+    hu = chest_phantom((5, 20, 24))
+    _, enhanced = _enhanced(tmp_path, hu)
+    ds = pydicom.dcmread(enhanced)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"  # Enhanced CT Image
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    del shared.UnassignedSharedConvertedAttributesSequence  # where highdicom put the kernel
+    recon = Dataset()
+    recon.ConvolutionKernel = "B70f"
+    shared.CTReconstructionSequence = [recon]
+    stored = ds.pixel_array.astype(np.int32)
+    order = np.argsort([-float(f.PlanePositionSequence[0].ImagePositionPatient[2])
+                        for f in ds.PerFrameFunctionalGroupsSequence])  # head first
+    frames = [ds.PerFrameFunctionalGroupsSequence[i] for i in order]
+    pixels = []
+    for k, (i, f) in enumerate(zip(order, frames)):
+        transform = Dataset()
+        transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = 1, -1024 - 10 * k, "HU"
+        f.PixelValueTransformationSequence = [transform]  # per frame: wins over the shared -1024
+        pixels.append(stored[i] + 10 * k)  # so the HU stay the same
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.PixelData = np.stack(pixels).astype(np.uint16).tobytes()
+    ds.compress(RLELossless)
+    ds.save_as(enhanced)
+    vol = io.read_ct(enhanced)
+    assert np.array_equal(vol.voxels, hu) and vol.meta.kernel == "B70f"
+
+
+def test_multiframe_files_that_are_not_enhanced_ct_are_refused(tmp_path):
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    with pytest.raises(NotCTError, match="modality is US"):
+        io.read_ct(get_testdata_file("examples_ybr_color.dcm"))  # an ultrasound cine
+    ds = pydicom.dcmread(write_series(tmp_path / "s", chest_phantom((1, 16, 16)))[0])
+    ds.NumberOfFrames = 2
+    ds.PixelData = ds.PixelData * 2
+    ds.save_as(tmp_path / "two.dcm")
+    with pytest.raises(InvalidInputError, match="two.dcm.*without functional groups"):
+        io.read_ct(tmp_path / "two.dcm")
