@@ -96,7 +96,7 @@ def find_dicom_files(folder: Path) -> List[Tuple[Path, object]]:
                 continue
             ds = read_header(p, defer_pixels=True)
             if ds is not None and not is_dicomdir(ds):
-                out.extend(frames_of(p, ds) if is_multiframe_ct(ds) else [(p, ds)])
+                out.extend(frames_of(p, ds) if is_enhanced_ct(ds) else [(p, ds)])
     return out
 
 
@@ -120,13 +120,14 @@ _FRAME_ATTRS = (  # (functional group sequence, attribute) -> set on the frame's
 _GROUPS = ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence")
 
 
-def is_multiframe_ct(ds) -> bool:
-    """A CT file of several frames described by functional groups (Enhanced CT, Legacy Converted Enhanced CT)."""
+def is_enhanced_ct(ds) -> bool:
+    """A CT file whose frames are described by functional groups (Enhanced CT, Legacy Converted Enhanced CT): a
+    whole series in one file, or one frame a file, where the position and rescale are not at the top level."""
     try:
         frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
         return False
-    return (frames > 1 and str(getattr(ds, "Modality", "") or "").upper() == "CT"
+    return (frames >= 1 and str(getattr(ds, "Modality", "") or "").upper() == "CT"
             and any(g in ds for g in _GROUPS))
 
 
@@ -146,6 +147,8 @@ class _FramePixels:
                 msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
                 raise InvalidInputError(f"pixel data cannot be decoded (transfer syntax {getattr(ts, 'name', ts)}): "
                                         f"{msg}", self.path) from None
+            if self.array.ndim == 2:  # one frame
+                self.array = self.array[None]
             if self.array.ndim != 3:
                 raise InvalidInputError(f"pixel array has shape {self.array.shape}, expected frames of one "
                                         "grayscale image each", self.path)
@@ -172,7 +175,7 @@ def frames_of(path: Path, ds) -> List[Tuple[Path, object]]:
     skip = {Tag("PixelData"), Tag("FloatPixelData"), Tag("NumberOfFrames")} | {Tag(g) for g in _GROUPS}
     pixels = _FramePixels(path, ds)
     out = []
-    for i in range(int(ds.NumberOfFrames)):
+    for i in range(int(getattr(ds, "NumberOfFrames", 1) or 1)):
         f = Dataset()
         for elem in ds:
             if elem.tag not in skip:
@@ -469,7 +472,7 @@ def read_dicom_file(path: Path) -> CTVolume:
     except Exception as exc:
         raise InvalidInputError(f"corrupt or truncated DICOM ({type(exc).__name__}), expected a CT image",
                                 path) from None
-    if is_multiframe_ct(ds):
+    if is_enhanced_ct(ds):
         return read_series(frames_of(Path(path), ds), source=str(path))
     if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
         check_ct(ds, Path(path))

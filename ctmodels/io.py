@@ -4,8 +4,9 @@ Inputs and conventions
 ----------------------
 * **DICOM**: one file, or a folder (searched recursively, any file order, several series
   allowed). Series are grouped by SeriesInstanceUID; the series used is ``series_uid`` if
-  given, else the one :func:`ctmodels.series.select_series` picks. Values are HU. A multi-frame Enhanced CT file
-  (or Legacy Converted Enhanced CT) is a series of its own, one slice per frame (:func:`ctmodels.dicom.frames_of`).
+  given, else the one :func:`ctmodels.series.select_series` picks. Values are HU. Enhanced CT files (and Legacy
+  Converted Enhanced CT) give one slice per frame (:func:`ctmodels.dicom.frames_of`), a whole series or one frame
+  a file.
 * **zip** of DICOM files/folders or of one volume file: extracted safely into a private
   temporary folder that is deleted after reading (see :mod:`ctmodels.archive`).
 * **NIfTI** (``.nii``, ``.nii.gz``) and **NRRD** (``.nrrd``, ``.nhdr``): values are HU; the

@@ -126,7 +126,7 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
         try:
             ordered = sorted(items, key=lambda it: float(getattr(it[1], "InstanceNumber", 0) or 0))
             p, ds = ordered[len(ordered) // 2]
-            vol = dicom.read_series([(p, ds)], source=str(p))  # one slice (or one frame of a multi-frame file)
+            vol = dicom.read_series([(p, ds)], source=str(p))  # one slice (or one frame of an Enhanced CT file)
             icls, iwhy = classify_image(vol.voxels[0])
             if icls != UNKNOWN:
                 cls, why, source = icls, f"{why}; from the image: {iwhy}", "image"

@@ -299,6 +299,30 @@ def test_enhanced_ct_per_frame_values_win_over_shared_ones_and_compressed_frames
     assert np.array_equal(vol.voxels, hu) and vol.meta.kernel == "B70f"
 
 
+def test_a_folder_of_one_frame_enhanced_ct_files_reads_as_its_series(tmp_path):
+    """Enhanced CT written one frame a file: position, spacing and rescale are only in the functional groups (read
+    as plain slices, the rescale's -1024 was lost and the slices had no position)."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    hu = chest_phantom((6, 20, 24))
+    files = write_series(tmp_path / "single", hu, spacing=(3.0, 0.9, 0.9))
+    uid = generate_uid()
+    (tmp_path / "enhanced").mkdir()
+    for k, f in enumerate(files):
+        one = hd.legacy.LegacyConvertedEnhancedCTImage(legacy_datasets=[pydicom.dcmread(f)], series_instance_uid=uid,
+                                                       series_number=7, sop_instance_uid=generate_uid(),
+                                                       instance_number=k + 1)
+        assert "ImagePositionPatient" not in one and "RescaleIntercept" not in one and one.NumberOfFrames == 1
+        one.save_as(tmp_path / "enhanced" / f"{k}.dcm")
+    ref, vol = io.read_ct(tmp_path / "single"), io.read_ct(tmp_path / "enhanced")
+    assert np.array_equal(vol.voxels, ref.voxels) and vol.spacing == pytest.approx((3.0, 0.9, 0.9))
+    assert np.allclose(vol.meta.layout.affine, ref.meta.layout.affine) and not vol.meta.warnings
+    one = io.read_ct(tmp_path / "enhanced" / "0.dcm")  # one such file alone: its slice, in HU
+    assert one.shape[0] == 1 and sum(np.array_equal(one.voxels[0], s) for s in ref.voxels) == 1
+
+
 def test_multiframe_files_that_are_not_enhanced_ct_are_refused(tmp_path):
     import pydicom
     from pydicom.data import get_testdata_file
