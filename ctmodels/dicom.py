@@ -350,26 +350,43 @@ def read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVol
                                 where) from None
 
 
+def _one_geometry(items: Sequence[Tuple[Path, object]], warnings: List[str]) -> List[Tuple[Path, object]]:
+    """The slices of a series that share the size and orientation most of them have. Others (a localizer or a
+    reformat filed under the same SeriesInstanceUID, another stack of an Enhanced CT file) are set aside with a
+    warning; stacking them would mix planes."""
+    def geometry(ds):
+        return int(ds.Rows), int(ds.Columns), tuple(np.round(_orientation(ds), 3))
+
+    kinds = [geometry(ds) for _, ds in items]
+    counts: Dict[tuple, int] = {}
+    for k in kinds:
+        counts[k] = counts.get(k, 0) + 1
+    if len(counts) == 1:
+        return list(items)
+    keep = max(counts, key=lambda k: counts[k])  # the most slices; on a tie, the kind seen first
+    warnings.append(f"{len(items) - counts[keep]} slice(s) of another size or orientation set aside (a localizer?); "
+                    f"kept the {counts[keep]} slices of {keep[0]}x{keep[1]}")
+    return [it for it, k in zip(items, kinds) if k == keep]
+
+
 def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVolume:
     pydicom, _ = _pydicom()
     if not items:
         raise EmptyInputError("no DICOM slices in this series", source)
+    for p, ds in items:
+        check_ct(ds, p)
+    warnings: List[str] = []
+    items = _one_geometry(items, warnings)
     first_path, first = items[0]
-    check_ct(first, first_path)
+    rows, cols = int(first.Rows), int(first.Columns)
     iop = _orientation(first)
     row_dir, col_dir = iop[:3], iop[3:]
     normal = np.cross(row_dir, col_dir)
-    warnings: List[str] = []
     if "ImageOrientationPatient" not in first:
         warnings.append("ImageOrientationPatient missing: axial slices assumed")
 
-    rows, cols = int(first.Rows), int(first.Columns)
     entries, z_assumed = [], False
     for i, (p, ds) in enumerate(items):
-        check_ct(ds, p)
-        if int(ds.Rows) != rows or int(ds.Columns) != cols:
-            raise InvalidInputError(
-                f"slice is {ds.Rows}x{ds.Columns} but the series is {rows}x{cols}", p)
         ipp = getattr(ds, "ImagePositionPatient", None)
         if ipp is not None and len(ipp) == 3:
             pos = float(np.dot([float(v) for v in ipp], normal))

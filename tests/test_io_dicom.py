@@ -335,3 +335,27 @@ def test_multiframe_files_that_are_not_enhanced_ct_are_refused(tmp_path):
     ds.save_as(tmp_path / "two.dcm")
     with pytest.raises(InvalidInputError, match="two.dcm.*without functional groups"):
         io.read_ct(tmp_path / "two.dcm")
+
+
+def test_a_localizer_filed_in_the_series_is_set_aside_not_stacked(tmp_path):
+    """A scout of another size and plane under the series' own SeriesInstanceUID (some exports and anonymisers
+    do this) made the whole series unreadable ("slice is 40x64 but the series is 24x30"); now the axial slices are
+    read as they would be alone, and the reader says what it set aside."""
+    import pydicom
+
+    hu = chest_phantom((7, 24, 30))
+    files = write_series(tmp_path / "s", hu, series_uid="1.2.826.0.1.3680043.8.498.77")
+    ref = io.read_ct(tmp_path / "s")
+    scout = write_series(tmp_path / "scout", chest_phantom((1, 40, 64)), orientation=(1, 0, 0, 0, 0, -1),
+                         series_uid="1.2.826.0.1.3680043.8.498.77")[0]
+    (tmp_path / "s" / "scout.dcm").write_bytes(scout.read_bytes())
+    assert pydicom.dcmread(files[0]).SeriesInstanceUID == pydicom.dcmread(scout).SeriesInstanceUID
+    vol = io.read_ct(tmp_path / "s")
+    assert np.array_equal(vol.voxels, ref.voxels) and np.allclose(vol.meta.layout.affine, ref.meta.layout.affine)
+    assert vol.meta.warnings == ["1 slice(s) of another size or orientation set aside (a localizer?); kept the 7 "
+                                 "slices of 24x30"]
+    # of the same size but another plane: set aside as well
+    same_size = write_series(tmp_path / "cor", chest_phantom((1, 24, 30)), orientation=(1, 0, 0, 0, 0, -1),
+                             series_uid="1.2.826.0.1.3680043.8.498.77")[0]
+    (tmp_path / "s" / "scout.dcm").write_bytes(same_size.read_bytes())
+    assert np.array_equal(io.read_ct(tmp_path / "s").voxels, ref.voxels)
