@@ -137,16 +137,9 @@ class _FramePixels:
     def __init__(self, path: Path, ds):
         self.path, self.ds, self.array = Path(path), ds, None
 
-    def frame(self, i: int, warnings: List[str]) -> np.ndarray:
+    def frame(self, i: int) -> np.ndarray:
         if self.array is None:
-            full = _with_pixels(self.ds, self.path)
-            try:
-                self.array = full.pixel_array
-            except Exception as exc:
-                ts = getattr(getattr(full, "file_meta", None), "TransferSyntaxUID", None)
-                msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-                raise InvalidInputError(f"pixel data cannot be decoded (transfer syntax {getattr(ts, 'name', ts)}): "
-                                        f"{msg}", self.path) from None
+            self.array = _decoded(_with_pixels(self.ds, self.path), self.path)
             if self.array.ndim == 2:  # one frame
                 self.array = self.array[None]
             if self.array.ndim != 3:
@@ -182,7 +175,7 @@ def frames_of(path: Path, ds) -> List[Tuple[Path, object]]:
                 f.add(elem)
         for seq, attr in _FRAME_ATTRS:
             value = _group_value(ds, i, seq, attr)
-            if value is not None and (attr not in f or seq.startswith("Plane") or seq.startswith("Pixel")):
+            if value is not None and (attr != "ConvolutionKernel" or attr not in f):  # a top-level kernel stays
                 setattr(f, attr, value)
         f.InstanceNumber = i + 1
         f.ctmodels_frame = (pixels, i)  # not a DICOM attribute: where this frame's pixels are
@@ -266,16 +259,21 @@ def to_hu(ds, path: Path, warnings: List[str]) -> np.ndarray:
     """Decode pixels and apply the modality LUT (RescaleSlope / RescaleIntercept)."""
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise InvalidInputError("no pixel data, expected a CT image", path)
+    raw = _decoded(ds, path)
+    if raw.ndim != 2:
+        raise InvalidInputError(f"pixel array has shape {raw.shape}, expected one 2D grayscale frame", path)
+    return _rescaled(raw, ds, warnings)
+
+
+def _decoded(ds, path: Path) -> np.ndarray:
+    """The stored pixel values (every frame), or one line naming the transfer syntax that could not be decoded."""
     try:
-        raw = ds.pixel_array
+        return ds.pixel_array
     except Exception as exc:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(ts, "name", ts)
         msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise InvalidInputError(f"pixel data cannot be decoded (transfer syntax {name}): {msg}", path) from None
-    if raw.ndim != 2:
-        raise InvalidInputError(f"pixel array has shape {raw.shape}, expected one 2D grayscale frame", path)
-    return _rescaled(raw, ds, warnings)
 
 
 def _rescaled(raw: np.ndarray, ds, warnings: List[str]) -> np.ndarray:
@@ -308,7 +306,7 @@ def _slice_hu(ds, path: Path, warnings: List[str]) -> np.ndarray:
     kept afterwards."""
     frame = getattr(ds, "ctmodels_frame", None)
     if frame is not None:
-        return _rescaled(frame[0].frame(frame[1], warnings), ds, warnings)
+        return _rescaled(frame[0].frame(frame[1]), ds, warnings)
     item = ds.get_item(0x7FE00010, keep_deferred=True) if "PixelData" in ds else None
     deferred = item is not None and getattr(item, "value", b"") is None  # a deferred raw element
     try:
