@@ -65,13 +65,14 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
         raise InvalidInputError(f"the pixels look like random noise (neighbouring pixels correlate at r = {r:.2f}; "
                                 "CT slices show about 0.9, the noisiest training slice 0.41); expected a CT slice "
                                 "or study", path)
-    labels = label_values(vol.voxels) if vol.is_hu else None
-    if labels is not None:
-        shown = ", ".join(f"{v:g}" for v in labels[:6]) + (", ..." if len(labels) > 6 else "")
-        raise NotCTError(f"looks like a label map or mask, not CT: {len(labels)} distinct values ({shown}) and none "
-                         "below 0, where CT shows air at about -1000 HU; expected a CT image in Hounsfield units", path)
     lo = float(np.min(vol.voxels)) if vol.is_hu else -1.0
-    if not lo < 0:  # `not <`: NaN too
+    if not lo < 0:  # `not <`: NaN too. No air: a label map or mask, or not HU at all
+        labels = label_values(vol.voxels)
+        if labels is not None:
+            shown = ", ".join(f"{v:g}" for v in labels[:6]) + (", ..." if len(labels) > 6 else "")
+            raise NotCTError(f"looks like a label map or mask, not CT: {len(labels)} distinct values ({shown}) and "
+                             "none below 0, where CT shows air at about -1000 HU; expected a CT image in Hounsfield "
+                             "units", path)
         raise NotCTError(f"nothing below 0 (values {lo:.4g}..{float(np.max(vol.voxels)):.4g}), where CT in Hounsfield "
                          "units shows air at about -1000 HU: stored values without their rescale to HU, or not CT "
                          "(MR, PET, a probability map); expected a CT image in Hounsfield units", path)
