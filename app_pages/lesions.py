@@ -59,7 +59,8 @@ with right:
                f"{rep.involved_pct:.1f} % of lung over {vol.shape[0]} slice(s)")
 
 rgb = overlay(disp, res.labels[z], classes=shown, colors=colors, alpha=opacity)
-where = "" if vol.position_mm(z) is None else f" (S {vol.position_mm(z):.1f} mm)"  # as viewers give its location
+s_mm = vol.position_mm(z)
+where = "" if s_mm is None else f" (S {s_mm:.1f} mm)"  # as viewers give the slice's location
 with left:
     st.image(rgb, caption=f"slice {z}{where} - {', '.join(LABELS[c] for c in shown) or 'no overlay'}", width="stretch")
 
