@@ -1,6 +1,5 @@
 """End to end in a real headless browser: streamlit run app.py on 127.0.0.1, upload, overlay, chart."""
 
-import io
 import os
 import shutil
 import socket

@@ -154,8 +154,6 @@ def test_segment_keeps_hu_labels_inside_the_body_unless_told_not_to(tmp_path):
     """The synthetic example as NIfTI: the bundled model labels air around the phantom as lung, and
     the body mask makes it background in the written mask; --no-body-mask keeps the model's labels (with
     --no-air-anchor, which would take most of them away too)."""
-    import numpy as np
-
     from ctmodels import io as ctio
     from ctmodels.body import body_mask
     from ctmodels.examples import lesion_volume
