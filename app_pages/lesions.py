@@ -2,7 +2,6 @@
 
 import io as _io
 
-import numpy as np
 import streamlit as st
 from PIL import Image
 
@@ -30,8 +29,7 @@ left, right = st.columns([3, 2])
 with right:
     z = 0
     if vol.shape[0] > 1:
-        default = int(np.argmax(res.pixel_counts[:, 1] + res.pixel_counts[:, 2]))
-        z = st.slider("Slice", 0, vol.shape[0] - 1, default, key="lesion_slice")
+        z = st.slider("Slice", 0, vol.shape[0] - 1, study.key_slice, key="lesion_slice")
     if vol.is_hu:
         wname = st.radio("Window", list(WINDOWS), horizontal=True, key="lesion_window")
         c, w = WINDOWS[wname]
@@ -61,6 +59,8 @@ with right:
 rgb = overlay(disp, res.labels[z], classes=shown, colors=colors, alpha=opacity)
 s_mm = vol.position_mm(z)
 where = "" if s_mm is None else f" (S {s_mm:.1f} mm)"  # as viewers give the slice's location
+if z in vol.meta.interpolated_slices:
+    where += ", interpolated: missing from the series"
 with left:
     st.image(rgb, caption=f"slice {z}{where} - {', '.join(LABELS[c] for c in shown) or 'no overlay'}", width="stretch")
 

@@ -71,7 +71,6 @@ def _stem(path: Path) -> str:
 
 
 def cmd_segment(args) -> int:
-    import numpy as np
     from tqdm import tqdm
 
     from .io import read_ct, write_mask_nifti, write_mask_png
@@ -119,7 +118,7 @@ def cmd_segment(args) -> int:
         if vol.meta.extra.get("n_series", 1) > 1 and not args.quiet:
             print(f"{p.name}: series used: {vol.meta.extra['selection_reason']}")
         disp = seg.to_display(vol.voxels, vol.meta.units)
-        k = int(np.argmax(res.pixel_counts[:, 1] + res.pixel_counts[:, 2])) if z > 1 else 0
+        k = study.key_slice
         write_mask_png(res.labels[k], out / f"{stem}.mask.png")
         from PIL import Image
 

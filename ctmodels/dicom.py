@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 MAX_SIDE = 4096  # largest Rows / Columns accepted
 MAX_VOXELS = 600_000_000  # largest volume stacked (1.2 GB as int16)
+# the largest share of a series' grid that interpolation may fill where slices are missing (past it: stacked as is)
+MAX_MADE_SHARE = 0.25
 MAX_FILES = 20_000  # files examined in one folder
 
 
@@ -405,26 +407,42 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
             continue
         uniq.append(e)
     n = len(uniq)
-    if n * rows * cols > MAX_VOXELS:
-        raise InvalidInputError(f"{n}x{rows}x{cols} voxels exceed the {MAX_VOXELS} voxel limit", source)
-
     positions = np.array([e[0] for e in uniq])
     missing = 0
     uneven = False
+    grid = np.arange(n)  # each slice's index in the stack
     if n > 1:
         gaps = np.diff(positions)
         dz = float(np.median(gaps))
         if np.any(np.abs(gaps - dz) > 0.05 * dz + 1e-3):
-            uneven = True
-            missing = int(sum(max(0, int(round(g / dz)) - 1) for g in gaps))
-            warnings.append(f"uneven slice spacing ({gaps.min():.2f}..{gaps.max():.2f} mm)"
-                            + (f", about {missing} missing slice(s)" if missing else ""))
+            whole = whole_steps(gaps, dz)
+            fillable = whole is not None and whole.max() > 1 and not z_assumed
+            if fillable and int(whole.sum()) + 1 - n <= MAX_MADE_SHARE * (int(whole.sum()) + 1):
+                grid = np.concatenate([[0], np.cumsum(whole)]).astype(int)
+                missing = int(grid[-1] + 1 - n)
+                warnings.append(f"{missing} missing slice(s) in {int(np.sum(whole > 1))} gap(s) of the series, "
+                                f"filled by linear interpolation between their neighbours so that results lie on "
+                                f"the series' grid; labels there are estimates")
+            else:
+                uneven = True
+                missing = int(sum(max(0, int(round(g / dz)) - 1) for g in gaps))
+                warnings.append(f"uneven slice spacing ({gaps.min():.2f}..{gaps.max():.2f} mm)"
+                                + (f", about {missing} missing slice(s)" if missing else "")
+                                + (" (too many to fill in)" if fillable else "")
+                                + f"; the volume is stacked at {dz:.2f} mm, so positions past the unevenness are "
+                                  f"approximate")
     else:
         given = getattr(first, "SpacingBetweenSlices", None) or getattr(first, "SliceThickness", None)
         dz, z_assumed = float(given or 1.0), not given
+    n_grid = int(grid[-1]) + 1
+    if n_grid * rows * cols > MAX_VOXELS:
+        raise InvalidInputError(f"{n_grid}x{rows}x{cols} voxels exceed the {MAX_VOXELS} voxel limit", source)
 
     slices = [_slice_hu(ds, p, warnings) for _, p, ds in uniq]
     is_float = any(s.dtype.kind == "f" for s in slices)
+    if n_grid > n:
+        slices, positions = fill_missing(slices, grid), positions[0] + dz * np.arange(n_grid, dtype=float)
+        positions[grid] = [e[0] for e in uniq]
     vol = np.stack(slices).astype(np.float32 if is_float else np.int32)
     if not is_float and vol.min() >= -32768 and vol.max() <= 32767:
         vol = vol.astype(np.int16)
@@ -442,6 +460,10 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     # positions follow the canonical z axis (feet to head)
     flipped_z = directions[2, 0] < 0 if abs(directions[2, 0]) >= 0.5 else False
     pos_list = [float(x) for x in (positions[::-1] if flipped_z else positions)]
+    made = sorted(set(range(n_grid)) - set(int(g) for g in grid))
+    # the canonical z indices of the made slices, where the series' slices are the canonical z slices
+    axial = layout.order[0] == 2
+    made_z = sorted(n_grid - 1 - k if layout.flips[0] else k for k in made) if axial else []
     meta = VolumeMeta(
         source=source or str(first_path.parent),
         format="dicom",
@@ -457,12 +479,44 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         spacing_uneven=uneven,
         spacing_assumed=z_assumed or _given_pixel_spacing(first) is None,
         missing_slices=missing,
+        interpolated_slices=made_z,
         warnings=warnings,
         layout=layout,
     )
     for w in warnings:
         log.warning("%s: %s", Path(meta.source).name, w)
     return CTVolume(vox, spacing, meta)
+
+
+def whole_steps(gaps: np.ndarray, dz: float, tol: float = 0.1) -> Optional[np.ndarray]:
+    """How many steps of ``dz`` each gap between neighbouring slices spans, where each is a whole number of them
+    (within ``tol`` of a step): slices missing from an evenly spaced series. None where some gap is not (a series
+    whose spacing changes, as some protocols do)."""
+    steps = np.asarray(gaps, dtype=float) / dz
+    whole = np.round(steps)
+    if np.any(whole < 1) or np.any(np.abs(steps - whole) > tol):
+        return None
+    return whole.astype(int)
+
+
+def fill_missing(slices: Sequence[np.ndarray], grid: np.ndarray) -> List[np.ndarray]:
+    """The slices placed at their ``grid`` indices (increasing), each missing one made by linear interpolation
+    between the two slices around it, in the slices' own number type (rounded where integer)."""
+    out: List[np.ndarray] = []
+    for k in range(len(slices)):
+        out.append(slices[k])
+        if k + 1 == len(slices):
+            break
+        a, b = int(grid[k]), int(grid[k + 1])
+        if b == a + 1:
+            continue
+        lo, hi = slices[k].astype(np.float64), slices[k + 1].astype(np.float64)
+        for j in range(a + 1, b):
+            t = (j - a) / (b - a)
+            made = (1 - t) * lo + t * hi
+            out.append(made.astype(slices[k].dtype) if slices[k].dtype.kind == "f" else
+                       np.round(made).astype(np.result_type(slices[k].dtype, slices[k + 1].dtype)))
+    return out
 
 
 def _int_or_none(v) -> Optional[int]:

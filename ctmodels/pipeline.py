@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
+import numpy as np
+
 from . import severity
 from .lesion import LesionResult, LesionSegmenter
 from .types import HU, CTVolume
@@ -19,6 +21,16 @@ class StudySeverity:
     lesions: LesionResult
     report: severity.SeverityReport
     warnings: List[str] = field(default_factory=list)
+
+    @property
+    def key_slice(self) -> int:
+        """The slice with the most GGO and consolidation pixels, among the series' own slices (not one the reader
+        filled in where the series lacked it): the one to show first."""
+        lesion = (self.lesions.pixel_counts[:, 1] + self.lesions.pixel_counts[:, 2]).astype(np.int64)
+        made = [z for z in self.volume.meta.interpolated_slices if z < len(lesion)]
+        if len(made) < len(lesion):
+            lesion[made] = -1
+        return int(np.argmax(lesion))
 
 
 def input_warnings(vol: CTVolume) -> List[str]:

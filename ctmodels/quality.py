@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -79,12 +78,13 @@ def locate_trachea(hu: np.ndarray, spacing: Tuple[float, float, float]) -> T.Tra
 
 
 def measure(hu: np.ndarray, spacing: Tuple[float, float, float], keep_crops: bool = False,
-            track: Optional[T.TracheaTrack] = None) -> TracheaMeasurement:
-    """Steps 2-4: slices above the carina, denoise, sub-voxel lumen, shape features."""
+            track: Optional[T.TracheaTrack] = None, made: Sequence[int] = ()) -> TracheaMeasurement:
+    """Steps 2-4: slices above the carina, denoise, sub-voxel lumen, shape features. Slices in ``made`` (filled in
+    by the reader where a series lacked them) help follow the trachea but are not measured."""
     tr = track or locate_trachea(hu, spacing)
     if not tr.found:
         return TracheaMeasurement({}, [], [], tr, note=tr.reason)
-    keep = T.select_slices(tr, spacing)
+    keep = T.select_slices(tr, spacing, skip=made)
     rows, used, crops = [], [], []
     for i in keep:
         z = tr.z[i]
@@ -266,7 +266,7 @@ class BreathHoldChecker:
         if vol.shape[0] < 3:
             return QualityResult(UNDETERMINED, None, f"only {vol.shape[0]} slice(s); a chest study is needed",
                                  {}, [], series, why)
-        m = measure(vol.voxels, vol.spacing, keep_crops=keep_crops)
+        m = measure(vol.voxels, vol.spacing, keep_crops=keep_crops, made=vol.meta.interpolated_slices)
         if not m.features:
             return QualityResult(UNDETERMINED, None, m.note or "no trachea found", {}, m.slices_used, series, why,
                                  m.track.carina_z, m)

@@ -18,7 +18,7 @@ import functools
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Collection, Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -165,12 +165,15 @@ def find_trachea(hu: np.ndarray, spacing: Tuple[float, float, float], max_step_m
 
 
 def select_slices(track: TracheaTrack, spacing: Tuple[float, float, float], margin_mm: float = 15.0,
-                  max_slices: int = 24) -> List[int]:
-    """Indices into ``track`` of slices from the inlet to ``margin_mm`` above the carina."""
+                  max_slices: int = 24, skip: Collection[int] = ()) -> List[int]:
+    """Indices into ``track`` of slices from the inlet to ``margin_mm`` above the carina, but those in ``skip``."""
     dz = spacing[0]
     keep = []
     bottom = track.carina_z if track.carina_z is not None else (track.z[-1] if track.z else 0)
+    skip = set(skip)
     for i, z in enumerate(track.z):
+        if z in skip:
+            continue
         if (z - bottom) * dz < margin_mm and track.carina_z is not None:
             continue
         if track.apex_z is not None and z > track.apex_z:

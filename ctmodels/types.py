@@ -31,6 +31,8 @@ class VolumeMeta:
     spacing_uneven: bool = False
     spacing_assumed: bool = False  # the input gave no voxel size: the spacing is 1 mm by default, not measured
     missing_slices: int = 0
+    # canonical z indices of slices a reader made by interpolation where a DICOM series lacked them (axial series)
+    interpolated_slices: List[int] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
     extra: Dict[str, Any] = field(default_factory=dict)
     # ctmodels.orientation.Layout of a 3D input: its own array layout and world position, for writing results

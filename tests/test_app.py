@@ -157,6 +157,24 @@ def test_severity_page_with_a_dicom_zip(tmp_path):
     assert len(volumes) == 1 and volumes[0].endswith(" mL.")
 
 
+def test_a_series_with_a_missing_slice_shows_where_it_was_filled_in(tmp_path):
+    hu = chest_phantom((5.0, 1.5, 1.5), extent_mm=40, fov_mm=330, seed=5)
+    at = _app(None)
+    upload = _zip_of_series(tmp_path, [("s", hu, {"spacing": (5.0, 1.5, 1.5), "skip": (4,)})])
+    at.file_uploader(key="lesion_upload").set_value(("study.zip", upload, "application/zip"))
+    at.run()
+    assert not at.exception and not at.error
+    assert any(w.value.startswith("1 missing slice(s) in 1 gap(s) of the series, filled by linear interpolation")
+               for w in at.warning), [w.value for w in at.warning]
+    at.slider(key="lesion_slice").set_value(4)
+    at.run()
+    assert at.get("image")[0].proto.imgs[0].caption.startswith(
+        "slice 4 (S -280.0 mm), interpolated: missing from the series - ")
+    at.slider(key="lesion_slice").set_value(5)
+    at.run()
+    assert at.get("image")[0].proto.imgs[0].caption.startswith("slice 5 (S -275.0 mm) - ")
+
+
 def test_an_enhanced_ct_file_is_one_study_on_the_severity_page(tmp_path):
     """One multi-frame Enhanced CT file uploaded alone: read as its series, graded, with its volumes."""
     from test_io_dicom import _enhanced

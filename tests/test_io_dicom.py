@@ -95,14 +95,69 @@ def test_missing_rescale_tags_warn(tmp_path):
     assert any("RescaleSlope" in w for w in vol.meta.warnings)
 
 
-def test_missing_and_duplicate_slices_are_reported(tmp_path):
+def test_missing_slices_are_filled_in_and_duplicates_dropped(tmp_path):
     hu = chest_phantom((10, 16, 16))
     write_series(tmp_path, hu, skip=(4, 5), duplicate=(7,))
     vol = io.read_ct(tmp_path)
-    assert vol.shape[0] == 8
-    assert vol.meta.spacing_uneven and vol.meta.missing_slices == 2
+    assert vol.shape == (10, 16, 16) and vol.spacing[0] == pytest.approx(2.5)
+    real = [0, 1, 2, 3, 6, 7, 8, 9]
+    assert np.array_equal(vol.voxels[real], hu[real])
+    for z, t in ((4, 1 / 3), (5, 2 / 3)):  # on the straight line between the slices around the gap
+        assert np.array_equal(vol.voxels[z], np.round((1 - t) * hu[3].astype(float) + t * hu[6]).astype(np.int16))
+    assert vol.meta.interpolated_slices == [4, 5] and vol.meta.missing_slices == 2 and not vol.meta.spacing_uneven
+    assert vol.meta.slice_positions == pytest.approx([-300.0 + 2.5 * z for z in range(10)])
+    assert [vol.position_mm(z) for z in range(10)] == pytest.approx([-300.0 + 2.5 * z for z in range(10)])
     assert any("duplicate" in w for w in vol.meta.warnings)
-    assert vol.spacing[0] == pytest.approx(2.5)
+    assert any(w.startswith("2 missing slice(s) in 1 gap(s) of the series, filled by linear interpolation")
+               for w in vol.meta.warnings), vol.meta.warnings
+
+
+@pytest.mark.parametrize("orientation", [(1, 0, 0, 0, 1, 0), (1, 0, 0, 0, -1, 0), (1, 0, 0, 0, 0, -1)],
+                         ids=["axial", "axial-feet", "coronal"])
+def test_a_series_with_missing_slices_reads_on_the_full_series_grid(tmp_path, orientation):
+    """Before, the slices were stacked closed up, so that a mask written back put every slice past a gap at the
+    wrong position. On a volume that changes linearly from slice to slice, the interpolated slices are the
+    missing ones: the series with gaps reads as the full series (voxels, positions, affine) and its mask is the
+    full series' mask, voxel for voxel and in the world."""
+    import nibabel as nib
+
+    shape, sp = (12, 10, 12), (2.5, 0.7, 0.6)
+    k, r, c = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    stored = 1000 * k + 12 * r + c - 1000  # linear along the slices; every value once
+    skipped = (3, 6, 7)  # a quarter of the grid: as much as interpolation may make
+    write_series(tmp_path / "full", stored, spacing=sp, orientation=orientation)
+    write_series(tmp_path / "gaps", stored, spacing=sp, orientation=orientation, skip=skipped)
+    full, vol = io.read_ct(tmp_path / "full"), io.read_ct(tmp_path / "gaps")
+    assert np.array_equal(vol.voxels, full.voxels)
+    assert vol.spacing == pytest.approx(full.spacing)
+    assert np.allclose(vol.meta.layout.affine, full.meta.layout.affine)
+    assert vol.meta.slice_positions == pytest.approx(full.meta.slice_positions)
+    assert vol.meta.missing_slices == 3
+    made = [int(z) for z in range(vol.shape[0]) if (vol.voxels[z, 0, 0] + 1000) // 1000 in skipped]
+    assert vol.meta.interpolated_slices == (made if orientation[4] else [])  # listed where slices are axial
+    labels = (vol.voxels % 3).astype(np.uint8)
+    masks = [nib.load(io.write_mask_nifti(labels, v.spacing, tmp_path / f"{name}.nii.gz", layout=v.meta.layout))
+             for name, v in (("full", full), ("gaps", vol))]
+    assert np.array_equal(np.asarray(masks[0].dataobj), np.asarray(masks[1].dataobj))
+    assert np.allclose(masks[0].affine, masks[1].affine)
+
+
+def test_too_many_missing_slices_or_changing_spacing_are_stacked_as_they_are(tmp_path):
+    hu = chest_phantom((8, 16, 16))
+    write_series(tmp_path / "sparse", hu, skip=(2, 3, 4))  # 3 of 8: more than interpolation may make
+    vol = io.read_ct(tmp_path / "sparse")
+    assert vol.shape[0] == 5 and vol.meta.spacing_uneven and vol.meta.missing_slices == 3
+    assert vol.meta.interpolated_slices == []
+    assert any("about 3 missing slice(s) (too many to fill in)" in w for w in vol.meta.warnings), vol.meta.warnings
+    # 6 slices 2.5 mm apart, then 3 slices 3.75 mm apart: no whole number of steps to fill
+    write_series(tmp_path / "changing" / "a", hu[:6], origin=(-100.0, -120.0, -300.0), series_uid="1.2.3.4",
+                 names="instance")
+    write_series(tmp_path / "changing" / "b", hu[5:8], spacing=(3.75, 0.7, 0.7), origin=(-100.0, -120.0, -283.75),
+                 series_uid="1.2.3.4", names="instance")
+    vol = io.read_ct(tmp_path / "changing")
+    assert vol.shape[0] == 9 and vol.meta.spacing_uneven and vol.meta.interpolated_slices == []
+    assert any(w.startswith("uneven slice spacing (2.50..3.75 mm)") and "approximate" in w
+               for w in vol.meta.warnings), vol.meta.warnings
 
 
 def test_two_series_in_one_folder_selects_lung_kernel(tmp_path):

@@ -146,3 +146,15 @@ def test_verdicts_pass_fail_undetermined(checker):
     assert disp.verdict == "undetermined" and "Hounsfield" in disp.reason
     two = checker.predict(_vol(hu[:2], sp))
     assert two.verdict == "undetermined"
+
+
+def test_slices_the_reader_filled_in_are_not_measured(checker):
+    """A DICOM series read with missing slices filled in by interpolation lists them in meta.interpolated_slices:
+    they help follow the trachea, but its shape is measured on the series' own slices only."""
+    sp = (2.0, 0.7, 0.7)
+    vol = _vol(chest_phantom(sp, extent_mm=80, seed=11), sp)
+    used = checker.predict(vol).slices_used
+    vol.meta.interpolated_slices = used[::2]
+    res = checker.predict(vol)
+    assert res.verdict == "pass" and res.slices_used
+    assert set(res.slices_used) == set(used) - set(used[::2])
