@@ -177,3 +177,21 @@ def test_volumes_are_given_only_where_the_input_gave_its_voxel_size(tmp_path):
     assert float(rows["study"]["ggo_ml"]) == pytest.approx((mask.voxels == 1).sum() * voxel_ml, abs=0.1)
     assert float(rows["study"]["lung_ml"]) > 100
     assert float(rows["series"]["lung_ml"]) == pytest.approx(float(rows["study"]["lung_ml"]), rel=0.02)
+
+
+def test_the_key_slice_is_the_most_involved_of_the_series_own_slices():
+    """The slice shown first (the CLI's overlay, the app's slider) is the one with most GGO and consolidation,
+    but never one the reader made where the series lacked it; a volume of made slices only still has one."""
+    from types import SimpleNamespace
+
+    from ctmodels.pipeline import StudySeverity
+    from ctmodels.types import CTVolume, VolumeMeta
+
+    counts = np.array([[90, 0, 0, 10], [50, 30, 5, 15], [40, 50, 0, 10], [60, 20, 0, 20]])
+    vol = CTVolume(np.zeros((4, 2, 2), np.int16), (1.0, 1.0, 1.0), VolumeMeta())
+    study = StudySeverity(vol, SimpleNamespace(pixel_counts=counts), None)
+    assert study.key_slice == 2
+    vol.meta.interpolated_slices = [2]
+    assert study.key_slice == 1
+    vol.meta.interpolated_slices = [0, 1, 2, 3]
+    assert study.key_slice == 2
