@@ -369,6 +369,59 @@ def _one_geometry(items: Sequence[Tuple[Path, object]], warnings: List[str]) -> 
     return [it for it, k in zip(items, kinds) if k == keep]
 
 
+Entry = Tuple[float, Path, object]  # a slice's position along the normal, its file and its header
+
+
+def _one_per_position(entries: List[Entry], warnings: List[str]) -> List[Entry]:
+    """``(position, path, header)`` entries -> one per position (within 1 micrometre), in order along the normal.
+
+    A series can hold more than one scan of the same part of the body under one SeriesInstanceUID (an
+    inspiration scan and an expiration scan or a few expiratory slices, say), told apart by AcquisitionNumber.
+    The acquisition with the most slices (on a tie, the lowest number) is read, and another that has at least
+    half of its slices within its span is set aside whole, so that the volume is one scan, not a mix of two.
+    One mostly beyond it (the next rotation of a step-and-shoot scan that numbers each) joins, yielding where a
+    position repeats. Further files at a position already read (copies) are dropped. One warning for each."""
+    acq = [_int_or_none(getattr(ds, "AcquisitionNumber", None)) for _, _, ds in entries]
+    sizes: Dict[Optional[int], int] = {}
+    for a in acq:
+        sizes[a] = sizes.get(a, 0) + 1
+    rank = sorted(sizes, key=lambda a: (-sizes[a], a is None, a or 0))  # the most slices first
+    main = rank[0]
+
+    def clusters(idx: List[int]) -> List[List[int]]:  # indices of entries at one position, along the normal
+        out: List[List[int]] = []
+        for i in sorted(idx, key=lambda i: entries[i][0]):
+            if out and abs(entries[i][0] - entries[out[-1][0]][0]) < 1e-3:
+                out[-1].append(i)
+            else:
+                out.append([i])
+        return out
+
+    set_aside: Dict[Optional[int], int] = {}
+    if len(sizes) > 1:
+        span = [e[0] for e, a in zip(entries, acq) if a == main]
+        lo, hi = min(span) - 1e-3, max(span) + 1e-3
+        for a in rank[1:]:
+            mine = [e[0] for e, b in zip(entries, acq) if b == a]
+            if sum(lo <= x <= hi for x in mine) >= 0.5 * len(mine):
+                set_aside[a] = sizes[a]
+    if set_aside:
+        listed = ", ".join(f"{a}: {sizes[a]} slices" for a in [main, *set_aside])
+        warnings.append(f"the series holds {1 + len(set_aside)} scans of the same part of the body "
+                        f"(AcquisitionNumber {listed}); read acquisition {main} (the most slices, else the lowest "
+                        f"number) and set the other(s) aside")
+    order = {a: k for k, a in enumerate(rank)}
+    uniq, copies = [], []
+    for c in clusters([i for i, a in enumerate(acq) if a not in set_aside]):
+        best = min(c, key=lambda i: (order[acq[i]], i))  # the main acquisition's slice where it has one
+        uniq.append(entries[best])
+        copies += [entries[i][1].name for i in c if i != best]
+    if copies:
+        warnings.append(f"{len(copies)} duplicate slice(s) dropped: another file at a position already read "
+                        f"(first: {copies[0]})")
+    return uniq
+
+
 def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVolume:
     pydicom, _ = _pydicom()
     if not items:
@@ -398,14 +451,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
             if "ImagePositionPatient missing: slices ordered by SliceLocation/InstanceNumber" not in warnings:
                 warnings.append("ImagePositionPatient missing: slices ordered by SliceLocation/InstanceNumber")
         entries.append((pos, p, ds))
-    entries.sort(key=lambda e: e[0])
-    # duplicates (same position) are dropped, keeping the first file
-    uniq = []
-    for e in entries:
-        if uniq and abs(e[0] - uniq[-1][0]) < 1e-3:
-            warnings.append(f"duplicate slice at {e[0]:.2f} mm dropped ({e[1].name})")
-            continue
-        uniq.append(e)
+    uniq = _one_per_position(entries, warnings)
     n = len(uniq)
     positions = np.array([e[0] for e in uniq])
     missing = 0

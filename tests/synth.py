@@ -46,8 +46,10 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
                  shuffle: bool = True, slope: float = 1.0, intercept: float = -1024.0,
                  write_rescale: bool = True, orientation=(1, 0, 0, 0, 1, 0), origin=(-100.0, -120.0, -300.0),
                  names: str = "random", series_number: int = 2, patient_name: str = "Doe^Jane",
-                 patient_id: str = "PID-12345", skip: Sequence[int] = (), duplicate: Sequence[int] = ()):
-    """Write ``hu[z, y, x]`` (z feet->head) as a DICOM series; returns the file paths."""
+                 patient_id: str = "PID-12345", skip: Sequence[int] = (), duplicate: Sequence[int] = (),
+                 acquisition: Optional[int] = None):
+    """Write ``hu[z, y, x]`` (z feet->head) as a DICOM series; returns the file paths. With ``acquisition``, the
+    slices carry that AcquisitionNumber (and random names of their own, to lie among another acquisition's)."""
     from pydicom.uid import generate_uid
 
     from ctmodels.dicom import ct_slice_dataset
@@ -63,7 +65,7 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
     else:
         stored = stored.astype(np.int16)
     order = list(range(hu.shape[0]))
-    rng = random.Random(hash(series_uid) & 0xFFFF)
+    rng = random.Random((hash(series_uid) + (acquisition or 0)) & 0xFFFF)
     paths = []
     for k in order:
         if k in skip:
@@ -75,6 +77,7 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
                                   Modality=modality, PatientName=patient_name, PatientID=patient_id,
                                   SeriesNumber=series_number, SeriesDescription=f"synthetic {kernel or 'no kernel'}",
                                   Manufacturer=manufacturer, InstanceNumber=k + 1,
+                                  **({"AcquisitionNumber": acquisition} if acquisition is not None else {}),
                                   **({"ConvolutionKernel": kernel} if kernel is not None else {}))
             name = {"random": f"{rng.getrandbits(40):010x}.dcm", "instance": f"IM{k:04d}.dcm",
                     "reverse": f"IM{hu.shape[0] - k:04d}.dcm"}[names]

@@ -160,6 +160,51 @@ def test_too_many_missing_slices_or_changing_spacing_are_stacked_as_they_are(tmp
                for w in vol.meta.warnings), vol.meta.warnings
 
 
+def test_two_scans_of_the_same_positions_in_one_series_are_not_mixed(tmp_path):
+    """An inspiration and an expiration scan filed under one SeriesInstanceUID, told apart by AcquisitionNumber,
+    their files mixed in one folder (or an inspiration scan and a few expiratory slices). Before, one file per
+    position was kept in file order, so the volume mixed the two scans slice by slice. Now it is one scan: the
+    one with the most slices, else the lower number."""
+    hu = chest_phantom((10, 16, 16))
+    uid = "1.2.826.0.1.3680043.8.498.77"
+    write_series(tmp_path / "s", hu, series_uid=uid, acquisition=1)
+    write_series(tmp_path / "s", hu + 100, series_uid=uid, acquisition=2, skip=(9,))
+    vol = io.read_ct(tmp_path / "s")
+    assert np.array_equal(vol.voxels, hu)
+    assert ("the series holds 2 scans of the same part of the body (AcquisitionNumber 1: 10 slices, 2: 9 slices); "
+            "read acquisition 1 (the most slices, else the lowest number) and set the other(s) aside"
+            ) in vol.meta.warnings
+    assert not any("duplicate" in w for w in vol.meta.warnings)
+    write_series(tmp_path / "t", hu, series_uid=uid, acquisition=1, skip=(0,))  # now the second has more
+    write_series(tmp_path / "t", hu + 100, series_uid=uid, acquisition=2)
+    assert np.array_equal(io.read_ct(tmp_path / "t").voxels, hu + 100)
+    write_series(tmp_path / "u", hu, series_uid=uid, acquisition=3)  # a tie: the lower number
+    write_series(tmp_path / "u", hu + 100, series_uid=uid, acquisition=2)
+    assert np.array_equal(io.read_ct(tmp_path / "u").voxels, hu + 100)
+    # a few expiratory slices between the inspiration scan's positions (other table positions)
+    write_series(tmp_path / "v", hu, series_uid=uid, acquisition=1)
+    write_series(tmp_path / "v", hu[:3] + 100, series_uid=uid, acquisition=2, origin=(-100.0, -120.0, -291.25),
+                 spacing=(7.5, 0.7, 0.7))
+    vol = io.read_ct(tmp_path / "v")
+    assert np.array_equal(vol.voxels, hu) and not vol.meta.spacing_uneven
+    assert any(w.startswith("the series holds 2 scans") for w in vol.meta.warnings)
+
+
+def test_a_step_and_shoot_scan_numbering_each_rotation_is_one_volume(tmp_path):
+    """Sequential scanners may give each rotation's slices their own AcquisitionNumber; the rotations overlap by
+    a slice here. They are one scan: all read, the repeated position once (the lowest-numbered rotation's)."""
+    hu = chest_phantom((11, 16, 16))
+    uid = "1.2.826.0.1.3680043.8.498.78"
+    for a, (lo, hi) in enumerate([(0, 4), (3, 7), (7, 11)], start=1):
+        write_series(tmp_path, hu + 100 * (a - 1), series_uid=uid, acquisition=a, skip=[k for k in range(11)
+                                                                                      if not lo <= k < hi])
+    vol = io.read_ct(tmp_path)
+    assert vol.shape[0] == 11 and vol.meta.interpolated_slices == []
+    assert np.array_equal(vol.voxels, np.concatenate([hu[:4], hu[4:7] + 100, hu[7:] + 200]))
+    noted = [w for w in vol.meta.warnings if "duplicate" in w or "scans" in w]
+    assert len(noted) == 1 and noted[0].startswith("1 duplicate slice(s) dropped: another file at a position")
+
+
 def test_two_series_in_one_folder_selects_lung_kernel(tmp_path):
     hu = chest_phantom((6, 16, 16))
     soft = write_series(tmp_path / "a", hu, kernel="STANDARD", series_number=3)
