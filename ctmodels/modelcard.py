@@ -193,6 +193,10 @@ shows lung, so slices without it confuse the model: on a real contrast CT it cal
 the diaphragm consolidation and bowel gas lung. On HU input ctmodels removes labels outside the
 patient's body (`ctmodels/body.py`) and labels not anchored in the lungs' air, such as stomach and
 bowel (`ctmodels/lung_air.py`); on 8-bit images, where there is no HU to tell air, it removes nothing.
+On HU input the labels also depend on what the network sees around the body: a lesion-free synthetic
+chest with grey air around it (-1024 HU) came out 70 % GGO, and 0 % with the outside black, as scanners pad
+their round field of view (`docs/lesion-experiments.md`, session 27). No labelled HU scan exists here to
+measure this on real disease.
 Research use only.
 """
 
