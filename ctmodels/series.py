@@ -157,6 +157,17 @@ def soft_by_tag(s) -> bool:
     return _field(s, "kernel_class") == SOFT and _field(s, "kernel_source") == "tag"
 
 
+# a SeriesDescription naming expiration: "Exp 1.0 B70f", "EXPIRATION", "Exspiration", "exhale", "Ausatmung"
+_EXPIRATORY = re.compile(r"\b(exp|expi|expir\w*|exspir\w*|exhal\w*|ausatm\w*)\b", re.IGNORECASE)
+
+
+def expiratory(s) -> bool:
+    """A series whose SeriesDescription says it was scanned in expiration, on purpose (the expiratory series of
+    an air-trapping protocol): not the breath hold a chest CT is read from, so :func:`select_series` takes it
+    only where no other series is left (``s``: a :class:`SeriesInfo` or its ``as_dict()``)."""
+    return bool(_EXPIRATORY.search((_field(s, "description") or "").replace("_", " ")))
+
+
 def checkable(series: Sequence) -> list:
     """The series the breath-hold check may measure, if asked for by name: CT, not :func:`soft_by_tag`."""
     return [s for s in series if is_ct(s) and not soft_by_tag(s)]
@@ -171,6 +182,8 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     named by its ConvolutionKernel tag. Tag-declared soft-tissue series are set aside: for
     ``purpose="quality"`` they are never used (the check needs the lung kernel); for "lesion" the
     best of them is used only when nothing else exists, and the reason says so.
+    Series whose description says expiration (:func:`expiratory`) are tried only after all others: the check
+    would fail a study for its deliberate expiratory series, and expiration raises the lungs' density.
     Among equals: more slices (coverage), then thinner slices.
     """
     from .errors import SeriesSelectionError, SeveralStudiesError
@@ -197,19 +210,29 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
         (lambda s: s.kernel_class == SOFT and s.kernel_source == "image",
          "kernel judged soft from the image only (no tag); no lung-kernel series present"),
     )
-    for accept, note in tiers:
-        cands = [s for s in ct if accept(s)]
-        if cands:
-            best = max(cands, key=rank)
-            set_aside = [s for s in ct if soft_by_tag(s)]
-            why = f"{note} ({best.kernel_reason}); {best.n_slices} slices"
-            if len(cands) > 1:
-                why += f"; most slices of {len(cands)} candidates"
-            if set_aside:
-                why += f"; {len(set_aside)} soft-tissue series set aside"
-            return best, why
-    if purpose == "quality":
-        raise SeriesSelectionError(
-            "only soft-tissue kernel series found; the breath-hold check needs a lung-kernel series")
-    best = max(ct, key=rank)
-    return best, f"only soft-tissue kernel series present ({best.kernel_reason}); {best.n_slices} slices"
+    exp = [s for s in ct if expiratory(s)]
+    for pool in ([s for s in ct if not expiratory(s)], exp):
+        for accept, note in tiers:
+            cands = [s for s in pool if accept(s)]
+            if cands:
+                best = max(cands, key=rank)
+                set_aside = [s for s in ct if soft_by_tag(s)]
+                why = f"{note} ({best.kernel_reason}); {best.n_slices} slices"
+                if len(cands) > 1:
+                    why += f"; most slices of {len(cands)} candidates"
+                if set_aside:
+                    why += f"; {len(set_aside)} soft-tissue series set aside"
+                return best, why + _expiration_note(best, exp)
+        if pool and purpose != "quality":  # soft-tissue kernels named by their tag are all this pool has
+            best = max(pool, key=rank)
+            note = ("only soft-tissue kernel series present" if len(pool) == len(ct) or best in exp else
+                    "soft-tissue kernel, the other series being expiratory")
+            return best, f"{note} ({best.kernel_reason}); {best.n_slices} slices" + _expiration_note(best, exp)
+    raise SeriesSelectionError(
+        "only soft-tissue kernel series found; the breath-hold check needs a lung-kernel series")
+
+
+def _expiration_note(best: SeriesInfo, exp: Sequence[SeriesInfo]) -> str:
+    if best in exp:
+        return "; its description says expiration, and no other series could be used"
+    return f"; {len(exp)} expiratory series (by description) set aside" if exp else ""

@@ -170,3 +170,28 @@ def test_segment_keeps_hu_labels_inside_the_body_unless_told_not_to(tmp_path):
     # the labelled pieces outside the body hold no lung air either: the anchor alone takes most of them
     assert outside_labels[0] == 0 and outside_labels[1] < outside_labels[2] / 2 and outside_labels[2] > 1000
 
+
+
+def test_a_study_with_a_deliberate_expiratory_series_is_checked_on_its_inspiration(tmp_path, capsys):
+    """Air-trapping protocols add an expiratory series, here with more slices than the inspiration one (which
+    made it the choice before): the check measures the inspiration series and passes the study, and names the
+    expiratory series it set aside. Asked for by --series, the expiratory series fails."""
+    import json
+
+    import numpy as np
+
+    from ctmodels.phantoms import chest_phantom as chest
+    from ctmodels.quality import simulate_expiration
+
+    sp = (2.0, 0.8, 0.8)
+    hu = chest(sp, extent_mm=80, seed=9)
+    exhaled = simulate_expiration(hu, sp, 0.5).astype(np.int16)
+    write_series(tmp_path / "s" / "insp", hu[5:], spacing=sp, series_number=2, description="Insp 1.0 LUNG")
+    write_series(tmp_path / "s" / "exp", exhaled, spacing=sp, series_number=3, description="Exp 1.0 LUNG",
+                 series_uid="1.2.826.0.1.3680043.8.498.99")
+    assert main(["check-breath-hold", str(tmp_path / "s"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["verdict"] == "pass", d["reason"]
+    assert d["series_reason"].endswith("; 1 expiratory series (by description) set aside"), d["series_reason"]
+    main(["check-breath-hold", str(tmp_path / "s"), "--json", "--series", "1.2.826.0.1.3680043.8.498.99"])
+    assert json.loads(capsys.readouterr().out)["verdict"] == "fail"

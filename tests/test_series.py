@@ -52,8 +52,8 @@ def test_image_noise_tells_sharp_from_smooth_kernels():
     assert classify_image(air)[0] == "unknown"
 
 
-def _info(uid, cls, n, modality="CT", source="tag", thick=1.0):
-    return SeriesInfo(series_uid=uid, files=[], n_slices=n, modality=modality, description=None,
+def _info(uid, cls, n, modality="CT", source="tag", thick=1.0, description=None):
+    return SeriesInfo(series_uid=uid, files=[], n_slices=n, modality=modality, description=description,
                       manufacturer=None, kernel=None, kernel_class=cls, kernel_reason=cls,
                       kernel_source=source, slice_thickness=thick)
 
@@ -85,3 +85,37 @@ def test_the_series_the_breath_hold_check_may_measure():
              _info("mr", "lung", 40, modality="MR"), _info("unknown", "unknown", 40, source="none")]
     assert [s.series_uid for s in checkable(infos)] == ["lung", "soft-image", "unknown"]
     assert [d["series_uid"] for d in checkable([s.as_dict() for s in infos])] == ["lung", "soft-image", "unknown"]
+
+
+@pytest.mark.parametrize("description,expected", [
+    ("Exp 1.0 B70f", True), ("EXPIRATION", True), ("Thorax_Exp_1mm", True), ("Exspiration", True),
+    ("expiratory lung", True), ("exhale", True), ("Ausatmung", True), ("Insp 1.0 B70f", False),
+    ("Exposure 2", False), ("Chest expanded", False), ("Lung 1.25", False), (None, False),
+])
+def test_series_scanned_in_expiration_are_told_by_their_description(description, expected):
+    from ctmodels.series import expiratory
+
+    assert expiratory(_info("a", "lung", 10, description=description)) is expected
+    assert expiratory(_info("a", "lung", 10, description=description).as_dict()) is expected
+
+
+def test_select_takes_an_expiratory_series_only_where_nothing_else_is_left():
+    """An air-trapping protocol's expiratory series is no breath-hold failure: it is set aside, even against
+    a series with more slices or a better kernel tier, and used (and named) only where it is all there is."""
+    insp, exp = _info("insp", "lung", 100, description="Insp 1.0 B70f"), _info("exp", "lung", 300, description="Exp")
+    for purpose in ("lesion", "quality"):
+        s, why = select_series([exp, insp], purpose=purpose)
+        assert s.series_uid == "insp" and why.endswith("; 1 expiratory series (by description) set aside"), why
+    s, why = select_series([exp, _info("unk", "unknown", 50, source="none")], purpose="quality")
+    assert s.series_uid == "unk"
+    s, why = select_series([exp, _info("soft", "soft", 50)], purpose="quality")
+    assert s.series_uid == "exp" and why.endswith("its description says expiration, and no other series could be used")
+    s, why = select_series([_info("soft-exp", "soft", 90, description="EXP"), _info("soft", "soft", 50)])
+    assert s.series_uid == "soft" and why.startswith("soft-tissue kernel, the other series being expiratory")
+    assert why.endswith("; 1 expiratory series (by description) set aside")
+    s, why = select_series([exp, _info("soft", "soft", 50)])  # for lesions: a soft kernel before expiration
+    assert s.series_uid == "soft" and why.startswith("soft-tissue kernel, the other series being expiratory")
+    s, why = select_series([_info("soft-exp", "soft", 90, description="EXP")])
+    assert why.startswith("only soft-tissue kernel series present") and why.endswith("could be used")
+    with pytest.raises(SeriesSelectionError, match="lung-kernel"):
+        select_series([_info("soft-exp", "soft", 90, description="EXP")], purpose="quality")
