@@ -26,7 +26,7 @@ log = logging.getLogger("ctmodels")
 def cmd_info(args) -> int:
     from . import registry
     from .io import list_series
-    from .series import select_series
+    from .series import select_series, supine
 
     if args.path is None:
         models = [m.__dict__ for m in registry.all_models()]
@@ -55,7 +55,8 @@ def cmd_info(args) -> int:
         print(f" {mark} [{i}] #{s.series_number if s.series_number is not None else '-'} "
               f"{s.modality or '?'} {s.n_slices} slices {s.rows}x{s.columns} {thick} "
               f"kernel={s.kernel or '-'} -> {s.kernel_class} ({s.kernel_reason})"
-              f"{' - ' + s.description if s.description else ''}")
+              f"{' - ' + s.description if s.description else ''}"
+              f"{'' if supine(s) else f' - {s.patient_position} (not supine)'}")
         print(f"       series {s.series_uid}")  # what --series takes
     print(f"selected for {args.purpose}: " + (f"[{series.index(chosen) + 1}] {why}" if chosen else f"none: {why}"))
     return 0

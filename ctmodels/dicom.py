@@ -617,6 +617,7 @@ def _series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:
         "pixel_spacing": _pixel_spacing(ds),
         "rows": _int_or_none(getattr(ds, "Rows", None)),
         "columns": _int_or_none(getattr(ds, "Columns", None)),
+        "patient_position": str(getattr(ds, "PatientPosition", "") or "").strip().upper() or None,
     }
 
 

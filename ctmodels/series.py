@@ -138,7 +138,7 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
         kernel=s["kernel"], kernel_class=cls, kernel_reason=why, kernel_source=source,
         slice_thickness=s["slice_thickness"],
         pixel_spacing=s["pixel_spacing"], series_number=s["series_number"], study_uid=s["study_uid"],
-        rows=s["rows"], columns=s["columns"],
+        rows=s["rows"], columns=s["columns"], patient_position=s["patient_position"],
     )
 
 
@@ -168,6 +168,13 @@ def expiratory(s) -> bool:
     return bool(_EXPIRATORY.search((_field(s, "description") or "").replace("_", " ")))
 
 
+def supine(s) -> bool:
+    """A series scanned supine, or with no PatientPosition to say otherwise: not prone (HFP, FFP) nor on the
+    side (HFDR, FFDL, ...), as the extra series of an interstitial lung disease protocol are scanned (``s``: a
+    :class:`SeriesInfo` or its ``as_dict()``)."""
+    return (_field(s, "patient_position") or "HFS")[2:] in ("S", "")
+
+
 def checkable(series: Sequence) -> list:
     """The series the breath-hold check may measure, if asked for by name: CT, not :func:`soft_by_tag`."""
     return [s for s in series if is_ct(s) and not soft_by_tag(s)]
@@ -183,8 +190,9 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     ``purpose="quality"`` they are never used (the check needs the lung kernel); for "lesion" the
     best of them is used only when nothing else exists, and the reason says so.
     Series whose description says expiration (:func:`expiratory`) are tried only after all others: the check
-    would fail a study for its deliberate expiratory series, and expiration raises the lungs' density.
-    Among equals: more slices (coverage), then thinner slices.
+    would fail a study for its deliberate expiratory series, and expiration raises the lungs' density. Before
+    those, prone or decubitus series (:func:`supine`) come after the supine ones: the models were made for
+    supine chest CT. Among equals: more slices (coverage), then thinner slices.
     """
     from .errors import SeriesSelectionError, SeveralStudiesError
 
@@ -210,8 +218,11 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
         (lambda s: s.kernel_class == SOFT and s.kernel_source == "image",
          "kernel judged soft from the image only (no tag); no lung-kernel series present"),
     )
-    exp = [s for s in ct if expiratory(s)]
-    for pool in ([s for s in ct if not expiratory(s)], exp):
+    def pool_of(s: SeriesInfo) -> Tuple[bool, bool]:
+        return expiratory(s), not supine(s)
+
+    for key in ((False, False), (False, True), (True, False), (True, True)):
+        pool = [s for s in ct if pool_of(s) == key]
         for accept, note in tiers:
             cands = [s for s in pool if accept(s)]
             if cands:
@@ -222,17 +233,27 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
                     why += f"; most slices of {len(cands)} candidates"
                 if set_aside:
                     why += f"; {len(set_aside)} soft-tissue series set aside"
-                return best, why + _expiration_note(best, exp)
+                return best, why + _position_note(best, ct, pool_of)
         if pool and purpose != "quality":  # soft-tissue kernels named by their tag are all this pool has
             best = max(pool, key=rank)
-            note = ("only soft-tissue kernel series present" if len(pool) == len(ct) or best in exp else
-                    "soft-tissue kernel, the other series being expiratory")
-            return best, f"{note} ({best.kernel_reason}); {best.n_slices} slices" + _expiration_note(best, exp)
+            note = ("only soft-tissue kernel series present" if all(soft_by_tag(s) for s in ct) else
+                    "soft-tissue kernel, the other series being expiratory or not supine")
+            return best, f"{note} ({best.kernel_reason}); {best.n_slices} slices" + _position_note(best, ct, pool_of)
     raise SeriesSelectionError(
         "only soft-tissue kernel series found; the breath-hold check needs a lung-kernel series")
 
 
-def _expiration_note(best: SeriesInfo, exp: Sequence[SeriesInfo]) -> str:
-    if best in exp:
-        return "; its description says expiration, and no other series could be used"
-    return f"; {len(exp)} expiratory series (by description) set aside" if exp else ""
+def _position_note(best: SeriesInfo, ct: Sequence[SeriesInfo], pool_of) -> str:
+    """What the reason adds about breathing and position: the series set aside for them, or the chosen one's."""
+    note = ""
+    if expiratory(best):
+        note += "; its description says expiration, and no other series could be used"
+    if not supine(best):
+        note += f"; scanned {best.patient_position}, not supine, and no supine series could be used"
+    exp = [s for s in ct if expiratory(s) and not expiratory(best)]
+    lying = [s for s in ct if not supine(s) and not expiratory(s) and pool_of(s) > pool_of(best)]
+    if exp:
+        note += f"; {len(exp)} expiratory series (by description) set aside"
+    if lying:
+        note += f"; {len(lying)} prone or decubitus series (by PatientPosition) set aside"
+    return note

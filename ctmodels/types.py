@@ -102,6 +102,7 @@ class SeriesInfo:
     study_uid: Optional[str] = None
     rows: Optional[int] = None
     columns: Optional[int] = None
+    patient_position: Optional[str] = None  # PatientPosition (0018,5100): HFS, FFS, HFP, FFP, HFDR, ...
 
     def as_dict(self) -> Dict[str, Any]:
         d = dict(self.__dict__)

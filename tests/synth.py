@@ -47,7 +47,8 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
                  write_rescale: bool = True, orientation=(1, 0, 0, 0, 1, 0), origin=(-100.0, -120.0, -300.0),
                  names: str = "random", series_number: int = 2, patient_name: str = "Doe^Jane",
                  patient_id: str = "PID-12345", skip: Sequence[int] = (), duplicate: Sequence[int] = (),
-                 acquisition: Optional[int] = None, description: Optional[str] = None):
+                 acquisition: Optional[int] = None, description: Optional[str] = None,
+                 patient_position: Optional[str] = None):
     """Write ``hu[z, y, x]`` (z feet->head) as a DICOM series; returns the file paths. With ``acquisition``, the
     slices carry that AcquisitionNumber (and random names of their own, to lie among another acquisition's)."""
     from pydicom.uid import generate_uid
@@ -75,9 +76,11 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
             ds = ct_slice_dataset(stored[k], pos, spacing[1:], spacing[0], series_uid, study_uid, orientation=iop,
                                   slope=slope, intercept=intercept, write_rescale=write_rescale,
                                   Modality=modality, PatientName=patient_name, PatientID=patient_id,
-                                  SeriesNumber=series_number, SeriesDescription=description or f"synthetic {kernel or 'no kernel'}",
+                                  SeriesNumber=series_number,
+                                  SeriesDescription=description or f"synthetic {kernel or 'no kernel'}",
                                   Manufacturer=manufacturer, InstanceNumber=k + 1,
                                   **({"AcquisitionNumber": acquisition} if acquisition is not None else {}),
+                                  **({"PatientPosition": patient_position} if patient_position else {}),
                                   **({"ConvolutionKernel": kernel} if kernel is not None else {}))
             name = {"random": f"{rng.getrandbits(40):010x}.dcm", "instance": f"IM{k:04d}.dcm",
                     "reverse": f"IM{hu.shape[0] - k:04d}.dcm"}[names]

@@ -195,3 +195,19 @@ def test_a_study_with_a_deliberate_expiratory_series_is_checked_on_its_inspirati
     assert d["series_reason"].endswith("; 1 expiratory series (by description) set aside"), d["series_reason"]
     main(["check-breath-hold", str(tmp_path / "s"), "--json", "--series", "1.2.826.0.1.3680043.8.498.99"])
     assert json.loads(capsys.readouterr().out)["verdict"] == "fail"
+
+
+def test_info_and_the_reader_put_a_supine_series_before_a_prone_one(tmp_path, capsys):
+    """A prone series (more slices here) is listed with its position and set aside for the supine one."""
+    hu = chest_phantom((6, 16, 16))
+    write_series(tmp_path / "s" / "supine", hu[1:], patient_position="HFS", series_number=2)
+    write_series(tmp_path / "s" / "prone", hu, patient_position="HFP", series_number=3,
+                 series_uid="1.2.826.0.1.3680043.8.498.98", orientation=(-1, 0, 0, 0, -1, 0))
+    assert main(["info", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert " - HFP (not supine)" in out and out.count("(not supine)") == 1
+    assert out.rstrip().endswith("; 1 prone or decubitus series (by PatientPosition) set aside"), out
+    from ctmodels import io as ctio
+
+    vol = ctio.read_ct(tmp_path / "s")
+    assert vol.shape[0] == 5 and vol.meta.series_number == 2

@@ -111,11 +111,38 @@ def test_select_takes_an_expiratory_series_only_where_nothing_else_is_left():
     s, why = select_series([exp, _info("soft", "soft", 50)], purpose="quality")
     assert s.series_uid == "exp" and why.endswith("its description says expiration, and no other series could be used")
     s, why = select_series([_info("soft-exp", "soft", 90, description="EXP"), _info("soft", "soft", 50)])
-    assert s.series_uid == "soft" and why.startswith("soft-tissue kernel, the other series being expiratory")
+    assert s.series_uid == "soft" and why.startswith("only soft-tissue kernel series present")
     assert why.endswith("; 1 expiratory series (by description) set aside")
     s, why = select_series([exp, _info("soft", "soft", 50)])  # for lesions: a soft kernel before expiration
     assert s.series_uid == "soft" and why.startswith("soft-tissue kernel, the other series being expiratory")
+    assert why.endswith("; 1 expiratory series (by description) set aside")
     s, why = select_series([_info("soft-exp", "soft", 90, description="EXP")])
     assert why.startswith("only soft-tissue kernel series present") and why.endswith("could be used")
     with pytest.raises(SeriesSelectionError, match="lung-kernel"):
         select_series([_info("soft-exp", "soft", 90, description="EXP")], purpose="quality")
+
+
+def test_select_prefers_supine_series_to_prone_or_decubitus_ones():
+    """An interstitial lung disease protocol adds prone (and sometimes expiratory) series: a supine series is
+    taken first, a prone one before an expiratory one, and the reason says what was set aside and why."""
+    from ctmodels.series import supine
+
+    def pos(uid, position, n, description=None):
+        s = _info(uid, "lung", n, description=description)
+        s.patient_position = position
+        return s
+
+    assert [supine(pos("a", p, 1)) for p in ("HFS", "FFS", None, "HFP", "FFP", "HFDR", "FFDL")] == [
+        True, True, True, False, False, False, False]
+    supine_s, prone = pos("supine", "HFS", 100), pos("prone", "HFP", 300)
+    exp = pos("exp", "HFS", 400, description="Exp 1.0")
+    for purpose in ("lesion", "quality"):
+        s, why = select_series([prone, exp, supine_s], purpose=purpose)
+        assert s.series_uid == "supine"
+        assert why.endswith("; 1 expiratory series (by description) set aside; 1 prone or decubitus series (by "
+                            "PatientPosition) set aside"), why
+    s, why = select_series([prone, exp], purpose="quality")
+    assert s.series_uid == "prone"
+    assert why.endswith("; scanned HFP, not supine, and no supine series could be used; 1 expiratory series "
+                        "(by description) set aside"), why
+    assert select_series([prone, exp, _info("unknown", "unknown", 50, source="none")])[0].series_uid == "unknown"
