@@ -618,7 +618,17 @@ def _series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:
         "rows": _int_or_none(getattr(ds, "Rows", None)),
         "columns": _int_or_none(getattr(ds, "Columns", None)),
         "patient_position": str(getattr(ds, "PatientPosition", "") or "").strip().upper() or None,
+        "image_type": _image_type(ds),
     }
+
+
+def _image_type(ds) -> Optional[str]:
+    """ImageType (0008,0008) as written, values joined by backslashes ("ORIGINAL\\PRIMARY\\AXIAL"); None without."""
+    v = getattr(ds, "ImageType", None)
+    if v is None or v == "":
+        return None
+    values = [v] if isinstance(v, str) else list(v)
+    return "\\".join(str(x).strip() for x in values) or None
 
 
 def ct_slice_dataset(pixels: np.ndarray, position, spacing_yx, thickness: float, series_uid: str, study_uid: str,

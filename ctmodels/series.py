@@ -138,7 +138,7 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
         kernel=s["kernel"], kernel_class=cls, kernel_reason=why, kernel_source=source,
         slice_thickness=s["slice_thickness"],
         pixel_spacing=s["pixel_spacing"], series_number=s["series_number"], study_uid=s["study_uid"],
-        rows=s["rows"], columns=s["columns"], patient_position=s["patient_position"],
+        rows=s["rows"], columns=s["columns"], patient_position=s["patient_position"], image_type=s["image_type"],
     )
 
 
@@ -175,6 +175,46 @@ def supine(s) -> bool:
     return (_field(s, "patient_position") or "HFS")[2:] in ("S", "")
 
 
+# ImageType values and SeriesDescription words of projections and reformats, not slices as reconstructed
+_PROJECTION_TYPES = {"MIP", "MINIP", "MNIP", "MPR", "CURVED MPR", "REFORMATTED", "PROJECTION IMAGE", "MAXIMUM",
+                     "MINIMUM", "VOLUME RENDERING", "LOCALIZER"}
+_PROJECTION_WORDS = re.compile(r"\b(mip|minip|mpr|topogram|scout|surview|scanogram)\b", re.IGNORECASE)
+
+
+def projection(s) -> bool:
+    """A series of projections or reformats, by its ImageType or its description: maximum or minimum intensity
+    projections (MIP, MinIP), multiplanar reformats, a localizer (``s``: a :class:`SeriesInfo` or its
+    ``as_dict()``). Their pixels are not the reconstructed slices the models read."""
+    types = {t.strip().upper() for t in (_field(s, "image_type") or "").split("\\")}
+    return bool(types & _PROJECTION_TYPES) or bool(
+        _PROJECTION_WORDS.search((_field(s, "description") or "").replace("_", " ")))
+
+
+# why a series is taken only after others, the worst first: its test, how the reason counts those set aside for
+# it, and what the reason says where the chosen series has it
+_LAST_RESORTS = (
+    (expiratory, "expiratory series (by description)", "its description says expiration"),
+    (projection, "projection or reformat series (MIP, MinIP, MPR, localizer)", "it is a projection or reformat"),
+    (lambda s: not supine(s), "prone or decubitus series (by PatientPosition)", "scanned {}, not supine"),
+)
+
+
+def _pool_of(s) -> Tuple[bool, ...]:
+    return tuple(test(s) for test, _, _ in _LAST_RESORTS)
+
+
+def _last_resort_note(best: SeriesInfo, ct: Sequence[SeriesInfo]) -> str:
+    """What the reason adds: why the chosen series was the last resort it is, or what was set aside, and why."""
+    note = ""
+    for test, _, chosen in _LAST_RESORTS:
+        if test(best):
+            note += f"; {chosen.format(best.patient_position)}, and no better series could be used"
+    for test, set_aside, _ in _LAST_RESORTS:
+        n = sum(1 for s in ct if test(s) and not test(best))
+        note += f"; {n} {set_aside} set aside" if n else ""
+    return note
+
+
 def checkable(series: Sequence) -> list:
     """The series the breath-hold check may measure, if asked for by name: CT, not :func:`soft_by_tag`."""
     return [s for s in series if is_ct(s) and not soft_by_tag(s)]
@@ -191,8 +231,9 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     best of them is used only when nothing else exists, and the reason says so.
     Series whose description says expiration (:func:`expiratory`) are tried only after all others: the check
     would fail a study for its deliberate expiratory series, and expiration raises the lungs' density. Before
-    those, prone or decubitus series (:func:`supine`) come after the supine ones: the models were made for
-    supine chest CT. Among equals: more slices (coverage), then thinner slices.
+    those, projections and reformats (:func:`projection`) come after reconstructed slices, and prone or
+    decubitus series (:func:`supine`) after supine ones: the models were made for supine chest CT slices.
+    Among equals: more slices (coverage), then thinner slices.
     """
     from .errors import SeriesSelectionError, SeveralStudiesError
 
@@ -218,11 +259,9 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
         (lambda s: s.kernel_class == SOFT and s.kernel_source == "image",
          "kernel judged soft from the image only (no tag); no lung-kernel series present"),
     )
-    def pool_of(s: SeriesInfo) -> Tuple[bool, bool]:
-        return expiratory(s), not supine(s)
 
-    for key in ((False, False), (False, True), (True, False), (True, True)):
-        pool = [s for s in ct if pool_of(s) == key]
+    for key in sorted({_pool_of(s) for s in ct}):
+        pool = [s for s in ct if _pool_of(s) == key]
         for accept, note in tiers:
             cands = [s for s in pool if accept(s)]
             if cands:
@@ -233,27 +272,11 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
                     why += f"; most slices of {len(cands)} candidates"
                 if set_aside:
                     why += f"; {len(set_aside)} soft-tissue series set aside"
-                return best, why + _position_note(best, ct, pool_of)
+                return best, why + _last_resort_note(best, ct)
         if pool and purpose != "quality":  # soft-tissue kernels named by their tag are all this pool has
             best = max(pool, key=rank)
             note = ("only soft-tissue kernel series present" if all(soft_by_tag(s) for s in ct) else
-                    "soft-tissue kernel, the other series being expiratory or not supine")
-            return best, f"{note} ({best.kernel_reason}); {best.n_slices} slices" + _position_note(best, ct, pool_of)
+                    "soft-tissue kernel, before series that are expiratory, projections or not supine")
+            return best, f"{note} ({best.kernel_reason}); {best.n_slices} slices" + _last_resort_note(best, ct)
     raise SeriesSelectionError(
         "only soft-tissue kernel series found; the breath-hold check needs a lung-kernel series")
-
-
-def _position_note(best: SeriesInfo, ct: Sequence[SeriesInfo], pool_of) -> str:
-    """What the reason adds about breathing and position: the series set aside for them, or the chosen one's."""
-    note = ""
-    if expiratory(best):
-        note += "; its description says expiration, and no other series could be used"
-    if not supine(best):
-        note += f"; scanned {best.patient_position}, not supine, and no supine series could be used"
-    exp = [s for s in ct if expiratory(s) and not expiratory(best)]
-    lying = [s for s in ct if not supine(s) and not expiratory(s) and pool_of(s) > pool_of(best)]
-    if exp:
-        note += f"; {len(exp)} expiratory series (by description) set aside"
-    if lying:
-        note += f"; {len(lying)} prone or decubitus series (by PatientPosition) set aside"
-    return note

@@ -103,6 +103,7 @@ class SeriesInfo:
     rows: Optional[int] = None
     columns: Optional[int] = None
     patient_position: Optional[str] = None  # PatientPosition (0018,5100): HFS, FFS, HFP, FFP, HFDR, ...
+    image_type: Optional[str] = None  # ImageType (0008,0008), values joined by backslashes
 
     def as_dict(self) -> Dict[str, Any]:
         d = dict(self.__dict__)

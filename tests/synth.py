@@ -48,7 +48,7 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
                  names: str = "random", series_number: int = 2, patient_name: str = "Doe^Jane",
                  patient_id: str = "PID-12345", skip: Sequence[int] = (), duplicate: Sequence[int] = (),
                  acquisition: Optional[int] = None, description: Optional[str] = None,
-                 patient_position: Optional[str] = None):
+                 patient_position: Optional[str] = None, tags: Optional[dict] = None):
     """Write ``hu[z, y, x]`` (z feet->head) as a DICOM series; returns the file paths. With ``acquisition``, the
     slices carry that AcquisitionNumber (and random names of their own, to lie among another acquisition's)."""
     from pydicom.uid import generate_uid
@@ -81,6 +81,7 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
                                   Manufacturer=manufacturer, InstanceNumber=k + 1,
                                   **({"AcquisitionNumber": acquisition} if acquisition is not None else {}),
                                   **({"PatientPosition": patient_position} if patient_position else {}),
+                                  **(tags or {}),
                                   **({"ConvolutionKernel": kernel} if kernel is not None else {}))
             name = {"random": f"{rng.getrandbits(40):010x}.dcm", "instance": f"IM{k:04d}.dcm",
                     "reverse": f"IM{hu.shape[0] - k:04d}.dcm"}[names]

@@ -197,16 +197,21 @@ def test_a_study_with_a_deliberate_expiratory_series_is_checked_on_its_inspirati
     assert json.loads(capsys.readouterr().out)["verdict"] == "fail"
 
 
-def test_info_and_the_reader_put_a_supine_series_before_a_prone_one(tmp_path, capsys):
-    """A prone series (more slices here) is listed with its position and set aside for the supine one."""
+def test_info_and_the_reader_put_a_supine_series_before_a_prone_one_or_a_projection(tmp_path, capsys):
+    """A prone series and a MIP series (more slices each) are set aside for the supine slices, as their
+    PatientPosition and ImageType say; info lists the prone one with its position."""
     hu = chest_phantom((6, 16, 16))
-    write_series(tmp_path / "s" / "supine", hu[1:], patient_position="HFS", series_number=2)
+    write_series(tmp_path / "s" / "supine", hu[1:], patient_position="HFS", series_number=2,
+                 tags={"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]})
     write_series(tmp_path / "s" / "prone", hu, patient_position="HFP", series_number=3,
                  series_uid="1.2.826.0.1.3680043.8.498.98", orientation=(-1, 0, 0, 0, -1, 0))
+    write_series(tmp_path / "s" / "mip", hu, series_number=4, series_uid="1.2.826.0.1.3680043.8.498.97",
+                 tags={"ImageType": ["DERIVED", "SECONDARY", "MIP"]})
     assert main(["info", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     assert " - HFP (not supine)" in out and out.count("(not supine)") == 1
-    assert out.rstrip().endswith("; 1 prone or decubitus series (by PatientPosition) set aside"), out
+    assert out.rstrip().endswith("; 1 projection or reformat series (MIP, MinIP, MPR, localizer) set aside; 1 prone "
+                                 "or decubitus series (by PatientPosition) set aside"), out
     from ctmodels import io as ctio
 
     vol = ctio.read_ct(tmp_path / "s")

@@ -109,15 +109,15 @@ def test_select_takes_an_expiratory_series_only_where_nothing_else_is_left():
     s, why = select_series([exp, _info("unk", "unknown", 50, source="none")], purpose="quality")
     assert s.series_uid == "unk"
     s, why = select_series([exp, _info("soft", "soft", 50)], purpose="quality")
-    assert s.series_uid == "exp" and why.endswith("its description says expiration, and no other series could be used")
+    assert s.series_uid == "exp" and why.endswith("its description says expiration, and no better series could be used")
     s, why = select_series([_info("soft-exp", "soft", 90, description="EXP"), _info("soft", "soft", 50)])
     assert s.series_uid == "soft" and why.startswith("only soft-tissue kernel series present")
     assert why.endswith("; 1 expiratory series (by description) set aside")
     s, why = select_series([exp, _info("soft", "soft", 50)])  # for lesions: a soft kernel before expiration
-    assert s.series_uid == "soft" and why.startswith("soft-tissue kernel, the other series being expiratory")
+    assert s.series_uid == "soft" and why.startswith("soft-tissue kernel, before series that are expiratory")
     assert why.endswith("; 1 expiratory series (by description) set aside")
     s, why = select_series([_info("soft-exp", "soft", 90, description="EXP")])
-    assert why.startswith("only soft-tissue kernel series present") and why.endswith("could be used")
+    assert why.startswith("only soft-tissue kernel series present") and why.endswith("no better series could be used")
     with pytest.raises(SeriesSelectionError, match="lung-kernel"):
         select_series([_info("soft-exp", "soft", 90, description="EXP")], purpose="quality")
 
@@ -143,6 +143,35 @@ def test_select_prefers_supine_series_to_prone_or_decubitus_ones():
                             "PatientPosition) set aside"), why
     s, why = select_series([prone, exp], purpose="quality")
     assert s.series_uid == "prone"
-    assert why.endswith("; scanned HFP, not supine, and no supine series could be used; 1 expiratory series "
+    assert why.endswith("; scanned HFP, not supine, and no better series could be used; 1 expiratory series "
                         "(by description) set aside"), why
     assert select_series([prone, exp, _info("unknown", "unknown", 50, source="none")])[0].series_uid == "unknown"
+
+
+@pytest.mark.parametrize("image_type,description,expected", [
+    ("ORIGINAL\\PRIMARY\\AXIAL", "Lung 1.0", False), ("DERIVED\\SECONDARY\\AXIAL", "Lung 1.0 iDose", False),
+    ("DERIVED\\SECONDARY\\MIP", "Lung", True), ("DERIVED\\SECONDARY\\MPR", None, True),
+    ("ORIGINAL\\PRIMARY\\LOCALIZER", None, True), (None, "MIP 8mm lung", True), (None, "Thorax_MinIP", True),
+    (None, "Topogram 0.6 T20s", True), (None, "Lung coronal", False), (None, None, False),
+])
+def test_projections_and_reformats_are_told_by_image_type_or_description(image_type, description, expected):
+    from ctmodels.series import projection
+
+    s = _info("a", "lung", 10, description=description)
+    s.image_type = image_type
+    assert projection(s) is expected and projection(s.as_dict()) is expected
+
+
+def test_select_takes_reconstructed_slices_before_projections():
+    """A lung MIP series with as many slices as the lung series (a tie the order of listing decided before) and a
+    MinIP with more: the reconstructed slices are read, and the reason says what was set aside."""
+    lung, mip, minip = _info("lung", "lung", 60), _info("mip", "lung", 60), _info("minip", "lung", 90)
+    lung.image_type, mip.image_type, minip.image_type = ("ORIGINAL\\PRIMARY\\AXIAL", "DERIVED\\SECONDARY\\MIP",
+                                                         "DERIVED\\SECONDARY\\MINIP")
+    for order in ([mip, lung, minip], [minip, mip, lung]):
+        s, why = select_series(order, purpose="quality")
+        assert s.series_uid == "lung"
+        assert why.endswith("; 2 projection or reformat series (MIP, MinIP, MPR, localizer) set aside"), why
+    exp = _info("exp", "lung", 60, description="Exp")
+    s, why = select_series([exp, mip])  # a projection before expiration
+    assert s.series_uid == "mip" and "it is a projection or reformat, and no better series could be used" in why
