@@ -501,6 +501,17 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     # on this grid has that layout; its first voxel is the first pixel of the first slice along the normal
     ipps = [getattr(ds, "ImagePositionPatient", None) for _, _, ds in uniq]
     origin = [float(v) for v in ipps[0]] if all(v is not None and len(v) == 3 for v in ipps) else None
+    if origin is not None and n > 1:
+        # a tilted gantry steps the slices along the table, not along their normal: the affine (steps along the
+        # normal) then puts each slice further off in its own plane; said, not corrected (NIfTI's qform cannot
+        # hold the shear, and chest CT is rarely tilted)
+        step = np.array([float(v) for v in ipps[-1]]) - np.array(origin)
+        off = float(np.linalg.norm(step - np.dot(step, normal) * normal))
+        tilt = float(np.degrees(np.arctan2(off, abs(np.dot(step, normal)))))
+        if tilt > 0.5:
+            warnings.append(f"slices stepped {tilt:.1f} degrees off their normal (a tilted gantry): results lie on "
+                            f"the slices as stored, but the written mask's position in the world drifts by up to "
+                            f"{off:.1f} mm across the series")
     vox, spacing, layout = canonicalize(np.transpose(vol, (2, 1, 0)), directions[:, ::-1], (c_sp, r_sp, abs(dz)),
                                         origin=origin)
     # positions follow the canonical z axis (feet to head)
