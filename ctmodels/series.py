@@ -168,11 +168,15 @@ def expiratory(s) -> bool:
     return bool(_EXPIRATORY.search((_field(s, "description") or "").replace("_", " ")))
 
 
+# PatientPosition values (DICOM defined terms) of a patient lying prone or on the side
+_NOT_SUPINE = re.compile(r"(HF|FF|LF|RF|AF|PF)(P|DR|DL)|PRONE|DECUBITUS.*")
+
+
 def supine(s) -> bool:
     """A series scanned supine, or with no PatientPosition to say otherwise: not prone (HFP, FFP) nor on the
     side (HFDR, FFDL, ...), as the extra series of an interstitial lung disease protocol are scanned (``s``: a
     :class:`SeriesInfo` or its ``as_dict()``)."""
-    return (_field(s, "patient_position") or "HFS")[2:] in ("S", "")
+    return not _NOT_SUPINE.fullmatch((_field(s, "patient_position") or "").strip().upper())
 
 
 # ImageType values and SeriesDescription words of projections and reformats, not slices as reconstructed
@@ -228,12 +232,12 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     judged only from the image (a guess, e.g. for resampled data: used with a caveat); soft kernel
     named by its ConvolutionKernel tag. Tag-declared soft-tissue series are set aside: for
     ``purpose="quality"`` they are never used (the check needs the lung kernel); for "lesion" the
-    best of them is used only when nothing else exists, and the reason says so.
-    Series whose description says expiration (:func:`expiratory`) are tried only after all others: the check
-    would fail a study for its deliberate expiratory series, and expiration raises the lungs' density. Before
-    those, projections and reformats (:func:`projection`) come after reconstructed slices, and prone or
-    decubitus series (:func:`supine`) after supine ones: the models were made for supine chest CT slices.
-    Among equals: more slices (coverage), then thinner slices.
+    best of them is used only when nothing else of its standing (below) exists, and the reason says so.
+    Standing: series whose description says expiration (:func:`expiratory`) are tried only after all others:
+    the check would fail a study for its deliberate expiratory series, and expiration raises the lungs'
+    density. Before those, projections and reformats (:func:`projection`) come after reconstructed slices,
+    and prone or decubitus series (:func:`supine`) after supine ones: the models were made for supine chest
+    CT slices. Among equals: more slices (coverage), then thinner slices.
     """
     from .errors import SeriesSelectionError, SeveralStudiesError
 

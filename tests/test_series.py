@@ -132,8 +132,8 @@ def test_select_prefers_supine_series_to_prone_or_decubitus_ones():
         s.patient_position = position
         return s
 
-    assert [supine(pos("a", p, 1)) for p in ("HFS", "FFS", None, "HFP", "FFP", "HFDR", "FFDL")] == [
-        True, True, True, False, False, False, False]
+    assert [supine(pos("a", p, 1)) for p in ("HFS", "FFS", None, "", "SUPINE", "HFP", "FFP", "HFDR", "FFDL",
+                                              "prone")] == [True] * 5 + [False] * 5
     supine_s, prone = pos("supine", "HFS", 100), pos("prone", "HFP", 300)
     exp = pos("exp", "HFS", 400, description="Exp 1.0")
     for purpose in ("lesion", "quality"):
