@@ -259,6 +259,15 @@ def place(src: Path, target_dir: Path, move: bool) -> str:
 
 
 # ----------------------------------------------------------------------------- the batch
+def series_text(vol) -> str:
+    """Which series of a DICOM study was read and why (number, then the selection's reason, which names what it
+    set aside); empty for volume files, which hold one series. No UID, description or patient data."""
+    why = vol.meta.extra.get("selection_reason")
+    if vol.meta.format != "dicom" or not why:
+        return ""
+    return f"#{'-' if vol.meta.series_number is None else vol.meta.series_number}: {why}"
+
+
 @dataclass
 class TriageRow:
     key: str
@@ -269,6 +278,7 @@ class TriageRow:
     action: str = "none"
     destination: str = ""
     slices_mm: str = ""  # the measured slices' S coordinates ("lo..hi" mm), to find them in a viewer
+    series: str = ""  # the series measured ("#number: why it was chosen, what was set aside"), for DICOM studies
     figure: Optional[object] = None  # uint8 RGB trachea crop with contour, when asked for
     patient: Optional[Dict[str, str]] = None  # PatientName / PatientID, only when opted in
 
@@ -375,10 +385,11 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
             res = checker.predict(vol, keep_crops=keep_figures)
             verdict, p, reason = res.verdict, res.probability_fail, res.reason
             slices_mm = measured_span(vol, res)
+            series = series_text(vol)
             del vol
         except CTModelsError as exc:
-            verdict, p, reason, res, slices_mm = UNDETERMINED, None, str(exc), None, ""
-        row = TriageRow(study_key(study, uid), study.name, verdict, p, reason, slices_mm=slices_mm)
+            verdict, p, reason, res, slices_mm, series = UNDETERMINED, None, str(exc), None, "", ""
+        row = TriageRow(study_key(study, uid), study.name, verdict, p, reason, slices_mm=slices_mm, series=series)
         if include_patient_ids:
             row.patient = patient_identity(study)
         if keep_figures and res is not None:
@@ -408,7 +419,8 @@ def write_report(report: TriageReport, folder: Path) -> Dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = {"csv": folder / "report.csv"}
     with open(out["csv"], "w", newline="") as f:
-        fields = ["key", "study", "verdict", "probability_fail", "reason", "slices_mm", "action", "destination"]
+        fields = ["key", "study", "verdict", "probability_fail", "reason", "slices_mm", "series", "action",
+                  "destination"]
         if any(r.patient is not None for r in report.rows):
             fields += ["patient_name", "patient_id"]
         w = csv.DictWriter(f, fieldnames=fields)

@@ -392,3 +392,20 @@ def test_triage_of_200_studies_keeps_memory_flat(tmp_path):
     placed = [p for d in ("passed", "failed") if (tmp_path / d).is_dir() for p in (tmp_path / d).iterdir()]
     assert len(placed) + len(list(src.iterdir())) == 200
     assert d["counts"]["pass"] >= 150, d["counts"]  # real checks ran, not 200 early errors
+
+
+def test_an_air_trapping_protocol_study_is_judged_on_its_inspiration_series(tmp_path, checker):
+    """A study with an inspiration series and an expiratory one (more slices): the batch passes it on the
+    inspiration series, and report.csv says which series it measured and what it set aside (no UID)."""
+    sp = (2.5, 0.7, 0.7)
+    hu = chest_phantom(sp, extent_mm=80, seed=3)
+    study = tmp_path / "in" / "ild"
+    write_series(study / "insp", hu[4:], spacing=sp, series_number=2, description="Insp 1.0 LUNG")
+    write_series(study / "exp", Q.simulate_expiration(hu, sp, 0.5).astype(np.int16), spacing=sp, series_number=5,
+                 description="Exp 1.0 LUNG", series_uid="1.2.826.0.1.3680043.8.498.96")
+    rep = run_triage(tmp_path / "in", tmp_path / "failed", tmp_path / "passed", move=False, checker=checker)
+    assert [(r.study, r.verdict) for r in rep.rows] == [("ild", "pass")]
+    row = next(csv.DictReader(open(write_report(rep, tmp_path / "report")["csv"])))
+    assert row["series"].startswith("#2: lung kernel") and row["series"].endswith(
+        "; 1 expiratory series (by description) set aside"), row["series"]
+    assert "1.2.826" not in row["series"]
