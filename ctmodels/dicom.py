@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -358,9 +358,7 @@ def _one_geometry(items: Sequence[Tuple[Path, object]], warnings: List[str]) -> 
         return int(ds.Rows), int(ds.Columns), tuple(np.round(_orientation(ds), 3))
 
     kinds = [geometry(ds) for _, ds in items]
-    counts: Dict[tuple, int] = {}
-    for k in kinds:
-        counts[k] = counts.get(k, 0) + 1
+    counts = Counter(kinds)
     if len(counts) == 1:
         return list(items)
     keep = max(counts, key=lambda k: counts[k])  # the most slices; on a tie, the kind seen first
@@ -382,9 +380,7 @@ def _one_per_position(entries: List[Entry], warnings: List[str]) -> List[Entry]:
     One mostly beyond it (the next rotation of a step-and-shoot scan that numbers each) joins, yielding where a
     position repeats. Further files at a position already read (copies) are dropped. One warning for each."""
     acq = [_int_or_none(getattr(ds, "AcquisitionNumber", None)) for _, _, ds in entries]
-    sizes: Dict[Optional[int], int] = {}
-    for a in acq:
-        sizes[a] = sizes.get(a, 0) + 1
+    sizes = Counter(acq)
     rank = sorted(sizes, key=lambda a: (-sizes[a], a is None, a or 0))  # the most slices first
     main = rank[0]
 
@@ -463,9 +459,10 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         if np.any(np.abs(gaps - dz) > 0.05 * dz + 1e-3):
             whole = whole_steps(gaps, dz)
             fillable = whole is not None and whole.max() > 1 and not z_assumed
-            if fillable and int(whole.sum()) + 1 - n <= MAX_MADE_SHARE * (int(whole.sum()) + 1):
+            n_full = int(whole.sum()) + 1 if fillable else n  # slices on the series' grid, gaps filled
+            if fillable and n_full - n <= MAX_MADE_SHARE * n_full:
                 grid = np.concatenate([[0], np.cumsum(whole)]).astype(int)
-                missing = int(grid[-1] + 1 - n)
+                missing = n_full - n
                 warnings.append(f"{missing} missing slice(s) in {int(np.sum(whole > 1))} gap(s) of the series, "
                                 f"filled by linear interpolation between their neighbours so that results lie on "
                                 f"the series' grid; labels there are estimates")
@@ -486,9 +483,10 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
 
     slices = [_slice_hu(ds, p, warnings) for _, p, ds in uniq]
     is_float = any(s.dtype.kind == "f" for s in slices)
-    if n_grid > n:
-        slices, positions = fill_missing(slices, grid), positions[0] + dz * np.arange(n_grid, dtype=float)
-        positions[grid] = [e[0] for e in uniq]
+    if n_grid > n:  # the made slices' positions on the grid, the series' own where it has them
+        slices, given = fill_missing(slices, grid), positions
+        positions = given[0] + dz * np.arange(n_grid, dtype=float)
+        positions[grid] = given
     vol = np.stack(slices).astype(np.float32 if is_float else np.int32)
     if not is_float and vol.min() >= -32768 and vol.max() <= 32767:
         vol = vol.astype(np.int16)
