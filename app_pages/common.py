@@ -11,7 +11,7 @@ import streamlit as st
 
 from ctmodels.errors import CTModelsError
 from ctmodels.io import read_ct
-from ctmodels.series import supine
+from ctmodels.series import position_note
 from ctmodels.types import CTVolume
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "zip", "nii", "gz", "nrrd", "npy"]
@@ -197,7 +197,7 @@ def _series_labels(infos: List[dict]) -> dict:
         number = "-" if d.get("series_number") is None else d["series_number"]
         text = f"#{number} - {d['n_slices']} slices - kernel {d.get('kernel') or '?'} ({d['kernel_class']})"
         text += f" - {d['description']}" if d.get("description") else ""
-        text += "" if supine(d) else f" - {d['patient_position']} (not supine)"
+        text += position_note(d)
         study = f"study {studies.index(d.get('study_uid')) + 1} - " if len(studies) > 1 else ""
         labels[d["series_uid"]] = study + text
     return labels

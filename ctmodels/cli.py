@@ -26,7 +26,7 @@ log = logging.getLogger("ctmodels")
 def cmd_info(args) -> int:
     from . import registry
     from .io import list_series
-    from .series import select_series, supine
+    from .series import position_note, select_series
 
     if args.path is None:
         models = [m.__dict__ for m in registry.all_models()]
@@ -56,7 +56,7 @@ def cmd_info(args) -> int:
               f"{s.modality or '?'} {s.n_slices} slices {s.rows}x{s.columns} {thick} "
               f"kernel={s.kernel or '-'} -> {s.kernel_class} ({s.kernel_reason})"
               f"{' - ' + s.description if s.description else ''}"
-              f"{'' if supine(s) else f' - {s.patient_position} (not supine)'}")
+              f"{position_note(s)}")
         print(f"       series {s.series_uid}")  # what --series takes
     print(f"selected for {args.purpose}: " + (f"[{series.index(chosen) + 1}] {why}" if chosen else f"none: {why}"))
     return 0

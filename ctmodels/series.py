@@ -179,6 +179,12 @@ def supine(s) -> bool:
     return not _NOT_SUPINE.fullmatch((_field(s, "patient_position") or "").strip().upper())
 
 
+def position_note(s) -> str:
+    """What a series' listing adds for its position: ``" - HFP (not supine)"`` where it was scanned other than
+    supine, else nothing (``s``: a :class:`SeriesInfo` or its ``as_dict()``)."""
+    return "" if supine(s) else f" - {_field(s, 'patient_position')} (not supine)"
+
+
 # ImageType values and SeriesDescription words of projections and reformats, not slices as reconstructed
 _PROJECTION_TYPES = {"MIP", "MINIP", "MNIP", "MPR", "CURVED MPR", "REFORMATTED", "PROJECTION IMAGE", "MAXIMUM",
                      "MINIMUM", "VOLUME RENDERING", "LOCALIZER"}
