@@ -82,7 +82,6 @@ if vol.shape[0] > 1:
         d2.download_button("Label mask (NIfTI)", p.read_bytes(), "mask.nii.gz", "application/gzip")
 else:
     d2.download_button("Label mask (PNG)", mask.getvalue(), "mask.png", "image/png")
-csv = "slice,ggo_pct,consolidation_pct,involved_pct\n" + "\n".join(
-    f"{r['slice']},{r['ggo_pct']:.3f},{r['consolidation_pct']:.3f},{r['involved_pct']:.3f}" for r in rep.per_slice)
-d3.download_button("CSV", csv, "involvement.csv", "text/csv")
+d3.download_button("CSV", study.per_slice_csv(), "involvement.csv", "text/csv",
+                   help="per slice: position (S, mm), whether it was filled in, lung mL, % GGO, consolidation, either")
 st.caption("Mask labels: 0 background, 1 GGO, 2 consolidation, 3 other lung.")

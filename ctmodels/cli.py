@@ -127,6 +127,7 @@ def cmd_segment(args) -> int:
             out / f"{stem}.overlay.png")
         if z > 1:
             write_mask_nifti(res.labels, vol.spacing, out / f"{stem}.mask.nii.gz", layout=vol.meta.layout)
+            (out / f"{stem}.slices.csv").write_text(study.per_slice_csv())
         rows.append({"input": str(p), "stem": stem, "slices": z, "units": vol.meta.units,
                      "series": "" if vol.meta.series_number is None else vol.meta.series_number,
                      "kernel": vol.meta.kernel or "",
@@ -329,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("segment", help="segment lesions; write masks, overlays and results.csv")
+    s = sub.add_parser("segment", help="segment lesions; write masks, overlays, per-slice tables and results.csv")
     s.add_argument("inputs", nargs="+", help="images, DICOM files/folders, zips, NIfTI volumes")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")

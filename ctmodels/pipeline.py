@@ -32,6 +32,21 @@ class StudySeverity:
             lesion[made] = -1
         return int(np.argmax(lesion))
 
+    def per_slice_csv(self) -> str:
+        """One row per slice: its index, its S coordinate in mm (empty where the input gives no position),
+        whether the reader made it where the series lacked it (1) or read it (0), its lung in mL (empty where
+        the voxel size is not known) and its % GGO, consolidation and either of its lung."""
+        vol, made = self.volume, set(self.volume.meta.interpolated_slices)
+        known = self.report.volumes_ml is not None
+        lines = ["slice,s_mm,interpolated,lung_ml,ggo_pct,consolidation_pct,involved_pct"]
+        for r, counts in zip(self.report.per_slice, self.lesions.pixel_counts):
+            z = int(r["slice"])
+            s_mm = vol.position_mm(z)
+            lung = f"{severity.volumes_ml(counts, vol.spacing)['lung_ml']:.2f}" if known else ""
+            lines.append(f"{z},{'' if s_mm is None else f'{s_mm:.2f}'},{int(z in made)},{lung},"
+                         f"{r['ggo_pct']:.3f},{r['consolidation_pct']:.3f},{r['involved_pct']:.3f}")
+        return "\n".join(lines) + "\n"
+
 
 def input_warnings(vol: CTVolume) -> List[str]:
     """What makes this input unlike the data the lesion model was trained on (one line each)."""

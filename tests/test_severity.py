@@ -195,3 +195,42 @@ def test_the_key_slice_is_the_most_involved_of_the_series_own_slices():
     assert study.key_slice == 1
     vol.meta.interpolated_slices = [0, 1, 2, 3]
     assert study.key_slice == 2
+
+
+def test_segment_writes_a_per_slice_table_that_flags_filled_in_slices(tmp_path):
+    """For each volume, `segment` writes <stem>.slices.csv (the app's CSV download is the same table): one row per
+    slice with its S position, whether the reader filled it in where the series lacked it, its lung mL and its %
+    involved, as the written mask gives them; no position and no mL where the input has neither."""
+    import csv
+
+    from ctmodels import io as ctio
+    from ctmodels.cli import main
+    from ctmodels.examples import lesion_volume
+    from PIL import Image
+    from synth import write_series
+
+    v = lesion_volume(n_slices=6)
+    write_series(tmp_path / "gaps", v.voxels, spacing=v.spacing, skip=(2,))
+    np.save(tmp_path / "arr.npy", v.voxels)
+    Image.fromarray(np.full((200, 200), 40, np.uint8)).save(tmp_path / "slice.png")
+    out = tmp_path / "o"
+    assert main(["segment", str(tmp_path / "gaps"), str(tmp_path / "arr.npy"), str(tmp_path / "slice.png"),
+                 "--out", str(out), "--quiet"]) == 0
+    assert not (out / "slice.slices.csv").exists()  # one image: results.csv says it all
+    vol = ctio.read_ct(tmp_path / "gaps")
+    assert vol.meta.interpolated_slices == [2]
+    rows = list(csv.DictReader(open(out / "gaps.slices.csv")))
+    mask = ctio.read_labels(out / "gaps.mask.nii.gz").voxels  # on the series' grid, slices first
+    assert [int(r["slice"]) for r in rows] == list(range(6)) and mask.shape[0] == 6
+    assert [int(r["interpolated"]) for r in rows] == [0, 0, 1, 0, 0, 0]
+    assert [float(r["s_mm"]) for r in rows] == pytest.approx([vol.position_mm(z) for z in range(6)], abs=0.01)
+    voxel_ml = float(np.prod(vol.spacing)) / 1000
+    for r, m in zip(rows, mask):
+        lung = int((m > 0).sum())
+        assert float(r["lung_ml"]) == pytest.approx(lung * voxel_ml, abs=0.01)
+        assert float(r["involved_pct"]) == pytest.approx(100 * np.isin(m, (1, 2)).sum() / max(lung, 1), abs=0.001)
+    study = next(csv.DictReader(open(out / "results.csv")))
+    assert sum(float(r["lung_ml"]) for r in rows) == pytest.approx(float(study["lung_ml"]), abs=0.1)
+    assert float(study["lung_ml"]) > 50 and max(float(r["involved_pct"]) for r in rows) > 5
+    bare = list(csv.DictReader(open(out / "arr.slices.csv")))
+    assert len(bare) == 6 and all(r["s_mm"] == r["lung_ml"] == "" and r["interpolated"] == "0" for r in bare)
