@@ -25,6 +25,9 @@ MAX_SIDE = 4096  # largest Rows / Columns accepted
 MAX_VOXELS = 600_000_000  # largest volume stacked (1.2 GB as int16)
 # the largest share of a series' grid that interpolation may fill where slices are missing (past it: stacked as is)
 MAX_MADE_SHARE = 0.25
+# how far a slice may lie from its place on the series' grid: a twentieth of a step, or this many mm where
+# that is less (positions written to 0.1 mm, as some exports and anonymisers round them, lie within 0.05 mm)
+POSITION_QUANTUM_MM = 0.06
 MAX_FILES = 20_000  # files examined in one folder
 
 
@@ -456,16 +459,18 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     if n > 1:
         gaps = np.diff(positions)
         dz = float(np.median(gaps))
-        if np.any(np.abs(gaps - dz) > 0.05 * dz + 1e-3):
-            whole = whole_steps(gaps, dz)
-            fillable = whole is not None and whole.max() > 1 and not z_assumed
-            n_full = int(whole.sum()) + 1 if fillable else n  # slices on the series' grid, gaps filled
+        fit = regular_grid(positions)
+        if fit is not None and fit[0][-1] == n - 1:
+            dz = fit[1]  # evenly spaced: the grid's step, also where the positions were rounded as written
+        else:
+            fillable = fit is not None and not z_assumed
+            n_full = int(fit[0][-1]) + 1 if fillable else n  # slices on the series' grid, gaps filled
             if fillable and n_full - n <= MAX_MADE_SHARE * n_full:
-                grid = np.concatenate([[0], np.cumsum(whole)]).astype(int)
+                grid, dz = fit
                 missing = n_full - n
-                warnings.append(f"{missing} missing slice(s) in {int(np.sum(whole > 1))} gap(s) of the series, "
-                                f"filled by linear interpolation between their neighbours so that results lie on "
-                                f"the series' grid; labels there are estimates")
+                warnings.append(f"{missing} missing slice(s) in {int(np.sum(np.diff(grid) > 1))} gap(s) of the "
+                                f"series, filled by linear interpolation between their neighbours so that results "
+                                f"lie on the series' grid; labels there are estimates")
             else:
                 uneven = True
                 missing = int(sum(max(0, int(round(g / dz)) - 1) for g in gaps))
@@ -543,15 +548,28 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     return CTVolume(vox, spacing, meta)
 
 
-def whole_steps(gaps: np.ndarray, dz: float, tol: float = 0.1) -> Optional[np.ndarray]:
-    """How many steps of ``dz`` each gap between neighbouring slices spans, where each is a whole number of them
-    (within ``tol`` of a step): slices missing from an evenly spaced series. None where some gap is not (a series
-    whose spacing changes, as some protocols do)."""
-    steps = np.asarray(gaps, dtype=float) / dz
-    whole = np.round(steps)
-    if np.any(whole < 1) or np.any(np.abs(steps - whole) > tol):
+def regular_grid(positions: Sequence[float]) -> Optional[Tuple[np.ndarray, float]]:
+    """Where the slices' positions (increasing, mm) lie on an evenly spaced grid, some of its slices perhaps
+    missing: each slice's index on the grid and the grid's step, fitted to all positions (so that positions rounded
+    as written, such as 0.625 mm slices at 0.1 mm, give 0.625 rather than their median gap). Each must lie within a
+    twentieth of a step of its place, or within ``POSITION_QUANTUM_MM``. None where they do not (a series whose
+    spacing changes, as some protocols do)."""
+    p = np.asarray(positions, dtype=np.float64)
+    gaps = np.diff(p)
+    dz = float(np.median(gaps))
+    if len(p) < 2 or dz <= 0:
         return None
-    return whole.astype(int)
+    for _ in range(3):  # steps counted with the median gap, then with the fitted step
+        steps = np.round(gaps / dz)
+        if np.any(steps < 1):
+            return None
+        grid = np.concatenate([[0], np.cumsum(steps)]).astype(int)
+        dz, p0 = (float(c) for c in np.polyfit(grid, p, 1))
+        if dz <= 0:
+            return None
+    if np.max(np.abs(p - (p0 + dz * grid))) > max(0.05 * dz, POSITION_QUANTUM_MM):
+        return None
+    return grid, dz
 
 
 def fill_missing(slices: Sequence[np.ndarray], grid: np.ndarray) -> List[np.ndarray]:

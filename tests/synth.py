@@ -48,9 +48,11 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
                  names: str = "random", series_number: int = 2, patient_name: str = "Doe^Jane",
                  patient_id: str = "PID-12345", skip: Sequence[int] = (), duplicate: Sequence[int] = (),
                  acquisition: Optional[int] = None, description: Optional[str] = None,
-                 patient_position: Optional[str] = None, tags: Optional[dict] = None, shear=(0.0, 0.0, 0.0)):
+                 patient_position: Optional[str] = None, tags: Optional[dict] = None, shear=(0.0, 0.0, 0.0),
+                 decimals: Optional[int] = None):
     """Write ``hu[z, y, x]`` (z feet->head) as a DICOM series; returns the file paths. With ``acquisition``, the
-    slices carry that AcquisitionNumber (and random names of their own, to lie among another acquisition's)."""
+    slices carry that AcquisitionNumber (and random names of their own, to lie among another acquisition's). With
+    ``decimals``, ImagePositionPatient is written rounded to that many decimals, as some exports write it."""
     from pydicom.uid import generate_uid
 
     from ctmodels.dicom import ct_slice_dataset
@@ -73,6 +75,7 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
             continue
         for rep in range(2 if k in duplicate else 1):
             pos = np.array(origin) + normal * spacing[0] * k + np.array(shear) * k  # shear: a tilted gantry
+            pos = pos if decimals is None else np.round(pos, decimals)
             ds = ct_slice_dataset(stored[k], pos, spacing[1:], spacing[0], series_uid, study_uid, orientation=iop,
                                   slope=slope, intercept=intercept, write_rescale=write_rescale,
                                   Modality=modality, PatientName=patient_name, PatientID=patient_id,
