@@ -25,8 +25,8 @@ MAX_SIDE = 4096  # largest Rows / Columns accepted
 MAX_VOXELS = 600_000_000  # largest volume stacked (1.2 GB as int16)
 # the largest share of a series' grid that interpolation may fill where slices are missing (past it: stacked as is)
 MAX_MADE_SHARE = 0.25
-# how far a slice may lie from its place on the series' grid: a twentieth of a step, or this many mm where
-# that is less (positions written to 0.1 mm, as some exports and anonymisers round them, lie within 0.05 mm)
+# how far a slice may lie from its place on the series' grid: a twentieth of a step, but at least this many mm
+# (positions written to 0.1 mm, as some exports and anonymisers round them, lie within 0.05 mm of it)
 POSITION_QUANTUM_MM = 0.06
 MAX_FILES = 20_000  # files examined in one folder
 
@@ -552,12 +552,14 @@ def regular_grid(positions: Sequence[float]) -> Optional[Tuple[np.ndarray, float
     """Where the slices' positions (increasing, mm) lie on an evenly spaced grid, some of its slices perhaps
     missing: each slice's index on the grid and the grid's step, fitted to all positions (so that positions rounded
     as written, such as 0.625 mm slices at 0.1 mm, give 0.625 rather than their median gap). Each must lie within a
-    twentieth of a step of its place, or within ``POSITION_QUANTUM_MM``. None where they do not (a series whose
+    twentieth of a step of its place, or within ``POSITION_QUANTUM_MM`` where that is more. None where they do not (a series whose
     spacing changes, as some protocols do)."""
     p = np.asarray(positions, dtype=np.float64)
+    if len(p) < 2:
+        return None
     gaps = np.diff(p)
     dz = float(np.median(gaps))
-    if len(p) < 2 or dz <= 0:
+    if dz <= 0:
         return None
     for _ in range(3):  # steps counted with the median gap, then with the fitted step
         steps = np.round(gaps / dz)

@@ -161,6 +161,20 @@ def test_positions_written_to_a_tenth_of_a_mm_read_as_the_series_grid(tmp_path):
     assert np.array_equal(vol.voxels[kept], exact.voxels[kept])
 
 
+def test_the_grid_step_is_fitted_to_all_positions():
+    """regular_grid: 300 slices of 0.625 mm written to 0.1 mm give 0.625 (their median gap is 0.6), with a gap of
+    two missing slices counted as such; a gap of a step and a half, or a single slice, has no grid."""
+    from ctmodels.dicom import regular_grid
+
+    grid, dz = regular_grid(np.round(np.arange(300) * 0.625 - 100.3, 1))
+    assert dz == pytest.approx(0.625, abs=1e-4) and list(grid) == list(range(300))
+    kept = [k for k in range(300) if k not in (150, 151)]
+    grid, dz = regular_grid(np.round(np.array(kept) * 0.625 - 100.3, 1))
+    assert list(grid) == kept and dz == pytest.approx(0.625, abs=1e-4)
+    assert regular_grid([0.0, 2.5, 5.0, 8.75, 12.5]) is None
+    assert regular_grid([3.0]) is None
+
+
 def test_a_tilted_gantry_is_said(tmp_path):
     """Slices stepped along the table while their plane is tilted: read as stored, with a warning that the
     mask's world position drifts (by the in-plane offset of the last slice); an untilted series gets none."""
