@@ -29,6 +29,7 @@ MAX_MADE_SHARE = 0.25
 # (positions written to 0.1 mm, as some exports and anonymisers round them, lie within 0.05 mm of it)
 POSITION_QUANTUM_MM = 0.06
 MAX_FILES = 20_000  # files examined in one folder
+ORIENTATION_TOLERANCE = 1e-3  # direction cosines that differ by no more are one plane
 
 
 def _pydicom():
@@ -357,16 +358,23 @@ def _one_geometry(items: Sequence[Tuple[Path, object]], warnings: List[str]) -> 
     """The slices of a series that share the size and orientation most of them have. Others (a localizer or a
     reformat filed under the same SeriesInstanceUID, another stack of an Enhanced CT file) are set aside with a
     warning; stacking them would mix planes."""
-    def geometry(ds):
-        return int(ds.Rows), int(ds.Columns), tuple(np.round(_orientation(ds), 3))
-
-    kinds = [geometry(ds) for _, ds in items]
+    firsts: List[Tuple[Tuple[int, int], np.ndarray]] = []  # each kind's size and the orientation it was first seen in
+    kinds = []
+    for _, ds in items:
+        size, o = (int(ds.Rows), int(ds.Columns)), _orientation(ds)
+        # the same plane where the direction cosines agree to within 0.001 (0.06 degrees): compared, not rounded, so
+        # that values written with a little noise on either side of a rounding edge stay together
+        same = [k for k, (s, f) in enumerate(firsts) if s == size and np.max(np.abs(o - f)) <= ORIENTATION_TOLERANCE]
+        if not same:
+            firsts.append((size, o))
+        kinds.append(same[0] if same else len(firsts) - 1)
     counts = Counter(kinds)
     if len(counts) == 1:
         return list(items)
     keep = max(counts, key=lambda k: counts[k])  # the most slices; on a tie, the kind seen first
+    rows, cols = firsts[keep][0]
     warnings.append(f"{len(items) - counts[keep]} slice(s) of another size or orientation set aside (a localizer?); "
-                    f"kept the {counts[keep]} slices of {keep[0]}x{keep[1]}")
+                    f"kept the {counts[keep]} slices of {rows}x{cols}")
     return [it for it, k in zip(items, kinds) if k == keep]
 
 

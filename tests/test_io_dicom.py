@@ -483,6 +483,33 @@ def test_multiframe_files_that_are_not_enhanced_ct_are_refused(tmp_path):
         io.read_ct(tmp_path / "two.dcm")
 
 
+def test_orientations_written_with_a_little_noise_are_one_plane(tmp_path):
+    """Direction cosines written with noise in their last digits (1e-7 here) on either side of a rounding edge
+    (0.9995). Before, the orientations were rounded to 3 decimals and compared, so half of this series was set
+    aside as "another orientation"; now they are compared within 0.001, and the whole series is read as written
+    without the noise. A plane 1 degree off (0.017) is still another plane."""
+    import pydicom
+
+    hu = chest_phantom((10, 16, 16))
+    a = np.arccos(0.9995)
+    iop = (np.cos(a), np.sin(a), 0.0, -np.sin(a), np.cos(a), 0.0)
+    ref = io.read_ct(write_series(tmp_path / "ref", hu, orientation=iop)[0].parent)
+    files = write_series(tmp_path / "noisy", hu, orientation=iop, names="instance")
+    for k, f in enumerate(sorted(files)):
+        ds = pydicom.dcmread(f)
+        noisy = [float(v) + (1e-7 if k % 2 else -1e-7) * (i in (0, 4)) for i, v in enumerate(iop)]
+        ds.ImageOrientationPatient = [f"{v:.8f}" for v in noisy]
+        ds.save_as(f)
+    vol = io.read_ct(tmp_path / "noisy")
+    assert vol.meta.warnings == [] and np.array_equal(vol.voxels, ref.voxels)
+    assert np.allclose(vol.meta.layout.affine, ref.meta.layout.affine, atol=1e-4)
+    b = a + np.radians(1.0)
+    ds = pydicom.dcmread(sorted(files)[3])
+    ds.ImageOrientationPatient = [f"{v:.8f}" for v in (np.cos(b), np.sin(b), 0.0, -np.sin(b), np.cos(b), 0.0)]
+    ds.save_as(sorted(files)[3])
+    assert io.read_ct(tmp_path / "noisy").meta.warnings[0].startswith("1 slice(s) of another size or orientation")
+
+
 def test_a_localizer_filed_in_the_series_is_set_aside_not_stacked(tmp_path):
     """A scout of another size and plane under the series' own SeriesInstanceUID (some exports and anonymisers
     do this) made the whole series unreadable ("slice is 40x64 but the series is 24x30"); now the axial slices are
