@@ -101,8 +101,14 @@ def find_dicom_files(folder: Path) -> List[Tuple[Path, object]]:
             if not is_dicom_file(p):
                 continue
             ds = read_header(p, defer_pixels=True)
-            if ds is not None and not is_dicomdir(ds):
+            if ds is None:
+                continue
+            if is_dicomdir(ds):
+                continue
+            try:
                 out.extend(frames_of(p, ds) if is_enhanced_ct(ds) else [(p, ds)])
+            except malformed_errors():  # a value that does not decode: read_series says so, or sets the file aside
+                out.append((p, ds))
     return out
 
 
@@ -131,10 +137,10 @@ def is_enhanced_ct(ds) -> bool:
     whole series in one file, or one frame a file, where the position and rescale are not at the top level."""
     try:
         frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    except (TypeError, ValueError):
+        return (frames >= 1 and str(getattr(ds, "Modality", "") or "").upper() == "CT"
+                and any(g in ds for g in _GROUPS))
+    except malformed_errors():  # a value that does not decode: not Enhanced CT (its reading says what is wrong)
         return False
-    return (frames >= 1 and str(getattr(ds, "Modality", "") or "").upper() == "CT"
-            and any(g in ds for g in _GROUPS))
 
 
 class _FramePixels:
@@ -195,7 +201,10 @@ MEDIA_DIRECTORY_STORAGE = "1.2.840.10008.1.3.10"  # the SOP class of a DICOMDIR
 def is_dicomdir(ds) -> bool:
     """A media directory (DICOMDIR: an index of the files, not an image), whatever the file is called."""
     meta = getattr(ds, "file_meta", None)
-    return str(getattr(meta, "MediaStorageSOPClassUID", "") or "") == MEDIA_DIRECTORY_STORAGE
+    try:
+        return str(getattr(meta, "MediaStorageSOPClassUID", "") or "") == MEDIA_DIRECTORY_STORAGE
+    except malformed_errors():  # a value that does not decode: not a readable directory either
+        return False
 
 
 def group_series(items: Sequence[Tuple[Path, object]]) -> "OrderedDict[str, List[Tuple[Path, object]]]":
@@ -203,7 +212,7 @@ def group_series(items: Sequence[Tuple[Path, object]]) -> "OrderedDict[str, List
     for p, ds in items:
         try:
             uid = str(getattr(ds, "SeriesInstanceUID", "") or f"no-series-uid:{p.parent}")
-        except _malformed():
+        except malformed_errors():
             uid = f"unreadable-series-uid:{p.name}"
         groups.setdefault(uid, []).append((p, ds))
     return groups
@@ -328,7 +337,9 @@ def struct_error():
     return struct.error
 
 
-def _malformed():
+def malformed_errors():
+    """What pydicom raises for a header value that does not decode (found when the value is first used, not when the
+    file is read): a wrong length, an unknown VR, an unparsable number."""
     from pydicom.errors import BytesLengthException, InvalidDicomError
 
     return (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError, ZeroDivisionError,
@@ -343,15 +354,46 @@ def read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVol
     """
     from .errors import CTModelsError
 
-    try:
-        return _read_series(items, source)
-    except CTModelsError:
-        raise
-    except _malformed() as exc:
-        where = source or (str(items[0][0]) if items else "")
-        msg = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise InvalidInputError(f"malformed DICOM header ({type(exc).__name__}: {msg}); expected a CT image",
-                                where) from None
+    items, dropped = list(items), []
+    while True:
+        try:
+            vol = _read_series(items, source)
+            break
+        except CTModelsError:
+            raise
+        except malformed_errors() as exc:
+            where = source or (str(items[0][0]) if items else "")
+            msg = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            bad = undecodable(items)
+            if bad is None or all(p == bad for p, _ in items):  # no file to blame, or the only one
+                named = "" if bad is None or str(bad) in where else f" in {bad.name}"
+                raise InvalidInputError(f"malformed DICOM header{named} "
+                                        f"({type(exc).__name__}: {msg}); expected a CT image", where) from None
+            # a file whose header does not decode (a corrupt copy in an export): the series is read without it
+            dropped.append(bad)
+            items = [(p, ds) for p, ds in items if p != bad]
+    if dropped:
+        note = (f"{len(dropped)} file(s) set aside: a header value does not decode (first: {dropped[0].name}); "
+                f"the series is read without them")
+        vol.meta.warnings.insert(0, note)
+        log.warning("%s: %s", Path(vol.meta.source).name, note)
+    return vol
+
+
+def undecodable(items: Sequence[Tuple[Path, object]]) -> Optional[Path]:
+    """The first file among ``items`` with a header value that does not decode, where one does (None: none does)."""
+    from pydicom.tag import Tag
+
+    pixels = {Tag("PixelData"), Tag("FloatPixelData"), Tag("DoubleFloatPixelData")}
+    for p, ds in items:
+        try:
+            for meta in (getattr(ds, "file_meta", None), ds):
+                for tag in list(meta.keys()) if meta is not None else []:
+                    if tag not in pixels:
+                        meta[tag]  # decodes it, as its first use would
+        except malformed_errors():
+            return p
+    return None
 
 
 def _one_geometry(items: Sequence[Tuple[Path, object]], warnings: List[str]) -> List[Tuple[Path, object]]:
@@ -560,16 +602,25 @@ def regular_grid(positions: Sequence[float]) -> Optional[Tuple[np.ndarray, float
     """Where the slices' positions (increasing, mm) lie on an evenly spaced grid, some of its slices perhaps
     missing: each slice's index on the grid and the grid's step, fitted to all positions (so that positions rounded
     as written, such as 0.625 mm slices at 0.1 mm, give 0.625 rather than their median gap). Each must lie within a
-    twentieth of a step of its place, or within ``POSITION_QUANTUM_MM`` where that is more. None where they do not (a series whose
-    spacing changes, as some protocols do)."""
+    twentieth of a step of its place, or within ``POSITION_QUANTUM_MM`` where that is more. None where they do not
+    (a series whose spacing changes, as some protocols do)."""
     p = np.asarray(positions, dtype=np.float64)
     if len(p) < 2:
         return None
     gaps = np.diff(p)
-    dz = float(np.median(gaps))
+    # the step from the median gap; else from the smallest (a few slices, where a gap is as common as a step)
+    for dz in dict.fromkeys((float(np.median(gaps)), float(gaps.min()))):
+        fit = _grid_from(p, gaps, dz)
+        if fit is not None:
+            return fit
+    return None
+
+
+def _grid_from(p: np.ndarray, gaps: np.ndarray, dz: float) -> Optional[Tuple[np.ndarray, float]]:
+    """:func:`regular_grid` from a first guess of the step."""
     if dz <= 0:
         return None
-    for _ in range(3):  # steps counted with the median gap, then with the fitted step
+    for _ in range(3):  # steps counted with the guess, then with the fitted step
         steps = np.round(gaps / dz)
         if np.any(steps < 1):
             return None
@@ -624,9 +675,14 @@ def read_dicom_file(path: Path) -> CTVolume:
     except Exception as exc:
         raise InvalidInputError(f"corrupt or truncated DICOM ({type(exc).__name__}), expected a CT image",
                                 path) from None
-    if is_enhanced_ct(ds):
-        return read_series(frames_of(Path(path), ds), source=str(path))
-    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+    try:
+        items = frames_of(Path(path), ds) if is_enhanced_ct(ds) else None
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    except malformed_errors() as exc:  # a header value that does not decode, found when first used
+        raise InvalidInputError(f"corrupt DICOM header ({type(exc).__name__}), expected a CT image", path) from None
+    if items is not None:
+        return read_series(items, source=str(path))
+    if frames > 1:
         check_ct(ds, Path(path))
         raise InvalidInputError("multi-frame DICOM without functional groups; expected single-frame CT slices or "
                                 "an Enhanced CT file", path)
@@ -634,11 +690,15 @@ def read_dicom_file(path: Path) -> CTVolume:
 
 
 def series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:
-    """Header facts of a series for listing; malformed values raise InvalidInputError."""
-    try:
-        return _series_summary(items)
-    except _malformed() as exc:
-        raise InvalidInputError(f"malformed DICOM header ({type(exc).__name__})", items[0][0]) from None
+    """Header facts of a series for listing, from its first file whose header decodes (another file's header
+    value that does not decode is :func:`read_series`' to set aside); where none does, InvalidInputError."""
+    first = None
+    for k in range(len(items)):
+        try:
+            return _series_summary(items[k:])
+        except malformed_errors() as exc:
+            first = first or exc
+    raise InvalidInputError(f"malformed DICOM header ({type(first).__name__})", items[0][0] if items else None)
 
 
 def _series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:

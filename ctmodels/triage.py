@@ -72,12 +72,15 @@ def _names(paths: List[Path], first: int = 3) -> str:
 
 def _header_uid(p: Path, keyword: str) -> Optional[str]:
     """The UID ``keyword`` of a DICOM file's header, or None (unreadable, or no such UID)."""
-    from .dicom import read_header
+    from .dicom import malformed_errors, read_header
 
     ds = read_header(p)
     if ds is None:  # an unreadable file is a study of its own, which read_ct then explains
         return None
-    return str(ds.get(keyword, "")) or None
+    try:
+        return str(ds.get(keyword, "")) or None
+    except malformed_errors():  # a value that does not decode: as unreadable
+        return None
 
 
 def _study_uid(folder: Path, tries: int = 20) -> Optional[str]:
@@ -298,11 +301,14 @@ def patient_identity(study: Path, max_files: int = 50) -> Dict[str, str]:
     import io
     import zipfile
 
-    from .dicom import read_header
+    from .dicom import malformed_errors, read_header
 
     def identity(src) -> Optional[Dict[str, str]]:
         ds = read_header(src)
-        return None if ds is None else {t: str(getattr(ds, t, "") or "") for t in ("PatientName", "PatientID")}
+        try:
+            return None if ds is None else {t: str(getattr(ds, t, "") or "") for t in ("PatientName", "PatientID")}
+        except malformed_errors():  # a value that does not decode: as unreadable
+            return None
 
     study = Path(study)
     try:

@@ -92,3 +92,45 @@ def test_corpus_is_refused_within_bounded_time_and_memory(tmp_path):
     slow = {c: round(s, 1) for c, (_, s) in d["cases"].items() if s > 20}
     assert not slow, slow
     assert d["peak_mb"] < 512, d["peak_mb"]  # measured ~60 MB
+
+
+def _undecodable_value(path, tag: bytes) -> None:
+    """Make one header value of a DICOM file undecodable: its VR's second letter zeroed (pydicom raises
+    NotImplementedError when the value is first used, not when the file is read)."""
+    b = bytearray(path.read_bytes())
+    b[b.index(tag) + 5] = 0
+    path.write_bytes(bytes(b))
+
+
+MODALITY, MEDIA_SOP_CLASS, STUDY_UID = b"\x08\x00\x60\x00CS", b"\x02\x00\x02\x00UI", b"\x20\x00\x0d\x00UI"
+
+
+def test_a_file_with_a_header_value_that_does_not_decode(tmp_path, capsys):
+    """Found by the fuzz test: such a file alone was an internal error (a NotImplementedError from pydicom); in a
+    folder it made the whole series unreadable, and `triage` stopped on it. Now: alone, a one-line error naming
+    it; in a series, the series is read without it, with a warning naming it (its slice filled in as a missing
+    one); a value nobody needs (the file meta's SOP class) costs nothing."""
+    from ctmodels.cli import main
+
+    hu = chest_phantom((6, 16, 16))
+    files = sorted(write_series(tmp_path / "s", hu, names="instance"))
+    _undecodable_value(files[2], MODALITY)
+    with pytest.raises(CTModelsError) as err:
+        io.read_ct(files[2])
+    assert "IM0002.dcm" in str(err.value) and "\n" not in str(err.value)
+    assert main(["info", str(files[2])]) == 2
+    out = capsys.readouterr().err
+    assert out.startswith("error: ") and "IM0002.dcm" in out and out.count("\n") == 1
+    vol = io.read_ct(tmp_path / "s")
+    assert vol.shape == hu.shape and vol.meta.interpolated_slices == [2]
+    assert np.array_equal(vol.voxels[[0, 1, 3, 4, 5]], hu[[0, 1, 3, 4, 5]])
+    assert vol.meta.warnings[0] == ("1 file(s) set aside: a header value does not decode (first: IM0002.dcm); the "
+                                    "series is read without them")
+    files = sorted(write_series(tmp_path / "u", hu, names="instance"))
+    _undecodable_value(files[0], STUDY_UID)  # the first file, whose header the series listing read
+    vol = io.read_ct(tmp_path / "u")
+    assert np.array_equal(vol.voxels, hu[1:]) and "(first: IM0000.dcm)" in vol.meta.warnings[0]
+    files = sorted(write_series(tmp_path / "t", hu, names="instance"))
+    _undecodable_value(files[3], MEDIA_SOP_CLASS)
+    vol = io.read_ct(tmp_path / "t")
+    assert np.array_equal(vol.voxels, hu) and vol.meta.warnings == []

@@ -309,6 +309,22 @@ def test_report_is_pseudonymous_unless_patient_ids_are_opted_in(studies, tmp_pat
                  "--include-patient-ids"]) == 0
 
 
+def test_a_study_with_a_header_value_that_does_not_decode_is_still_triaged(studies, tmp_path, checker):
+    """The first file of a DICOM study has a StudyInstanceUID and a PatientName whose VR is corrupt (pydicom raises
+    NotImplementedError when they are first used). Before, `triage` stopped with an internal error; now the
+    study is judged as before, and the opted-in identity comes from the next file."""
+    from test_bad_inputs import _undecodable_value
+
+    first = sorted((studies / "pass_b").iterdir())[0]
+    _undecodable_value(first, b"\x20\x00\x0d\x00UI")
+    _undecodable_value(first, b"\x10\x00\x10\x00PN")
+    rep = run_triage(studies, tmp_path / "failed", None, move=False, checker=checker, include_patient_ids=True)
+    row = {r.study: r for r in rep.rows}["pass_b"]
+    assert row.verdict == "pass"
+    rows = {r["study"]: r for r in csv.DictReader(open(write_report(rep, tmp_path / "r")["csv"]))}
+    assert rows["pass_b"]["patient_name"] == "Doe^Jane"
+
+
 def test_read_only_source_keeps_the_source_and_the_verified_copy(studies, tmp_path, checker, monkeypatch):
     """A source that cannot be renamed (read-only share; chmod does not stop root, so it is injected)."""
     import ctmodels.triage as T
