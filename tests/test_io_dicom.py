@@ -163,7 +163,8 @@ def test_positions_written_to_a_tenth_of_a_mm_read_as_the_series_grid(tmp_path):
 
 def test_the_grid_step_is_fitted_to_all_positions():
     """regular_grid: 300 slices of 0.625 mm written to 0.1 mm give 0.625 (their median gap is 0.6), with a gap of
-    two missing slices counted as such; a gap of a step and a half, or a single slice, has no grid."""
+    two missing slices counted as such; three slices with one missing between the last two have the step of
+    their smaller gap; a gap of a step and a half, or a single slice, has no grid."""
     from ctmodels.dicom import regular_grid
 
     grid, dz = regular_grid(np.round(np.arange(300) * 0.625 - 100.3, 1))
@@ -172,6 +173,8 @@ def test_the_grid_step_is_fitted_to_all_positions():
     grid, dz = regular_grid(np.round(np.array(kept) * 0.625 - 100.3, 1))
     assert list(grid) == kept and dz == pytest.approx(0.625, abs=1e-4)
     assert regular_grid([0.0, 2.5, 5.0, 8.75, 12.5]) is None
+    grid, dz = regular_grid([0.0, 2.5, 7.5])  # 4 slices less one: the median gap (3.75) is no step
+    assert list(grid) == [0, 1, 3] and dz == pytest.approx(2.5)
     assert regular_grid([3.0]) is None
 
 
