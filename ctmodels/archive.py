@@ -25,6 +25,8 @@ MAX_RATIO = 200
 
 def _safe_member_path(name: str, zpath: Path) -> PurePosixPath:
     n = name.replace("\\", "/")
+    if not n:
+        raise InvalidInputError("a member has no name (a corrupt archive)", zpath)
     p = PurePosixPath(n)
     if n.startswith("/") or (len(n) > 1 and n[1] == ":") or p.is_absolute():
         raise UnsafeArchiveError(f"member {name!r} has an absolute path", zpath)
@@ -39,7 +41,7 @@ def extract_zip(zpath: Path, dest: Path, max_files: int = MAX_FILES,
     zpath = Path(zpath)
     try:
         zf = zipfile.ZipFile(zpath)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
         raise InvalidInputError(f"not a readable zip archive ({type(exc).__name__})", zpath) from None
     with zf:
         infos = zf.infolist()
@@ -70,25 +72,34 @@ def extract_zip(zpath: Path, dest: Path, max_files: int = MAX_FILES,
             if root not in target.resolve().parents:
                 raise UnsafeArchiveError(f"member {info.filename!r} escapes the extraction folder", zpath)
             target.parent.mkdir(parents=True, exist_ok=True)
+            def corrupt(exc: BaseException) -> InvalidInputError:
+                return InvalidInputError(f"corrupt member {info.filename!r} ({type(exc).__name__})", zpath)
+
             try:
-                with zf.open(info) as src, open(target, "xb") as dst:
-                    while True:
+                src = zf.open(info)
+            except member_errors() as exc:  # a forged offset, an unknown compression method, encryption
+                raise corrupt(exc) from None
+            with src, open(target, "xb") as dst:  # errors writing (a full disk) are not the archive's
+                while True:
+                    try:
                         chunk = src.read(1 << 20)
-                        if not chunk:
-                            break
-                        total += len(chunk)
-                        if total > max_total_bytes:
-                            raise UnsafeArchiveError(f"expands beyond {max_total_bytes} bytes", zpath)
-                        dst.write(chunk)
-            except (zipfile.BadZipFile, zlib_error(), EOFError, RuntimeError) as exc:
-                raise InvalidInputError(f"corrupt member {info.filename!r} ({type(exc).__name__})", zpath) from None
+                    except member_errors() as exc:
+                        raise corrupt(exc) from None
+                    if not chunk:
+                        break
+                    total += len(chunk)
+                    if total > max_total_bytes:
+                        raise UnsafeArchiveError(f"expands beyond {max_total_bytes} bytes", zpath)
+                    dst.write(chunk)
     return Path(dest)
 
 
-def zlib_error():
+def member_errors():
+    """What reading a corrupt member of a zip raises: a bad header or CRC, a truncated or undecodable stream, a
+    seek to a forged offset, a compression method or encryption zipfile does not read."""
     import zlib
 
-    return zlib.error
+    return (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, OSError, ValueError, NotImplementedError)
 
 
 def safe_name(name: str) -> str:

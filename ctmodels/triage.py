@@ -301,6 +301,7 @@ def patient_identity(study: Path, max_files: int = 50) -> Dict[str, str]:
     import io
     import zipfile
 
+    from .archive import member_errors
     from .dicom import malformed_errors, read_header
 
     def identity(src) -> Optional[Dict[str, str]]:
@@ -327,7 +328,7 @@ def patient_identity(study: Path, max_files: int = 50) -> Dict[str, str]:
                             return got
         elif study.name.lower().endswith(".dcm"):
             return identity(study) or {}
-    except (OSError, zipfile.BadZipFile, RuntimeError):
+    except member_errors():  # a corrupt zip: no identity from it (its reading says what is wrong)
         pass
     return {}
 

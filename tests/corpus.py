@@ -3,6 +3,7 @@ into a folder and returns its path. Used by the read_ct / CLI tests and by the a
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from pathlib import Path
 
@@ -63,6 +64,18 @@ def _zip(t: Path, name: str, members) -> Path:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for info, data in members:
             zf.writestr(info, data)
+    return out
+
+
+def _forged_zip(t: Path, name: str, record: bytes, offset: int, fmt: str, value) -> Path:
+    """A one-member zip with one field forged: ``offset`` bytes into its ``record`` (the central directory entry
+    PK\\1\\2, the end record PK\\5\\6); ``value`` may be a function of the field's value."""
+    out = _zip(t, name, [("a.dcm", b"x" * 100)])
+    b = bytearray(out.read_bytes())
+    at = b.index(record) + offset
+    n = struct.calcsize(fmt)
+    b[at:at + n] = struct.pack(fmt, value(struct.unpack(fmt, b[at:at + n])[0]) if callable(value) else value)
+    out.write_bytes(bytes(b))
     return out
 
 
@@ -138,6 +151,12 @@ CASES = {
     "zip_absolute": lambda t: _zip(t, "absolute.zip", [("/abs/evil.dcm", b"x" * 10)]),
     "zip_symlink": lambda t: _zip(t, "link.zip", [(_symlink_member(), "/etc/passwd")]),
     "zip_empty": lambda t: _zip(t, "nothing.zip", []),
+    # found by fuzzing, each an untyped error from zipfile before: a member without a name, a "version needed"
+    # zipfile does not read, a central directory said to start past where it does (a member then lies before
+    # the file's start)
+    "zip_nameless_member": lambda t: _zip(t, "nameless.zip", [(zipfile.ZipInfo(""), b"x" * 10)]),
+    "zip_future_version": lambda t: _forged_zip(t, "version.zip", b"PK\x01\x02", 6, "<H", 124),
+    "zip_before_its_start": lambda t: _forged_zip(t, "offset.zip", b"PK\x05\x06", 16, "<I", lambda v: v + 1000),
     "mask_nifti": lambda t: _label_map(t, "ct.mask.nii.gz"),
     "label_map_nrrd": lambda t: _label_map(t, "lm.nrrd"),
     "raw_values_nifti": _raw_nifti,
