@@ -1,4 +1,4 @@
-"""Fuzzing read_ct with mutated DICOM bytes: only typed errors, in bounded time."""
+"""Fuzzing read_ct with mutated DICOM, zip, NIfTI and NRRD bytes: only typed errors, in bounded time."""
 
 import time
 
@@ -19,10 +19,24 @@ def seed_bytes(tmp_path_factory):
     return p.read_bytes()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_mutated_dicom_gives_a_volume_or_a_typed_error(seed_bytes, tmp_path_factory, data):
-    b = bytearray(seed_bytes)
+@pytest.fixture(scope="module")
+def other_seeds(tmp_path_factory):
+    """A zip of a 3-slice DICOM series, a NIfTI and an NRRD volume, as bytes by suffix."""
+    import zipfile
+
+    import nrrd
+
+    d = tmp_path_factory.mktemp("seeds")
+    hu = chest_phantom((3, 24, 24))
+    with zipfile.ZipFile(d / "s.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in write_series(d / "series", hu):
+            zf.write(f, "study/" + f.name)
+    io.write_volume_nifti(hu, (2.5, 0.7, 0.7), d / "v.nii")
+    nrrd.write(str(d / "v.nrrd"), hu)
+    return {sfx: (d / name).read_bytes() for sfx, name in ((".zip", "s.zip"), (".nii", "v.nii"), (".nrrd", "v.nrrd"))}
+
+
+def _mutate(b: bytearray, data) -> bytearray:
     for _ in range(data.draw(st.integers(1, 8))):
         kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "zero"]))
         pos = data.draw(st.integers(0, max(0, len(b) - 1)))
@@ -34,12 +48,32 @@ def test_mutated_dicom_gives_a_volume_or_a_typed_error(seed_bytes, tmp_path_fact
             b[pos:pos] = data.draw(st.binary(min_size=1, max_size=16))
         elif kind == "zero" and b:
             b[pos:pos + 8] = bytes(min(8, len(b) - pos))
-    p = tmp_path_factory.mktemp("f") / "x.dcm"
-    p.write_bytes(bytes(b))
+    return b
+
+
+def _volume_or_typed_error(p) -> None:
     t = time.perf_counter()
     try:
         vol = io.read_ct(p)
         assert vol.voxels.ndim == 3 and np.isfinite(vol.voxels.astype(float)).all() or vol.voxels.dtype.kind == "i"
     except CTModelsError as exc:
-        assert "\n" not in str(exc) and "x.dcm" in str(exc)
+        assert "\n" not in str(exc) and p.name in str(exc)
     assert time.perf_counter() - t < 5.0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_dicom_gives_a_volume_or_a_typed_error(seed_bytes, tmp_path_factory, data):
+    p = tmp_path_factory.mktemp("f") / "x.dcm"
+    p.write_bytes(bytes(_mutate(bytearray(seed_bytes), data)))
+    _volume_or_typed_error(p)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_zip_nifti_or_nrrd_gives_a_volume_or_a_typed_error(other_seeds, tmp_path_factory, data):
+    """Corrupt zips found this way were tracebacks before (see the corpus' zip cases)."""
+    sfx = data.draw(st.sampled_from(sorted(other_seeds)))
+    p = tmp_path_factory.mktemp("f") / f"x{sfx}"
+    p.write_bytes(bytes(_mutate(bytearray(other_seeds[sfx]), data)))
+    _volume_or_typed_error(p)
