@@ -72,19 +72,16 @@ def extract_zip(zpath: Path, dest: Path, max_files: int = MAX_FILES,
             if root not in target.resolve().parents:
                 raise UnsafeArchiveError(f"member {info.filename!r} escapes the extraction folder", zpath)
             target.parent.mkdir(parents=True, exist_ok=True)
-            def corrupt(exc: BaseException) -> InvalidInputError:
-                return InvalidInputError(f"corrupt member {info.filename!r} ({type(exc).__name__})", zpath)
-
             try:
                 src = zf.open(info)
             except member_errors() as exc:  # a forged offset, an unknown compression method, encryption
-                raise corrupt(exc) from None
+                raise _corrupt(info, zpath, exc) from None
             with src, open(target, "xb") as dst:  # errors writing (a full disk) are not the archive's
                 while True:
                     try:
                         chunk = src.read(1 << 20)
                     except member_errors() as exc:
-                        raise corrupt(exc) from None
+                        raise _corrupt(info, zpath, exc) from None
                     if not chunk:
                         break
                     total += len(chunk)
@@ -92,6 +89,10 @@ def extract_zip(zpath: Path, dest: Path, max_files: int = MAX_FILES,
                         raise UnsafeArchiveError(f"expands beyond {max_total_bytes} bytes", zpath)
                     dst.write(chunk)
     return Path(dest)
+
+
+def _corrupt(info: zipfile.ZipInfo, zpath: Path, exc: BaseException) -> InvalidInputError:
+    return InvalidInputError(f"corrupt member {info.filename!r} ({type(exc).__name__})", zpath)
 
 
 def member_errors():

@@ -355,7 +355,7 @@ def read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVol
     from .errors import CTModelsError
 
     items, dropped = list(items), []
-    while True:
+    for attempt in range(2):
         try:
             vol = _read_series(items, source)
             break
@@ -364,14 +364,14 @@ def read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVol
         except malformed_errors() as exc:
             where = source or (str(items[0][0]) if items else "")
             msg = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-            bad = undecodable(items)
-            if bad is None or all(p == bad for p, _ in items):  # no file to blame, or the only one
-                named = "" if bad is None or str(bad) in where else f" in {bad.name}"
+            bad = undecodable(items) if attempt == 0 else []
+            if not bad or {p for p, _ in items} <= set(bad):  # no file to blame, or only such files
+                named = "" if not bad or str(bad[0]) in where else f" in {bad[0].name}"
                 raise InvalidInputError(f"malformed DICOM header{named} "
                                         f"({type(exc).__name__}: {msg}); expected a CT image", where) from None
-            # a file whose header does not decode (a corrupt copy in an export): the series is read without it
-            dropped.append(bad)
-            items = [(p, ds) for p, ds in items if p != bad]
+            # files whose header does not decode (corrupt copies in an export): the series is read without them
+            dropped, skip = bad, set(bad)
+            items = [(p, ds) for p, ds in items if p not in skip]
     if dropped:
         note = (f"{len(dropped)} file(s) set aside: a header value does not decode (first: {dropped[0].name}); "
                 f"the series is read without them")
@@ -380,20 +380,23 @@ def read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVol
     return vol
 
 
-def undecodable(items: Sequence[Tuple[Path, object]]) -> Optional[Path]:
-    """The first file among ``items`` with a header value that does not decode, where one does (None: none does)."""
+def undecodable(items: Sequence[Tuple[Path, object]]) -> List[Path]:
+    """The files among ``items`` with a header value that does not decode, each once, in order."""
     from pydicom.tag import Tag
 
     pixels = {Tag("PixelData"), Tag("FloatPixelData"), Tag("DoubleFloatPixelData")}
+    out: List[Path] = []
     for p, ds in items:
+        if p in out:
+            continue
         try:
             for meta in (getattr(ds, "file_meta", None), ds):
                 for tag in list(meta.keys()) if meta is not None else []:
                     if tag not in pixels:
                         meta[tag]  # decodes it, as its first use would
         except malformed_errors():
-            return p
-    return None
+            out.append(p)
+    return out
 
 
 def _one_geometry(items: Sequence[Tuple[Path, object]], warnings: List[str]) -> List[Tuple[Path, object]]:
