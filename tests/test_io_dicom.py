@@ -145,7 +145,8 @@ def test_a_series_with_missing_slices_reads_on_the_full_series_grid(tmp_path, or
 def test_positions_written_to_a_tenth_of_a_mm_read_as_the_series_grid(tmp_path):
     """0.625 mm slices whose ImagePositionPatient is written to 0.1 mm (gaps of 0.6 and 0.7 mm). Before, such a
     series was read as uneven, stacked at its median gap of 0.6 mm (4 % short: 1 mm off at its top slice here,
-    7.5 mm on a 300-slice series; volumes 4 % low), and its missing slices were not filled in. Now the grid's step is fitted to all positions."""
+    7.5 mm on a 300-slice series; volumes 4 % low), and its missing slices were not filled in. Now the grid's step
+    is fitted to all positions."""
     hu = chest_phantom((40, 16, 16))
     exact = io.read_ct(write_series(tmp_path / "exact", hu, spacing=(0.625, 0.7, 0.7))[0].parent)
     vol = io.read_ct(write_series(tmp_path / "rounded", hu, spacing=(0.625, 0.7, 0.7), decimals=1)[0].parent)
