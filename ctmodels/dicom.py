@@ -463,15 +463,48 @@ def _one_per_position(entries: List[Entry], warnings: List[str]) -> List[Entry]:
                         f"(AcquisitionNumber {listed}); read acquisition {main} (the most slices, else the lowest "
                         f"number) and set the other(s) aside")
     order = {a: k for k, a in enumerate(rank)}
-    uniq, copies = [], []
-    for c in clusters([i for i, a in enumerate(acq) if a not in set_aside]):
-        best = min(c, key=lambda i: (order[acq[i]], i))  # the main acquisition's slice where it has one
+    kept = clusters([i for i, a in enumerate(acq) if a not in set_aside])
+    # images of one acquisition at the same positions that are not copies: phases of a gated scan (TriggerTime,
+    # TemporalPositionIdentifier) or the energies of a dual-energy scan (ImageType, KVP). One stack is read: the
+    # one at the most positions
+    keys: Dict[int, Tuple[str, ...]] = {}
+    stack = None
+    if any(len({_stack_key(entries[i][2]) for i in c}) > 1 for c in kept if len(c) > 1):
+        keys = {i: _stack_key(entries[i][2]) for c in kept for i in c}
+        at = Counter(k for c in kept for k in {keys[i] for i in c})  # positions per stack
+        stack = sorted(at, key=lambda k: (-at[k], str(k)))[0]
+    uniq, copies, others = [], [], 0
+    for c in kept:
+        # the main acquisition's slice where it has one, of the stack read where it has one
+        best = min(c, key=lambda i: (order[acq[i]], stack is not None and keys.get(i) != stack, i))
         uniq.append(entries[best])
-        copies += [entries[i][1].name for i in c if i != best]
+        for i in c:
+            if i != best and keys.get(i) == keys.get(best):
+                copies.append(entries[i][1].name)
+            elif i != best:
+                others += 1
+    if stack is not None:
+        told = [name for name, *values in zip(STACK_TAGS, *keys.values()) if len(set(values)) > 1]
+        warnings.append(f"the series holds more than one image at the same positions, told apart by "
+                        f"{', '.join(told)} (such as the phases of a gated scan or the energies of a dual-energy "
+                        f"scan): read the stack with {_stack_text(stack, told)} (at the most positions) and set "
+                        f"{others} other image(s) aside")
     if copies:
         warnings.append(f"{len(copies)} duplicate slice(s) dropped: another file at a position already read "
                         f"(first: {copies[0]})")
     return uniq
+
+
+STACK_TAGS = ("ImageType", "KVP", "TriggerTime", "TemporalPositionIdentifier")
+
+
+def _stack_key(ds) -> Tuple[str, ...]:
+    """What tells apart images of one acquisition at the same position (see ``STACK_TAGS``), as text."""
+    return tuple(str(_image_type(ds) if tag == "ImageType" else getattr(ds, tag, "") or "") for tag in STACK_TAGS)
+
+
+def _stack_text(key: Tuple[str, ...], told: Sequence[str]) -> str:
+    return ", ".join(f"{tag} {value or '(none)'}" for tag, value in zip(STACK_TAGS, key) if tag in told)
 
 
 def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVolume:

@@ -210,6 +210,31 @@ def test_too_many_missing_slices_or_changing_spacing_are_stacked_as_they_are(tmp
                for w in vol.meta.warnings), vol.meta.warnings
 
 
+@pytest.mark.parametrize("told", ["ImageType", "TriggerTime"])
+def test_two_stacks_of_one_acquisition_are_not_mixed(tmp_path, told):
+    """The energies of a dual-energy scan (ImageType) or the phases of a gated scan (TriggerTime) filed under one
+    series and acquisition, at the same positions, files mixed in one folder. Before, the first file at each
+    position was kept, so that the volume mixed the two stacks slice by slice, under a warning that called the
+    other stack's images duplicates. Now one stack is read: the one at the most positions."""
+    hu = chest_phantom((10, 16, 16))
+    uid = "1.2.826.0.1.3680043.8.498.91"
+    tags = {"ImageType": (["ORIGINAL", "PRIMARY", "AXIAL", "LOW_KV"], ["ORIGINAL", "PRIMARY", "AXIAL", "HIGH_KV"]),
+            "TriggerTime": ("350", "700")}[told]
+    files = (write_series(tmp_path / "a", hu, series_uid=uid, acquisition=1, tags={told: tags[0]})
+             + write_series(tmp_path / "b", hu + 100, series_uid=uid, acquisition=1, skip=(0, 9), tags={told: tags[1]}))
+    (tmp_path / "s").mkdir()
+    for k, f in zip(np.random.default_rng(0).permutation(len(files)), files):  # one folder, in no order
+        f.rename(tmp_path / "s" / f"{k:03d}.dcm")
+    vol = io.read_ct(tmp_path / "s")
+    assert np.array_equal(vol.voxels, hu)
+    stacked = [w for w in vol.meta.warnings if w.startswith("the series holds more than one image")]
+    assert len(stacked) == 1 and f"told apart by {told} " in stacked[0] and "set 8 other image(s) aside" in stacked[0]
+    assert not any("duplicate" in w for w in vol.meta.warnings)
+    write_series(tmp_path / "copies", hu, duplicate=(3, 4))  # copies of a slice are still copies
+    vol = io.read_ct(tmp_path / "copies")
+    assert np.array_equal(vol.voxels, hu) and vol.meta.warnings[0].startswith("2 duplicate slice(s) dropped")
+
+
 def test_two_scans_of_the_same_positions_in_one_series_are_not_mixed(tmp_path):
     """An inspiration and an expiration scan filed under one SeriesInstanceUID, told apart by AcquisitionNumber,
     their files mixed in one folder (or an inspiration scan and a few expiratory slices). Before, one file per
