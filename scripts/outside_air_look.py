@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from ctmodels import lesion_data as ld  # noqa: E402
 from ctmodels.lesion import LesionSegmenter  # noqa: E402
+from ctmodels.train_lesion import dice_score as dice  # noqa: E402
 
 GREYS = [("as stored", None), ("outside 0 (padding black)", 0), ("outside 30 (the slices' own median)", 30),
          ("outside 55 (-1024 HU in the HU window)", 55)]
@@ -30,11 +31,6 @@ def outside(img: np.ndarray, lung: np.ndarray, dark: int = 80) -> np.ndarray:
     lab, _ = ndi.label(img < dark)
     edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
     return np.isin(lab, edge[edge > 0]) & ~lung
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else 2.0 * (a & b).sum() / total
 
 
 def main(data: str, weights: str = "lesion-unet-effb0") -> None:
