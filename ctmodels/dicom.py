@@ -469,8 +469,9 @@ def _one_per_position(entries: List[Entry], warnings: List[str]) -> List[Entry]:
     # one at the most positions
     keys: Dict[int, Tuple[str, ...]] = {}
     stack = None
-    if any(len({_stack_key(entries[i][2]) for i in c}) > 1 for c in kept if len(c) > 1):
+    if any(len(c) > 1 for c in kept):
         keys = {i: _stack_key(entries[i][2]) for c in kept for i in c}
+    if any(len({keys[i] for i in c}) > 1 for c in kept if len(c) > 1):
         at = Counter(k for c in kept for k in {keys[i] for i in c})  # positions per stack
         stack = sorted(at, key=lambda k: (-at[k], str(k)))[0]
     uniq, copies, others = [], [], 0
@@ -731,7 +732,7 @@ def series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:
     first = None
     for k in range(len(items)):
         try:
-            return _series_summary(items[k:])
+            return _series_summary([items[k]])  # it reads only the first file's header
         except malformed_errors() as exc:
             first = first or exc
     raise InvalidInputError(f"malformed DICOM header ({type(first).__name__})", items[0][0] if items else None)
