@@ -508,22 +508,28 @@ def _stack_text(key: Tuple[str, ...], told: Sequence[str]) -> str:
     return ", ".join(f"{tag} {value or '(none)'}" for tag, value in zip(STACK_TAGS, key) if tag in told)
 
 
-def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVolume:
-    pydicom, _ = _pydicom()
+def slices_to_stack(items: Sequence[Tuple[Path, object]]) -> List[Tuple[Path, object]]:
+    """The files (with their headers) :func:`read_series` stacks from ``items``, in order along the slice normal,
+    found from the headers alone: one per position, of the size and plane most have, of one acquisition and one
+    stack (slices it fills in are not among them). A series of two stacks at the same positions (a dual-energy
+    pair, say) gives its positions once, not its files; a localizer filed in the series is not among them."""
     if not items:
-        raise EmptyInputError("no DICOM slices in this series", source)
+        return []
     for p, ds in items:
         check_ct(ds, p)
-    warnings: List[str] = []
+    return [(p, ds) for _, p, ds in _headers_to_stack(items, [])[2]]
+
+
+def _headers_to_stack(items: Sequence[Tuple[Path, object]], warnings: List[str]):
+    """The series' first slice of the geometry read (its file and header), the slice normal, the ``(position, path,
+    header)`` entries to stack, one per position in order along the normal, and whether positions were assumed
+    (no ImagePositionPatient nor SliceLocation)."""
     items = _one_geometry(items, warnings)
-    first_path, first = items[0]
-    rows, cols = int(first.Rows), int(first.Columns)
+    first = items[0][1]
     iop = _orientation(first)
-    row_dir, col_dir = iop[:3], iop[3:]
-    normal = np.cross(row_dir, col_dir)
+    normal = np.cross(iop[:3], iop[3:])
     if "ImageOrientationPatient" not in first:
         warnings.append("ImageOrientationPatient missing: axial slices assumed")
-
     entries, z_assumed = [], False
     for i, (p, ds) in enumerate(items):
         ipp = getattr(ds, "ImagePositionPatient", None)
@@ -537,7 +543,19 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
             if "ImagePositionPatient missing: slices ordered by SliceLocation/InstanceNumber" not in warnings:
                 warnings.append("ImagePositionPatient missing: slices ordered by SliceLocation/InstanceNumber")
         entries.append((pos, p, ds))
-    uniq = _one_per_position(entries, warnings)
+    return items[0], normal, _one_per_position(entries, warnings), z_assumed
+
+
+def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVolume:
+    if not items:
+        raise EmptyInputError("no DICOM slices in this series", source)
+    for p, ds in items:
+        check_ct(ds, p)
+    warnings: List[str] = []
+    (first_path, first), normal, uniq, z_assumed = _headers_to_stack(items, warnings)
+    rows, cols = int(first.Rows), int(first.Columns)
+    iop = _orientation(first)
+    row_dir, col_dir = iop[:3], iop[3:]
     n = len(uniq)
     positions = np.array([e[0] for e in uniq])
     missing = 0

@@ -119,13 +119,13 @@ def list_series(path) -> List[SeriesInfo]:
 def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> SeriesInfo:
     from . import dicom
 
-    s = dicom.series_summary(items)
+    stacked = _slices_read(items)
+    s = dicom.series_summary(stacked)
     cls, why = classify_kernel(s["kernel"], s["manufacturer"])
     source = "tag" if cls != UNKNOWN else "none"
     if cls == UNKNOWN and sample_pixels and s["modality"] == "CT":
         try:
-            ordered = sorted(items, key=lambda it: float(getattr(it[1], "InstanceNumber", 0) or 0))
-            p, ds = ordered[len(ordered) // 2]
+            p, ds = stacked[len(stacked) // 2]
             vol = dicom.read_series([(p, ds)], source=str(p))  # one slice (or one frame of an Enhanced CT file)
             icls, iwhy = classify_image(vol.voxels[0])
             if icls != UNKNOWN:
@@ -133,13 +133,30 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
         except Exception as exc:  # a broken sample slice leaves the class unknown
             log.debug("kernel from image failed: %s", exc)
     return SeriesInfo(
-        series_uid=uid, files=list(dict.fromkeys(str(p) for p, _ in items)), n_slices=len(items),
+        series_uid=uid, files=list(dict.fromkeys(str(p) for p, _ in items)), n_slices=len(stacked),
         modality=s["modality"], description=s["description"], manufacturer=s["manufacturer"],
         kernel=s["kernel"], kernel_class=cls, kernel_reason=why, kernel_source=source,
         slice_thickness=s["slice_thickness"],
         pixel_spacing=s["pixel_spacing"], series_number=s["series_number"], study_uid=s["study_uid"],
         rows=s["rows"], columns=s["columns"], patient_position=s["patient_position"], image_type=s["image_type"],
     )
+
+
+def _slices_read(items) -> list:
+    """The slices reading the series stacks, in order (:func:`ctmodels.dicom.slices_to_stack`), so that its listing
+    counts and describes them; all its files, by InstanceNumber, where the headers cannot tell (not CT, or a header
+    value that does not decode: reading the series says why)."""
+    from . import dicom
+    from .errors import CTModelsError
+
+    try:
+        return dicom.slices_to_stack(items)
+    except (CTModelsError, *dicom.malformed_errors()) as exc:
+        log.debug("slices of the series not found from its headers: %s", exc)
+    try:
+        return sorted(items, key=lambda it: float(getattr(it[1], "InstanceNumber", 0) or 0))
+    except dicom.malformed_errors():
+        return list(items)
 
 
 def _field(s, key: str):

@@ -235,6 +235,34 @@ def test_two_stacks_of_one_acquisition_are_not_mixed(tmp_path, told):
     assert np.array_equal(vol.voxels, hu) and vol.meta.warnings[0].startswith("2 duplicate slice(s) dropped")
 
 
+def test_a_series_of_two_stacks_is_listed_and_ranked_by_the_slices_it_reads(tmp_path):
+    """A dual-energy series holds two images at each of its 10 positions. Before, its listing said 20 slices (its
+    files), and choosing a series ranked it above a lung series of 14 slices of the same study that covers more.
+    Now it lists the 10 slices reading it stacks, and the longer series is chosen. A localizer filed in the
+    series is not counted either, nor described: before, where its file came first, the listing gave its size."""
+    from ctmodels.series import select_series
+
+    hu = chest_phantom((14, 16, 16))
+    uid = "1.2.826.0.1.3680043.8.498.92"
+    write_series(tmp_path / "s" / "de" / "low", hu[:10], series_uid=uid, acquisition=1, series_number=3,
+                 tags={"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL", "LOW_KV"]})
+    write_series(tmp_path / "s" / "de" / "high", hu[:10] + 100, series_uid=uid, acquisition=1, series_number=3,
+                 tags={"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL", "HIGH_KV"]})
+    write_series(tmp_path / "s" / "long", hu, series_number=4)
+    scout = write_series(tmp_path / "scout", chest_phantom((1, 40, 64)), orientation=(1, 0, 0, 0, 0, -1),
+                         series_uid=uid, series_number=3)[0]
+    scout.rename(tmp_path / "s" / "de" / "scout.dcm")
+    listed = {s.series_number: s for s in io.list_series(tmp_path / "s")}
+    assert len(listed[3].files) == 21 and listed[3].n_slices == 10 and listed[4].n_slices == 14
+    assert (listed[3].rows, listed[3].columns) == (16, 16)  # the slices', not the localizer's
+    best, why = select_series(list(listed.values()))
+    assert best.series_number == 4 and "14 slices" in why
+    assert io.read_ct(tmp_path / "s").shape[0] == 14
+    # a series whose headers cannot say what reading it stacks (not CT) counts its files
+    write_series(tmp_path / "mr", hu[:3], modality="MR")
+    assert [s.n_slices for s in io.list_series(tmp_path / "mr")] == [3]
+
+
 def test_two_scans_of_the_same_positions_in_one_series_are_not_mixed(tmp_path):
     """An inspiration and an expiration scan filed under one SeriesInstanceUID, told apart by AcquisitionNumber,
     their files mixed in one folder (or an inspiration scan and a few expiratory slices). Before, one file per
