@@ -213,7 +213,7 @@ def cmd_triage(args) -> int:
     from tqdm import tqdm
 
     from .quality import BreathHoldChecker
-    from .triage import run_triage, write_report
+    from .triage import run_triage
 
     checker = BreathHoldChecker.from_pretrained(args.model)
     bar = None
@@ -230,14 +230,14 @@ def cmd_triage(args) -> int:
     report = run_triage(Path(args.input_dir), Path(args.failed_dir),
                         Path(args.passed_dir) if args.passed_dir else None, move=not args.copy,
                         dry_run=args.dry_run, checker=checker, progress=progress,
-                        include_patient_ids=args.include_patient_ids)
+                        include_patient_ids=args.include_patient_ids,
+                        report_dir=Path(args.report_dir or args.failed_dir))
     if bar is not None:
         bar.close()
-    files = {}
-    if not args.dry_run:
-        files = {k: str(v) for k, v in write_report(report, Path(args.report_dir or args.failed_dir)).items()}
+    files = {k: str(v) for k, v in report.files.items()}
     if args.json:
         print(json.dumps({"counts": report.counts(), "studies": [r.as_dict() for r in report.rows],
+                          "report_counts": report.report_counts(), "earlier_rows": len(report.earlier),
                           "notes": report.notes, "skipped": report.skipped, "files": files,
                           "dry_run": args.dry_run}, indent=2))
         return 0
@@ -251,6 +251,10 @@ def cmd_triage(args) -> int:
     c = report.counts()
     print(f"{c['pass']} passed, {c['fail']} failed, {c['undetermined']} undetermined"
           + (" (dry run: nothing was touched)" if args.dry_run else f"; report: {files.get('csv')}"))
+    if report.earlier and not args.dry_run:
+        t = report.report_counts()
+        print(f"the report keeps earlier runs' rows: {sum(t.values())} studies in all, {t['pass']} passed, "
+              f"{t['fail']} failed, {t['undetermined']} undetermined (charted)")
     und = [r for r in report.rows if r.verdict == "undetermined"]
     for r in und:
         print(f"undetermined, left in place: {r.study}: {r.reason}")
@@ -367,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
     s.add_argument("--include-patient-ids", action="store_true",
                    help="add PatientName and PatientID columns to the report (off: pseudonymous keys only)")
-    s.add_argument("--report-dir", default=None, help="where report.csv and the chart go (default: --failed-dir)")
+    s.add_argument("--report-dir", default=None,
+                   help="where report.csv and the chart go (default: --failed-dir); a re-run keeps the rows of "
+                        "earlier runs there")
     s.add_argument("--json", action="store_true")
     s.add_argument("--model", default=None, help="registry name or weights folder")
     s.set_defaults(func=cmd_triage)

@@ -12,6 +12,12 @@ a target that exists with other content is a conflict and the study stays where 
 killed at any point and run again finishes the job: partial copies are removed and redone, a
 finished copy whose source still exists is verified and the source removed, leftover trash is
 removed once its copy is verified. ``dry_run`` only plans.
+
+The report (``report.csv``) is the batch's ledger, kept across runs: each study's row is written (atomically)
+before the study is placed, marked unfinished, and again once it is placed, so that a killed run leaves a row
+for every study it checked. A re-run keeps the rows of earlier runs, marks as finished the moves it finished for
+them, and replaces the row of a study it checks again (one left in place, or one copied). The chart counts every
+row. A report.csv that is not a triage report is an error, and is not overwritten.
 """
 
 from __future__ import annotations
@@ -338,23 +344,98 @@ class TriageReport:
     rows: List[TriageRow] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)  # what a re-run recovered from an interrupted one
     skipped: List[str] = field(default_factory=list)  # entries of the input folder that are not studies
+    earlier: List[Dict[str, str]] = field(default_factory=list)  # rows of earlier runs in the report, kept
+    files: Dict[str, Path] = field(default_factory=dict)  # the report's files, where the run wrote them
 
     def counts(self) -> Dict[str, int]:
-        out = {"pass": 0, "fail": 0, "undetermined": 0}
-        for r in self.rows:
-            out[r.verdict] = out.get(r.verdict, 0) + 1
-        return out
+        """Studies per verdict checked in this run."""
+        return _counts(r.verdict for r in self.rows)
+
+    def report_rows(self) -> List[Dict[str, object]]:
+        """The report's rows: those of earlier runs, less any study this run checked again, then this run's."""
+        again = {(r.key, r.study) for r in self.rows if CONFLICT not in r.action}
+        return ([e for e in self.earlier if (e.get("key"), e.get("study")) not in again]
+                + [r.as_dict() for r in self.rows])
+
+    def report_counts(self) -> Dict[str, int]:
+        """Studies per verdict in the report, earlier runs' included."""
+        return _counts(str(r.get("verdict", "")) for r in self.report_rows())
+
+
+def _counts(verdicts) -> Dict[str, int]:
+    out = {"pass": 0, "fail": 0, "undetermined": 0}
+    for v in verdicts:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+REPORT_FIELDS = ["key", "study", "verdict", "probability_fail", "reason", "slices_mm", "series", "action",
+                 "destination"]
+PATIENT_FIELDS = ["patient_name", "patient_id"]
+UNFINISHED = "unfinished: "  # the action of a study whose placing had begun when the report was last written
+CONFLICT = "exists with different content"  # in the action of a study left in place beside another's
+
+
+def earlier_rows(folder: Path) -> List[Dict[str, str]]:
+    """The rows of the report an earlier run left in ``folder`` (none where there is none). A report.csv that
+    cannot be read or is not a triage report (no key, study and verdict columns) is a TriageError: it is the
+    user's, and is not overwritten."""
+    path = Path(folder) / "report.csv"
+    for stale in Path(folder).glob(f"{PARTIAL}report.csv-*"):  # a write a killed run did not finish
+        _remove(stale)
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            fields = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise TriageError(f"the report of an earlier run could not be read ({exc}); expected a ctmodels triage "
+                          "report.csv: move it, or give another report folder", path) from None
+    if not {"key", "study", "verdict"} <= set(fields):
+        raise TriageError("is not a ctmodels triage report (no key, study and verdict columns); it is not "
+                          "overwritten: move it, or give another report folder", path)
+    return [{k: v or "" for k, v in r.items() if k is not None} for r in rows]
+
+
+def _finish_earlier(rows: List[Dict[str, str]], input_dir: Path) -> None:
+    """Mark as finished the earlier rows whose placing a killed run left unfinished and :func:`recover` (or the
+    run itself) finished: the verified copy is at the destination and the source is gone. Rows whose source is
+    back in the input folder are checked again, and their new row replaces them."""
+    for r in rows:
+        if not r.get("action", "").startswith(UNFINISHED) or not r.get("destination"):
+            continue
+        if Path(r["destination"]).exists() and not (input_dir / r.get("study", "")).exists():
+            r["action"] = "moved (finished by a later run)"
+
+
+def _write_csv(path: Path, rows: List[Dict[str, object]]) -> None:
+    """``rows`` to ``path`` atomically: a killed write leaves the earlier file whole."""
+    fields = list(REPORT_FIELDS)
+    for r in rows:  # columns earlier rows have: patient ones where asked for, and any this version does not write
+        fields += [k for k in r if k not in fields]
+    tmp = path.with_name(f"{PARTIAL}report.csv-{uuid.uuid4().hex[:8]}")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=fields, restval="")
+        w.writeheader()
+        w.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = None, move: bool = True,
                dry_run: bool = False, checker=None, progress: Optional[Callable[[int, int, str], None]] = None,
                undetermined_dir: Optional[Path] = None, keep_figures: bool = False,
-               include_patient_ids: bool = False) -> TriageReport:
+               include_patient_ids: bool = False, report_dir: Optional[Path] = None) -> TriageReport:
     """Check every study; put failed ones in ``failed_dir`` (passed ones in ``passed_dir`` and
     undetermined ones in ``undetermined_dir`` when given; otherwise they stay where they are).
 
     Rows are keyed by a pseudonymous study key; ``include_patient_ids`` (opt-in) adds PatientName
-    and PatientID columns to the report. Logs never carry them either way."""
+    and PatientID columns to the report. Logs never carry them either way. With ``report_dir`` (and not
+    ``dry_run``), the report there is kept as the batch's ledger (see the module's docstring), written as the
+    run goes, with the chart at the end (:func:`write_report`)."""
     from .io import read_ct
     from .quality import FAIL, PASS, UNDETERMINED, BreathHoldChecker, measured_span
 
@@ -368,8 +449,17 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
             raise InvalidInputError("output folder must differ from the input folder", t)
     report = TriageReport()
     targets = [failed_dir] + [d for d in (passed_dir, undetermined_dir) if d]
+    ledger = Path(report_dir) / "report.csv" if report_dir and not dry_run else None
+    if ledger is not None:  # before anything is touched: a report.csv that is not a triage report stops the run
+        report.earlier = earlier_rows(ledger.parent)
     if not dry_run:
         report.notes += recover(input_dir, targets)
+    _finish_earlier(report.earlier, input_dir)
+
+    def write_ledger(rows: List[TriageRow]) -> None:
+        if ledger is not None:
+            ledger.parent.mkdir(parents=True, exist_ok=True)
+            _write_csv(ledger, TriageReport(rows=rows, earlier=report.earlier).report_rows())
     skip = {t.resolve() for t in targets}
     scan = scan_folder(input_dir)
     studies = [s for s in scan.studies if s.resolve() not in skip]
@@ -409,34 +499,31 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
         elif dry_run:
             row.action, row.destination = f"would {'move' if move else 'copy'}", str(dest / study.name)
         else:
+            row.action, row.destination = f"{UNFINISHED}{'moving' if move else 'copying'}", str(dest / study.name)
+            write_ledger(report.rows + [row])
             try:
                 row.action = place(study, dest, move)
-                row.destination = str(dest / study.name)
             except (TriageError, OSError) as exc:
-                row.action = f"left in place: {exc}"
+                row.action, row.destination = f"left in place: {exc}", ""
         report.rows.append(row)
+        write_ledger(report.rows)
         log.info("%s: %s", row.key, verdict)
     if progress:
         progress(len(studies), len(studies), "")
+    if ledger is not None:
+        report.files = write_report(report, ledger.parent)
     return report
 
 
 def write_report(report: TriageReport, folder: Path) -> Dict[str, Path]:
-    """report.csv, chart.html and chart.png in ``folder``."""
+    """report.csv (the report's rows: earlier runs' kept, see :meth:`TriageReport.report_rows`), chart.html and
+    chart.png (every row's verdict) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {"csv": folder / "report.csv"}
-    with open(out["csv"], "w", newline="") as f:
-        fields = ["key", "study", "verdict", "probability_fail", "reason", "slices_mm", "series", "action",
-                  "destination"]
-        if any(r.patient is not None for r in report.rows):
-            fields += ["patient_name", "patient_id"]
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        for r in report.rows:
-            w.writerow(r.as_dict())
+    _write_csv(out["csv"], report.report_rows())
     from .charts import verdict_chart
 
-    chart = verdict_chart(report.counts())
+    chart = verdict_chart(report.report_counts())
     out["html"] = folder / "chart.html"
     chart.save(str(out["html"]))
     try:

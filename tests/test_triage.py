@@ -165,6 +165,73 @@ def test_killed_run_then_rerun_loses_and_duplicates_nothing(studies, tmp_path, k
     assert not [p for p in failed.iterdir() if p.name.startswith(".ctmodels-")]
     assert not [p for p in studies.iterdir() if p.name.startswith(".ctmodels-")]
     assert out["counts"]["undetermined"] == 2
+    # the report is the whole batch's: one row per study, none left unfinished, though the first run wrote its
+    # rows and the second checked only what was left (before, it held only the second run's rows)
+    rows = list(csv.DictReader(open(failed / "report.csv", encoding="utf-8")))
+    assert sorted(r["study"] for r in rows) == ["abdomen_d.nii.gz", "broken_e.zip", "fail_c.nii.gz",
+                                                "pass_a.nii.gz", "pass_b"]
+    by = {r["study"]: r for r in rows}
+    assert by["fail_c.nii.gz"]["verdict"] == "fail" and by["fail_c.nii.gz"]["action"].startswith("moved")
+    assert by["pass_a.nii.gz"]["action"].startswith("moved") and by["pass_b"]["action"].startswith("moved")
+    assert by["fail_c.nii.gz"]["destination"] == str(failed / "fail_c.nii.gz")
+    assert out["report_counts"] == {"pass": 2, "fail": 1, "undetermined": 2}
+
+
+def test_the_report_keeps_every_run_of_a_batch(studies, tmp_path, checker, capsys):
+    """report.csv is the batch's ledger. Before, each run overwrote it with its own rows, so that a re-run (after
+    new studies came in, or after a killed run) lost the verdicts of the studies sorted before, and the chart
+    counted only the last run."""
+    failed, passed = tmp_path / "failed", tmp_path / "passed"
+    args = ["triage", str(studies), "--failed-dir", str(failed), "--passed-dir", str(passed)]
+    assert main(args) == 0
+    first = list(csv.DictReader(open(failed / "report.csv", encoding="utf-8")))
+    assert len(first) == 5 and not [p for p in failed.iterdir() if p.name.startswith(".ctmodels-")]
+    io.write_volume_nifti(chest_phantom(SP, extent_mm=75, seed=24), SP, studies / "pass_f.nii.gz")
+    capsys.readouterr()
+    assert main(args + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["counts"] == {"pass": 1, "fail": 0, "undetermined": 2} and out["earlier_rows"] == 5
+    rows = list(csv.DictReader(open(failed / "report.csv", encoding="utf-8")))
+    # the two undetermined studies were checked again: their new rows replace the old ones
+    assert sorted(r["study"] for r in rows) == ["abdomen_d.nii.gz", "broken_e.zip", "fail_c.nii.gz",
+                                                "pass_a.nii.gz", "pass_b", "pass_f.nii.gz"]
+    assert {r["study"]: r for r in rows}["fail_c.nii.gz"] == {r["study"]: r for r in first}["fail_c.nii.gz"]
+    assert out["report_counts"] == {"pass": 3, "fail": 1, "undetermined": 2}
+    assert "3 (50%)" in (failed / "chart.html").read_text()  # the chart counts the whole batch
+    assert main(args) == 0
+    assert "6 studies in all, 3 passed, 1 failed, 2 undetermined" in capsys.readouterr().out
+    # a move a killed run had begun and the re-run's recovery finished (the source was in the trash): its row,
+    # written as unfinished, says so
+    moved = [dict(r, action="unfinished: moving") if r["study"] == "pass_f.nii.gz" else r for r in rows]
+    with open(failed / "report.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(moved)
+    (studies / ".ctmodels-trash-pass_f.nii.gz").write_bytes((passed / "pass_f.nii.gz").read_bytes())
+    assert main(args + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "finished removing pass_f.nii.gz" in out["notes"][0]
+    rows = {r["study"]: r for r in csv.DictReader(open(failed / "report.csv", encoding="utf-8"))}
+    assert len(rows) == 6 and rows["pass_f.nii.gz"]["action"] == "moved (finished by a later run)"
+
+
+def test_a_report_csv_that_is_not_a_triage_report_stops_the_run(studies, tmp_path, checker, capsys):
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    theirs = "patient,score\nA,3\n"
+    (failed / "report.csv").write_text(theirs)
+    before = _tree(studies)
+    assert main(["triage", str(studies), "--failed-dir", str(failed)]) == 2
+    err = capsys.readouterr().err
+    assert "report.csv: is not a ctmodels triage report" in err and "not overwritten" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (failed / "report.csv").read_text() == theirs and _tree(studies) == before
+    assert sorted(p.name for p in failed.iterdir()) == ["report.csv"]
+    # copied twice (--copy): one row per study, not two
+    report = tmp_path / "r"
+    for _ in range(2):
+        run_triage(studies, failed, None, move=False, checker=checker, report_dir=report)
+    assert len(list(csv.DictReader(open(report / "report.csv", encoding="utf-8")))) == 5
 
 
 def test_cli_check_breath_hold_json_and_figure(studies, tmp_path, capsys):
