@@ -231,6 +231,7 @@ def cmd_triage(args) -> int:
                         Path(args.passed_dir) if args.passed_dir else None, move=not args.copy,
                         dry_run=args.dry_run, checker=checker, progress=progress,
                         include_patient_ids=args.include_patient_ids,
+                        undetermined_dir=Path(args.undetermined_dir) if args.undetermined_dir else None,
                         report_dir=Path(args.report_dir or args.failed_dir))
     if bar is not None:
         bar.close()
@@ -255,9 +256,9 @@ def cmd_triage(args) -> int:
         t = report.report_counts()
         print(f"the report keeps earlier runs' rows: {sum(t.values())} studies in all, {t['pass']} passed, "
               f"{t['fail']} failed, {t['undetermined']} undetermined (charted)")
-    und = [r for r in report.rows if r.verdict == "undetermined"]
-    for r in und:
-        print(f"undetermined, left in place: {r.study}: {r.reason}")
+    for r in report.rows:
+        if r.verdict == "undetermined":
+            print(f"undetermined ({r.action}): {r.study}: {r.reason}")
     return 0
 
 
@@ -364,7 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("triage", help="check every study in a folder; sort failed studies out safely")
     s.add_argument("input_dir", help="one study per subfolder, zip or volume file")
     s.add_argument("--failed-dir", required=True)
-    s.add_argument("--passed-dir", default=None)
+    s.add_argument("--passed-dir", default=None, help="where passed studies go (default: left in place)")
+    s.add_argument("--undetermined-dir", default=None,
+                   help="where studies that could not be judged go, for a person to look at (default: left in "
+                        "place, and checked again by the next run)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--move", action="store_true", help="move studies (copy, verify, delete; default)")
     g.add_argument("--copy", action="store_true", help="copy studies, leave the input untouched")

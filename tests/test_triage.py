@@ -215,6 +215,20 @@ def test_the_report_keeps_every_run_of_a_batch(studies, tmp_path, checker, capsy
     assert len(rows) == 6 and rows["pass_f.nii.gz"]["action"] == "moved (finished by a later run)"
 
 
+def test_cli_sorts_undetermined_studies_out_when_asked(studies, tmp_path, capsys):
+    """--undetermined-dir moves the studies that could not be judged (verified, as any other) for a person to look
+    at; without it they stay and are checked again by the next run."""
+    before = _tree(studies)
+    look = tmp_path / "look"
+    args = ["triage", str(studies), "--failed-dir", str(tmp_path / "failed"), "--undetermined-dir", str(look)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in look.iterdir()) == ["abdomen_d.nii.gz", "broken_e.zip"]
+    assert _tree(look) == {k: v for k, v in before.items() if k in ("abdomen_d.nii.gz", "broken_e.zip")}
+    assert "undetermined (moved): broken_e.zip: " in out
+    assert sorted(p.name for p in studies.iterdir()) == ["notes.txt", "pass_a.nii.gz", "pass_b"]
+
+
 def test_a_report_csv_that_is_not_a_triage_report_stops_the_run(studies, tmp_path, checker, capsys):
     failed = tmp_path / "failed"
     failed.mkdir()
