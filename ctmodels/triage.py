@@ -22,7 +22,6 @@ row. A report.csv that is not a triage report is an error, and is not overwritte
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import itertools
 import logging
@@ -35,11 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from . import ledger
 from .errors import CTModelsError, EmptyInputError, InvalidInputError, TriageError
+from .ledger import PARTIAL
 
 log = logging.getLogger(__name__)
 
-PARTIAL = ".ctmodels-partial-"
 TRASH = ".ctmodels-trash-"
 STUDY_FILE_SUFFIXES = (".zip", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".npy", ".dcm")
 
@@ -380,23 +380,8 @@ def earlier_rows(folder: Path) -> List[Dict[str, str]]:
     """The rows of the report an earlier run left in ``folder`` (none where there is none). A report.csv that
     cannot be read or is not a triage report (no key, study and verdict columns) is a TriageError: it is the
     user's, and is not overwritten."""
-    path = Path(folder) / "report.csv"
-    for stale in Path(folder).glob(f"{PARTIAL}report.csv-*"):  # a write a killed run did not finish
-        _remove(stale)
-    if not path.is_file() or path.stat().st_size == 0:
-        return []
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            fields = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TriageError(f"the report of an earlier run could not be read ({exc}); expected a ctmodels triage "
-                          "report.csv: move it, or give another report folder", path) from None
-    if not {"key", "study", "verdict"} <= set(fields):
-        raise TriageError("is not a ctmodels triage report (no key, study and verdict columns); it is not "
-                          "overwritten: move it, or give another report folder", path)
-    return [{k: v or "" for k, v in r.items() if k is not None} for r in rows]
+    return ledger.earlier_rows(Path(folder) / "report.csv", ("key", "study", "verdict"), "a ctmodels triage report",
+                               "another report folder", TriageError)
 
 
 def _finish_earlier(rows: List[Dict[str, str]], input_dir: Path) -> None:
@@ -408,21 +393,6 @@ def _finish_earlier(rows: List[Dict[str, str]], input_dir: Path) -> None:
             continue
         if Path(r["destination"]).exists() and not (input_dir / r.get("study", "")).exists():
             r["action"] = "moved (finished by a later run)"
-
-
-def _write_csv(path: Path, rows: List[Dict[str, object]]) -> None:
-    """``rows`` to ``path`` atomically: a killed write leaves the earlier file whole."""
-    fields = list(REPORT_FIELDS)
-    for r in rows:  # columns earlier rows have: patient ones where asked for, and any this version does not write
-        fields += [k for k in r if k not in fields]
-    tmp = path.with_name(f"{PARTIAL}report.csv-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=fields, restval="")
-        w.writeheader()
-        w.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = None, move: bool = True,
@@ -449,17 +419,18 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
             raise InvalidInputError("output folder must differ from the input folder", t)
     report = TriageReport()
     targets = [failed_dir] + [d for d in (passed_dir, undetermined_dir) if d]
-    ledger = Path(report_dir) / "report.csv" if report_dir and not dry_run else None
-    if ledger is not None:  # before anything is touched: a report.csv that is not a triage report stops the run
-        report.earlier = earlier_rows(ledger.parent)
+    report_csv = Path(report_dir) / "report.csv" if report_dir and not dry_run else None
+    if report_csv is not None:  # before anything is touched: a report.csv that is not a triage report stops the run
+        report.earlier = earlier_rows(report_csv.parent)
     if not dry_run:
         report.notes += recover(input_dir, targets)
     _finish_earlier(report.earlier, input_dir)
 
     def write_ledger(rows: List[TriageRow]) -> None:
-        if ledger is not None:
-            ledger.parent.mkdir(parents=True, exist_ok=True)
-            _write_csv(ledger, TriageReport(rows=rows, earlier=report.earlier).report_rows())
+        if report_csv is not None:
+            report_csv.parent.mkdir(parents=True, exist_ok=True)
+            ledger.write_rows(report_csv, TriageReport(rows=rows, earlier=report.earlier).report_rows(),
+                              REPORT_FIELDS)
     skip = {t.resolve() for t in targets}
     scan = scan_folder(input_dir)
     studies = [s for s in scan.studies if s.resolve() not in skip]
@@ -510,8 +481,8 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
         log.info("%s: %s", row.key, verdict)
     if progress:
         progress(len(studies), len(studies), "")
-    if ledger is not None:
-        report.files = write_report(report, ledger.parent)
+    if report_csv is not None:
+        report.files = write_report(report, report_csv.parent)
     return report
 
 
@@ -520,7 +491,7 @@ def write_report(report: TriageReport, folder: Path) -> Dict[str, Path]:
     chart.png (every row's verdict) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {"csv": folder / "report.csv"}
-    _write_csv(out["csv"], report.report_rows())
+    ledger.write_rows(out["csv"], report.report_rows(), REPORT_FIELDS)
     from .charts import verdict_chart
 
     chart = verdict_chart(report.report_counts())

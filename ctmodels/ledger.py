@@ -1,0 +1,64 @@
+"""CSV tables kept across runs: the triage report and segment's results.csv.
+
+A run reads the rows an earlier run left (:func:`earlier_rows`), adds its own, and writes the table whole and
+atomically (:func:`write_rows`: a temporary file beside it, flushed, then renamed over it), so that a run killed
+while writing leaves the earlier table whole. A file of that name that is not such a table is the user's: it is an
+error, and it is not overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import uuid
+from pathlib import Path
+from typing import Dict, List, Sequence, Type
+
+from .errors import CTModelsError
+
+PARTIAL = ".ctmodels-partial-"  # the name of a file or folder being written starts so until it is complete
+
+
+def earlier_rows(path: Path, required: Sequence[str], what: str, elsewhere: str,
+                 error: Type[CTModelsError]) -> List[Dict[str, str]]:
+    """The rows of the table at ``path`` (none where there is none, or it is empty). A table that cannot be read
+    or lacks a ``required`` column raises ``error``, saying it is not ``what`` and to move it or use
+    ``elsewhere``. Temporary files a killed write left beside it are removed."""
+    path = Path(path)
+    for stale in path.parent.glob(f"{PARTIAL}{path.name}-*"):
+        stale.unlink()
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            fields = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise error(f"could not be read ({exc}), expected {what}; it is not overwritten: move it, or give "
+                    f"{elsewhere}", path) from None
+    if not set(required) <= set(fields):
+        raise error(f"is not {what} (no {', '.join(required)} columns); it is not overwritten: move it, or give "
+                    f"{elsewhere}", path)
+    return [{k: v or "" for k, v in r.items() if k is not None} for r in rows]
+
+
+def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[str]) -> None:
+    """``rows`` to ``path`` atomically, with ``fields`` first, then any other column a row has (an earlier run's
+    patient columns, or columns of another version); a row without a column leaves it empty."""
+    path = Path(path)
+    columns = list(fields)
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    tmp = path.with_name(f"{PARTIAL}{path.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=columns, restval="")
+            w.writeheader()
+            w.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
