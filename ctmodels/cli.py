@@ -8,7 +8,6 @@ traceback) with exit status 1.
 from __future__ import annotations
 
 import argparse
-import csv
 import inspect
 import json
 import logging
@@ -71,6 +70,9 @@ def _stem(path: Path) -> str:
     return name
 
 
+OUTPUT_SUFFIXES = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv")  # what segment writes per input
+
+
 def cmd_segment(args) -> int:
     from tqdm import tqdm
 
@@ -82,15 +84,23 @@ def cmd_segment(args) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from . import ledger
     from .device import resolve_device
 
     resolve_device(args.device)  # a device that is not there is an error before any work
+    if args.series and len(args.inputs) != 1:
+        raise InvalidInputError(f"--series names a series of one study; got {len(args.inputs)} inputs")
+    # results.csv is kept across runs into one folder: an earlier run's rows stay, and its outputs are not
+    # overwritten by another input's of the same name (that one gets a stem of its own)
+    table = out / "results.csv"
+    earlier = ledger.earlier_rows(table, ("input", "stem"), "a ctmodels segment results table",
+                                  "another --out folder", InvalidInputError)
+    taken = {r["stem"]: r["input"] for r in earlier}
+    inputs = {Path(i).resolve() for i in args.inputs}
     seg = None  # loaded at the first readable input: a bad input fails fast
     rows = []
     failures = 0
     used = set()
-    if args.series and len(args.inputs) != 1:
-        raise InvalidInputError(f"--series names a series of one study; got {len(args.inputs)} inputs")
     for inp in args.inputs:
         p = Path(inp)
         try:
@@ -102,7 +112,8 @@ def cmd_segment(args) -> int:
         if seg is None:
             seg = LesionSegmenter.from_pretrained(args.model, device=args.device)
         stem = _stem(p)
-        while stem in used:
+        while (stem in used or taken.get(stem, str(p)) not in (str(p), str(p.resolve()))
+               or any((out / f"{stem}{sfx}").resolve() in inputs for sfx in OUTPUT_SUFFIXES)):
             stem += "_"
         used.add(stem)
         z = vol.shape[0]
@@ -140,6 +151,7 @@ def cmd_segment(args) -> int:
                      "p_extensive": round(rep.p_extensive, 4) if rep.lung_found else "",
                      "extent_class": rep.extent_class,
                      "warnings": " | ".join(study.warnings)})
+        ledger.write_rows(table, [r for r in earlier if r["stem"] not in used] + rows, list(rows[0]))
         if not args.quiet and not rep.lung_found:
             print(f"{p.name}: no lung found, no grade")
         elif not args.quiet:
@@ -147,11 +159,6 @@ def cmd_segment(args) -> int:
             print(f"{p.name}: {rep.grade} involved {rep.involved_pct:.1f}% (GGO {rep.ggo_pct:.1f}%, "
                   f"consolidation {rep.consolidation_pct:.1f}%) P(extensive)={format_probability(rep.p_extensive)} "
                   f"class {rep.extent_class}" + ("" if ml is None else f"; {format_volumes(ml)}"))
-    if rows:
-        with open(out / "results.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
     if failures and not rows:
         return 2
     return 2 if failures else 0

@@ -150,6 +150,53 @@ def test_segment_a_slice_without_lung_gives_no_grade(tmp_path, capsys):
     assert row["involved_pct"] == "0.0" and row["warnings"].startswith("no lung found")
 
 
+def test_segment_runs_into_one_folder_keep_each_other_s_results(tmp_path, capsys):
+    """results.csv is kept across runs into one --out folder. Before, each run overwrote it with its own rows, and
+    an input with the name of an earlier run's input (two studies both called a.png) overwrote its masks. Now an
+    earlier run's rows stay, a re-run of the same input replaces its row, and another input of the same name gets
+    a stem of its own. No output is written over an input, and a results.csv that is not a segment table is not
+    touched."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from ctmodels.examples import lesion_volume
+    from ctmodels.preprocessing import window_hu
+
+    def rows(folder):
+        return [(r["stem"], r["input"]) for r in csv.DictReader(open(folder / "results.csv", encoding="utf-8"))]
+
+    img = window_hu(lesion_volume(n_slices=1).voxels[0], -600, 1500)
+    for sub, shift in (("one", 0), ("two", 40)):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(np.roll(img, shift, axis=1)).save(tmp_path / sub / "a.png")
+    one, two, out = tmp_path / "one" / "a.png", tmp_path / "two" / "a.png", tmp_path / "out"
+    assert main(["segment", str(one), "--out", str(out), "--quiet"]) == 0
+    first = (out / "a.mask.png").read_bytes()
+    assert main(["segment", str(two), "--out", str(out), "--quiet"]) == 0
+    assert rows(out) == [("a", str(one)), ("a_", str(two))] and (out / "a.mask.png").read_bytes() == first
+    assert (out / "a_.mask.png").read_bytes() != first
+    assert main(["segment", str(one), "--out", str(out), "--quiet"]) == 0  # the same input again: its row, replaced
+    assert rows(out) == [("a_", str(two)), ("a", str(one))]
+    # an input named as another input's output, in the --out folder: not written over
+    (tmp_path / "one" / "b.png").write_bytes(one.read_bytes())
+    (tmp_path / "one" / "b.overlay.png").write_bytes(one.read_bytes())
+    given = (tmp_path / "one" / "b.overlay.png").read_bytes()
+    assert main(["segment", str(tmp_path / "one" / "b.overlay.png"), str(tmp_path / "one" / "b.png"),
+                 "--out", str(tmp_path / "one"), "--quiet"]) == 0
+    assert (tmp_path / "one" / "b.overlay.png").read_bytes() == given and (tmp_path / "one" / "b_.overlay.png").exists()
+    # someone else's results.csv
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "results.csv").write_text("case,score\n1,2\n")
+    capsys.readouterr()
+    assert main(["segment", str(one), "--out", str(tmp_path / "theirs")]) == 2
+    err = capsys.readouterr().err
+    assert "results.csv: is not a ctmodels segment results table" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "theirs").iterdir()) == ["results.csv"]
+    assert (tmp_path / "theirs" / "results.csv").read_text() == "case,score\n1,2\n"
+
+
 def test_segment_keeps_hu_labels_inside_the_body_unless_told_not_to(tmp_path):
     """The synthetic example as NIfTI: the bundled model labels air around the phantom as lung, and
     the body mask makes it background in the written mask; --no-body-mask keeps the model's labels (with
