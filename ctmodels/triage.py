@@ -431,7 +431,7 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
             report_csv.parent.mkdir(parents=True, exist_ok=True)
             ledger.write_rows(report_csv, TriageReport(rows=rows, earlier=report.earlier).report_rows(),
                               REPORT_FIELDS)
-    skip = {t.resolve() for t in targets}
+    skip = {t.resolve() for t in targets + ([Path(report_dir)] if report_dir else [])}  # output folders inside
     scan = scan_folder(input_dir)
     studies = [s for s in scan.studies if s.resolve() not in skip]
     if not studies and (scan.slices or scan.series):

@@ -227,6 +227,15 @@ def test_cli_sorts_undetermined_studies_out_when_asked(studies, tmp_path, capsys
     assert _tree(look) == {k: v for k, v in before.items() if k in ("abdomen_d.nii.gz", "broken_e.zip")}
     assert "undetermined (moved): broken_e.zip: " in out
     assert sorted(p.name for p in studies.iterdir()) == ["notes.txt", "pass_a.nii.gz", "pass_b"]
+    # a report folder inside the input folder is not a study: not checked, not moved while it is written
+    report = studies / "reports"
+    assert main(args + ["--report-dir", str(report)]) == 0
+    assert sorted(p.name for p in look.iterdir()) == ["abdomen_d.nii.gz", "broken_e.zip"]
+    capsys.readouterr()
+    assert main(args + ["--report-dir", str(report), "--json"]) == 0
+    assert [r["study"] for r in json.loads(capsys.readouterr().out)["studies"]] == ["pass_a.nii.gz", "pass_b"]
+    assert (report / "report.csv").exists() and sorted(p.name for p in look.iterdir()) == ["abdomen_d.nii.gz",
+                                                                                           "broken_e.zip"]
 
 
 def test_a_report_csv_that_is_not_a_triage_report_stops_the_run(studies, tmp_path, checker, capsys):
