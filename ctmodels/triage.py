@@ -30,9 +30,10 @@ import re
 import shutil
 import uuid
 from collections import Counter
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from . import ledger
 from .errors import CTModelsError, EmptyInputError, InvalidInputError, TriageError
@@ -395,6 +396,83 @@ def _finish_earlier(rows: List[Dict[str, str]], input_dir: Path) -> None:
             r["action"] = "moved (finished by a later run)"
 
 
+LOCK = ".ctmodels-triage.lock"
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s triage lock (the file ``.ctmodels-triage.lock`` in it) while a run sorts it: a second run on
+    the folder (an overlapping scheduled run, say) is a TriageError before it touches anything, instead of racing
+    the first for the same studies and report. The operating system releases the lock when the run ends or its
+    process dies, so a killed run never leaves the folder locked (only the file, which the next run takes and
+    removes). A folder where the file cannot be made (read-only media, copied from) is not locked: nothing there
+    is moved."""
+    path = Path(folder) / LOCK
+    for _ in range(10):
+        try:
+            handle = open(path, "a+b")
+        except OSError as exc:
+            log.warning("%s: not locked (%s)", folder, exc.strerror or exc)
+            yield
+            return
+        try:
+            _lock(handle)
+        except OSError:
+            handle.close()
+            raise TriageError("another triage run is sorting this folder; run again once it has finished", folder) \
+                from None
+        # the file may have been removed by the run that held it, after this run opened it: lock the one in place
+        if os.name == "nt" or _same_file(handle, path):
+            break
+        _unlock(handle)
+        handle.close()
+    else:
+        raise TriageError("could not take the folder's triage lock", folder)
+    try:
+        yield
+    finally:
+        if os.name != "nt":
+            path.unlink(missing_ok=True)  # while locked: a run waiting on this file then finds it gone, and retries
+        _unlock(handle)
+        handle.close()
+        if os.name == "nt":
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+
+def _same_file(handle, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except OSError:
+        return False
+
+
+def _lock(handle) -> None:
+    if os.name == "nt":
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock(handle) -> None:
+    if os.name == "nt":
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = None, move: bool = True,
                dry_run: bool = False, checker=None, progress: Optional[Callable[[int, int, str], None]] = None,
                undetermined_dir: Optional[Path] = None, keep_figures: bool = False,
@@ -405,10 +483,8 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     Rows are keyed by a pseudonymous study key; ``include_patient_ids`` (opt-in) adds PatientName
     and PatientID columns to the report. Logs never carry them either way. With ``report_dir`` (and not
     ``dry_run``), the report there is kept as the batch's ledger (see the module's docstring), written as the
-    run goes, with the chart at the end (:func:`write_report`)."""
-    from .io import read_ct
-    from .quality import FAIL, PASS, UNDETERMINED, BreathHoldChecker, measured_span
-
+    run goes, with the chart at the end (:func:`write_report`). A run that sorts holds the input folder's
+    :func:`folder_lock`; a dry run takes none."""
     input_dir, failed_dir = Path(input_dir), Path(failed_dir)
     passed_dir = Path(passed_dir) if passed_dir else None
     undetermined_dir = Path(undetermined_dir) if undetermined_dir else None
@@ -417,6 +493,17 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     for t in [failed_dir] + [d for d in (passed_dir, undetermined_dir) if d]:
         if t.resolve() == input_dir.resolve():
             raise InvalidInputError("output folder must differ from the input folder", t)
+    with nullcontext() if dry_run else folder_lock(input_dir):
+        return _run_triage(input_dir, failed_dir, passed_dir, move, dry_run, checker, progress, undetermined_dir,
+                           keep_figures, include_patient_ids, report_dir)
+
+
+def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], move: bool, dry_run: bool,
+                checker, progress, undetermined_dir: Optional[Path], keep_figures: bool, include_patient_ids: bool,
+                report_dir: Optional[Path]) -> TriageReport:
+    from .io import read_ct
+    from .quality import FAIL, PASS, UNDETERMINED, BreathHoldChecker, measured_span
+
     report = TriageReport()
     targets = [failed_dir] + [d for d in (passed_dir, undetermined_dir) if d]
     report_csv = Path(report_dir) / "report.csv" if report_dir and not dry_run else None

@@ -238,6 +238,27 @@ def test_cli_sorts_undetermined_studies_out_when_asked(studies, tmp_path, capsys
                                                                                            "broken_e.zip"]
 
 
+def test_a_second_run_on_a_folder_being_sorted_stops_before_touching_it(studies, tmp_path, capsys):
+    """Two runs on one folder at once (a scheduled run that overlaps the last) raced for the same studies and
+    report. Now a run holds the folder's lock: the second stops with one line, having touched nothing. The lock
+    goes when the run ends (or dies: see the SIGKILL test), and a dry run takes none."""
+    from ctmodels.triage import LOCK, folder_lock
+
+    before = _tree(studies)
+    failed = tmp_path / "failed"
+    args = ["triage", str(studies), "--failed-dir", str(failed)]
+    with folder_lock(studies):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "another triage run is sorting this folder" in err
+        assert len(err.strip().splitlines()) == 1 and not failed.exists()
+        assert main(args + ["--dry-run"]) == 0
+    assert _tree(studies) == before  # the lock file went with the lock
+    assert main(args) == 0 and (failed / "fail_c.nii.gz").exists() and not (studies / LOCK).exists()
+    (studies / LOCK).write_bytes(b"")  # left by a run that was killed: not a lock
+    assert main(args) == 0 and not (studies / LOCK).exists()
+
+
 def test_a_report_csv_that_is_not_a_triage_report_stops_the_run(studies, tmp_path, checker, capsys):
     failed = tmp_path / "failed"
     failed.mkdir()
