@@ -27,10 +27,12 @@ def earlier_rows(path: Path, required: Sequence[str], what: str, elsewhere: str,
     path = Path(path)
     for stale in path.parent.glob(f"{PARTIAL}{path.name}-*"):
         stale.unlink()
-    if not path.is_file() or path.stat().st_size == 0:
+    if path.exists() and not path.is_file():
+        raise error(f"is not a file, expected {what}; give {elsewhere}", path)
+    if not path.exists() or path.stat().st_size == 0:
         return []
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # with or without the BOM a spreadsheet may add
             reader = csv.DictReader(f)
             rows = list(reader)
             fields = reader.fieldnames or []
