@@ -372,7 +372,6 @@ def _counts(verdicts) -> Dict[str, int]:
 
 REPORT_FIELDS = ["key", "study", "verdict", "probability_fail", "reason", "slices_mm", "series", "action",
                  "destination"]
-PATIENT_FIELDS = ["patient_name", "patient_id"]
 UNFINISHED = "unfinished: "  # the action of a study whose placing had begun when the report was last written
 CONFLICT = "exists with different content"  # in the action of a study left in place beside another's
 
@@ -432,7 +431,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
         yield
     finally:
         if os.name != "nt":
-            path.unlink(missing_ok=True)  # while locked: a run waiting on this file then finds it gone, and retries
+            path.unlink(missing_ok=True)  # while locked: a run that opened it meanwhile finds it gone, and retries
         _unlock(handle)
         handle.close()
         if os.name == "nt":
