@@ -353,10 +353,17 @@ class TriageReport:
         return _counts(r.verdict for r in self.rows)
 
     def report_rows(self) -> List[Dict[str, object]]:
-        """The report's rows: those of earlier runs, less any study this run checked again, then this run's."""
-        again = {(r.key, r.study) for r in self.rows if CONFLICT not in r.action}
-        return ([e for e in self.earlier if (e.get("key"), e.get("study")) not in again]
-                + [r.as_dict() for r in self.rows])
+        """The report's rows: those of earlier runs, less any study this run checked again, then this run's. A
+        study left in place because another of its name is at the destination does not replace the row of the
+        one placed there (it replaces its own earlier row, from the same conflict)."""
+        again = {(r.key, r.study) for r in self.rows}
+        beside = {(r.key, r.study) for r in self.rows if CONFLICT in r.action}
+
+        def replaced(e: Dict[str, str]) -> bool:
+            k = (e.get("key"), e.get("study"))
+            return k in again and not (k in beside and e.get("destination"))
+
+        return [e for e in self.earlier if not replaced(e)] + [r.as_dict() for r in self.rows]
 
     def report_counts(self) -> Dict[str, int]:
         """Studies per verdict in the report, earlier runs' included."""

@@ -238,6 +238,22 @@ def test_cli_sorts_undetermined_studies_out_when_asked(studies, tmp_path, capsys
                                                                                            "broken_e.zip"]
 
 
+def test_a_study_that_conflicts_with_one_sorted_before_keeps_both_rows_once(studies, tmp_path, checker):
+    """Another study of the name of one sorted before (same file name, other content) is left in place, and its
+    row stands beside the sorted one's. Each re-run replaces its own row: the report does not grow a row per run."""
+    failed, report = tmp_path / "failed", tmp_path / "r"
+    run_triage(studies, failed, None, checker=checker, report_dir=report)
+    c = chest_phantom(SP, extent_mm=75, seed=25)
+    io.write_volume_nifti(Q.simulate_expiration(c, SP, 0.5).astype(np.int16), SP, studies / "fail_c.nii.gz")
+    for _ in range(2):
+        rep = run_triage(studies, failed, None, checker=checker, report_dir=report)
+        assert [r.action for r in rep.rows if r.study == "fail_c.nii.gz"][0].startswith("left in place")
+        rows = [r for r in csv.DictReader(open(report / "report.csv", encoding="utf-8"))
+                if r["study"] == "fail_c.nii.gz"]
+        assert [(r["action"].split(":")[0], r["destination"]) for r in rows] == [
+            ("moved", str(failed / "fail_c.nii.gz")), ("left in place", "")]
+
+
 def test_a_second_run_on_a_folder_being_sorted_stops_before_touching_it(studies, tmp_path, capsys):
     """Two runs on one folder at once (a scheduled run that overlaps the last) raced for the same studies and
     report. Now a run holds the folder's lock: the second stops with one line, having touched nothing. The lock
