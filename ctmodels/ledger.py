@@ -2,19 +2,24 @@
 
 A run reads the rows an earlier run left (:func:`earlier_rows`), adds its own, and writes the table whole and
 atomically (:func:`write_rows`: a temporary file beside it, flushed, then renamed over it), so that a run killed
-while writing leaves the earlier table whole. A file of that name that is not such a table is the user's: it is an
-error, and it is not overwritten.
+while writing leaves the earlier table whole. A long run may also add rows one at a time (:func:`append_row`, one
+write of one line, flushed): a row a killed run left cut short is dropped when the table is read. A file of that
+name that is not such a table is the user's: it is an error, and it is not overwritten.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import os
 import uuid
 from pathlib import Path
 from typing import Dict, List, Sequence, Type
 
 from .errors import CTModelsError
+
+log = logging.getLogger(__name__)
 
 PARTIAL = ".ctmodels-partial-"  # the name of a file or folder being written starts so until it is complete
 
@@ -33,9 +38,13 @@ def earlier_rows(path: Path, required: Sequence[str], what: str, elsewhere: str,
         return []
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # with or without the BOM a spreadsheet may add
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            fields = reader.fieldnames or []
+            text = f.read()
+        if not text.endswith("\n"):  # the last row was being appended when its run was killed: it is not whole
+            log.warning("%s: a row cut short at the end is dropped", path.name)
+            text = text[:text.rfind("\n") + 1]
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+        fields = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise error(f"could not be read ({exc}), expected {what}; it is not overwritten: move it, or give "
                     f"{elsewhere}", path) from None
@@ -45,9 +54,10 @@ def earlier_rows(path: Path, required: Sequence[str], what: str, elsewhere: str,
     return [{k: v or "" for k, v in r.items() if k is not None} for r in rows]
 
 
-def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[str]) -> None:
+def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[str]) -> List[str]:
     """``rows`` to ``path`` atomically, with ``fields`` first, then any other column a row has (an earlier run's
-    patient columns, or columns of another version); a row without a column leaves it empty."""
+    patient columns, or columns of another version); a row without a column leaves it empty. Returns the columns
+    written, for :func:`append_row`."""
     path = Path(path)
     columns = list(fields)
     for r in rows:
@@ -64,3 +74,15 @@ def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[s
     finally:
         if tmp.exists():
             tmp.unlink()
+    return columns
+
+
+def append_row(path: Path, row: Dict[str, object], columns: Sequence[str]) -> None:
+    """Add ``row`` at the end of the table at ``path``, whose header is ``columns`` (as :func:`write_rows` wrote
+    it): one write of one line, flushed to disk. Columns the row lacks are left empty; others are not written."""
+    line = io.StringIO(newline="")
+    csv.DictWriter(line, fieldnames=list(columns), restval="", extrasaction="ignore").writerow(row)
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        f.write(line.getvalue())
+        f.flush()
+        os.fsync(f.fileno())

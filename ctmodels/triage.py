@@ -13,11 +13,12 @@ killed at any point and run again finishes the job: partial copies are removed a
 finished copy whose source still exists is verified and the source removed, leftover trash is
 removed once its copy is verified. ``dry_run`` only plans.
 
-The report (``report.csv``) is the batch's ledger, kept across runs: each study's row is written (atomically)
-before the study is placed, marked unfinished, and again once it is placed, so that a killed run leaves a row
-for every study it checked. A re-run keeps the rows of earlier runs, marks as finished the moves it finished for
-them, and replaces the row of a study it checks again (one left in place, or one copied). The chart counts every
-row. A report.csv that is not a triage report is an error, and is not overwritten.
+The report (``report.csv``) is the batch's ledger, kept across runs. A run first writes the earlier rows back,
+merged (atomically), then adds each study's row as it goes: marked unfinished before the study is placed, and
+again once it is placed, so that a killed run leaves a row for every study it checked; at its end it writes the
+report merged again. A re-run keeps the rows of earlier runs, marks as finished the moves it finished for them,
+and replaces the row of a study it checks again (one left in place, or one copied): see :func:`merge_rows`. The
+chart counts every row. A report.csv that is not a triage report is an error, and is not overwritten.
 """
 
 from __future__ import annotations
@@ -353,17 +354,9 @@ class TriageReport:
         return _counts(r.verdict for r in self.rows)
 
     def report_rows(self) -> List[Dict[str, object]]:
-        """The report's rows: those of earlier runs, less any study this run checked again, then this run's. A
-        study left in place because another of its name is at the destination does not replace the row of the
-        one placed there (it replaces its own earlier row, from the same conflict)."""
-        again = {(r.key, r.study) for r in self.rows}
-        beside = {(r.key, r.study) for r in self.rows if CONFLICT in r.action}
-
-        def replaced(e: Dict[str, str]) -> bool:
-            k = (e.get("key"), e.get("study"))
-            return k in again and not (k in beside and e.get("destination"))
-
-        return [e for e in self.earlier if not replaced(e)] + [r.as_dict() for r in self.rows]
+        """The report's rows: those of earlier runs, then this run's, each replacing what it supersedes
+        (:func:`merge_rows`)."""
+        return merge_rows(self.earlier + [r.as_dict() for r in self.rows])
 
     def report_counts(self) -> Dict[str, int]:
         """Studies per verdict in the report, earlier runs' included."""
@@ -379,16 +372,36 @@ def _counts(verdicts) -> Dict[str, int]:
 
 REPORT_FIELDS = ["key", "study", "verdict", "probability_fail", "reason", "slices_mm", "series", "action",
                  "destination"]
+PATIENT_FIELDS = ["patient_name", "patient_id"]
 UNFINISHED = "unfinished: "  # the action of a study whose placing had begun when the report was last written
-CONFLICT = "exists with different content"  # in the action of a study left in place beside another's
+
+
+def _placed(row: Dict[str, object]) -> bool:
+    """The row of a study that lies at its destination (moved or copied there)."""
+    return bool(row.get("destination")) and not str(row.get("action", "")).startswith(UNFINISHED)
+
+
+def merge_rows(rows: List[Dict[str, object]]) -> List[Dict[str, object]]:
+    """Report rows in the order they were written -> the report: a row replaces the earlier rows of its study
+    (the same pseudonymous key and name) that do not lie at a destination (left in place, or unfinished), and, once
+    its study is placed, the row of a copy placed at the same destination before. The row of a study placed
+    elsewhere, or of another study of the same name that lies where this one would have gone (a conflict), stays.
+    Each study's row comes where it was last written."""
+    by: Dict[tuple, List[Dict[str, object]]] = {}
+    for r in rows:
+        k = (r.get("key"), r.get("study"))
+        final = not str(r.get("action", "")).startswith(UNFINISHED)
+        kept = [e for e in by.pop(k, []) if _placed(e) and not (final and e.get("destination") == r.get("destination"))]
+        by[k] = kept + [r]
+    return [r for group in by.values() for r in group]
 
 
 def earlier_rows(folder: Path) -> List[Dict[str, str]]:
-    """The rows of the report an earlier run left in ``folder`` (none where there is none). A report.csv that
-    cannot be read or is not a triage report (no key, study and verdict columns) is a TriageError: it is the
-    user's, and is not overwritten."""
-    return ledger.earlier_rows(Path(folder) / "report.csv", ("key", "study", "verdict"), "a ctmodels triage report",
-                               "another report folder", TriageError)
+    """The report an earlier run left in ``folder`` (none where there is none), as :func:`merge_rows` reads it. A
+    report.csv that cannot be read or is not a triage report (no key, study and verdict columns) is a TriageError:
+    it is the user's, and is not overwritten."""
+    return merge_rows(ledger.earlier_rows(Path(folder) / "report.csv", ("key", "study", "verdict"),
+                                          "a ctmodels triage report", "another report folder", TriageError))
 
 
 def _finish_earlier(rows: List[Dict[str, str]], input_dir: Path) -> None:
@@ -519,11 +532,16 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
         report.notes += recover(input_dir, targets)
     _finish_earlier(report.earlier, input_dir)
 
-    def write_ledger(rows: List[TriageRow]) -> None:
-        if report_csv is not None:
+    columns: List[str] = []
+
+    def write_ledger(row: TriageRow) -> None:
+        if report_csv is None:
+            return
+        if not columns:  # first, the earlier rows, merged, with this run's columns; then this run's rows, added
             report_csv.parent.mkdir(parents=True, exist_ok=True)
-            ledger.write_rows(report_csv, TriageReport(rows=rows, earlier=report.earlier).report_rows(),
-                              REPORT_FIELDS)
+            columns.extend(ledger.write_rows(report_csv, report.earlier,
+                                             REPORT_FIELDS + (PATIENT_FIELDS if include_patient_ids else [])))
+        ledger.append_row(report_csv, row.as_dict(), columns)
     skip = {t.resolve() for t in targets + ([Path(report_dir)] if report_dir else [])}  # output folders inside
     scan = scan_folder(input_dir)
     studies = [s for s in scan.studies if s.resolve() not in skip]
@@ -564,13 +582,13 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
             row.action, row.destination = f"would {'move' if move else 'copy'}", str(dest / study.name)
         else:
             row.action, row.destination = f"{UNFINISHED}{'moving' if move else 'copying'}", str(dest / study.name)
-            write_ledger(report.rows + [row])
+            write_ledger(row)
             try:
                 row.action = place(study, dest, move)
             except (TriageError, OSError) as exc:
                 row.action, row.destination = f"left in place: {exc}", ""
         report.rows.append(row)
-        write_ledger(report.rows)
+        write_ledger(row)
         log.info("%s: %s", row.key, verdict)
     if progress:
         progress(len(studies), len(studies), "")

@@ -65,3 +65,13 @@ def test_a_write_that_fails_leaves_the_earlier_table_whole(tmp_path, monkeypatch
     (tmp_path / f"{ledger.PARTIAL}results.csv-0123abcd").write_text("input,st")
     assert _read(table) == [{"input": "a.png", "stem": "a"}]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+def test_rows_added_one_at_a_time_and_a_row_cut_short_by_a_kill(tmp_path):
+    table = tmp_path / "report.csv"
+    columns = ledger.write_rows(table, [{"input": "a.png", "stem": "a"}], ["input", "stem"])
+    ledger.append_row(table, {"input": "b, \"c\".png", "stem": "b", "other": "not a column"}, columns)
+    assert _read(table) == [{"input": "a.png", "stem": "a"}, {"input": 'b, "c".png', "stem": "b"}]
+    with open(table, "a", encoding="utf-8", newline="") as f:
+        f.write('d.png,"d')  # the kill came in the middle of this row
+    assert _read(table) == [{"input": "a.png", "stem": "a"}, {"input": 'b, "c".png', "stem": "b"}]

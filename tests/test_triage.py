@@ -254,6 +254,34 @@ def test_a_study_that_conflicts_with_one_sorted_before_keeps_both_rows_once(stud
             ("moved", str(failed / "fail_c.nii.gz")), ("left in place", "")]
 
 
+def test_report_rows_merge_as_their_studies_were_placed():
+    """merge_rows reads the report in the order its rows were written, across runs and killed runs."""
+    from ctmodels.triage import merge_rows
+
+    def row(action, dest="", study="x.nii.gz"):
+        return {"key": "S-1", "study": study, "action": action, "destination": dest}
+
+    def merged(*rows):
+        return [(r["action"], r["destination"]) for r in merge_rows(list(rows))]
+
+    # left in place, then checked again and moved: one row, the last
+    assert merged(row("left in place"), row("unfinished: moving", "f/x"), row("moved", "f/x")) == [("moved", "f/x")]
+    # killed while moving: the unfinished row stands (a re-run marks it or replaces it)
+    assert merged(row("left in place"), row("unfinished: moving", "f/x")) == [("unfinished: moving", "f/x")]
+    # another study of that name conflicts with the one moved before: both rows, once each, however many runs
+    conflict = [row("unfinished: moving", "f/x"), row("left in place: f/x exists with different content")]
+    assert merged(row("moved", "f/x"), *conflict, *conflict) == [
+        ("moved", "f/x"), ("left in place: f/x exists with different content", "")]
+    # copied again to the same place (--copy): one row; to another place (its verdict changed): both copies' rows
+    assert merged(row("copied", "f/x"), row("unfinished: copying", "f/x"), row("already in place", "f/x")) == [
+        ("already in place", "f/x")]
+    assert merged(row("copied", "f/x"), row("unfinished: copying", "p/x"), row("copied", "p/x")) == [
+        ("copied", "f/x"), ("copied", "p/x")]
+    # other studies are untouched, and a study's row comes where it was last written
+    assert [r["study"] for r in merge_rows([row("left in place"), row("moved", "f/y", "y"), row("moved", "f/x")])] \
+        == ["y", "x.nii.gz"]
+
+
 def test_a_second_run_on_a_folder_being_sorted_stops_before_touching_it(studies, tmp_path, capsys):
     """Two runs on one folder at once (a scheduled run that overlaps the last) raced for the same studies and
     report. Now a run holds the folder's lock: the second stops with one line, having touched nothing. The lock
