@@ -542,6 +542,7 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
             columns.extend(ledger.write_rows(report_csv, report.earlier,
                                              REPORT_FIELDS + (PATIENT_FIELDS if include_patient_ids else [])))
         ledger.append_row(report_csv, row.as_dict(), columns)
+
     skip = {t.resolve() for t in targets + ([Path(report_dir)] if report_dir else [])}  # output folders inside
     scan = scan_folder(input_dir)
     studies = [s for s in scan.studies if s.resolve() not in skip]
