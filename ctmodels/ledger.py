@@ -39,9 +39,7 @@ def earlier_rows(path: Path, required: Sequence[str], what: str, elsewhere: str,
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # with or without the BOM a spreadsheet may add
             text = f.read()
-        if not text.endswith("\n"):  # the last row was being appended when its run was killed: it is not whole
-            log.warning("%s: a row cut short at the end is dropped", path.name)
-            text = text[:text.rfind("\n") + 1]
+        text = _whole_rows(text, path)
         reader = csv.DictReader(io.StringIO(text, newline=""))
         rows = list(reader)
         fields = reader.fieldnames or []
@@ -52,6 +50,26 @@ def earlier_rows(path: Path, required: Sequence[str], what: str, elsewhere: str,
         raise error(f"is not {what} (no {', '.join(required)} columns); it is not overwritten: move it, or give "
                     f"{elsewhere}", path)
     return [{k: v or "" for k, v in r.items() if k is not None} for r in rows]
+
+
+def _whole_rows(text: str, path: Path) -> str:
+    """``text`` less a last row cut short (a run killed while adding it, or a disk full): one with no line end
+    that has an open quote or fewer fields than the header. A whole last row saved without a line end (by an
+    editor) is kept."""
+    if not text or text.endswith("\n"):
+        return text
+    head, _, last = text.rpartition("\n")
+    if not head:  # the header alone
+        return text
+    header = next(csv.reader([text.split("\n", 1)[0]]), [])
+    try:
+        parsed = next(csv.reader([last], strict=True), [])
+    except csv.Error:
+        parsed = []
+    if last.count('"') % 2 == 0 and len(parsed) >= len(header):
+        return text + "\n"
+    log.warning("%s: a row cut short at the end is dropped", path.name)
+    return head + "\n"
 
 
 def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[str]) -> List[str]:

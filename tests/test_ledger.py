@@ -72,6 +72,9 @@ def test_rows_added_one_at_a_time_and_a_row_cut_short_by_a_kill(tmp_path):
     columns = ledger.write_rows(table, [{"input": "a.png", "stem": "a"}], ["input", "stem"])
     ledger.append_row(table, {"input": "b, \"c\".png", "stem": "b", "other": "not a column"}, columns)
     assert _read(table) == [{"input": "a.png", "stem": "a"}, {"input": 'b, "c".png', "stem": "b"}]
-    with open(table, "a", encoding="utf-8", newline="") as f:
-        f.write('d.png,"d')  # the kill came in the middle of this row
-    assert _read(table) == [{"input": "a.png", "stem": "a"}, {"input": 'b, "c".png', "stem": "b"}]
+    before = table.read_bytes()
+    for cut in ('d.png,"d', "d.png"):  # the kill came in the middle of this row
+        table.write_bytes(before + cut.encode())
+        assert _read(table) == [{"input": "a.png", "stem": "a"}, {"input": 'b, "c".png', "stem": "b"}], cut
+    table.write_bytes(before + b"d.png,d")  # a whole row an editor saved without a line end is kept
+    assert _read(table)[-1] == {"input": "d.png", "stem": "d"}
