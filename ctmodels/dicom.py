@@ -513,17 +513,15 @@ def slices_to_stack(items: Sequence[Tuple[Path, object]]) -> List[Tuple[Path, ob
     found from the headers alone: one per position, of the size and plane most have, of one acquisition and one
     stack (slices it fills in are not among them). A series of two stacks at the same positions (a dual-energy
     pair, say) gives its positions once, not its files; a localizer filed in the series is not among them."""
-    if not items:
-        return []
-    for p, ds in items:
-        check_ct(ds, p)
-    return [(p, ds) for _, p, ds in _headers_to_stack(items, [])[2]]
+    return [(p, ds) for _, p, ds in _headers_to_stack(items, [])[2]] if items else []
 
 
 def _headers_to_stack(items: Sequence[Tuple[Path, object]], warnings: List[str]):
     """The series' first slice of the geometry read (its file and header), the slice normal, the ``(position, path,
     header)`` entries to stack, one per position in order along the normal, and whether positions were assumed
-    (no ImagePositionPatient nor SliceLocation)."""
+    (no ImagePositionPatient nor SliceLocation). Every slice must be CT (:func:`check_ct`)."""
+    for p, ds in items:
+        check_ct(ds, p)
     items = _one_geometry(items, warnings)
     first = items[0][1]
     iop = _orientation(first)
@@ -549,8 +547,6 @@ def _headers_to_stack(items: Sequence[Tuple[Path, object]], warnings: List[str])
 def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVolume:
     if not items:
         raise EmptyInputError("no DICOM slices in this series", source)
-    for p, ds in items:
-        check_ct(ds, p)
     warnings: List[str] = []
     (first_path, first), normal, uniq, z_assumed = _headers_to_stack(items, warnings)
     rows, cols = int(first.Rows), int(first.Columns)
@@ -748,16 +744,15 @@ def series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:
     """Header facts of a series for listing, from its first file whose header decodes (another file's header
     value that does not decode is :func:`read_series`' to set aside); where none does, InvalidInputError."""
     first = None
-    for k in range(len(items)):
+    for _, ds in items:
         try:
-            return _series_summary([items[k]])  # it reads only the first file's header
+            return _series_summary(ds)
         except malformed_errors() as exc:
             first = first or exc
     raise InvalidInputError(f"malformed DICOM header ({type(first).__name__})", items[0][0] if items else None)
 
 
-def _series_summary(items: Sequence[Tuple[Path, object]]) -> Dict[str, object]:
-    _, ds = items[0]
+def _series_summary(ds) -> Dict[str, object]:
     return {
         "modality": str(getattr(ds, "Modality", "") or "") or None,
         "description": str(getattr(ds, "SeriesDescription", "") or "") or None,
