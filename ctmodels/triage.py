@@ -532,17 +532,6 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
         report.notes += recover(input_dir, targets)
     _finish_earlier(report.earlier, input_dir)
 
-    columns: List[str] = []
-
-    def write_ledger(row: TriageRow) -> None:
-        if report_csv is None:
-            return
-        if not columns:  # first, the earlier rows, merged, with this run's columns; then this run's rows, added
-            report_csv.parent.mkdir(parents=True, exist_ok=True)
-            columns.extend(ledger.write_rows(report_csv, report.earlier,
-                                             REPORT_FIELDS + (PATIENT_FIELDS if include_patient_ids else [])))
-        ledger.append_row(report_csv, row.as_dict(), columns)
-
     skip = {t.resolve() for t in targets + ([Path(report_dir)] if report_dir else [])}  # output folders inside
     scan = scan_folder(input_dir)
     studies = [s for s in scan.studies if s.resolve() not in skip]
@@ -555,6 +544,16 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
         raise EmptyInputError("no studies found (expected subfolders, zips or volume files)", input_dir)
     report.skipped = scan.notes()
     checker = checker or BreathHoldChecker.from_pretrained()
+    columns: List[str] = []
+    if report_csv is not None:  # the earlier rows, merged, with this run's columns; this run's rows are added to them
+        report_csv.parent.mkdir(parents=True, exist_ok=True)
+        columns = ledger.write_rows(report_csv, report.earlier,
+                                    REPORT_FIELDS + (PATIENT_FIELDS if include_patient_ids else []))
+
+    def write_ledger(row: TriageRow) -> None:
+        if report_csv is not None:
+            ledger.append_row(report_csv, row.as_dict(), columns)
+
     for i, study in enumerate(studies):
         if progress:
             progress(i, len(studies), study.name)
