@@ -2,7 +2,9 @@
 
 Slices are ordered by ImagePositionPatient projected on the slice normal (the cross product
 of the two ImageOrientationPatient direction cosines), never by file name or InstanceNumber.
-Pixel values go through the modality LUT (RescaleSlope / RescaleIntercept) to HU.
+Pixel values go through the modality LUT (RescaleSlope / RescaleIntercept) to HU. Pixels the header marks as
+padding (PixelPaddingValue, up to PixelPaddingRangeLimit: the corners outside a scanner's round field of view) are
+not image: they become ``PADDING_HU``, whatever HU their stored value would map to.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ MAX_MADE_SHARE = 0.25
 # (positions written to 0.1 mm, as some exports and anonymisers round them, lie within 0.05 mm of it)
 POSITION_QUANTUM_MM = 0.06
 MAX_FILES = 20_000  # files examined in one folder
+# what padding pixels become: below every window ctmodels uses, so they show black, as a scanner's own display
+# shows them. A padding value that maps to -1024 HU would otherwise show as grey air, and the lesion model, trained
+# on slices with a dark outside, reads much of a grey-surrounded chest as ground glass (docs/lesion-experiments.md)
+PADDING_HU = -3024
 ORIENTATION_TOLERANCE = 1e-3  # direction cosines that differ by no more are one plane
 
 
@@ -301,8 +307,44 @@ def _rescaled(raw: np.ndarray, ds, warnings: List[str]) -> np.ndarray:
         slope, intercept = 1.0, 0.0
     slope, intercept = float(slope), float(intercept)
     if slope == 1.0 and intercept == float(int(intercept)):
-        return raw.astype(np.int32) + int(intercept)
-    return raw.astype(np.float32) * slope + intercept
+        hu = raw.astype(np.int32) + int(intercept)
+    else:
+        hu = raw.astype(np.float32) * slope + intercept
+    padding = _padding(raw, ds)
+    if padding is not None:
+        hu[padding] = PADDING_HU
+    return hu
+
+
+def _padding(raw: np.ndarray, ds) -> Optional[np.ndarray]:
+    """Where the stored values ``raw`` are padding: equal to PixelPaddingValue, or with PixelPaddingRangeLimit,
+    between the two (inclusive). None where the header names no padding, or none of ``raw`` is padding."""
+    if raw.dtype.kind not in "iu" or "PixelPaddingValue" not in ds:
+        return None
+    try:
+        value = _stored_value(ds["PixelPaddingValue"].value, raw.dtype)
+        limit = _stored_value(ds["PixelPaddingRangeLimit"].value, raw.dtype) if "PixelPaddingRangeLimit" in ds \
+            else value
+    except malformed_errors():  # a value that does not decode: no padding known
+        return None
+    if value is None or limit is None:
+        return None
+    mask = (raw >= min(value, limit)) & (raw <= max(value, limit))
+    return mask if mask.any() else None
+
+
+def _stored_value(v, dtype: np.dtype) -> Optional[int]:
+    """A padding attribute (VR US or SS) as a stored value of pixels of ``dtype``. A header whose VR disagrees with
+    the pixels' sign gives the same 16 bits read the other way (63536 for -2000): read back into ``dtype``'s range.
+    None for a value that is not one integer or does not fit."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        return None
+    v, info = int(v), np.iinfo(dtype)
+    if v > info.max and v - (1 << (8 * dtype.itemsize)) >= info.min:
+        v -= 1 << (8 * dtype.itemsize)
+    elif v < info.min and v + (1 << (8 * dtype.itemsize)) <= info.max:
+        v += 1 << (8 * dtype.itemsize)
+    return v if info.min <= v <= info.max else None
 
 
 def _with_pixels(ds, path: Path):

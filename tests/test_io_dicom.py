@@ -589,3 +589,50 @@ def test_a_localizer_filed_in_the_series_is_set_aside_not_stacked(tmp_path):
                              series_uid="1.2.826.0.1.3680043.8.498.77")[0]
     (tmp_path / "s" / "scout.dcm").write_bytes(same_size.read_bytes())
     assert np.array_equal(io.read_ct(tmp_path / "s").voxels, ref.voxels)
+
+
+def _round_field_of_view(hu: np.ndarray) -> np.ndarray:
+    """True inside the round field of view of each slice (the corners lie outside it)."""
+    h, w = hu.shape[1:]
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 <= (min(h, w) / 2 - 1) ** 2
+
+
+def test_pixel_padding_value_marks_pixels_that_are_not_image(tmp_path):
+    """Stored 0 with RescaleIntercept -1024 is -1024 HU, grey air in the lung window; the header says it is padding
+    (the corners outside the field of view), so it reads as PADDING_HU, below every window. The image keeps its
+    values, and a series whose header names no padding keeps -1024 there."""
+    from ctmodels.dicom import PADDING_HU
+
+    hu = np.maximum(chest_phantom((4, 32, 32)), -1000)  # the image itself never holds the padding value
+    fov = _round_field_of_view(hu)
+    hu[:, ~fov] = -1024
+    write_series(tmp_path / "padded", hu, intercept=-1024.0, tags={"PixelPaddingValue": 0})
+    write_series(tmp_path / "plain", hu, intercept=-1024.0)
+    padded, plain = io.read_ct(tmp_path / "padded").voxels, io.read_ct(tmp_path / "plain").voxels
+    assert (padded[:, ~fov] == PADDING_HU).all() and np.array_equal(padded[:, fov], hu[:, fov])
+    assert np.array_equal(plain, hu)
+
+
+def test_pixel_padding_range_and_a_value_written_with_the_other_sign(tmp_path):
+    """PixelPaddingValue to PixelPaddingRangeLimit (inclusive) is padding. A header that writes -2000 as unsigned
+    (63536) beside signed pixels means the same 16 bits."""
+    from ctmodels.dicom import PADDING_HU, ct_slice_dataset
+
+    hu = chest_phantom((3, 32, 32))
+    fov = _round_field_of_view(hu)
+    rng = np.random.default_rng(0)
+    for name, vr, value, limit, outside in (("range", "SS", -2000, -1500, rng.integers(-2000, -1499, hu.shape)),
+                                            ("unsigned", "US", 63536, None, np.full(hu.shape, -2000))):
+        folder = tmp_path / name
+        folder.mkdir()
+        stored = np.where(fov, hu, outside).astype(np.int16)  # intercept 0: stored values are HU
+        for k in range(len(stored)):
+            ds = ct_slice_dataset(stored[k], (0.0, 0.0, 2.5 * k), (0.7, 0.7), 2.5, "1.2.3.4", "1.2.3", intercept=0.0)
+            ds.add_new(0x00280120, vr, value)  # PixelPaddingValue
+            if limit is not None:
+                ds.add_new(0x00280121, "SS", limit)  # PixelPaddingRangeLimit
+            ds.save_as(folder / f"{k}.dcm", enforce_file_format=True)
+        vox = io.read_ct(folder).voxels
+        assert (vox[:, ~fov] == PADDING_HU).all(), name
+        assert np.array_equal(vox[:, fov], hu[:, fov]), name
