@@ -111,8 +111,8 @@ def cmd_segment(args) -> int:
             continue
         if seg is None:
             seg = LesionSegmenter.from_pretrained(args.model, device=args.device)
-        stem = _stem(p)
-        while (stem in used or taken.get(stem, str(p)) not in (str(p), str(p.resolve()))
+        stem, where = _stem(p), str(p.resolve())  # the table names inputs by absolute path: runs from other folders
+        while (stem in used or taken.get(stem, where) not in (where, str(p))
                or any((out / f"{stem}{sfx}").resolve() in inputs for sfx in OUTPUT_SUFFIXES)):
             stem += "_"
         used.add(stem)
@@ -139,7 +139,7 @@ def cmd_segment(args) -> int:
         if z > 1:
             write_mask_nifti(res.labels, vol.spacing, out / f"{stem}.mask.nii.gz", layout=vol.meta.layout)
             (out / f"{stem}.slices.csv").write_text(study.per_slice_csv())
-        rows.append({"input": str(p), "stem": stem, "slices": z, "units": vol.meta.units,
+        rows.append({"input": where, "stem": stem, "slices": z, "units": vol.meta.units,
                      "series": "" if vol.meta.series_number is None else vol.meta.series_number,
                      "kernel": vol.meta.kernel or "",
                      "key_slice": k, "ggo_pct": round(rep.ggo_pct, 3),

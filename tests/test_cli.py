@@ -150,7 +150,7 @@ def test_segment_a_slice_without_lung_gives_no_grade(tmp_path, capsys):
     assert row["involved_pct"] == "0.0" and row["warnings"].startswith("no lung found")
 
 
-def test_segment_runs_into_one_folder_keep_each_other_s_results(tmp_path, capsys):
+def test_segment_runs_into_one_folder_keep_each_other_s_results(tmp_path, capsys, monkeypatch):
     """results.csv is kept across runs into one --out folder. Before, each run overwrote it with its own rows, and
     an input with the name of an earlier run's input (two studies both called a.png) overwrote its masks. Now an
     earlier run's rows stay, a re-run of the same input replaces its row, and another input of the same name gets
@@ -186,6 +186,11 @@ def test_segment_runs_into_one_folder_keep_each_other_s_results(tmp_path, capsys
     assert main(["segment", str(tmp_path / "one" / "b.overlay.png"), str(tmp_path / "one" / "b.png"),
                  "--out", str(tmp_path / "one"), "--quiet"]) == 0
     assert (tmp_path / "one" / "b.overlay.png").read_bytes() == given and (tmp_path / "one" / "b_.overlay.png").exists()
+    # the same input named by relative paths from two folders: one input, its row replaced (before: a stem a__)
+    for folder, name in ((tmp_path / "one", "a.png"), (tmp_path, "one/a.png")):
+        monkeypatch.chdir(folder)
+        assert main(["segment", name, "--out", str(out), "--quiet"]) == 0
+        assert rows(out) == [("a_", str(two)), ("a", str(one))] and (out / "a.mask.png").read_bytes() == first
     # someone else's results.csv
     (tmp_path / "theirs").mkdir()
     (tmp_path / "theirs" / "results.csv").write_text("case,score\n1,2\n")
