@@ -629,17 +629,21 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     if n_grid * rows * cols > MAX_VOXELS:
         raise InvalidInputError(f"{n_grid}x{rows}x{cols} voxels exceed the {MAX_VOXELS} voxel limit", source)
 
-    slices = [_slice_hu(ds, p, warnings) for _, p, ds in uniq]
+    # each slice in the volume's number type as it is read (int16 where its HU fit): reading then holds the slices
+    # and the volume once each, not three copies at twice the size
+    slices = [_narrowed(_slice_hu(ds, p, warnings)) for _, p, ds in uniq]
     is_float = any(s.dtype.kind == "f" for s in slices)
     if n_grid > n:  # the made slices' positions on the grid, the series' own where it has them
         slices, given = fill_missing(slices, grid), positions
         positions = given[0] + dz * np.arange(n_grid, dtype=float)
         positions[grid] = given
-    vol = np.stack(slices).astype(np.float32 if is_float else np.int32)
-    if not is_float and vol.min() >= -32768 and vol.max() <= 32767:
-        vol = vol.astype(np.int16)
-    elif not is_float:
-        vol = vol.astype(np.float32)
+    if is_float:
+        vol = np.stack([s.astype(np.float32, copy=False) for s in slices])
+    else:
+        vol = np.stack(slices)  # int16, or int32 where a slice's HU do not fit int16: then float32, as NIfTI reads
+        if vol.dtype != np.int16:
+            vol = vol.astype(np.float32)
+    del slices
 
     r_sp, c_sp = _pixel_spacing(first)
     directions = np.stack([normal, col_dir, row_dir], axis=1)  # array axes: slice, row, column
@@ -689,6 +693,13 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     for w in warnings:
         log.warning("%s: %s", Path(meta.source).name, w)
     return CTVolume(vox, spacing, meta)
+
+
+def _narrowed(hu: np.ndarray) -> np.ndarray:
+    """Integer HU of one slice as int16 where they fit; otherwise (and float HU) as they are."""
+    if hu.dtype.kind in "iu" and hu.dtype != np.int16 and hu.size and hu.min() >= -32768 and hu.max() <= 32767:
+        return hu.astype(np.int16)
+    return hu
 
 
 def regular_grid(positions: Sequence[float]) -> Optional[Tuple[np.ndarray, float]]:

@@ -87,6 +87,20 @@ def test_rescale_slope_intercept_applied(tmp_path):
     assert np.allclose(vol.voxels, hu)
 
 
+def test_number_type_of_the_volume(tmp_path):
+    """int16 where every slice's HU fit it, also with a missing slice made between two; float32 where a slope
+    makes fractions, or where one slice holds HU beyond int16 (each value kept exactly)."""
+    hu = chest_phantom((5, 32, 32)).astype(np.int32)
+    write_series(tmp_path / "plain", hu, skip=(2,))
+    plain = io.read_ct(tmp_path / "plain").voxels
+    assert plain.dtype == np.int16 and np.array_equal(plain[[0, 1, 3, 4]], hu[[0, 1, 3, 4]])
+    big = np.maximum(hu, -1020)  # every stored value (HU + 1024) positive: written as uint16
+    big[3, 14:18, 14:18] = 40000  # stored 41024
+    write_series(tmp_path / "big", big)
+    vol = io.read_ct(tmp_path / "big").voxels
+    assert vol.dtype == np.float32 and np.array_equal(vol, big.astype(np.float32))
+
+
 def test_missing_rescale_tags_warn(tmp_path):
     hu = chest_phantom((3, 16, 16))
     write_series(tmp_path, hu, intercept=0.0, write_rescale=False)
