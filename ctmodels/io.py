@@ -160,12 +160,16 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
                  display_name: Optional[str] = None) -> CTVolume:
     name = display_name or str(folder)
     items = dicom.find_dicom_files(folder)
+    vols, images = _volumes_and_images(folder)
     if not items:
-        vols = [f for f in sorted(folder.rglob("*")) if f.is_file() and suffix_of(f) in VOLUME_SUFFIXES]
         if len(vols) == 1:
             return _read_ct(vols[0], None, "lesion", None)  # read_ct checks the result once, above
         if len(vols) > 1:
             raise InvalidInputError(f"{len(vols)} volume files found, expected one study", name)
+        if images:
+            kinds = ", ".join(sorted({suffix_of(f) for f in images}))
+            raise EmptyInputError(f"no DICOM files found, but {len(images)} image file(s) ({kinds}); a folder is read "
+                                  "as one study, so give image slices as files (such as folder/*.png)", name)
         raise EmptyInputError("no DICOM files found, expected a folder or zip of a CT DICOM series", name)
     groups = dicom.group_series(items)
     if series_uid is not None and series_uid not in groups:
@@ -185,9 +189,26 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
             why = "the only series; " + why
     log.info("%d series found; using series %s: %s", len(infos), best.series_number, why)
     vol = dicom.read_series(groups[best.series_uid], source=name)
+    if vols:  # said, not silently passed over: a converted copy, a mask, or another study
+        shown = ", ".join(f.name for f in vols[:3]) + (", ..." if len(vols) > 3 else "")
+        vol.meta.warnings.append(f"the folder also holds {len(vols)} volume file(s) ({shown}), not read: where a "
+                                 "folder holds DICOM, its DICOM series is read; give a volume file as its own input")
+        log.warning("%s: %s", Path(name).name, vol.meta.warnings[-1])
     # every series with its description, so that a caller can offer the others (the app's series choice)
     vol.meta.extra.update(selection_reason=why, n_series=len(infos), series=[s.as_dict() for s in infos])
     return vol
+
+
+def _volumes_and_images(folder: Path) -> Tuple[List[Path], List[Path]]:
+    """The volume files (NIfTI, NRRD, .npy) and image files (PNG, JPG, ...) anywhere in ``folder``, sorted."""
+    vols, images = [], []
+    for f in sorted(folder.rglob("*")):
+        sfx = suffix_of(f)
+        if sfx in VOLUME_SUFFIXES and f.is_file():
+            vols.append(f)
+        elif sfx in IMAGE_SUFFIXES and f.is_file():
+            images.append(f)
+    return vols, images
 
 
 def list_series(path: PathLike) -> List[SeriesInfo]:

@@ -441,6 +441,29 @@ def test_empty_folder(tmp_path):
         io.read_ct(tmp_path)
 
 
+def test_a_folder_of_image_slices_says_to_give_them_as_files(tmp_path):
+    """A folder is one study; PNG slices are read one file each. Before, the error said only that no DICOM was
+    found, as for an empty folder."""
+    from PIL import Image
+
+    for k in range(2):
+        Image.fromarray(np.full((32, 32), 40 * k, np.uint8)).save(tmp_path / f"s{k}.png")
+    with pytest.raises(EmptyInputError, match=r"2 image file\(s\) \(\.png\).*give image slices as files"):
+        io.read_ct(tmp_path)
+
+
+def test_volume_files_beside_a_dicom_series_are_named_not_passed_over(tmp_path, caplog):
+    """The DICOM series is read, and the volume file beside it (a converted copy, a mask) is named in a warning."""
+    hu = chest_phantom((4, 32, 32))
+    write_series(tmp_path, hu)
+    io.write_volume_nifti(hu, (2.5, 0.7, 0.7), tmp_path / "copy.nii.gz")
+    with caplog.at_level("WARNING"):
+        vol = io.read_ct(tmp_path)
+    assert np.array_equal(vol.voxels, hu) and vol.meta.format == "dicom"
+    said = [w for w in vol.meta.warnings if "1 volume file(s) (copy.nii.gz), not read" in w]
+    assert len(said) == 1 and said[0] in caplog.text
+
+
 # ----------------------------------------------------------------------------- Enhanced (multi-frame) CT
 def _enhanced(folder, hu, **series_kw):
     """``hu`` written as single-frame slices, then converted by highdicom (another library's reading of the
