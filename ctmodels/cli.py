@@ -76,13 +76,13 @@ OUTPUT_SUFFIXES = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv")  
 def cmd_segment(args) -> int:
     from tqdm import tqdm
 
-    from .io import read_ct, write_mask_nifti, write_mask_png
+    from .io import check_out_folder, read_ct, write_mask_nifti, write_mask_png
     from .lesion import LesionSegmenter
     from .pipeline import segment_study
     from .severity import format_probability, format_volumes
     from .viz import overlay
 
-    out = Path(args.out)
+    out = check_out_folder(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from . import ledger
     from .device import resolve_device
@@ -471,7 +471,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.debug:
             raise
         where = getattr(exc, "filename", None)
-        print(f"error: {where + ': ' if where else ''}{type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        print(f"error: {str(where) + ': ' if where else ''}{what}".splitlines()[0], file=sys.stderr)
         return 2
     except Exception as exc:  # never a traceback unless asked
         if args.debug:

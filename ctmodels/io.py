@@ -392,6 +392,19 @@ def read_npy(p: Path, spacing: Optional[Sequence[float]] = None) -> CTVolume:
 
 
 # ---------------------------------------------------------------------------- writers
+def check_out_folder(path: PathLike, what: str = "output folder") -> Path:
+    """``path`` as a folder that outputs can go in, or an InvalidInputError naming it where it, or a folder above
+    it, is a file (so that no OSError reaches the user half-way through a run). Makes nothing."""
+    p = Path(path)
+    for q in [p] + list(p.parents):
+        if q.exists():
+            if not q.is_dir():
+                where = "is a file" if q == p else f"lies under {q}, which is a file"
+                raise InvalidInputError(f"{where}; expected an {what} (or a path where one can be made)", p)
+            break
+    return p
+
+
 def write_mask_png(labels: np.ndarray, path: PathLike) -> Path:
     """uint8 label image (0 background, 1 GGO, 2 consolidation, 3 other lung) as PNG."""
     from PIL import Image

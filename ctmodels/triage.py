@@ -509,9 +509,13 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     undetermined_dir = Path(undetermined_dir) if undetermined_dir else None
     if not input_dir.is_dir():
         raise InvalidInputError("not a folder, expected a folder with one study per subfolder or file", input_dir)
+    from .io import check_out_folder
+
     for t in [failed_dir] + [d for d in (passed_dir, undetermined_dir) if d]:
         if t.resolve() == input_dir.resolve():
             raise InvalidInputError("output folder must differ from the input folder", t)
+    for t in [failed_dir] + [d for d in (passed_dir, undetermined_dir, report_dir) if d]:
+        check_out_folder(t)
     with nullcontext() if dry_run else folder_lock(input_dir):
         return _run_triage(input_dir, failed_dir, passed_dir, move, dry_run, checker, progress, undetermined_dir,
                            keep_figures, include_patient_ids, report_dir)

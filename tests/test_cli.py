@@ -124,6 +124,34 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make):
     assert str(target).split("/")[-1] in err
 
 
+def test_an_output_folder_that_is_a_file_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    """--out, --failed-dir or --report-dir naming a file (or a path under one): one line naming it, exit 2, and
+    nothing moved. Before: 'FileExistsError: [Errno 17] File exists', from triage after its lock was taken. An
+    OSError met later says its own words, not its Python class."""
+    import numpy as np
+
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "a.npy", chest_phantom((4, 32, 32)))
+    (tmp_path / "file").write_text("mine")
+    for argv in (["segment", str(tmp_path / "in" / "a.npy"), "--out", str(tmp_path / "file")],
+                 ["triage", str(tmp_path / "in"), "--failed-dir", str(tmp_path / "file")],
+                 ["triage", str(tmp_path / "in"), "--failed-dir", str(tmp_path / "f"),
+                  "--report-dir", str(tmp_path / "file" / "sub")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is a file" in err, err
+        assert "Errno" not in err and "expected an output folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "in"] and (tmp_path / "file").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.npy"]
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "in" / "a.npy"))
+
+    monkeypatch.setattr("ctmodels.io._read_ct", denied)
+    assert main(["segment", str(tmp_path / "in" / "a.npy"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'in' / 'a.npy'}: Permission denied\n"
+
+
 def test_python_dash_m_and_console_script(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ctmodels", "info", str(tmp_path / "x.png")],
                        capture_output=True, text=True, timeout=120)
