@@ -169,7 +169,8 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
         if images:
             kinds = ", ".join(sorted({suffix_of(f) for f in images}))
             raise EmptyInputError(f"no DICOM files found, but {len(images)} image file(s) ({kinds}); a folder is read "
-                                  "as one study, so give image slices as files (such as folder/*.png)", name)
+                                  "as one study and an image slice from its own file: give each image as its own "
+                                  "input", name)
         raise EmptyInputError("no DICOM files found, expected a folder or zip of a CT DICOM series", name)
     groups = dicom.group_series(items)
     if series_uid is not None and series_uid not in groups:

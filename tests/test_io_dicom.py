@@ -448,7 +448,7 @@ def test_a_folder_of_image_slices_says_to_give_them_as_files(tmp_path):
 
     for k in range(2):
         Image.fromarray(np.full((32, 32), 40 * k, np.uint8)).save(tmp_path / f"s{k}.png")
-    with pytest.raises(EmptyInputError, match=r"2 image file\(s\) \(\.png\).*give image slices as files"):
+    with pytest.raises(EmptyInputError, match=r"2 image file\(s\) \(\.png\).*give each image as its own input"):
         io.read_ct(tmp_path)
 
 
