@@ -257,19 +257,36 @@ def test_a_real_series_with_missing_slices_gives_the_full_series_results_on_its_
     assert b.key_slice not in dropped
     checker = Q.BreathHoldChecker.from_pretrained()
     ra, rb = (checker.predict(io.read_ct(p, purpose="quality")) for p in (src, tmp_path))
-    assert 69 in ra.slices_used and rb.verdict == ra.verdict == "pass"
+    # measured at 4.2 mm pixels, too coarse for a verdict (see the next test)
+    assert 69 in ra.slices_used and rb.verdict == ra.verdict == "undetermined"
+    assert rb.features["circularity"] == pytest.approx(ra.features["circularity"], abs=0.05)
     assert set(rb.slices_used) == set(ra.slices_used) - {69}
 
 
-@pytest.mark.parametrize("path", [("chest_cta_crop", "ct_cropped.nii.gz"), ("chest_ct64", "ct-64Dicom")])
-def test_real_inspiration_scans_pass_and_simulated_expiration_fails(path):
-    vol = io.read_ct(shared(*path), purpose="quality")
+def test_real_inspiration_scan_passes_and_simulated_expiration_fails():
+    vol = io.read_ct(shared("chest_cta_crop", "ct_cropped.nii.gz"), purpose="quality")
     checker = Q.BreathHoldChecker.from_pretrained()
     res = checker.predict(vol)
     assert res.verdict == "pass", res.reason
     sim = Q.simulate_expiration(vol.voxels, vol.spacing, 0.5)
     vol.voxels = sim.astype(np.int16)
     assert checker.predict(vol).verdict == "fail"
+
+
+@pytest.mark.parametrize("name", ["ct-64Dicom", "TestInput.nrrd"])
+def test_real_scans_with_pixels_too_coarse_for_the_trachea_get_no_verdict(name):
+    """The Chest Imaging Platform's downsampled test scans: 4.2 and 5.3 mm pixels, the trachea 3-4 pixels across.
+    Both are full inspirations (lungs of 4.9 and 8.2 L of air); TestInput was judged FAIL (P 0.71) before the
+    pixel-size limit (docs/quality-experiments.md). Now both are measured and left undetermined, and so is a
+    simulated expiration of them (TestInput's then loses its short trachea: undetermined for that)."""
+    vol = io.read_ct(shared("chest_ct64", name), purpose="quality")
+    checker = Q.BreathHoldChecker.from_pretrained()
+    res = checker.predict(vol)
+    assert res.verdict == "undetermined" and res.probability_fail is None, res.reason
+    assert "too coarse to judge the trachea's shape" in res.reason and res.features
+    vol.voxels = Q.simulate_expiration(vol.voxels, vol.spacing, 0.5).astype(np.int16)
+    res = checker.predict(vol)
+    assert res.verdict == "undetermined" and res.probability_fail is None, res.reason
 
 
 def test_gpu_check_packs_exactly_the_held_out_split(tmp_path, record):

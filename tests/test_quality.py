@@ -148,6 +148,27 @@ def test_verdicts_pass_fail_undetermined(checker):
     assert two.verdict == "undetermined"
 
 
+def test_pixels_too_coarse_for_the_trachea_s_shape_get_no_verdict(checker):
+    """A phantom that passes at 0.7 mm pixels and fails with a simulated expiration, block-averaged to 4.2 mm
+    pixels (the trachea 3-4 pixels across, as in the Chest Imaging Platform's downsampled test scans): measured and
+    shown, but undetermined with no probability, with a reason naming the pixel size. 3.5 mm still gets a verdict."""
+    sp = (2.0, 0.7, 0.7)
+    hu = chest_phantom(sp, extent_mm=80, seed=11)
+    bad = Q.simulate_expiration(hu, sp, 0.5)
+
+    def coarse(v, k):
+        z, h, w = v.shape
+        return v[:, :h // k * k, :w // k * k].reshape(z, h // k, k, w // k, k).mean(axis=(2, 4)).astype(np.float32)
+
+    for v in (hu, bad):
+        r = checker.predict(_vol(coarse(v, 6), (sp[0], 4.2, 4.2)))
+        assert r.verdict == "undetermined" and r.probability_fail is None
+        assert r.reason.startswith("pixels of 4.2 mm are too coarse") and r.features and len(r.slices_used) >= 2
+    assert Q.MAX_PIXEL_MM == 3.5
+    r = checker.predict(_vol(coarse(hu, 5), (sp[0], 3.5, 3.5)))
+    assert r.verdict in ("pass", "fail") and r.probability_fail is not None
+
+
 def test_slices_the_reader_filled_in_are_not_measured(checker):
     """A DICOM series read with missing slices filled in by interpolation lists them in meta.interpolated_slices:
     they help follow the trachea, but its shape is measured on the series' own slices only."""

@@ -1,0 +1,94 @@
+"""Session 30's resolution look (docs/quality-experiments.md): down to what in-plane pixel size does the
+breath-hold verdict hold?
+
+    python scripts/quality_resolution.py ../shared/data [--phantoms 30] [--held-out 20]
+
+Each base volume gets simulated area losses (mild 0, 0.05, 0.1; severe 0.4, 0.5, 0.6) with scanner variation at
+its own spacing, is block-averaged in-plane to the pixel size nearest each target, and is judged by the bundled
+model. Prints, per cohort and target, the mean pixel size reached, the mild pass rate and the severe caught rate
+(an undetermined case counts against both), and the undetermined share. The training phantoms choose; the
+held-out phantoms and chest_cta_crop are reported only.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ctmodels import quality as Q  # noqa: E402
+from ctmodels.train_quality import random_phantom, real_volumes  # noqa: E402
+from ctmodels.types import CTVolume  # noqa: E402
+
+TARGETS_MM = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+MILD, SEVERE = [0.0, 0.05, 0.1], [0.4, 0.5, 0.6]
+
+
+def block_mean(hu: np.ndarray, k: int) -> np.ndarray:
+    """In-plane mean over k x k blocks (the edge rows and columns that do not fill a block are dropped)."""
+    if k == 1:
+        return hu
+    z, h, w = hu.shape
+    h, w = h // k * k, w // k * k
+    return hu[:, :h, :w].reshape(z, h // k, k, w // k, k).mean(axis=(2, 4))
+
+
+def judge(checker, hu, spacing, rng):
+    """One row per (loss, target): pixel size reached and the verdict."""
+    rows = []
+    track = Q.locate_trachea(hu, spacing)
+    for loss in MILD + SEVERE:
+        sim = Q.acquisition(Q.simulate_expiration(hu, spacing, loss, track), rng)
+        for t in TARGETS_MM:
+            k = max(1, int(round(t / spacing[1])))
+            vol = CTVolume(block_mean(sim, k).astype(np.float32), (spacing[0], spacing[1] * k, spacing[2] * k))
+            r = checker.predict(vol)
+            rows.append({"loss": loss, "target": t, "pixel": spacing[1] * k, "verdict": r.verdict, "p": r.probability_fail})
+    return rows
+
+
+def table(name, rows):
+    print(f"\n{name}")
+    print("| target mm | mean pixel mm | mild pass rate | severe caught rate | undetermined | n |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for t in TARGETS_MM:
+        sub = [r for r in rows if r["target"] == t]
+        mild = [r["verdict"] == Q.PASS for r in sub if r["loss"] in MILD]
+        severe = [r["verdict"] == Q.FAIL for r in sub if r["loss"] in SEVERE]
+        und = [r["verdict"] == Q.UNDETERMINED for r in sub]
+        print(f"| {t:g} | {np.mean([r['pixel'] for r in sub]):.2f} | {np.mean(mild):.3f} | {np.mean(severe):.3f} "
+              f"| {np.mean(und):.3f} | {len(sub)} |")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--phantoms", type=int, default=30)
+    ap.add_argument("--held-out", type=int, default=20)
+    args = ap.parse_args(argv)
+    checker = Q.BreathHoldChecker.from_pretrained()
+    rng = np.random.default_rng(0)
+    train = []
+    for s in range(args.phantoms):
+        hu, sp = random_phantom(s)
+        train += judge(checker, hu, sp, rng)
+        print(f"phantom {s} done", file=sys.stderr)
+    table("training phantoms (choose)", train)
+    held = []
+    for s in range(1000, 1000 + args.held_out):
+        hu, sp = random_phantom(s)
+        held += judge(checker, hu, sp, rng)
+    table("held-out phantoms (report only)", held)
+    real = real_volumes(args.data)
+    if "chest_cta_crop" in real:
+        rows = []
+        for _ in range(5):
+            rows += judge(checker, *real["chest_cta_crop"], rng)
+        table("chest_cta_crop, 5 draws (report only)", rows)
+
+
+if __name__ == "__main__":
+    main()
