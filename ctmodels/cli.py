@@ -166,9 +166,10 @@ def cmd_segment(args) -> int:
 
 # ----------------------------------------------------------------------------- train-lesion
 def cmd_train_lesion(args) -> int:
+    from .io import check_out_folder
     from .train_lesion import train
 
-    metrics = train(args.data and Path(args.data), Path(args.out), steps=args.steps, batch_size=args.batch_size,
+    metrics = train(args.data and Path(args.data), check_out_folder(args.out), steps=args.steps, batch_size=args.batch_size,
                     seed=args.seed, threads=args.threads, device=args.device, validate=args.validate,
                     semiseg_share=args.semiseg_share, lr=args.lr, init=args.init, ema=args.ema,
                     intensity=args.intensity_aug, pack=args.pack)
@@ -270,6 +271,9 @@ def cmd_triage(args) -> int:
 
 
 def cmd_train_quality(args) -> int:
+    from .io import check_out_folder
+
+    check_out_folder(args.out)
     if args.pass_dir or args.fail_dir:
         if not (args.pass_dir and args.fail_dir):
             raise InvalidInputError("give both --pass-dir and --fail-dir to fine-tune")

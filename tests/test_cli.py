@@ -126,7 +126,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make):
 
 def test_an_output_folder_that_is_a_file_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
     """--out, --failed-dir or --report-dir naming a file (or a path under one): one line naming it, exit 2, and
-    nothing moved. Before: 'FileExistsError: [Errno 17] File exists', from triage after its lock was taken. An
+    nothing moved or trained. Before: 'FileExistsError: [Errno 17] File exists', from triage after its lock was taken. An
     OSError met later says its own words, not its Python class."""
     import numpy as np
 
@@ -136,7 +136,9 @@ def test_an_output_folder_that_is_a_file_is_one_line_before_any_work(tmp_path, c
     for argv in (["segment", str(tmp_path / "in" / "a.npy"), "--out", str(tmp_path / "file")],
                  ["triage", str(tmp_path / "in"), "--failed-dir", str(tmp_path / "file")],
                  ["triage", str(tmp_path / "in"), "--failed-dir", str(tmp_path / "f"),
-                  "--report-dir", str(tmp_path / "file" / "sub")]):
+                  "--report-dir", str(tmp_path / "file" / "sub")],
+                 ["train-quality", "--out", str(tmp_path / "file")],
+                 ["train-lesion", "--data", str(tmp_path / "in"), "--out", str(tmp_path / "file" / "run")]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "is a file" in err, err
