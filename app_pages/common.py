@@ -145,15 +145,18 @@ def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Option
             p.write_bytes(f.getvalue())
             written.append((p, name))
         target = written[0][0] if len(written) == 1 else Path(tmp)
+
+        def as_uploaded(text: str) -> str:
+            """Name each upload as the user knows it, never by its file in the private temp dir."""
+            for p, name in sorted(written, key=lambda pn: -len(pn[0].name)):  # 10001_a.dcm before 0001_a.dcm
+                text = text.replace(str(p), name).replace(p.name, name)
+            return text.replace(str(Path(tmp)), "the uploaded files")
+
         try:
             vol = read_ct(target, purpose=purpose, series_uid=series_uid)
         except CTModelsError as exc:
-            # name the upload as the user knows it, never the private temp dir
-            text = str(exc)
-            for p, name in written:
-                text = text.replace(str(p), name)
-            text = text.replace(str(Path(tmp)), "the uploaded files")
-            raise exc.reworded(text) from None
+            raise exc.reworded(as_uploaded(str(exc))) from None
+    vol.meta.warnings = [as_uploaded(w) for w in vol.meta.warnings]
     vol.meta.source = upload_name(files)
     return vol
 

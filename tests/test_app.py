@@ -157,6 +157,22 @@ def test_severity_page_with_a_dicom_zip(tmp_path):
     assert len(volumes) == 1 and volumes[0].endswith(" mL.")
 
 
+def test_warnings_name_uploaded_files_as_the_user_named_them(tmp_path):
+    """Files uploaded one by one are kept in a private temp dir under numbered names; a warning that names one
+    (here a volume file beside the DICOM series, not read) names it as uploaded. Before: '0008_copy.nii.gz'."""
+    hu = chest_phantom((5.0, 1.5, 1.5), extent_mm=40, fov_mm=330, seed=5)
+    files = write_series(tmp_path / "s", hu)
+    nii = ctio.write_volume_nifti(hu, (5.0, 1.5, 1.5), tmp_path / "copy.nii.gz")
+    at = _app("severity")
+    at.file_uploader(key="severity_upload").set_value(
+        [(f.name, f.read_bytes(), "application/dicom") for f in files] + [(nii.name, nii.read_bytes(), "")])
+    at.run()
+    assert not at.exception and not at.error
+    said = [w.value for w in at.warning if "volume file(s)" in w.value]
+    assert len(said) == 1 and "(copy.nii.gz), not read" in said[0], [w.value for w in at.warning]
+    assert "ctmodels-upload-" not in " ".join(w.value for w in at.warning)
+
+
 def test_a_series_with_a_missing_slice_shows_where_it_was_filled_in(tmp_path):
     hu = chest_phantom((5.0, 1.5, 1.5), extent_mm=40, fov_mm=330, seed=5)
     at = _app(None)
