@@ -1,13 +1,13 @@
-"""Session 30's resolution look (docs/quality-experiments.md): down to what in-plane pixel size does the
-breath-hold verdict hold?
+"""Session 30's resolution and slice-spacing looks (docs/quality-experiments.md): down to what in-plane pixel size,
+and up to what slice spacing, does the breath-hold verdict hold?
 
-    python scripts/quality_resolution.py ../shared/data [--phantoms 30] [--held-out 20]
+    python scripts/quality_resolution.py ../shared/data [--axis xy|z] [--phantoms 30] [--held-out 20]
 
 Each base volume gets simulated area losses (mild 0, 0.05, 0.1; severe 0.4, 0.5, 0.6) with scanner variation at
-its own spacing, is block-averaged in-plane to the pixel size nearest each target, and is judged by the bundled
-model. Prints, per cohort and target, the mean pixel size reached, the mild pass rate and the severe caught rate
-(an undetermined case counts against both), and the undetermined share. The training phantoms choose; the
-held-out phantoms and chest_cta_crop are reported only.
+its own spacing, is block-averaged in-plane (``xy``) or along z (``z``) to the spacing nearest each target, and is
+judged by the bundled model. Prints, per cohort and target, the mean spacing reached, the mild pass rate and the
+severe caught rate (an undetermined case counts against both), and the undetermined share. The training phantoms
+choose; the held-out phantoms and chest_cta_crop are reported only.
 """
 
 import argparse
@@ -23,7 +23,7 @@ from ctmodels import quality as Q  # noqa: E402
 from ctmodels.train_quality import random_phantom, real_volumes  # noqa: E402
 from ctmodels.types import CTVolume  # noqa: E402
 
-TARGETS_MM = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+TARGETS_MM = {"xy": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "z": [1.25, 2.5, 5.0, 7.5, 10.0]}
 MILD, SEVERE = [0.0, 0.05, 0.1], [0.4, 0.5, 0.6]
 
 
@@ -36,30 +36,46 @@ def block_mean(hu: np.ndarray, k: int) -> np.ndarray:
     return hu[:, :h, :w].reshape(z, h // k, k, w // k, k).mean(axis=(2, 4))
 
 
-def judge(checker, hu, spacing, rng):
-    """One row per (loss, target): pixel size reached and the verdict."""
+def block_mean_z(hu: np.ndarray, k: int) -> np.ndarray:
+    """Mean over groups of k whole slices (the top slices that do not fill a group are dropped)."""
+    if k == 1:
+        return hu
+    z = hu.shape[0] // k * k
+    return hu[:z].reshape(z // k, k, *hu.shape[1:]).mean(axis=1)
+
+
+def judge(checker, hu, spacing, rng, axis="xy"):
+    """One row per (loss, target): the spacing reached and the verdict."""
     rows = []
     track = Q.locate_trachea(hu, spacing)
     for loss in MILD + SEVERE:
         sim = Q.acquisition(Q.simulate_expiration(hu, spacing, loss, track), rng)
-        for t in TARGETS_MM:
-            k = max(1, int(round(t / spacing[1])))
-            vol = CTVolume(block_mean(sim, k).astype(np.float32), (spacing[0], spacing[1] * k, spacing[2] * k))
+        for t in TARGETS_MM[axis]:
+            if axis == "xy":
+                k = max(1, int(round(t / spacing[1])))
+                vol = CTVolume(block_mean(sim, k).astype(np.float32), (spacing[0], spacing[1] * k, spacing[2] * k))
+                reached = spacing[1] * k
+            else:
+                k = max(1, int(round(t / spacing[0])))
+                vol = CTVolume(block_mean_z(sim, k).astype(np.float32), (spacing[0] * k, spacing[1], spacing[2]))
+                reached = spacing[0] * k
             r = checker.predict(vol)
-            rows.append({"loss": loss, "target": t, "pixel": spacing[1] * k, "verdict": r.verdict, "p": r.probability_fail})
+            rows.append({"loss": loss, "target": t, "reached": reached, "verdict": r.verdict,
+                         "p": r.probability_fail})
     return rows
 
 
-def table(name, rows):
+def table(name, rows, axis):
     print(f"\n{name}")
-    print("| target mm | mean pixel mm | mild pass rate | severe caught rate | undetermined | n |")
+    print(f"| target mm | mean {'pixel' if axis == 'xy' else 'slice spacing'} mm | mild pass rate | severe caught rate "
+          "| undetermined | n |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for t in TARGETS_MM:
+    for t in TARGETS_MM[axis]:
         sub = [r for r in rows if r["target"] == t]
         mild = [r["verdict"] == Q.PASS for r in sub if r["loss"] in MILD]
         severe = [r["verdict"] == Q.FAIL for r in sub if r["loss"] in SEVERE]
         und = [r["verdict"] == Q.UNDETERMINED for r in sub]
-        print(f"| {t:g} | {np.mean([r['pixel'] for r in sub]):.2f} | {np.mean(mild):.3f} | {np.mean(severe):.3f} "
+        print(f"| {t:g} | {np.mean([r['reached'] for r in sub]):.2f} | {np.mean(mild):.3f} | {np.mean(severe):.3f} "
               f"| {np.mean(und):.3f} | {len(sub)} |")
 
 
@@ -68,26 +84,27 @@ def main(argv=None):
     ap.add_argument("data", type=Path)
     ap.add_argument("--phantoms", type=int, default=30)
     ap.add_argument("--held-out", type=int, default=20)
+    ap.add_argument("--axis", choices=("xy", "z"), default="xy", help="coarsen the pixels or the slices")
     args = ap.parse_args(argv)
     checker = Q.BreathHoldChecker.from_pretrained()
     rng = np.random.default_rng(0)
     train = []
     for s in range(args.phantoms):
         hu, sp = random_phantom(s)
-        train += judge(checker, hu, sp, rng)
+        train += judge(checker, hu, sp, rng, args.axis)
         print(f"phantom {s} done", file=sys.stderr)
-    table("training phantoms (choose)", train)
+    table("training phantoms (choose)", train, args.axis)
     held = []
     for s in range(1000, 1000 + args.held_out):
         hu, sp = random_phantom(s)
-        held += judge(checker, hu, sp, rng)
-    table("held-out phantoms (report only)", held)
+        held += judge(checker, hu, sp, rng, args.axis)
+    table("held-out phantoms (report only)", held, args.axis)
     real = real_volumes(args.data)
     if "chest_cta_crop" in real:
         rows = []
         for _ in range(5):
-            rows += judge(checker, *real["chest_cta_crop"], rng)
-        table("chest_cta_crop, 5 draws (report only)", rows)
+            rows += judge(checker, *real["chest_cta_crop"], rng, args.axis)
+        table("chest_cta_crop, 5 draws (report only)", rows, args.axis)
 
 
 if __name__ == "__main__":
