@@ -76,7 +76,7 @@ OUTPUT_SUFFIXES = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv")  
 def cmd_segment(args) -> int:
     from tqdm import tqdm
 
-    from .io import check_out_folder, read_ct, write_mask_nifti, write_mask_png
+    from .io import check_out_folder, image_slices, read_ct, write_mask_nifti, write_mask_png
     from .lesion import LesionSegmenter
     from .pipeline import segment_study
     from .severity import format_probability, format_volumes
@@ -96,6 +96,8 @@ def cmd_segment(args) -> int:
     earlier = ledger.earlier_rows(table, ("input", "stem"), "a ctmodels segment results table",
                                   "another --out folder", InvalidInputError)
     taken = {r["stem"]: r["input"] for r in earlier}
+    # a folder of image slices (an image data set's images/ folder) is its slices, each an input of its own
+    args.inputs = [str(f) for i in args.inputs for f in (image_slices(i) or [i])]
     inputs = {Path(i).resolve() for i in args.inputs}
     seg = None  # loaded at the first readable input: a bad input fails fast
     rows = []
@@ -347,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("segment", help="segment lesions; write masks, overlays, per-slice tables and results.csv")
-    s.add_argument("inputs", nargs="+", help="images, DICOM files/folders, zips, NIfTI volumes")
+    s.add_argument("inputs", nargs="+", help="images (or a folder of them), DICOM files/folders, zips, NIfTI volumes")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     s.add_argument("--model", default="lesion-unet-effb0", help=f"registry name ({', '.join(registry.names())}) "

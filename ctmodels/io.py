@@ -200,6 +200,19 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
     return vol
 
 
+def image_slices(folder: PathLike) -> List[Path]:
+    """The image files (PNG, JPG, ...) directly in ``folder``, sorted, where it holds no DICOM file and no volume file
+    anywhere below it: a folder of slices, each its own input (:func:`read_ct` reads a folder as one study, and
+    refuses this one). Otherwise (a study folder, or no images directly in it) an empty list."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    images = sorted(f for f in folder.iterdir() if suffix_of(f) in IMAGE_SUFFIXES and f.is_file())
+    if not images or dicom.find_dicom_files(folder) or _volumes_and_images(folder)[0]:
+        return []
+    return images
+
+
 def _volumes_and_images(folder: Path) -> Tuple[List[Path], List[Path]]:
     """The volume files (NIfTI, NRRD, .npy) and image files (PNG, JPG, ...) anywhere in ``folder``, sorted."""
     vols, images = [], []

@@ -232,6 +232,34 @@ def test_segment_runs_into_one_folder_keep_each_other_s_results(tmp_path, capsys
     assert (tmp_path / "theirs" / "results.csv").read_text() == "case,score\n1,2\n"
 
 
+def test_segment_takes_a_folder_of_image_slices_as_its_slices(tmp_path, capsys):
+    """An image data set's folder of slices (as COVID-SemiSeg's images/): each slice is an input, with its mask at
+    its own size and its row. Before: refused as a study with no DICOM. A folder that also holds a DICOM series is
+    still one study: its series is read."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from ctmodels.examples import lesion_volume
+    from ctmodels.preprocessing import window_hu
+
+    img = window_hu(lesion_volume(n_slices=1).voxels[0], -600, 1500)
+    (tmp_path / "images").mkdir()
+    Image.fromarray(img).save(tmp_path / "images" / "a.png")
+    Image.fromarray(img[:, ::-1][20:]).save(tmp_path / "images" / "b.jpg")
+    assert main(["segment", str(tmp_path / "images"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv", encoding="utf-8")))
+    assert [r["stem"] for r in rows] == ["a", "b"] and all(r["grade"].startswith("CT-") for r in rows)
+    for stem, shape in (("a", img.shape), ("b", img[20:].shape)):
+        assert np.asarray(Image.open(tmp_path / "out" / f"{stem}.mask.png")).shape == shape
+    write_series(tmp_path / "study", chest_phantom((4, 32, 32)))
+    Image.fromarray(img).save(tmp_path / "study" / "preview.png")
+    assert main(["segment", str(tmp_path / "study"), "--out", str(tmp_path / "out2"), "--quiet"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out2" / "results.csv", encoding="utf-8")))
+    assert [(r["stem"], r["slices"]) for r in rows] == [("study", "4")]
+
+
 def test_segment_keeps_hu_labels_inside_the_body_unless_told_not_to(tmp_path):
     """The synthetic example as NIfTI: the bundled model labels air around the phantom as lung, and
     the body mask makes it background in the written mask; --no-body-mask keeps the model's labels (with
