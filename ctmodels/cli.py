@@ -96,8 +96,16 @@ def cmd_segment(args) -> int:
     earlier = ledger.earlier_rows(table, ("input", "stem"), "a ctmodels segment results table",
                                   "another --out folder", InvalidInputError)
     taken = {r["stem"]: r["input"] for r in earlier}
-    # a folder of image slices (an image data set's images/ folder) is its slices, each an input of its own
-    args.inputs = [str(f) for i in args.inputs for f in (image_slices(i) or [i])]
+    # a folder of image slices (an image data set's images/ folder) is its slices, each an input of its own; masks
+    # and overlays that segment wrote there before are not slices
+    expanded = []
+    for i in args.inputs:
+        slices = image_slices(i)
+        ours = [f for f in slices if f.name.endswith(OUTPUT_SUFFIXES)]
+        if ours and not args.quiet:
+            print(f"{Path(i).name}: {len(ours)} mask or overlay image(s) written by segment left out", file=sys.stderr)
+        expanded += [str(f) for f in slices if f not in ours] if slices else [i]
+    args.inputs = expanded
     inputs = {Path(i).resolve() for i in args.inputs}
     seg = None  # loaded at the first readable input: a bad input fails fast
     rows = []

@@ -253,6 +253,12 @@ def test_segment_takes_a_folder_of_image_slices_as_its_slices(tmp_path, capsys):
     assert [r["stem"] for r in rows] == ["a", "b"] and all(r["grade"].startswith("CT-") for r in rows)
     for stem, shape in (("a", img.shape), ("b", img[20:].shape)):
         assert np.asarray(Image.open(tmp_path / "out" / f"{stem}.mask.png")).shape == shape
+    # run again with the outputs written among the slices: they are not taken for slices
+    for twice in range(2):
+        assert main(["segment", str(tmp_path / "images"), "--out", str(tmp_path / "images")]) == 0
+        assert ("4 mask or overlay image(s) written by segment left out" in capsys.readouterr().err) == (twice == 1)
+    rows = list(csv.DictReader(open(tmp_path / "images" / "results.csv", encoding="utf-8")))
+    assert [r["stem"] for r in rows] == ["a", "b"]
     write_series(tmp_path / "study", chest_phantom((4, 32, 32)))
     Image.fromarray(img).save(tmp_path / "study" / "preview.png")
     assert main(["segment", str(tmp_path / "study"), "--out", str(tmp_path / "out2"), "--quiet"]) == 0
