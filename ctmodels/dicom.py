@@ -107,9 +107,7 @@ def find_dicom_files(folder: Path) -> List[Tuple[Path, object]]:
             if not is_dicom_file(p):
                 continue
             ds = read_header(p, defer_pixels=True)
-            if ds is None:
-                continue
-            if is_dicomdir(ds):
+            if ds is None or is_dicomdir(ds):
                 continue
             try:
                 out.extend(frames_of(p, ds) if is_enhanced_ct(ds) else [(p, ds)])
@@ -601,7 +599,6 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     grid = np.arange(n)  # each slice's index in the stack
     if n > 1:
         gaps = np.diff(positions)
-        dz = float(np.median(gaps))
         fit = regular_grid(positions)
         if fit is not None and fit[0][-1] == n - 1:
             dz = fit[1]  # evenly spaced: the grid's step, also where the positions were rounded as written
@@ -615,7 +612,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
                                 f"series, filled by linear interpolation between their neighbours so that results "
                                 f"lie on the series' grid; labels there are estimates")
             else:
-                uneven = True
+                uneven, dz = True, float(np.median(gaps))  # stacked at the median gap
                 missing = int(sum(max(0, int(round(g / dz)) - 1) for g in gaps))
                 warnings.append(f"uneven slice spacing ({gaps.min():.2f}..{gaps.max():.2f} mm)"
                                 + (f", about {missing} missing slice(s)" if missing else "")
