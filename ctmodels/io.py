@@ -166,11 +166,7 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
             return _read_ct(vols[0], None, "lesion", None)  # read_ct checks the result once, above
         if len(vols) > 1:
             raise InvalidInputError(f"{len(vols)} volume files found, expected one study", name)
-        if images:
-            kinds = ", ".join(sorted({suffix_of(f) for f in images}))
-            raise EmptyInputError(f"no DICOM files found, but {len(images)} image file(s) ({kinds}); a folder is read "
-                                  "as one study and an image slice from its own file: give each image as its own "
-                                  "input", name)
+        _refuse_images_or_zips(folder, images, name, "no DICOM files found")
         raise EmptyInputError("no DICOM files found, expected a folder or zip of a CT DICOM series", name)
     groups = dicom.group_series(items)
     if series_uid is not None and series_uid not in groups:
@@ -198,6 +194,19 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
     # every series with its description, so that a caller can offer the others (the app's series choice)
     vol.meta.extra.update(selection_reason=why, n_series=len(infos), series=[s.as_dict() for s in infos])
     return vol
+
+
+def _refuse_images_or_zips(folder: Path, images: List[Path], name: str, what: str) -> None:
+    """A folder without DICOM or volume files that holds image slices or zips: an EmptyInputError that says to give
+    each as its own input (a folder is read as one study)."""
+    if images:
+        kinds = ", ".join(sorted({suffix_of(f) for f in images}))
+        raise EmptyInputError(f"{what}, but {len(images)} image file(s) ({kinds}); a folder is read as one study and "
+                              "an image slice from its own file: give each image as its own input", name)
+    zips = [f for f in folder.rglob("*.zip") if f.is_file()]
+    if zips:
+        raise EmptyInputError(f"{what}, but {len(zips)} zip file(s); a folder is read as one study: give each zip "
+                              "as its own input", name)
 
 
 def image_slices(folder: PathLike) -> List[Path]:
@@ -247,9 +256,10 @@ def _list_folder(folder: Path, name: str) -> List[SeriesInfo]:
 
     items = dicom.find_dicom_files(folder)
     if not items:
-        vols = [f for f in sorted(folder.rglob("*")) if f.is_file() and suffix_of(f) in VOLUME_SUFFIXES]
+        vols, images = _volumes_and_images(folder)
         if vols:
             return [_volume_info(read_ct(v), v) for v in vols]
+        _refuse_images_or_zips(folder, images, name, "no DICOM files or volumes found")
         raise EmptyInputError("no DICOM files or volumes found", name)
     return [describe_dicom_series(uid, its) for uid, its in dicom.group_series(items).items()]
 

@@ -442,14 +442,24 @@ def test_empty_folder(tmp_path):
 
 
 def test_a_folder_of_image_slices_says_to_give_them_as_files(tmp_path):
-    """A folder is one study; PNG slices are read one file each. Before, the error said only that no DICOM was
-    found, as for an empty folder."""
+    """A folder is one study; PNG slices (and zips) are read one file each. Before, the error said only that no
+    DICOM was found, as for an empty folder."""
     from PIL import Image
 
     for k in range(2):
         Image.fromarray(np.full((32, 32), 40 * k, np.uint8)).save(tmp_path / f"s{k}.png")
     with pytest.raises(EmptyInputError, match=r"2 image file\(s\) \(\.png\).*give each image as its own input"):
         io.read_ct(tmp_path)
+    with pytest.raises(EmptyInputError, match=r"2 image file\(s\) \(\.png\).*give each image as its own input"):
+        io.list_series(tmp_path)  # `ctmodels info`
+    import zipfile
+
+    zipped = tmp_path / "zipped"
+    zipped.mkdir()
+    with zipfile.ZipFile(zipped / "study.zip", "w") as zf:  # a zip in a folder is not read: it is a study of its own
+        zf.write(tmp_path / "s0.png", "s0.png")
+    with pytest.raises(EmptyInputError, match=r"1 zip file\(s\); a folder is read as one study: give each zip"):
+        io.read_ct(zipped)
 
 
 def test_volume_files_beside_a_dicom_series_are_named_not_passed_over(tmp_path, caplog):
