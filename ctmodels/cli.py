@@ -280,6 +280,31 @@ def cmd_triage(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- score
+def cmd_score(args) -> int:
+    from .mask_scores import score_folders
+
+    res = score_folders(Path(args.predicted), Path(args.references), reference=args.reference)
+    means = res.means()
+    if args.csv:
+        from . import ledger
+
+        ledger.write_rows(Path(args.csv), [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+                                           for r in res.rows], list(res.rows[0]))
+    if args.json:
+        print(json.dumps({"reference": res.kind, **means, "per_slice": res.rows,
+                          "unmatched_references": res.unmatched_references,
+                          "unmatched_predictions": res.unmatched_predictions}, indent=2))
+        return 0
+    print(f"{means['slices']} slice(s), references {res.kind}: mean per-slice Dice "
+          + ", ".join(f"{c} {means[c + '_dice']:.3f}" for c in res.classes))
+    for what, names in (("reference(s) without a prediction", res.unmatched_references),
+                        ("prediction(s) without a reference", res.unmatched_predictions)):
+        if names:
+            print(f"{len(names)} {what}, not scored: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''}")
+    return 0
+
+
 def cmd_train_quality(args) -> int:
     from .io import check_out_folder
 
@@ -373,6 +398,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "bowel below the diaphragm (default: background there)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_segment)
+
+    s = sub.add_parser("score", help="mean per-slice Dice of segment's masks against reference label images, "
+                       "as the model card measures it")
+    s.add_argument("predicted", help="folder of <stem>.mask.png, as segment writes")
+    s.add_argument("references", help="folder of <stem>.png (or .jpg ...) label images of the same sizes")
+    s.add_argument("--reference", choices=("auto", "classes", "infection"), default="auto",
+                   help="classes: 0 background, 1 GGO, 2 consolidation (3 other lung); infection: any value above "
+                        "0; auto: 0/255 is infection, 0..3 classes")
+    s.add_argument("--csv", metavar="FILE", help="also write each slice's Dice to FILE")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("check-breath-hold", help="breath-hold quality of one study from the trachea's shape")
     s.add_argument("study", help="DICOM folder/file, zip, NIfTI, NRRD or .npy")

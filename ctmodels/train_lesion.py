@@ -40,6 +40,9 @@ import numpy as np
 
 from . import lesion_data as ld
 from .errors import InvalidInputError
+# the per-slice Dice of the held-out scores (``semiseg_<name>_dice`` for each of SEMISEG_SCORES), shared with
+# ``ctmodels score``
+from .mask_scores import SEMISEG_SCORES, dice_score, semiseg_dice  # noqa: F401
 from .lesion_model import DEFAULT_PREPROCESSING, build_lesion_unet
 
 log = logging.getLogger(__name__)
@@ -117,24 +120,6 @@ def _loss(torch, logits, bits, multiclass):
     lung_t = (bits != ld.BIT[ld.BACKGROUND]).float()
     d = d + dice(p[:, 1] + p[:, 2] + p[:, 3], lung_t, ~multiclass)
     return ce + 0.5 * d
-
-
-def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Dice of two boolean masks; 1.0 when both are empty."""
-    s = pred.sum() + ref.sum()
-    return 1.0 if s == 0 else float(2 * np.logical_and(pred, ref).sum() / s)
-
-
-# What each held-out COVID-SemiSeg slice is scored on (``semiseg_<name>_dice``).
-SEMISEG_SCORES = ("infection", "ggo", "consolidation")
-
-
-def semiseg_dice(pred: np.ndarray, ref: np.ndarray) -> Dict[str, tuple]:
-    """Per class of :data:`SEMISEG_SCORES`: ``(Dice of pred against ref, whether ref holds the class)`` for
-    label images (1 GGO, 2 consolidation; infection = either)."""
-    masks = {"infection": lambda a: (a == 1) | (a == 2), "ggo": lambda a: a == 1, "consolidation": lambda a: a == 2}
-    return {name: (dice_score(masks[name](pred), masks[name](ref)), bool(masks[name](ref).any()))
-            for name in SEMISEG_SCORES}
 
 
 def per_slice_scores(segmenter, semiseg_test: ld.SliceSet, infection_test: ld.SliceSet,

@@ -81,6 +81,28 @@ def test_segment_cli_writes_masks_on_the_input_grid(tmp_path, record):
     assert len(rows) == 3 and rows[0].startswith("input,stem,slices")
 
 
+def test_segment_and_score_on_a_folder_reproduce_the_card_s_held_out_dice(tmp_path, record, capsys):
+    """What a user does to measure the model on labelled slices: `ctmodels segment images/ --out pred/`, then
+    `ctmodels score pred/ masks/`. On the card's 11 held-out SemiSeg slices this gives the card's three Dice
+    (measured in training by LesionSegmenter.predict with the same flip TTA)."""
+    import shutil
+
+    root = shared("covid_semiseg_train")
+    (tmp_path / "images").mkdir()
+    for n in record["held_out"]["covid_semiseg_train"]:
+        shutil.copy(root / "images" / f"{n}.jpg", tmp_path / "images")
+    assert main(["segment", str(tmp_path / "images"), "--out", str(tmp_path / "pred"), "--device", "cpu",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["score", str(tmp_path / "pred"), str(root / "masks"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    m = record["metrics_held_out"]
+    assert got["reference"] == "classes" and got["slices"] == m["semiseg_slices"] == 11
+    for c in ("infection", "ggo", "consolidation"):
+        assert got[f"{c}_dice"] == pytest.approx(m[f"semiseg_{c}_dice"], abs=0.005), c
+    assert len(got["unmatched_references"]) == 39 and not got["unmatched_predictions"]
+
+
 def test_segment_cli_on_a_real_volume(tmp_path):
     nii = shared("chest_ct64", "ct-64.nrrd")
     assert main(["segment", str(nii), "--out", str(tmp_path), "--quiet"]) == 0

@@ -1,0 +1,150 @@
+"""Score predicted lesion masks against reference masks, slice by slice (numpy and Pillow only).
+
+The measure of the lesion model card, so that anyone can measure the model on their own labelled slices
+(such as the COVID-SemiSeg test split) the way its held-out numbers were measured: ``ctmodels segment
+images/ --out pred/``, then ``ctmodels score pred/ masks/``. Each slice scores a Dice per class (1.0 where
+neither the prediction nor the reference holds the class), and the result is their mean over slices:
+
+* ``infection``: GGO or consolidation (labels 1 or 2);
+* ``ggo`` (label 1) and ``consolidation`` (label 2), where the references separate them.
+
+References are label images of the input's size: ``classes`` (0 background, 1 GGO, 2 consolidation; other
+lung, 3, counts as background), or ``infection`` (one class: any value above 0, such as 0/255 masks).
+``auto`` takes 0/255 images as ``infection`` and images whose values lie in 0..3 as ``classes``; a binary
+infection mask stored as 0/1 is indistinguishable from a GGO-only one, so say ``infection`` for those.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from .errors import EmptyInputError, InvalidInputError
+
+log = logging.getLogger(__name__)
+
+SEMISEG_SCORES = ("infection", "ggo", "consolidation")
+REFERENCE_KINDS = ("auto", "classes", "infection")
+REFERENCE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+MASK_SUFFIX = ".mask.png"  # what ``ctmodels segment`` writes per input
+
+
+def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Dice of two boolean masks; 1.0 when both are empty."""
+    s = pred.sum() + ref.sum()
+    return 1.0 if s == 0 else float(2 * np.logical_and(pred, ref).sum() / s)
+
+
+def semiseg_dice(pred: np.ndarray, ref: np.ndarray) -> Dict[str, tuple]:
+    """Per class of :data:`SEMISEG_SCORES`: ``(Dice of pred against ref, whether ref holds the class)`` for
+    label images (1 GGO, 2 consolidation; infection = either)."""
+    masks = {"infection": lambda a: (a == 1) | (a == 2), "ggo": lambda a: a == 1, "consolidation": lambda a: a == 2}
+    return {name: (dice_score(masks[name](pred), masks[name](ref)), bool(masks[name](ref).any()))
+            for name in SEMISEG_SCORES}
+
+
+@dataclass
+class MaskScores:
+    """Per-slice Dice (``rows``: slice name, then one column per scored class) and what was left unscored."""
+
+    kind: str  # classes | infection
+    rows: List[Dict[str, object]] = field(default_factory=list)
+    unmatched_references: List[str] = field(default_factory=list)
+    unmatched_predictions: List[str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> Tuple[str, ...]:
+        return SEMISEG_SCORES if self.kind == "classes" else ("infection",)
+
+    def means(self) -> Dict[str, float]:
+        """Mean per-slice Dice of each scored class, and the number of slices."""
+        out: Dict[str, float] = {f"{c}_dice": float(np.mean([r[c] for r in self.rows])) for c in self.classes}
+        out["slices"] = len(self.rows)
+        return out
+
+
+def _label_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            arr = np.asarray(im.convert("L") if mode == "1" else im)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidInputError(f"not a readable image ({type(exc).__name__}), expected a label image", path) from None
+    if mode not in ("L", "P", "1", "I", "I;16"):
+        raise InvalidInputError(f"{mode} image, expected a one-channel label image", path)
+    return arr
+
+
+def reference_kind(values: np.ndarray, path: Path) -> str:
+    """``classes`` or ``infection`` from a reference's distinct values (see the module); ``""`` for a reference
+    without any lesion or lung (all 0), which either kind describes."""
+    v = set(int(x) for x in values)
+    if v <= {0}:
+        return ""
+    if v <= {0, 1, 2, 3}:
+        return "classes"
+    if v <= {0, 255}:
+        return "infection"
+    shown = ", ".join(str(x) for x in sorted(v)[:8]) + (", ..." if len(v) > 8 else "")
+    raise InvalidInputError(f"values {shown}: expected labels 0-3 (classes) or 0/255 (infection); say "
+                            "--reference infection for another binary mask", path)
+
+
+def score_folders(predicted: Path, references: Path, reference: str = "auto") -> MaskScores:
+    """Pair ``<stem>.mask.png`` in ``predicted`` with ``<stem>.<image suffix>`` in ``references`` and score each
+    pair. Every reference must be of one kind; a prediction of another size than its reference is an error that
+    names both. Unpaired files are listed, not scored."""
+    if reference not in REFERENCE_KINDS:
+        raise InvalidInputError(f"reference kind {reference!r}, expected one of {', '.join(REFERENCE_KINDS)}")
+    for folder in (predicted, references):
+        if not Path(folder).is_dir():
+            raise InvalidInputError("not a folder, expected a folder of masks", folder)
+    preds = {p.name[: -len(MASK_SUFFIX)]: p for p in sorted(Path(predicted).iterdir())
+             if p.name.endswith(MASK_SUFFIX) and p.is_file()}
+    refs = {p.stem: p for p in sorted(Path(references).iterdir())
+            if p.suffix.lower() in REFERENCE_SUFFIXES and not p.name.endswith(MASK_SUFFIX) and p.is_file()}
+    if not preds:
+        raise EmptyInputError(f"no *{MASK_SUFFIX} files (what ctmodels segment writes)", predicted)
+    if not refs:
+        raise EmptyInputError("no reference label images", references)
+    stems = sorted(set(preds) & set(refs), key=lambda s: (len(s), s))  # 2 before 10
+    if not stems:
+        raise InvalidInputError(f"no prediction has a reference of the same name (such as {next(iter(preds))}"
+                                f"{MASK_SUFFIX} and {next(iter(preds))}.png)", references)
+    out = MaskScores(kind=reference, unmatched_references=sorted(set(refs) - set(preds)),
+                     unmatched_predictions=sorted(set(preds) - set(refs)))
+    ref_of = {stem: _label_image(refs[stem]) for stem in stems}
+    kinds = {reference} if reference != "auto" else \
+        {reference_kind(np.unique(r), refs[stem]) for stem, r in ref_of.items()} - {""}
+    if reference == "classes":  # 0/255 or other values are not classes: said, not scored as no lesion
+        for stem, r in ref_of.items():
+            if reference_kind(np.unique(r), refs[stem]) not in ("", "classes"):
+                raise InvalidInputError("values 0 and 255: expected labels 0-3 for --reference classes", refs[stem])
+    if len(kinds) > 1:
+        raise InvalidInputError("references of both kinds (labels 0-3 and 0/255 masks); expected one kind, or "
+                                "say which with --reference", references)
+    kind = kinds.pop() if kinds else "classes"
+    out.kind = kind
+    for stem in stems:
+        pred, ref = _label_image(preds[stem]), ref_of[stem]
+        if pred.shape != ref.shape:
+            raise InvalidInputError(f"{pred.shape[1]}x{pred.shape[0]} prediction against a {ref.shape[1]}x"
+                                    f"{ref.shape[0]} reference ({refs[stem].name}); expected masks of the input's "
+                                    "size", preds[stem])
+        if kind == "infection":
+            ref = np.where(ref > 0, 1, 0)  # scored as infection only: GGO stands for either class
+            pred = np.where((pred == 1) | (pred == 2), 1, 0)
+        else:
+            ref = np.where(ref <= 2, ref, 0)  # other lung is not a lesion
+        scores = semiseg_dice(pred, ref)
+        out.rows.append({"slice": stem, **{c: scores[c][0] for c in SEMISEG_SCORES}})
+    out.rows = [{k: r[k] for k in ("slice",) + out.classes} for r in out.rows]
+    log.info("scored %d slice(s); %d reference(s) and %d prediction(s) unpaired", len(out.rows),
+             len(out.unmatched_references), len(out.unmatched_predictions))
+    return out

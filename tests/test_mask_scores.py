@@ -1,0 +1,86 @@
+"""ctmodels score: mean per-slice Dice of segment's masks against reference label images."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ctmodels.cli import main
+from ctmodels.errors import InvalidInputError
+from ctmodels.mask_scores import score_folders
+
+
+def _save(folder, name, arr, mode=None):
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(arr.astype(np.uint8), mode).save(folder / name)
+
+
+def _pair(tmp_path):
+    """Two slices with Dice worked out by hand. Slice a: GGO 10x10 predicted as 10x5 of it (GGO Dice 2*50/150),
+    consolidation 4x4 found exactly, other lung (3) around it. Slice b: no lesion, a 2x2 false GGO."""
+    pred_a, ref_a = np.full((20, 30), 3), np.zeros((20, 30))
+    ref_a[0:10, 0:10], pred_a[0:10, 0:5] = 1, 1
+    ref_a[15:19, 20:24], pred_a[15:19, 20:24] = 2, 2
+    pred_b, ref_b = np.zeros((16, 16)), np.zeros((16, 16))
+    pred_b[0:2, 0:2] = 1
+    for name, p, r in (("a", pred_a, ref_a), ("b", pred_b, ref_b)):
+        _save(tmp_path / "pred", f"{name}.mask.png", p)
+        _save(tmp_path / "pred", f"{name}.overlay.png", np.stack([p * 60] * 3, -1))  # not a mask: left alone
+        _save(tmp_path / "ref", f"{name}.png", r)
+    return {"a": {"infection": 2 * 66 / (66 + 116), "ggo": 2 * 50 / 150, "consolidation": 1.0},
+            "b": {"infection": 0.0, "ggo": 0.0, "consolidation": 1.0}}
+
+
+def test_classes_are_scored_per_slice_and_averaged_over_slices(tmp_path):
+    want = _pair(tmp_path)
+    _save(tmp_path / "ref", "c.png", np.zeros((8, 8)))  # a reference without a prediction
+    res = score_folders(tmp_path / "pred", tmp_path / "ref")
+    assert res.kind == "classes" and [r["slice"] for r in res.rows] == ["a", "b"]
+    for r in res.rows:
+        for c in ("infection", "ggo", "consolidation"):
+            assert r[c] == pytest.approx(want[r["slice"]][c]), (r["slice"], c)
+    means = res.means()
+    assert means["slices"] == 2
+    assert means["ggo_dice"] == pytest.approx((2 * 50 / 150 + 0.0) / 2)
+    assert res.unmatched_references == ["c"] and res.unmatched_predictions == []
+
+
+def test_binary_infection_references_score_infection_only(tmp_path):
+    want = _pair(tmp_path)
+    for name in ("a", "b"):  # the same lesions as one class, stored 0/255
+        ref = np.asarray(Image.open(tmp_path / "ref" / f"{name}.png"))
+        _save(tmp_path / "ref", f"{name}.png", np.where((ref == 1) | (ref == 2), 255, 0))
+    res = score_folders(tmp_path / "pred", tmp_path / "ref")
+    assert res.kind == "infection" and list(res.means()) == ["infection_dice", "slices"]
+    assert res.means()["infection_dice"] == pytest.approx((want["a"]["infection"] + want["b"]["infection"]) / 2)
+    assert all(set(r) == {"slice", "infection"} for r in res.rows)
+    with pytest.raises(InvalidInputError, match="a.png: values 0 and 255: expected labels 0-3"):
+        score_folders(tmp_path / "pred", tmp_path / "ref", reference="classes")
+
+
+def test_cli_prints_one_line_and_writes_json_and_csv(tmp_path, capsys):
+    _pair(tmp_path)
+    assert main(["score", str(tmp_path / "pred"), str(tmp_path / "ref"), "--csv", str(tmp_path / "s.csv")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 slice(s), references classes: mean per-slice Dice infection 0.") and "ggo 0.333" in out
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "slice,infection,ggo,consolidation"
+    assert main(["score", str(tmp_path / "pred"), str(tmp_path / "ref"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["slices"] == 2 and got["consolidation_dice"] == pytest.approx(1.0) and len(got["per_slice"]) == 2
+
+
+def test_bad_references_are_one_line_naming_the_file(tmp_path, capsys):
+    _pair(tmp_path)
+    _save(tmp_path / "ref", "a.png", np.zeros((21, 30)))  # another size
+    assert main(["score", str(tmp_path / "pred"), str(tmp_path / "ref")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a.mask.png: 30x20 prediction against a 30x21 reference (a.png)" in err
+    _save(tmp_path / "ref", "a.png", np.full((20, 30), 7))  # neither labels 0-3 nor 0/255
+    with pytest.raises(InvalidInputError, match="a.png: values 7: expected labels 0-3"):
+        score_folders(tmp_path / "pred", tmp_path / "ref")
+    _save(tmp_path / "ref", "a.png", np.zeros((20, 30, 3)))  # colour
+    with pytest.raises(InvalidInputError, match="RGB image, expected a one-channel label image"):
+        score_folders(tmp_path / "pred", tmp_path / "ref")
+    with pytest.raises(InvalidInputError, match="no prediction has a reference of the same name"):
+        score_folders(tmp_path / "pred", tmp_path / "pred")
