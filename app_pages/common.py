@@ -10,7 +10,7 @@ from typing import List, Optional
 import streamlit as st
 
 from ctmodels.errors import CTModelsError
-from ctmodels.io import read_ct
+from ctmodels.io import IMAGE_SUFFIXES, read_ct, suffix_of
 from ctmodels.series import position_note
 from ctmodels.types import CTVolume
 
@@ -232,6 +232,21 @@ def choose_series(infos: List[dict], current: Optional[str], shared: Optional[di
         st.rerun()
 
 
+def one_image_of(files, shared) -> "tuple[List, Optional[int]]":
+    """Several image slices uploaded together: each is a study of its own (a folder of them is not one), so the
+    user picks which one the page shows; (that one, its index). Anything else: (the files, None)."""
+    if shared is None or len(files) < 2 or not all(suffix_of(f.name) in IMAGE_SUFFIXES for f in files):
+        return files, None
+    names = [Path(f.name).name for f in files]
+    current = min(int(shared.get("image", 0)), len(files) - 1)
+    picked = st.selectbox(f"{len(files)} slice images uploaded, each segmented on its own. Show", range(len(files)),
+                          index=current, format_func=names.__getitem__, key=f"image_{shared['key']}")
+    if picked != current:
+        shared["image"] = picked
+        st.rerun()
+    return [files[current]], current
+
+
 def lesion_study(files, use_example: bool):
     """The segmented study for these uploads (or the synthetic example), computed once per session."""
     from ctmodels import examples
@@ -239,7 +254,8 @@ def lesion_study(files, use_example: bool):
 
     shared = st.session_state.get("upload") if files else None
     series = shared.get("series") if shared is not None else None  # a series the user picked, else ours
-    key = "example-lesions" if shared is None else f"lesions-{series or 'auto'}-{shared['key']}"
+    files, image = one_image_of(files, shared)
+    key = "example-lesions" if shared is None else f"lesions-{series or 'auto'}-{image}-{shared['key']}"
     study = cached_result(key)
     if study is None:
         try:

@@ -157,6 +157,37 @@ def test_severity_page_with_a_dicom_zip(tmp_path):
     assert len(volumes) == 1 and volumes[0].endswith(" mL.")
 
 
+def test_several_slice_images_are_each_segmented_on_their_own(tmp_path):
+    """Two PNG slices uploaded together on Lesions: a choice of which to show, each segmented as its own slice
+    (before: refused, as a folder of images is not a study); the choice carries over to Study severity."""
+    from ctmodels.examples import lesion_volume
+    from ctmodels.preprocessing import window_hu
+
+    v = lesion_volume(n_slices=2)
+    pngs = []
+    for k, crop in enumerate((slice(None), slice(40, None))):
+        buf = io.BytesIO()
+        Image.fromarray(window_hu(v.voxels[k], -600, 1500)[crop]).save(buf, format="PNG")
+        pngs.append((f"slice{k}.png", buf.getvalue(), "image/png"))
+    at = _app("lesions")
+    at.file_uploader(key="lesion_upload").set_value(pngs)
+    at.run()
+    assert not at.exception and not at.error
+    pick = [s for s in at.selectbox if s.label.startswith("2 slice images uploaded")]
+    assert len(pick) == 1 and pick[0].options == ["slice0.png", "slice1.png"] and pick[0].value == 0
+    first = _metric(at, "Involved")
+    pick[0].set_value(1)
+    at.run()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.selectbox if s.label.startswith("2 slice images")] == [1]
+    second = _metric(at, "Involved")
+    assert first != second  # another slice, another result
+    at.switch_page("app_pages/severity.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.selectbox if s.label.startswith("2 slice images")] == [1]
+
+
 def test_warnings_name_uploaded_files_as_the_user_named_them(tmp_path):
     """Files uploaded one by one are kept in a private temp dir under numbered names; a warning that names one
     (here a volume file beside the DICOM series, not read) names it as uploaded. Before: '0008_copy.nii.gz'."""
