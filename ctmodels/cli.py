@@ -104,7 +104,7 @@ def cmd_segment(args) -> int:
         ours = [f for f in slices if f.name.endswith(OUTPUT_SUFFIXES)]
         if ours and not args.quiet:
             print(f"{Path(i).name}: {len(ours)} mask or overlay image(s) written by segment left out", file=sys.stderr)
-        expanded += [str(f) for f in slices if f not in ours] if slices else [i]
+        expanded += [str(f) for f in slices if f not in ours] or [i]  # none left: the folder, to be refused
     args.inputs = expanded
     inputs = {Path(i).resolve() for i in args.inputs}
     seg = None  # loaded at the first readable input: a bad input fails fast
@@ -179,9 +179,9 @@ def cmd_train_lesion(args) -> int:
     from .io import check_out_folder
     from .train_lesion import train
 
-    metrics = train(args.data and Path(args.data), check_out_folder(args.out), steps=args.steps, batch_size=args.batch_size,
-                    seed=args.seed, threads=args.threads, device=args.device, validate=args.validate,
-                    semiseg_share=args.semiseg_share, lr=args.lr, init=args.init, ema=args.ema,
+    metrics = train(args.data and Path(args.data), check_out_folder(args.out), steps=args.steps,
+                    batch_size=args.batch_size, seed=args.seed, threads=args.threads, device=args.device,
+                    validate=args.validate, semiseg_share=args.semiseg_share, lr=args.lr, init=args.init, ema=args.ema,
                     intensity=args.intensity_aug, pack=args.pack)
     if metrics:
         print(json.dumps(metrics, indent=2))

@@ -282,9 +282,10 @@ class BreathHoldChecker:
         pixel = float(max(vol.spacing[1], vol.spacing[2]))
         if pixel > MAX_PIXEL_MM:  # measured and shown, not judged
             across = f["transverse_mm"] / pixel
-            return QualityResult(UNDETERMINED, None, f"pixels of {pixel:.1f} mm are too coarse to judge the trachea's "
-                                 f"shape (it is {across:.1f} pixels across; verdicts up to {MAX_PIXEL_MM:g} mm pixels); "
-                                 + shape, f, m.slices_used, series, why, m.track.carina_z, m)
+            return QualityResult(UNDETERMINED, None, f"pixels of {pixel:.1f} mm are too coarse to judge the "
+                                 f"trachea's shape (it is {across:.1f} pixels across; verdicts up to "
+                                 f"{MAX_PIXEL_MM:g} mm pixels); " + shape, f, m.slices_used, series, why,
+                                 m.track.carina_z, m)
         p = float(self.model.predict_proba(self.model.vector(f))[0])
         verdict = FAIL if p >= self.threshold else PASS
         return QualityResult(verdict, p, shape, f, m.slices_used, series, why, m.track.carina_z, m)

@@ -126,8 +126,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make):
 
 def test_an_output_folder_that_is_a_file_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
     """--out, --failed-dir or --report-dir naming a file (or a path under one): one line naming it, exit 2, and
-    nothing moved or trained. Before: 'FileExistsError: [Errno 17] File exists', from triage after its lock was taken. An
-    OSError met later says its own words, not its Python class."""
+    nothing moved or trained. Before: 'FileExistsError: [Errno 17] File exists', from triage after its lock was
+    taken. An OSError met later says its own words, not its Python class."""
     import numpy as np
 
     (tmp_path / "in").mkdir()
