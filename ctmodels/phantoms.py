@@ -15,8 +15,10 @@ import numpy as np
 def chest_phantom(spacing: Tuple[float, float, float] = (2.0, 0.8, 0.8), extent_mm: float = 100.0,
                   fov_mm: float = 320.0, trachea_mm: float = 18.0, ap_ratio: float = 1.0,
                   noise_hu: float = 15.0, seed: Optional[int] = 0, carina_frac: float = 0.35,
-                  abdomen: bool = False) -> np.ndarray:
-    """int16 HU volume; ``carina_frac`` places the carina that far up the volume (0 = bottom)."""
+                  abdomen: bool = False, slope_deg: float = 0.0) -> np.ndarray:
+    """int16 HU volume; ``carina_frac`` places the carina that far up the volume (0 = bottom). ``slope_deg``: the
+    trachea and bronchi slope backwards as they descend, as a real trachea does (their centre moves posteriorly by
+    tan(slope) mm per mm down, centred at the middle of the volume); 0 is a tube straight along z."""
     rng = np.random.default_rng(seed)
     dz, dy, dx = spacing
     nz = max(2, int(round(extent_mm / dz)))
@@ -41,11 +43,12 @@ def chest_phantom(spacing: Tuple[float, float, float] = (2.0, 0.8, 0.8), extent_
     vol = np.repeat(base[None], nz, axis=0)
     if not abdomen:
         r_t = trachea_mm / 2
-        ty = -25.0
         carina_k = int(round(carina_frac * nz))
-        a_ax, a_tr = r_t * np.sqrt(ap_ratio), r_t / np.sqrt(ap_ratio)
+        # a sloping tube's axial section is longer front to back by 1 / cos(slope)
+        a_ax, a_tr = r_t * np.sqrt(ap_ratio) / np.cos(np.radians(slope_deg)), r_t / np.sqrt(ap_ratio)
         for k in range(nz):
             sl = vol[k]
+            ty = -25.0 - np.tan(np.radians(slope_deg)) * (k - (nz - 1) / 2) * dz  # higher slices lie further forward
             if k >= carina_k:
                 rr = ((yy - ty) / a_ax) ** 2 + (xx / a_tr) ** 2
                 wall = rr <= ((a_tr + 2.0) / a_tr) ** 2

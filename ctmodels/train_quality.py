@@ -36,13 +36,15 @@ LOSSES = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6]
 HELD_OUT_LOSSES = [0.0, 0.05, 0.1, 0.4, 0.5, 0.6]
 
 
-def random_phantom(seed: int) -> Tuple[np.ndarray, Tuple[float, float, float]]:
+def random_phantom(seed: int, slope_deg: float = 0.0) -> Tuple[np.ndarray, Tuple[float, float, float]]:
+    """The phantom of ``seed`` (its spacing, trachea, noise and carina drawn from it); ``slope_deg`` slopes its
+    trachea backwards (see :func:`ctmodels.phantoms.chest_phantom`; training uses 0)."""
     rng = np.random.default_rng(seed)
     sp_xy = float(rng.uniform(0.5, 1.6))
     sp = (float(rng.choice([1.0, 1.25, 2.0, 2.5, 3.0, 5.0])), sp_xy, sp_xy)
     hu = chest_phantom(sp, extent_mm=90.0, trachea_mm=float(rng.uniform(14, 24)),
                        ap_ratio=float(rng.uniform(0.8, 1.25)), noise_hu=float(rng.uniform(5, 25)),
-                       seed=seed, carina_frac=float(rng.uniform(0.25, 0.45)))
+                       seed=seed, carina_frac=float(rng.uniform(0.25, 0.45)), slope_deg=slope_deg)
     return hu, sp
 
 

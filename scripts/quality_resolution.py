@@ -1,7 +1,7 @@
 """Session 30's resolution and slice-spacing looks (docs/quality-experiments.md): down to what in-plane pixel size,
 and up to what slice spacing, does the breath-hold verdict hold?
 
-    python scripts/quality_resolution.py ../shared/data [--axis xy|z] [--phantoms 30] [--held-out 20]
+    python scripts/quality_resolution.py ../shared/data [--axis xy|z] [--slope] [--phantoms 30] [--held-out 20]
 
 Each base volume gets simulated area losses (mild 0, 0.05, 0.1; severe 0.4, 0.5, 0.6) with scanner variation at
 its own spacing, is block-averaged in-plane (``xy``) or along z (``z``) to the spacing nearest each target, and is
@@ -85,18 +85,23 @@ def main(argv=None):
     ap.add_argument("--phantoms", type=int, default=30)
     ap.add_argument("--held-out", type=int, default=20)
     ap.add_argument("--axis", choices=("xy", "z"), default="xy", help="coarsen the pixels or the slices")
+    ap.add_argument("--slope", action="store_true", help="phantoms' trachea slopes backwards by 10-25 degrees")
     args = ap.parse_args(argv)
     checker = Q.BreathHoldChecker.from_pretrained()
     rng = np.random.default_rng(0)
     train = []
+    def phantom(seed):
+        slope = float(np.random.default_rng([seed, 1]).uniform(10, 25)) if args.slope else 0.0
+        return random_phantom(seed, slope_deg=slope)
+
     for s in range(args.phantoms):
-        hu, sp = random_phantom(s)
+        hu, sp = phantom(s)
         train += judge(checker, hu, sp, rng, args.axis)
         print(f"phantom {s} done", file=sys.stderr)
     table("training phantoms (choose)", train, args.axis)
     held = []
     for s in range(1000, 1000 + args.held_out):
-        hu, sp = random_phantom(s)
+        hu, sp = phantom(s)
         held += judge(checker, hu, sp, rng, args.axis)
     table("held-out phantoms (report only)", held, args.axis)
     real = real_volumes(args.data)
