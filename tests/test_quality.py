@@ -24,6 +24,22 @@ def test_trachea_is_followed_to_the_carina_in_mm(spacing):
     assert all((tr.z[i] - tr.carina_z) * spacing[0] >= 15.0 for i in keep)
 
 
+def test_a_sloping_trachea_is_followed_and_passes():
+    """chest_phantom(slope_deg=20): the lumen's centre moves back by tan(20 deg) mm per mm of descent, as the
+    tracked centroids show; the phantom still passes, and slope 0 is the straight tube."""
+    sp = (2.0, 0.7, 0.7)
+    hu = chest_phantom(sp, extent_mm=90, seed=4, slope_deg=20.0)
+    tr = Q.locate_trachea(hu, sp)
+    assert tr.found
+    z_mm = np.array(tr.z) * sp[0]
+    y_mm = np.array([c[0] for c in tr.centroid_mm])
+    slope = np.polyfit(z_mm, y_mm, 1)[0]  # mm back per mm up: negative, the trachea lies further back lower down
+    assert slope == pytest.approx(-math.tan(math.radians(20.0)), abs=0.05)
+    assert Q.BreathHoldChecker.from_pretrained().predict(_vol(hu, sp)).verdict == "pass"
+    straight = Q.locate_trachea(chest_phantom(sp, extent_mm=90, seed=4), sp)
+    assert np.ptp([c[0] for c in straight.centroid_mm]) < 1.0
+
+
 def test_slice_candidates_ignore_where_the_body_sits_in_the_field_of_view():
     """Candidates are labelled inside the body's bounding box only; that must give the same air
     components, in the same mm, wherever the body is, and still drop air cut by the image edge."""
