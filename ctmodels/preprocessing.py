@@ -27,6 +27,16 @@ def _window_float(hu: np.ndarray, center: float, width: float) -> np.ndarray:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
+def block_mean(hu: np.ndarray, sy: int, sx: int) -> np.ndarray:
+    """float32 means over ``sy x sx`` in-plane blocks of ``hu[z, y, x]`` (rows and columns at the far edges that do
+    not fill a block are dropped): a coarser grid, as a scanner with larger pixels would give."""
+    out = np.asarray(hu, dtype=np.float32)
+    if sy > 1 or sx > 1:
+        z, h, w = out.shape[0], out.shape[1] // sy * sy, out.shape[2] // sx * sx
+        out = out[:, :h, :w].reshape(z, h // sy, sy, w // sx, sx).mean(axis=(2, 4))
+    return out
+
+
 def unwindow(display: np.ndarray, center: float, width: float) -> np.ndarray:
     """Inverse of :func:`window_hu` inside the window (clipped values stay at the window edges)."""
     lo = center - width / 2.0

@@ -33,6 +33,7 @@ from huggingface_hub import ModelHubMixin
 from scipy import ndimage
 
 from . import trachea as T
+from .preprocessing import block_mean
 from .types import CTVolume
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,7 @@ def search_grid(hu: np.ndarray, spacing: Tuple[float, float, float], target=(1.5
     sx = max(1, int(target[2] // spacing[2]))
     # keep the top slice (the search starts there)
     zs = np.arange(hu.shape[0] - 1, -1, -sz)[::-1]
-    small = hu[zs].astype(np.float32)
-    if sy > 1 or sx > 1:
-        h, w = (small.shape[1] // sy) * sy, (small.shape[2] // sx) * sx
-        small = small[:, :h, :w].reshape(len(zs), h // sy, sy, w // sx, sx).mean(axis=(2, 4))
+    small = block_mean(hu[zs], sy, sx)
     return small, (spacing[0] * sz, spacing[1] * sy, spacing[2] * sx), zs
 
 

@@ -20,20 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ctmodels import quality as Q  # noqa: E402
+from ctmodels.preprocessing import block_mean  # noqa: E402
 from ctmodels.train_quality import random_phantom, real_volumes  # noqa: E402
 from ctmodels.types import CTVolume  # noqa: E402
 
 TARGETS_MM = {"xy": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "z": [1.25, 2.5, 5.0, 7.5, 10.0]}
 MILD, SEVERE = [0.0, 0.05, 0.1], [0.4, 0.5, 0.6]
-
-
-def block_mean(hu: np.ndarray, k: int) -> np.ndarray:
-    """In-plane mean over k x k blocks (the edge rows and columns that do not fill a block are dropped)."""
-    if k == 1:
-        return hu
-    z, h, w = hu.shape
-    h, w = h // k * k, w // k * k
-    return hu[:, :h, :w].reshape(z, h // k, k, w // k, k).mean(axis=(2, 4))
 
 
 def block_mean_z(hu: np.ndarray, k: int) -> np.ndarray:
@@ -53,7 +45,7 @@ def judge(checker, hu, spacing, rng, axis="xy"):
         for t in TARGETS_MM[axis]:
             if axis == "xy":
                 k = max(1, int(round(t / spacing[1])))
-                vol = CTVolume(block_mean(sim, k).astype(np.float32), (spacing[0], spacing[1] * k, spacing[2] * k))
+                vol = CTVolume(block_mean(sim, k, k), (spacing[0], spacing[1] * k, spacing[2] * k))
                 reached = spacing[1] * k
             else:
                 k = max(1, int(round(t / spacing[0])))

@@ -8,6 +8,7 @@ import pytest
 from ctmodels import quality as Q
 from ctmodels import trachea as T
 from ctmodels.phantoms import chest_phantom
+from ctmodels.preprocessing import block_mean
 from ctmodels.types import DISPLAY, CTVolume, VolumeMeta
 
 
@@ -172,16 +173,12 @@ def test_pixels_too_coarse_for_the_trachea_s_shape_get_no_verdict(checker):
     hu = chest_phantom(sp, extent_mm=80, seed=11)
     bad = Q.simulate_expiration(hu, sp, 0.5)
 
-    def coarse(v, k):
-        z, h, w = v.shape
-        return v[:, :h // k * k, :w // k * k].reshape(z, h // k, k, w // k, k).mean(axis=(2, 4)).astype(np.float32)
-
     for v in (hu, bad):
-        r = checker.predict(_vol(coarse(v, 6), (sp[0], 4.2, 4.2)))
+        r = checker.predict(_vol(block_mean(v, 6, 6), (sp[0], 4.2, 4.2)))
         assert r.verdict == "undetermined" and r.probability_fail is None
         assert r.reason.startswith("pixels of 4.2 mm are too coarse") and r.features and len(r.slices_used) >= 2
     assert Q.MAX_PIXEL_MM == 3.5
-    r = checker.predict(_vol(coarse(hu, 5), (sp[0], 3.5, 3.5)))
+    r = checker.predict(_vol(block_mean(hu, 5, 5), (sp[0], 3.5, 3.5)))
     assert r.verdict in ("pass", "fail") and r.probability_fail is not None
 
 
