@@ -416,7 +416,7 @@ def read_npy(p: Path, spacing: Optional[Sequence[float]] = None) -> CTVolume:
 
 
 # ---------------------------------------------------------------------------- writers
-def check_out_folder(path: PathLike, what: str = "output folder") -> Path:
+def check_out_folder(path: PathLike) -> Path:
     """``path`` as a folder that outputs can go in, or an InvalidInputError naming it where it, or a folder above
     it, is a file (so that no OSError reaches the user half-way through a run). Makes nothing."""
     p = Path(path)
@@ -424,7 +424,7 @@ def check_out_folder(path: PathLike, what: str = "output folder") -> Path:
         if q.exists():
             if not q.is_dir():
                 where = "is a file" if q == p else f"lies under {q}, which is a file"
-                raise InvalidInputError(f"{where}; expected an {what} (or a path where one can be made)", p)
+                raise InvalidInputError(f"{where}; expected an output folder (or a path where one can be made)", p)
             break
     return p
 

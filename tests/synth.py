@@ -98,6 +98,12 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
     return paths
 
 
+def round_field_of_view(h: int, w: int) -> np.ndarray:
+    """True inside a scanner's round field of view on an h x w slice (the corners lie outside it)."""
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 <= (min(h, w) / 2 - 1) ** 2
+
+
 def ellipse(shape, cy, cx, ry, rx):
     yy, xx = np.mgrid[:shape[0], :shape[1]]
     return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1

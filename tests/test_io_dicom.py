@@ -5,7 +5,7 @@ import pytest
 
 from ctmodels import io
 from ctmodels.errors import EmptyInputError, InvalidInputError, NotCTError
-from synth import chest_phantom, write_series
+from synth import chest_phantom, round_field_of_view, write_series
 
 
 def test_shuffled_files_are_ordered_by_position_not_name(tmp_path):
@@ -638,13 +638,6 @@ def test_a_localizer_filed_in_the_series_is_set_aside_not_stacked(tmp_path):
     assert np.array_equal(io.read_ct(tmp_path / "s").voxels, ref.voxels)
 
 
-def _round_field_of_view(hu: np.ndarray) -> np.ndarray:
-    """True inside the round field of view of each slice (the corners lie outside it)."""
-    h, w = hu.shape[1:]
-    yy, xx = np.mgrid[:h, :w]
-    return (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 <= (min(h, w) / 2 - 1) ** 2
-
-
 def test_pixel_padding_value_marks_pixels_that_are_not_image(tmp_path):
     """Stored 0 with RescaleIntercept -1024 is -1024 HU, grey air in the lung window; the header says it is padding
     (the corners outside the field of view), so it reads as PADDING_HU, below every window. The image keeps its
@@ -652,7 +645,7 @@ def test_pixel_padding_value_marks_pixels_that_are_not_image(tmp_path):
     from ctmodels.dicom import PADDING_HU
 
     hu = np.maximum(chest_phantom((4, 32, 32)), -1000)  # the image itself never holds the padding value
-    fov = _round_field_of_view(hu)
+    fov = round_field_of_view(*hu.shape[1:])
     hu[:, ~fov] = -1024
     write_series(tmp_path / "padded", hu, intercept=-1024.0, tags={"PixelPaddingValue": 0})
     write_series(tmp_path / "plain", hu, intercept=-1024.0)
@@ -667,7 +660,7 @@ def test_pixel_padding_range_and_a_value_written_with_the_other_sign(tmp_path):
     from ctmodels.dicom import PADDING_HU, ct_slice_dataset
 
     hu = chest_phantom((3, 32, 32))
-    fov = _round_field_of_view(hu)
+    fov = round_field_of_view(*hu.shape[1:])
     rng = np.random.default_rng(0)
     for name, vr, value, limit, outside in (("range", "SS", -2000, -1500, rng.integers(-2000, -1499, hu.shape)),
                                             ("unsigned", "US", 63536, None, np.full(hu.shape, -2000))):

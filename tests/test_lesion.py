@@ -244,15 +244,14 @@ def test_a_lesion_free_chest_whose_corners_are_padding_is_read_as_lesion_free(tm
     and PixelPaddingValue 0 says they are padding. Read as -1024 HU (grey air in the lung window) the bundled
     model called about 60 % of this lesion-free phantom's lung ground glass (CT-3, class C); read as padding
     (black, as the scanner shows it) the study is what it is: little or no lesion."""
-    from synth import chest_phantom, write_series
+    from synth import chest_phantom, round_field_of_view, write_series
 
     from ctmodels import io
     from ctmodels.pipeline import segment_study
 
     n = 320
     hu = np.maximum(chest_phantom((3, n, n), spacing=(2.5, 0.7, 0.7)), -1023)
-    yy, xx = np.mgrid[:n, :n]
-    hu[:, (yy - (n - 1) / 2) ** 2 + (xx - (n - 1) / 2) ** 2 > (n / 2 - 1) ** 2] = -1024
+    hu[:, ~round_field_of_view(n, n)] = -1024
     write_series(tmp_path, hu, spacing=(2.5, 0.7, 0.7), intercept=-1024.0, tags={"PixelPaddingValue": 0})
     study = segment_study(LesionSegmenter.from_pretrained(device="cpu"), io.read_ct(tmp_path))
     assert study.report.grade in ("CT-0", "CT-1") and study.report.involved_pct < 10
