@@ -9,7 +9,9 @@ neither the prediction nor the reference holds the class), and the result is the
 * ``ggo`` (label 1) and ``consolidation`` (label 2), where the references separate them.
 
 References are label images of the input's size: ``classes`` (0 background, 1 GGO, 2 consolidation; other
-lung, 3, counts as background), or ``infection`` (one class: any value above 0, such as 0/255 masks).
+lung, 3, counts as background), or ``infection`` (one class: any value above 0, such as 0/255 masks). They are
+one-channel images (the SemiSeg masks are palette images, read as their indices) or, where saved again as RGB,
+grey images or images in the SemiSeg palette's colours (dark red GGO, dark green consolidation).
 ``auto`` takes 0/255 images as ``infection`` and images whose values lie in 0..3 as ``classes``; a binary
 infection mask stored as 0/1 is indistinguishable from a GGO-only one, so say ``infection`` for those.
 """
@@ -67,6 +69,27 @@ class MaskScores:
         return out
 
 
+# The colours of the COVID-SemiSeg label palette (its masks are palette images: index 1 is drawn dark red, 2 dark
+# green); a reference saved again as RGB keeps these colours, and they are read back as the labels they draw.
+LABEL_COLOURS = {(0, 0, 0): 0, (128, 0, 0): 1, (0, 128, 0): 2, (128, 128, 0): 3}
+
+
+def _colour_labels(rgb: np.ndarray, mode: str, path: Path) -> np.ndarray:
+    """A colour reference -> labels: grey pixels (R = G = B, such as a 0/255 mask saved as RGB) give their grey
+    value; otherwise every pixel must be one of :data:`LABEL_COLOURS`."""
+    rgb = rgb[..., :3]
+    if (rgb == rgb[..., :1]).all():
+        return rgb[..., 0]
+    colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    unknown = [tuple(int(v) for v in c) for c in colours if tuple(int(v) for v in c) not in LABEL_COLOURS]
+    if unknown:
+        shown = ", ".join(str(c) for c in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+        raise InvalidInputError(f"{mode} image with colours {shown}: expected a one-channel label image, or the "
+                                "label colours black, (128, 0, 0) GGO, (0, 128, 0) consolidation", path)
+    labels = np.array([LABEL_COLOURS[tuple(int(v) for v in c)] for c in colours], np.uint8)
+    return labels[inverse.reshape(-1)].reshape(rgb.shape[:2])
+
+
 def _label_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
@@ -76,6 +99,8 @@ def _label_image(path: Path) -> np.ndarray:
             arr = np.asarray(im.convert("L") if mode == "1" else im)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InvalidInputError(f"not a readable image ({type(exc).__name__}), expected a label image", path) from None
+    if mode in ("RGB", "RGBA"):
+        return _colour_labels(arr, mode, path)
     if mode not in ("L", "P", "1", "I", "I;16"):
         raise InvalidInputError(f"{mode} image, expected a one-channel label image", path)
     return arr

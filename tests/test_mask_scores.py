@@ -79,8 +79,31 @@ def test_bad_references_are_one_line_naming_the_file(tmp_path, capsys):
     _save(tmp_path / "ref", "a.png", np.full((20, 30), 7))  # neither labels 0-3 nor 0/255
     with pytest.raises(InvalidInputError, match="a.png: values 7: expected labels 0-3"):
         score_folders(tmp_path / "pred", tmp_path / "ref")
-    _save(tmp_path / "ref", "a.png", np.zeros((20, 30, 3)))  # colour
-    with pytest.raises(InvalidInputError, match="RGB image, expected a one-channel label image"):
+    blue = np.zeros((20, 30, 3))
+    blue[..., 2] = 200
+    _save(tmp_path / "ref", "a.png", blue)  # colour, not the label colours
+    with pytest.raises(InvalidInputError, match=r"a.png: RGB image with colours \(0, 0, 200\): expected a one-chan"):
         score_folders(tmp_path / "pred", tmp_path / "ref")
     with pytest.raises(InvalidInputError, match="no prediction has a reference of the same name"):
         score_folders(tmp_path / "pred", tmp_path / "pred")
+
+
+def test_references_saved_again_as_rgb_score_as_their_labels(tmp_path):
+    """The SemiSeg masks are palette images; the same labels saved as RGB (the palette's colours), or a 0/255 mask
+    saved as grey RGB, score as the originals."""
+    _pair(tmp_path)
+    want = score_folders(tmp_path / "pred", tmp_path / "ref")
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0]
+    for name in ("a", "b"):
+        im = Image.open(tmp_path / "ref" / f"{name}.png")
+        im.putpalette(palette)  # as the SemiSeg masks are stored: mode P, read as their indices
+        im.save(tmp_path / "ref" / f"{name}.png")
+        im.convert("RGB").save(tmp_path / "ref" / f"{name}.png")
+    assert Image.open(tmp_path / "ref" / "a.png").mode == "RGB"
+    got = score_folders(tmp_path / "pred", tmp_path / "ref")
+    assert got.kind == "classes" and got.rows == want.rows
+    for name in ("a", "b"):  # infection masks 0/255, saved as RGB
+        ref = np.asarray(Image.open(tmp_path / "ref" / f"{name}.png"))
+        _save(tmp_path / "ref", f"{name}.png", np.where(ref.any(-1, keepdims=True), 255, 0).repeat(3, -1))
+    got = score_folders(tmp_path / "pred", tmp_path / "ref")
+    assert got.kind == "infection" and [r["infection"] for r in got.rows] == [r["infection"] for r in want.rows]
