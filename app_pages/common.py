@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import streamlit as st
 
@@ -161,12 +162,15 @@ def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Option
     return vol
 
 
-def show_error(exc: Exception) -> None:
+def error_line(exc: Exception) -> str:
     """One line, never a traceback."""
     if isinstance(exc, CTModelsError):
-        st.error(str(exc).replace(tempfile.gettempdir(), "upload"))
-    else:
-        st.error(f"Could not process this input: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+        return str(exc).replace(tempfile.gettempdir(), "upload")
+    return f"Could not process this input: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+
+
+def show_error(exc: Exception) -> None:
+    st.error(error_line(exc))
 
 
 def progress_bar(label: str):
@@ -232,10 +236,15 @@ def choose_series(infos: List[dict], current: Optional[str], shared: Optional[di
         st.rerun()
 
 
+def several_images(files) -> bool:
+    """Several image slices uploaded together: each is a study of its own (a folder of them is not one)."""
+    return len(files) > 1 and all(suffix_of(f.name) in IMAGE_SUFFIXES for f in files)
+
+
 def one_image_of(files, shared) -> "tuple[List, Optional[int]]":
-    """Several image slices uploaded together: each is a study of its own (a folder of them is not one), so the
-    user picks which one the page shows; (that one, its index). Anything else: (the files, None)."""
-    if shared is None or len(files) < 2 or not all(suffix_of(f.name) in IMAGE_SUFFIXES for f in files):
+    """Several image slices uploaded together: the user picks which one the page shows; (that one, its index).
+    Anything else: (the files, None)."""
+    if shared is None or not several_images(files):
         return files, None
     names = [Path(f.name).name for f in files]
     current = min(int(shared.get("image", 0)), len(files) - 1)
@@ -247,6 +256,10 @@ def one_image_of(files, shared) -> "tuple[List, Optional[int]]":
     return [files[current]], current
 
 
+def _lesions_key(shared: dict, series: Optional[str], image: Optional[int]) -> str:
+    return f"lesions-{series or 'auto'}-{image}-{shared['key']}"
+
+
 def lesion_study(files, use_example: bool):
     """The segmented study for these uploads (or the synthetic example), computed once per session."""
     from ctmodels import examples
@@ -255,7 +268,7 @@ def lesion_study(files, use_example: bool):
     shared = st.session_state.get("upload") if files else None
     series = shared.get("series") if shared is not None else None  # a series the user picked, else ours
     files, image = one_image_of(files, shared)
-    key = "example-lesions" if shared is None else f"lesions-{series or 'auto'}-{image}-{shared['key']}"
+    key = "example-lesions" if shared is None else _lesions_key(shared, series, image)
     study = cached_result(key)
     if study is None:
         try:
@@ -280,3 +293,70 @@ def lesion_study(files, use_example: bool):
     for w in study.warnings:
         st.warning(w)
     return study
+
+
+@dataclass
+class ImageTable:
+    """Every slice image of an upload segmented: one row each as ``ctmodels segment`` writes results.csv (the
+    upload's name as ``input``, the stem its mask is named by), the masks as segment names them
+    (``<stem>.mask.png``, for ``ctmodels score``), and one line per image that could not be read."""
+
+    rows: List[dict]
+    masks: Dict[str, bytes]
+    errors: List[str]
+
+    def csv(self) -> str:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows).to_csv(index=False)
+
+    def masks_zip(self) -> bytes:
+        import io
+        import zipfile
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in self.masks.items():
+                z.writestr(name, data)
+        return buf.getvalue()
+
+
+def image_table(files, run: bool) -> Optional[ImageTable]:
+    """The table of every uploaded slice image: kept for this upload once made; made (with a progress bar, each
+    image's study from the page reused where it was already segmented) only when ``run``; else None."""
+    import io
+
+    from PIL import Image
+
+    from ctmodels.pipeline import segment_study
+
+    shared = st.session_state["upload"]
+    key = f"lesions-table-{shared['key']}"
+    table = cached_result(key)
+    if table is not None or not run:
+        return table
+    table, stems = ImageTable([], {}, []), set()
+    bar, update = progress_bar("Segmenting every slice image")
+    for i, f in enumerate(files):
+        name = Path(f.name).name
+        study = cached_result(_lesions_key(shared, None, i))
+        try:
+            if study is None:
+                study = segment_study(lesion_model(), volume_from_uploads([f]))
+        except Exception as exc:  # one line for this image; the others are still segmented
+            line = error_line(exc)  # a library error names the file already
+            table.errors.append(line if isinstance(exc, CTModelsError) else f"{name}: {line}")
+            update(i + 1, len(files))
+            continue
+        stem = Path(name).stem or f"image{i}"
+        while stem in stems:  # two uploads of one name: each mask keeps its own
+            stem += "_"
+        stems.add(stem)
+        table.rows.append({"input": name, "stem": stem, **study.summary()})
+        buf = io.BytesIO()
+        Image.fromarray(study.lesions.labels[0]).save(buf, format="PNG")
+        table.masks[f"{stem}.mask.png"] = buf.getvalue()
+        update(i + 1, len(files))
+    bar.empty()
+    store_result(key, table)
+    return table

@@ -5,7 +5,7 @@ import io as _io
 import streamlit as st
 from PIL import Image
 
-from app_pages.common import lesion_study, upload_or_example
+from app_pages.common import image_table, lesion_study, several_images, upload_or_example
 from ctmodels import severity
 from ctmodels.lesion_model import LABELS
 from ctmodels.preprocessing import window_hu
@@ -85,3 +85,24 @@ else:
 d3.download_button("CSV", study.per_slice_csv(), "involvement.csv", "text/csv",
                    help="per slice: position (S, mm), whether it was filled in, lung mL, % GGO, consolidation, either")
 st.caption("Mask labels: 0 background, 1 GGO, 2 consolidation, 3 other lung.")
+
+# ---- several slice images: all of them in one table
+if several_images(files):
+    st.subheader(f"All {len(files)} slice images")
+    table = image_table(files, run=False)
+    if table is None and st.button(f"Segment all {len(files)}", key="lesion_all_images",
+                                   help="one row per image, as ctmodels segment writes results.csv"):
+        table = image_table(files, run=True)
+    if table is not None:
+        for line in table.errors:
+            st.error(line)
+        if table.rows:
+            st.dataframe([{k: r[k] for k in ("input", "grade", "ggo_pct", "consolidation_pct", "involved_pct",
+                                             "warnings")} for r in table.rows], hide_index=True)
+            t1, t2 = st.columns(2)
+            t1.download_button("Table (CSV)", table.csv(), "results.csv", "text/csv",
+                               help="the columns of ctmodels segment's results.csv")
+            t2.download_button("Masks (zip)", table.masks_zip(), "masks.zip", "application/zip",
+                               help="<name>.mask.png per image (0 background, 1 GGO, 2 consolidation, 3 other lung), "
+                                    "as ctmodels segment names them: ctmodels score masks/ references/ gives the "
+                                    "model card's Dice")

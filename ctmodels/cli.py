@@ -149,18 +149,7 @@ def cmd_segment(args) -> int:
         if z > 1:
             write_mask_nifti(res.labels, vol.spacing, out / f"{stem}.mask.nii.gz", layout=vol.meta.layout)
             (out / f"{stem}.slices.csv").write_text(study.per_slice_csv())
-        rows.append({"input": where, "stem": stem, "slices": z, "units": vol.meta.units,
-                     "series": "" if vol.meta.series_number is None else vol.meta.series_number,
-                     "kernel": vol.meta.kernel or "",
-                     "key_slice": k, "ggo_pct": round(rep.ggo_pct, 3),
-                     "consolidation_pct": round(rep.consolidation_pct, 3),
-                     "involved_pct": round(rep.involved_pct, 3),
-                     **{name: "" if rep.volumes_ml is None else round(rep.volumes_ml[name], 1)
-                        for name in ("lung_ml", "ggo_ml", "consolidation_ml")},
-                     "grade": rep.grade,
-                     "p_extensive": round(rep.p_extensive, 4) if rep.lung_found else "",
-                     "extent_class": rep.extent_class,
-                     "warnings": " | ".join(study.warnings)})
+        rows.append({"input": where, "stem": stem, **study.summary()})
         ledger.write_rows(table, [r for r in earlier if r["stem"] not in used] + rows, list(rows[0]))
         if not args.quiet and not rep.lung_found:
             print(f"{p.name}: no lung found, no grade")

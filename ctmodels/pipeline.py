@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -31,6 +31,21 @@ class StudySeverity:
         if len(made) < len(lesion):
             lesion[made] = -1
         return int(np.argmax(lesion))
+
+    def summary(self) -> Dict[str, object]:
+        """The study in one row, as ``ctmodels segment`` writes it to results.csv after the input's name: slices,
+        units, series number and kernel, the key slice, % of lung per class, volumes in mL (empty where the voxel
+        size is not known), grade, P(extensive) (empty where no lung was found), class and warnings."""
+        vol, rep = self.volume, self.report
+        return {"slices": vol.shape[0], "units": vol.meta.units,
+                "series": "" if vol.meta.series_number is None else vol.meta.series_number,
+                "kernel": vol.meta.kernel or "", "key_slice": self.key_slice,
+                "ggo_pct": round(rep.ggo_pct, 3), "consolidation_pct": round(rep.consolidation_pct, 3),
+                "involved_pct": round(rep.involved_pct, 3),
+                **{name: "" if rep.volumes_ml is None else round(rep.volumes_ml[name], 1)
+                   for name in ("lung_ml", "ggo_ml", "consolidation_ml")},
+                "grade": rep.grade, "p_extensive": round(rep.p_extensive, 4) if rep.lung_found else "",
+                "extent_class": rep.extent_class, "warnings": " | ".join(self.warnings)}
 
     def per_slice_csv(self) -> str:
         """One row per slice: its index, its S coordinate in mm (empty where the input gives no position),

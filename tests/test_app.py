@@ -188,6 +188,49 @@ def test_several_slice_images_are_each_segmented_on_their_own(tmp_path):
     assert [s.value for s in at.selectbox if s.label.startswith("2 slice images")] == [1]
 
 
+def test_several_slice_images_can_be_segmented_all_into_one_table(tmp_path):
+    """Several slice images on Lesions: a button segments every one into a table (segment's results.csv columns),
+    a zip of masks named as segment names them, and one error line for an image that cannot be read."""
+    from ctmodels.examples import lesion_volume
+    from ctmodels.preprocessing import window_hu
+
+    v = lesion_volume(n_slices=2)
+    pngs = []
+    for k, crop in enumerate((slice(None), slice(40, None))):
+        buf = io.BytesIO()
+        Image.fromarray(window_hu(v.voxels[k], -600, 1500)[crop]).save(buf, format="PNG")
+        pngs.append((f"slice{k}.png", buf.getvalue(), "image/png"))
+    pngs.append(("broken.png", b"\x89PNG\r\n\x1a\n not an image", "image/png"))
+    at = _app("lesions")
+    at.file_uploader(key="lesion_upload").set_value(pngs)
+    at.run()
+    assert not at.exception and not at.error
+    assert not at.dataframe and at.button(key="lesion_all_images").label == "Segment all 3"
+    shown = _metric(at, "Involved")  # slice0.png, segmented for the page
+    at.button(key="lesion_all_images").click()
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "broken.png" in at.error[0].value and "\n" not in at.error[0].value
+    rows = at.dataframe[0].value
+    assert list(rows["input"]) == ["slice0.png", "slice1.png"]
+    assert f"{rows['involved_pct'][0]:.1f} %" == shown
+    assert set(rows["grade"]) <= {"CT-0", "CT-1", "CT-2", "CT-3", "CT-4"}
+    table = at.session_state["results"][f"lesions-table-{at.session_state['upload']['key']}"]
+    assert list(table.rows[0]) == ["input", "stem", "slices", "units", "series", "kernel", "key_slice", "ggo_pct",
+                                   "consolidation_pct", "involved_pct", "lung_ml", "ggo_ml", "consolidation_ml",
+                                   "grade", "p_extensive", "extent_class", "warnings"]
+    with zipfile.ZipFile(io.BytesIO(table.masks_zip())) as z:
+        assert z.namelist() == ["slice0.mask.png", "slice1.mask.png"]
+        mask = np.asarray(Image.open(io.BytesIO(z.read("slice1.mask.png"))))
+    assert mask.shape == (v.shape[1] - 40, v.shape[2]) and set(np.unique(mask)) <= {0, 1, 2, 3}
+    lung = (mask > 0).sum()
+    assert lung and ((mask == 1) | (mask == 2)).sum() / lung * 100 == pytest.approx(rows["involved_pct"][1], abs=1e-3)
+    assert [b.proto.label for b in at.get("download_button")][-2:] == ["Table (CSV)", "Masks (zip)"]
+    at.selectbox[0].set_value(1)  # another image shown: the table stays, not made again
+    at.run()
+    assert not at.exception and at.dataframe and "lesion_all_images" not in [b.key for b in at.button]
+
+
 def test_warnings_name_uploaded_files_as_the_user_named_them(tmp_path):
     """Files uploaded one by one are kept in a private temp dir under numbered names; a warning that names one
     (here a volume file beside the DICOM series, not read) names it as uploaded. Before: '0008_copy.nii.gz'."""
