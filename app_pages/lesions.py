@@ -92,13 +92,16 @@ if several_images(files):
     table = image_table(files, run=False)
     if table is None and st.button(f"Segment all {len(files)}", key="lesion_all_images",
                                    help="one row per image, as ctmodels segment writes results.csv"):
-        table = image_table(files, run=True)
+        image_table(files, run=True)
+        st.rerun()  # drawn again with the table, without the button
     if table is not None:
         for line in table.errors:
             st.error(line)
         if table.rows:
-            st.dataframe([{k: r[k] for k in ("input", "grade", "ggo_pct", "consolidation_pct", "involved_pct",
-                                             "warnings")} for r in table.rows], hide_index=True)
+            names = {"input": "Image", "grade": "Grade", "ggo_pct": "GGO %", "consolidation_pct": "Consolidation %",
+                     "involved_pct": "Involved %", "warnings": "Warnings"}
+            st.dataframe([{k: r[k] for k in names} for r in table.rows], hide_index=True,
+                         column_config={k: st.column_config.Column(v) for k, v in names.items()})
             t1, t2 = st.columns(2)
             t1.download_button("Table (CSV)", table.csv(), "results.csv", "text/csv",
                                help="the columns of ctmodels segment's results.csv")
