@@ -70,13 +70,11 @@ def _stem(path: Path) -> str:
     return name
 
 
-OUTPUT_SUFFIXES = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv")  # what segment writes per input
-
-
 def cmd_segment(args) -> int:
     from tqdm import tqdm
 
-    from .io import check_out_folder, image_slices, read_ct, write_mask_nifti, write_mask_png
+    from .io import SEGMENT_OUTPUTS, check_out_folder, image_slices, is_segment_output, read_ct, write_mask_nifti, \
+        write_mask_png
     from .lesion import LesionSegmenter
     from .pipeline import segment_study
     from .severity import format_probability, format_volumes
@@ -101,10 +99,11 @@ def cmd_segment(args) -> int:
     expanded = []
     for i in args.inputs:
         slices = image_slices(i)
-        ours = [f for f in slices if f.name.endswith(OUTPUT_SUFFIXES)]
-        if ours and not args.quiet:
-            print(f"{Path(i).name}: {len(ours)} mask or overlay image(s) written by segment left out", file=sys.stderr)
-        expanded += [str(f) for f in slices if f not in ours] or [i]  # none left: the folder, to be refused
+        theirs = [str(f) for f in slices if not is_segment_output(f)]
+        if theirs and len(theirs) < len(slices) and not args.quiet:
+            print(f"{Path(i).name}: {len(slices) - len(theirs)} mask or overlay image(s) written by segment left out",
+                  file=sys.stderr)
+        expanded += theirs or [i]  # none left: the folder, refused in one line that says what it holds
     args.inputs = expanded
     inputs = {Path(i).resolve() for i in args.inputs}
     seg = None  # loaded at the first readable input: a bad input fails fast
@@ -123,7 +122,7 @@ def cmd_segment(args) -> int:
             seg = LesionSegmenter.from_pretrained(args.model, device=args.device)
         stem, where = _stem(p), str(p.resolve())  # the table names inputs by absolute path: runs from other folders
         while (stem in used or taken.get(stem, where) not in (where, str(p))
-               or any((out / f"{stem}{sfx}").resolve() in inputs for sfx in OUTPUT_SUFFIXES)):
+               or any((out / f"{stem}{sfx}").resolve() in inputs for sfx in SEGMENT_OUTPUTS)):
             stem += "_"
         used.add(stem)
         z = vol.shape[0]

@@ -44,6 +44,12 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".npy")
+SEGMENT_OUTPUTS = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv")  # ctmodels segment writes these
+
+
+def is_segment_output(path: PathLike) -> bool:
+    """A mask, overlay or table that ``ctmodels segment`` wrote (by its name): not a study, where a folder is read."""
+    return Path(path).name.lower().endswith(SEGMENT_OUTPUTS)
 MAX_IMAGE_PIXELS = 4096 * 4096
 
 PathLike = Union[str, Path]
@@ -207,6 +213,10 @@ def _refuse_images_or_zips(folder: Path, images: List[Path], name: str, what: st
     if zips:
         raise EmptyInputError(f"{what}, but {len(zips)} zip file(s); a folder is read as one study: give each zip "
                               "as its own input", name)
+    ours = [f for f in folder.rglob("*") if is_segment_output(f) and f.is_file()]
+    if ours:
+        raise EmptyInputError(f"{what}, only {len(ours)} mask, overlay or table file(s) that ctmodels segment wrote; "
+                              "expected a study", name)
 
 
 def image_slices(folder: PathLike) -> List[Path]:
@@ -223,9 +233,12 @@ def image_slices(folder: PathLike) -> List[Path]:
 
 
 def _volumes_and_images(folder: Path) -> Tuple[List[Path], List[Path]]:
-    """The volume files (NIfTI, NRRD, .npy) and image files (PNG, JPG, ...) anywhere in ``folder``, sorted."""
+    """The volume files (NIfTI, NRRD, .npy) and image files (PNG, JPG, ...) anywhere in ``folder``, sorted; masks
+    and overlays that ``ctmodels segment`` wrote there are neither."""
     vols, images = [], []
     for f in sorted(folder.rglob("*")):
+        if is_segment_output(f):
+            continue
         sfx = suffix_of(f)
         if sfx in VOLUME_SUFFIXES and f.is_file():
             vols.append(f)

@@ -266,6 +266,32 @@ def test_segment_takes_a_folder_of_image_slices_as_its_slices(tmp_path, capsys):
     assert [(r["stem"], r["slices"]) for r in rows] == [("study", "4")]
 
 
+def test_segment_outputs_written_into_a_study_folder_are_not_taken_for_study_files(tmp_path, capsys):
+    """``segment study/ --out study/results``, run again: the masks it wrote there are neither named as volume files
+    beside the series (before: a warning) nor read as a study where the study is a volume file (before: "2 volume
+    files found"). A folder holding only segment's outputs is one line saying so."""
+    import csv
+
+    from ctmodels.io import write_volume_nifti
+
+    hu = chest_phantom((4, 32, 32))
+    write_series(tmp_path / "study", hu)
+    (tmp_path / "vol").mkdir()
+    write_volume_nifti(hu, (2.5, 0.7, 0.7), tmp_path / "vol" / "ct.nii.gz")
+    for name in ("study", "vol"):
+        for run in range(2):
+            assert main(["segment", str(tmp_path / name), "--out", str(tmp_path / name / "results")]) == 0
+            err = capsys.readouterr().err
+            assert "volume file" not in err, (name, run, err)
+        rows = list(csv.DictReader(open(tmp_path / name / "results" / "results.csv", encoding="utf-8")))
+        assert [(r["stem"], r["slices"]) for r in rows] == [(name, "4")] and "volume file" not in rows[0]["warnings"]
+    assert (tmp_path / "vol" / "results" / "vol.mask.nii.gz").is_file()
+    assert main(["segment", str(tmp_path / "vol" / "results"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "results: no DICOM files found, only 4 mask, overlay or table file(s) that " \
+        "ctmodels segment wrote; expected a study" in err
+
+
 def test_segment_keeps_hu_labels_inside_the_body_unless_told_not_to(tmp_path):
     """The synthetic example as NIfTI: the bundled model labels air around the phantom as lung, and
     the body mask makes it background in the written mask; --no-body-mask keeps the model's labels (with
