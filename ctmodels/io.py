@@ -193,13 +193,19 @@ def _read_folder(folder: Path, series_uid: Optional[str], purpose: str,
     log.info("%d series found; using series %s: %s", len(infos), best.series_number, why)
     vol = dicom.read_series(groups[best.series_uid], source=name)
     if vols:  # said, not silently passed over: a converted copy, a mask, or another study
-        shown = ", ".join(f.name for f in vols[:3]) + (", ..." if len(vols) > 3 else "")
-        vol.meta.warnings.append(f"the folder also holds {len(vols)} volume file(s) ({shown}), not read: where a "
-                                 "folder holds DICOM, its DICOM series is read; give a volume file as its own input")
-        log.warning("%s: %s", Path(name).name, vol.meta.warnings[-1])
+        vol.meta.warnings.append(_volumes_beside(vols, name))
     # every series with its description, so that a caller can offer the others (the app's series choice)
     vol.meta.extra.update(selection_reason=why, n_series=len(infos), series=[s.as_dict() for s in infos])
     return vol
+
+
+def _volumes_beside(vols: List[Path], name: str) -> str:
+    """The warning (logged, and returned) for volume files in a folder whose DICOM series is what is read."""
+    shown = ", ".join(f.name for f in vols[:3]) + (", ..." if len(vols) > 3 else "")
+    text = (f"the folder also holds {len(vols)} volume file(s) ({shown}), not read: where a folder holds DICOM, its "
+            "DICOM series is read; give a volume file as its own input")
+    log.warning("%s: %s", Path(name).name, text)
+    return text
 
 
 def _refuse_images_or_zips(folder: Path, images: List[Path], name: str, what: str) -> None:
@@ -274,6 +280,9 @@ def _list_folder(folder: Path, name: str) -> List[SeriesInfo]:
             return [_volume_info(read_ct(v), v) for v in vols]
         _refuse_images_or_zips(folder, images, name, "no DICOM files or volumes found")
         raise EmptyInputError("no DICOM files or volumes found", name)
+    vols = _volumes_and_images(folder)[0]
+    if vols:  # listed by reading, as reading names them
+        _volumes_beside(vols, name)
     return [describe_dicom_series(uid, its) for uid, its in dicom.group_series(items).items()]
 
 

@@ -472,6 +472,10 @@ def test_volume_files_beside_a_dicom_series_are_named_not_passed_over(tmp_path, 
     assert np.array_equal(vol.voxels, hu) and vol.meta.format == "dicom"
     said = [w for w in vol.meta.warnings if "1 volume file(s) (copy.nii.gz), not read" in w]
     assert len(said) == 1 and said[0] in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # listing the folder (ctmodels info) names it too
+        assert len(io.list_series(tmp_path)) == 1
+    assert said[0] in caplog.text
 
 
 # ----------------------------------------------------------------------------- Enhanced (multi-frame) CT
