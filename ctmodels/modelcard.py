@@ -174,7 +174,8 @@ with neither reference nor prediction as Dice 1.
 {rec.get('evaluation', '')}
 
 To measure the model the same way on your own labelled slices (label images: 0 background, 1 GGO,
-2 consolidation; or 0/255 infection masks): `ctmodels segment images/ --out pred/`, then
+2 consolidation, as the SemiSeg palette masks, also when saved as RGB in their colours; or 0/255 infection masks):
+`ctmodels segment images/ --out pred/`, then
 `ctmodels score pred/ masks/`. On the 11 held-out SemiSeg slices this gives the three SemiSeg numbers above.
 
 {_uncertainty(rec)}

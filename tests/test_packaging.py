@@ -2,6 +2,7 @@
 offline from a weights folder."""
 
 import os
+import site
 import subprocess
 import sys
 import venv
@@ -36,9 +37,13 @@ def test_wheel_has_code_and_registry_but_no_weights(wheel):
 
 def test_fresh_venv_loads_both_models_offline(wheel, tmp_path):
     env_dir = tmp_path / "venv"
-    # the heavy dependencies (torch, ...) come from this interpreter's site-packages
+    # the heavy dependencies (torch, ...) come from this interpreter's site-packages: listed in a .pth file, as
+    # system_site_packages alone gives only the base interpreter's when the tests run inside a virtual environment
     venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
+    r = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                       capture_output=True, text=True, timeout=60)
+    Path(r.stdout.strip(), "parent-site-packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
