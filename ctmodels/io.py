@@ -405,7 +405,9 @@ def read_image(p: Path) -> CTVolume:
             arr = np.asarray(im)
     except InvalidInputError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # so large that Pillow refuses to open it
+        raise InvalidInputError("image is larger than the 4096x4096 limit", p) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InvalidInputError(f"not a readable image ({type(exc).__name__})", p) from None
     if min(arr.shape) < 8:
         raise InvalidInputError(f"image is {arr.shape[1]}x{arr.shape[0]}, smaller than 8x8", p)

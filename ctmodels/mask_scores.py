@@ -26,6 +26,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .errors import EmptyInputError, InvalidInputError
+from .io import MAX_IMAGE_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,16 @@ def _label_image(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:  # as segment's inputs: checked before the pixels are decoded
+                raise InvalidInputError(f"image is {w}x{h}, larger than the 4096x4096 limit; expected a label image",
+                                        path)
             mode = im.mode
             arr = np.asarray(im.convert("L") if mode == "1" else im)
+    except InvalidInputError:
+        raise
+    except Image.DecompressionBombError:  # so large that Pillow refuses to open it
+        raise InvalidInputError("image is larger than the 4096x4096 limit; expected a label image", path) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InvalidInputError(f"not a readable image ({type(exc).__name__}), expected a label image", path) from None
     if mode in ("RGB", "RGBA"):

@@ -139,6 +139,8 @@ CASES = {
     "noise_dicom": lambda t: _dicom_variant(t, "noise.dcm", _noise_pixels),
     "one_pixel_png": lambda t: _save_png(t, "one.png", np.zeros((1, 1), np.uint8)),
     "giant_png": lambda t: (Image.new("L", (10000, 10000)).save(t / "giant.png"), t / "giant.png")[1],
+    # so large that Pillow refuses to open it as a possible decompression bomb (before: "not a readable image")
+    "bomb_png": lambda t: (Image.new("L", (14000, 14000)).save(t / "bomb.png"), t / "bomb.png")[1],
     "png_16bit": lambda t: _save_png(t, "deep.png", (np.arange(256, dtype=np.uint16) * 200).reshape(16, 16)),
     "nan_npy": lambda t: _npy(t, "nan.npy", np.full((4, 16, 16), np.nan, np.float32)),
     "empty_npy": lambda t: _npy(t, "e.npy", np.zeros((0, 4))),

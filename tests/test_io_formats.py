@@ -3,6 +3,7 @@
 import zipfile
 
 import numpy as np
+from PIL import Image
 import pytest
 
 from ctmodels import io
@@ -208,3 +209,12 @@ def test_corrupt_zip(tmp_path):
     (tmp_path / "x.zip").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(InvalidInputError, match="x.zip.*zip"):
         io.read_ct(tmp_path / "x.zip")
+
+
+@pytest.mark.parametrize("side", [5000, 14000])
+def test_an_image_over_the_size_limit_says_so(tmp_path, side):
+    """Over 4096x4096: refused before decoding, saying why; at 14000 px Pillow itself refuses to open it (a possible
+    decompression bomb), which before gave only "not a readable image (DecompressionBombError)"."""
+    Image.new("L", (side, side)).save(tmp_path / "big.png")
+    with pytest.raises(InvalidInputError, match=r"big.png: image is (5000x5000, )?larger than the 4096x4096 limit"):
+        io.read_ct(tmp_path / "big.png")

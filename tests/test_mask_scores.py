@@ -84,6 +84,10 @@ def test_bad_references_are_one_line_naming_the_file(tmp_path, capsys):
     _save(tmp_path / "ref", "a.png", blue)  # colour, not the label colours
     with pytest.raises(InvalidInputError, match=r"a.png: RGB image with colours \(0, 0, 200\): expected a one-chan"):
         score_folders(tmp_path / "pred", tmp_path / "ref")
+    for side in (5000, 14000):  # over the limit; so large that Pillow refuses it as a decompression bomb
+        Image.new("L", (side, side)).save(tmp_path / "ref" / "a.png")
+        with pytest.raises(InvalidInputError, match="a.png: image is (5000x5000, )?larger than the 4096x4096 limit"):
+            score_folders(tmp_path / "pred", tmp_path / "ref")
     with pytest.raises(InvalidInputError, match="no prediction has a reference of the same name"):
         score_folders(tmp_path / "pred", tmp_path / "pred")
 
