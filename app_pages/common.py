@@ -260,6 +260,22 @@ def _lesions_key(shared: dict, series: Optional[str], image: Optional[int]) -> s
     return f"lesions-{series or 'auto'}-{image}-{shared['key']}"
 
 
+def made_truth(vol: CTVolume, z: Optional[int] = None) -> str:
+    """For the synthetic example, what it was made with (over the volume, and in slice ``z``), to read beside what
+    the model found; "" for anything else."""
+    from ctmodels.examples import made_involvement
+
+    made = made_involvement(vol)
+    if made is None:
+        return ""
+    here = made_involvement(vol, z) if z is not None else None
+    return (f"Made in code (this example's truth): GGO {made['ggo_pct']:.1f} % - consolidation "
+            f"{made['consolidation_pct']:.1f} % - involved {made['involved_pct']:.1f} % of lung"
+            + ("" if here is None else f"; in this slice {here['involved_pct']:.1f} % (GGO {here['ggo_pct']:.1f} %, "
+                                      f"consolidation {here['consolidation_pct']:.1f} %)")
+            + ". Its smooth made-up textures are not real CT: the model can miss or mislabel them.")
+
+
 def lesion_study(files, use_example: bool):
     """The segmented study for these uploads (or the synthetic example), computed once per session."""
     from ctmodels import examples

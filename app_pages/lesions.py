@@ -5,7 +5,7 @@ import io as _io
 import streamlit as st
 from PIL import Image
 
-from app_pages.common import image_table, lesion_study, several_images, upload_or_example
+from app_pages.common import image_table, lesion_study, made_truth, several_images, upload_or_example
 from ctmodels import severity
 from ctmodels.lesion_model import LABELS
 from ctmodels.preprocessing import window_hu
@@ -55,6 +55,9 @@ with right:
     st.metric("Grade", rep.grade, help="MosMed: CT-0 none, CT-1 <25 %, CT-2 25-50 %, CT-3 50-75 %, CT-4 >=75 % of lung")
     st.caption(f"GGO {rep.ggo_pct:.1f} % - consolidation {rep.consolidation_pct:.1f} % - involved "
                f"{rep.involved_pct:.1f} % of lung over {vol.shape[0]} slice(s)")
+    made = made_truth(vol, z)
+    if made:  # the synthetic example: what it was made with, beside what the model found
+        st.caption(made)
 
 rgb = overlay(disp, res.labels[z], classes=shown, colors=colors, alpha=opacity)
 s_mm = vol.position_mm(z)

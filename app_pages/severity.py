@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages.common import lesion_study, upload_or_example
+from app_pages.common import lesion_study, made_truth, upload_or_example
 from ctmodels.charts import involvement_chart
 from ctmodels.severity import T_AB, T_BC, format_probability, format_volumes
 
@@ -22,6 +22,9 @@ c[3].metric("Grade", rep.grade)
 c[4].metric("P(extensive)", format_probability(rep.p_extensive), help=f"class {rep.extent_class}")
 if rep.volumes_ml is not None:
     st.caption(f"Volumes, from the scan's voxel size: {format_volumes(rep.volumes_ml)}.")
+made = made_truth(vol)
+if made:  # the synthetic example: what it was made with, beside what the model found
+    st.caption(made)
 st.altair_chart(involvement_chart(rep.per_slice), width="stretch")
 st.markdown(f"""
 **What the numbers mean.** The model labels every pixel; *involved* is the share of the lung that is

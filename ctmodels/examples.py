@@ -5,7 +5,7 @@ They show how the tools behave; they are not real CT and say so in their metadat
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 from scipy import ndimage
@@ -22,7 +22,10 @@ def _meta(name: str) -> VolumeMeta:
 
 
 def lesion_volume(n_slices: int = 12, seed: int = 0) -> CTVolume:
-    """A chest phantom with lung texture, patchy ground-glass (-550 HU) and consolidation (0 HU)."""
+    """A chest phantom with lung texture, patchy ground-glass (-550 HU) and consolidation (-20 HU).
+
+    ``meta.extra["made_labels"]`` holds what it was made with, on its grid (uint8: 0 background, 1 GGO,
+    2 consolidation, 3 other lung), so that a page can show the truth beside the model's labels."""
     rng = np.random.default_rng(seed)
     sp = (5.0, 1.25, 1.25)
     base = chest_phantom(sp, extent_mm=n_slices * sp[0], fov_mm=340, noise_hu=0, seed=seed).astype(np.float32)
@@ -40,7 +43,23 @@ def lesion_volume(n_slices: int = 12, seed: int = 0) -> CTVolume:
     base[ggo] = -550
     base[cons] = -20
     base = ndimage.gaussian_filter(base, (0, 0.8, 0.8)) + rng.normal(0, 20, base.shape).astype(np.float32)
-    return CTVolume(np.round(base).astype(np.int16), sp, _meta("lesions"))
+    made = np.where(cons, 2, np.where(ggo, 1, np.where(lungs, 3, 0))).astype(np.uint8)
+    meta = _meta("lesions")
+    meta.extra["made_labels"] = made
+    return CTVolume(np.round(base).astype(np.int16), sp, meta)
+
+
+def made_involvement(vol: CTVolume, z: Optional[int] = None) -> Optional[Dict[str, float]]:
+    """% of lung that is GGO, consolidation and either in what a synthetic example was made with (as
+    :func:`ctmodels.severity.involvement` gives them for the model's labels), over the volume or in slice ``z``;
+    None for any other volume."""
+    from .severity import involvement
+
+    made = vol.meta.extra.get("made_labels")
+    if made is None:
+        return None
+    made = np.asarray(made if z is None else made[z])
+    return involvement(np.bincount(made.ravel(), minlength=4)[:4])
 
 
 def breath_hold_studies(seed: int = 0) -> Dict[str, CTVolume]:

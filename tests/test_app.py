@@ -49,10 +49,13 @@ def test_lesions_page_upload_toggle_and_opacity():
     assert at.title[0].value == "Lesion segmentation"
     # the synthetic example is on by default for visitors without files
     assert any("SYNTHETIC" in w.value for w in at.warning)
+    made = [c.value for c in at.caption if c.value.startswith("Made in code (this example's truth): GGO ")]
+    assert len(made) == 1 and "; in this slice " in made[0]  # beside what the model found
     at.file_uploader(key="lesion_upload").set_value(("slice.png", _png_slice(), "image/png"))
     at.run()
     assert not at.exception and not at.error
     assert not any("SYNTHETIC" in w.value for w in at.warning)
+    assert not [c for c in at.caption if c.value.startswith("Made in code")]
     grade = _metric(at, "Grade")
     assert grade in {"CT-0", "CT-1", "CT-2", "CT-3", "CT-4"}
     inv = float(_metric(at, "Involved").split()[0])

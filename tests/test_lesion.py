@@ -256,3 +256,15 @@ def test_a_lesion_free_chest_whose_corners_are_padding_is_read_as_lesion_free(tm
     study = segment_study(LesionSegmenter.from_pretrained(device="cpu"), io.read_ct(tmp_path))
     assert study.report.grade in ("CT-0", "CT-1") and study.report.involved_pct < 10
     assert study.report.extent_class == "A" and study.report.p_extensive < 0.05
+
+
+def test_the_bundled_model_on_the_synthetic_example_is_as_readme_says():
+    """README: on the app's synthetic lesion example the model finds most of the made-up ground-glass but labels most
+    of the smooth made-up consolidation background (measured when written: 89 % and 99 % of their pixels)."""
+    from ctmodels import examples
+
+    vol = examples.lesion_volume()
+    labels = LesionSegmenter.from_pretrained(device="cpu").predict(vol).labels
+    made = vol.meta.extra["made_labels"]
+    assert ((labels == 1) | (labels == 2))[made == 1].mean() > 0.5
+    assert (labels[made == 2] == 0).mean() > 0.5

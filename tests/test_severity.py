@@ -234,3 +234,23 @@ def test_segment_writes_a_per_slice_table_that_flags_filled_in_slices(tmp_path):
     assert float(study["lung_ml"]) > 50 and max(float(r["involved_pct"]) for r in rows) > 5
     bare = list(csv.DictReader(open(out / "arr.slices.csv")))
     assert len(bare) == 6 and all(r["s_mm"] == r["lung_ml"] == "" and r["interpolated"] == "0" for r in bare)
+
+
+def test_the_synthetic_example_carries_the_labels_it_was_made_with():
+    """The lesion example's made labels lie where its HU say they do (GGO made at -550 HU, consolidation at -20,
+    lung at -860 with vessels), and its made involvement is severity.involvement of those labels."""
+    from ctmodels import examples
+
+    vol = examples.lesion_volume(n_slices=6)
+    made = vol.meta.extra["made_labels"]
+    assert made.shape == vol.shape and made.dtype == np.uint8 and set(np.unique(made)) == {0, 1, 2, 3}
+    hu = vol.voxels.astype(np.float64)
+    assert abs(np.median(hu[made == 1]) + 550) < 60 and abs(np.median(hu[made == 2]) + 20) < 60
+    assert np.median(hu[made == 3]) < -700
+    counts = np.stack([(made == k).sum((1, 2)) for k in range(4)], -1)
+    want = S.involvement(counts)
+    got = examples.made_involvement(vol)
+    assert got == pytest.approx(want) and 0 < got["consolidation_pct"] < got["involved_pct"] < 100
+    assert examples.made_involvement(vol, 5) == pytest.approx(S.involvement(counts[5]))
+    vol.meta.extra.pop("made_labels")
+    assert examples.made_involvement(vol) is None
