@@ -110,5 +110,5 @@ if several_images(files):
                                help="the columns of ctmodels segment's results.csv")
             t2.download_button("Masks (zip)", table.masks_zip(), "masks.zip", "application/zip",
                                help="<name>.mask.png per image (0 background, 1 GGO, 2 consolidation, 3 other lung), "
-                                    "as ctmodels segment names them: ctmodels score masks/ references/ gives the "
+                                    "as ctmodels segment names them: ctmodels score masks.zip references/ gives the "
                                     "model card's Dice")

@@ -8,6 +8,7 @@ only from the (forgeable) header.
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 import tempfile
@@ -108,6 +109,16 @@ def safe_name(name: str) -> str:
     ``file`` if none."""
     keep = "".join(c if (c.isascii() and (c.isalnum() or c in "._-")) else "_" for c in name)
     return keep[-120:] or "file"
+
+
+def unprefix(root: Path) -> None:
+    """Give the files and folders that :func:`extract_zip` wrote their names back (it
+    prefixes ``d<depth>_`` to folders and ``<member index>_`` to files, to keep clashing names apart) where no
+    two clash, so that reports and outputs show the user's names (made safe, as extract_zip does)."""
+    for p in sorted(root.rglob("*"), key=lambda q: len(q.parts), reverse=True):
+        m = re.fullmatch(r"d\d+_(.+)" if p.is_dir() else r"\d{6}_(.+)", p.name)
+        if m and not (p.parent / m.group(1)).exists():
+            p.rename(p.parent / m.group(1))
 
 
 @contextmanager

@@ -270,9 +270,9 @@ def cmd_triage(args) -> int:
 
 # ----------------------------------------------------------------------------- score
 def cmd_score(args) -> int:
-    from .mask_scores import score_folders
+    from .mask_scores import score
 
-    res = score_folders(Path(args.predicted), Path(args.references), reference=args.reference)
+    res = score(Path(args.predicted), Path(args.references), reference=args.reference)
     means = res.means()
     if args.csv:
         from . import ledger
@@ -389,8 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="mean per-slice Dice of segment's masks against reference label images, "
                        "as the model card measures it")
-    s.add_argument("predicted", help="folder of <stem>.mask.png, as segment writes")
-    s.add_argument("references", help="folder of <stem>.png (or .jpg ...) label images of the same sizes")
+    s.add_argument("predicted", help="folder of <stem>.mask.png, as segment writes (or a zip of one, such as the "
+                   "app's masks.zip)")
+    s.add_argument("references", help="folder of <stem>.png (or .jpg ...) label images of the same sizes (or a zip "
+                   "of one)")
     s.add_argument("--reference", choices=("auto", "classes", "infection"), default="auto",
                    help="classes: 0 background, 1 GGO, 2 consolidation (3 other lung); infection: any value above "
                         "0; auto: 0/255 is infection, 0..3 classes")

@@ -130,6 +130,35 @@ def reference_kind(values: np.ndarray, path: Path) -> str:
                             "--reference infection for another binary mask", path)
 
 
+def score(predicted: Path, references: Path, reference: str = "auto") -> MaskScores:
+    """:func:`score_folders`, where either may also be a zip of such a folder (such as the app's masks.zip),
+    extracted safely into a private temp dir that is deleted; errors name the file inside as ``ZIP!name``."""
+    from contextlib import ExitStack
+
+    from .archive import extracted, unprefix
+    from .errors import CTModelsError
+
+    with ExitStack() as stack:
+        folders, zips = [], []
+        for p in (Path(predicted), Path(references)):
+            if p.is_file() and p.suffix.lower() == ".zip":
+                tmp = stack.enter_context(extracted(p))
+                unprefix(tmp)  # the members' own names, which pair masks with references
+                tops = [d for d in tmp.iterdir() if d.name != "__MACOSX"]
+                inner = tops[0] if len(tops) == 1 and tops[0].is_dir() else tmp  # a zip of one folder: that folder
+                folders.append(inner)
+                zips.append((inner, p))
+            else:
+                folders.append(p)
+        try:
+            return score_folders(folders[0], folders[1], reference)
+        except CTModelsError as exc:
+            text = str(exc)
+            for inner, p in zips:
+                text = text.replace(f"{inner}/", f"{p}!").replace(str(inner), str(p))
+            raise exc.reworded(text) from None
+
+
 def score_folders(predicted: Path, references: Path, reference: str = "auto") -> MaskScores:
     """Pair ``<stem>.mask.png`` in ``predicted`` with ``<stem>.<image suffix>`` in ``references`` and score each
     pair. Every reference must be of one kind; a prediction of another size than its reference is an error that
@@ -138,7 +167,7 @@ def score_folders(predicted: Path, references: Path, reference: str = "auto") ->
         raise InvalidInputError(f"reference kind {reference!r}, expected one of {', '.join(REFERENCE_KINDS)}")
     for folder in (predicted, references):
         if not Path(folder).is_dir():
-            raise InvalidInputError("not a folder, expected a folder of masks", folder)
+            raise InvalidInputError("not a folder, expected a folder of masks or a zip of one", folder)
     preds = {p.name[: -len(MASK_SUFFIX)]: p for p in sorted(Path(predicted).iterdir())
              if p.name.endswith(MASK_SUFFIX) and p.is_file()}
     refs = {p.stem: p for p in sorted(Path(references).iterdir())

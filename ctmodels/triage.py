@@ -27,7 +27,6 @@ import hashlib
 import itertools
 import logging
 import os
-import re
 import shutil
 import uuid
 from collections import Counter
@@ -621,16 +620,6 @@ def write_report(report: TriageReport, folder: Path) -> Dict[str, Path]:
     return out
 
 
-def _unprefix(root: Path) -> None:
-    """Give the files and folders that :func:`~ctmodels.archive.extract_zip` wrote their names back (it
-    prefixes ``d<depth>_`` to folders and ``<member index>_`` to files, to keep clashing names apart) where no
-    two clash, so that the report and the sorted zip show the user's names (made safe, as extract_zip does)."""
-    for p in sorted(root.rglob("*"), key=lambda q: len(q.parts), reverse=True):
-        m = re.fullmatch(r"d\d+_(.+)" if p.is_dir() else r"\d{6}_(.+)", p.name)
-        if m and not (p.parent / m.group(1)).exists():
-            p.rename(p.parent / m.group(1))
-
-
 def triage_archive(zip_path: Path, workdir: Path, checker=None,
                    progress: Optional[Callable[[int, int, str], None]] = None,
                    name: Optional[str] = None) -> "tuple[TriageReport, Path]":
@@ -643,13 +632,13 @@ def triage_archive(zip_path: Path, workdir: Path, checker=None,
     """
     import zipfile
 
-    from .archive import extract_zip, safe_name
+    from .archive import extract_zip, safe_name, unprefix
 
     src = Path(workdir) / "in"
     out = Path(workdir) / "out"
     src.mkdir(parents=True)
     extract_zip(Path(zip_path), src)
-    _unprefix(src)
+    unprefix(src)
     scan, outer = scan_folder(src), []
     if len(scan.studies) == 1 and scan.studies[0].is_dir() and not (scan.slices or scan.series):
         if len(discover_studies(scan.studies[0])) > 1:  # a zip holding one folder of studies: descend into it

@@ -8,7 +8,7 @@ from PIL import Image
 
 from ctmodels.cli import main
 from ctmodels.errors import InvalidInputError
-from ctmodels.mask_scores import score_folders
+from ctmodels.mask_scores import score, score_folders
 
 
 def _save(folder, name, arr, mode=None):
@@ -111,3 +111,31 @@ def test_references_saved_again_as_rgb_score_as_their_labels(tmp_path):
         _save(tmp_path / "ref", f"{name}.png", np.where(ref.any(-1, keepdims=True), 255, 0).repeat(3, -1))
     got = score_folders(tmp_path / "pred", tmp_path / "ref")
     assert got.kind == "infection" and [r["infection"] for r in got.rows] == [r["infection"] for r in want.rows]
+
+
+def test_zips_of_masks_or_references_score_as_their_folders(tmp_path, capsys):
+    """The app's masks.zip (flat) and a zip of a references folder (one folder inside) score as the folders do;
+    an error inside a zip names the zip and the member, and an unsafe zip is refused in one line."""
+    import zipfile
+
+    _pair(tmp_path)
+    want = score_folders(tmp_path / "pred", tmp_path / "ref")
+    with zipfile.ZipFile(tmp_path / "masks.zip", "w") as z:
+        for f in sorted((tmp_path / "pred").glob("*.mask.png")):
+            z.write(f, f.name)
+    with zipfile.ZipFile(tmp_path / "refs.zip", "w") as z:
+        for f in sorted((tmp_path / "ref").iterdir()):
+            z.write(f, f"GT/{f.name}")
+        z.writestr("__MACOSX/GT/._a.png", b"resource fork")
+    got = score(tmp_path / "masks.zip", tmp_path / "refs.zip")
+    assert got.kind == want.kind and got.rows == want.rows
+    _save(tmp_path / "ref", "a.png", np.full((20, 30), 7))
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as z:
+        z.write(tmp_path / "ref" / "a.png", "a.png")
+    with pytest.raises(InvalidInputError, match=r"bad.zip!a.png: values 7: expected labels 0-3"):
+        score(tmp_path / "masks.zip", tmp_path / "bad.zip")
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
+        z.writestr("../a.png", b"x")
+    assert main(["score", str(tmp_path / "evil.zip"), str(tmp_path / "refs.zip")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "evil.zip" in err and not (tmp_path.parent / "a.png").exists()
