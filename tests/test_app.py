@@ -160,9 +160,8 @@ def test_severity_page_with_a_dicom_zip(tmp_path):
     assert len(volumes) == 1 and volumes[0].endswith(" mL.")
 
 
-def test_several_slice_images_are_each_segmented_on_their_own(tmp_path):
-    """Two PNG slices uploaded together on Lesions: a choice of which to show, each segmented as its own slice
-    (before: refused, as a folder of images is not a study); the choice carries over to Study severity."""
+def _two_slice_pngs():
+    """The example's first two slices as PNG uploads, the second cropped by 40 rows: (the volume, the uploads)."""
     from ctmodels.examples import lesion_volume
     from ctmodels.preprocessing import window_hu
 
@@ -172,6 +171,13 @@ def test_several_slice_images_are_each_segmented_on_their_own(tmp_path):
         buf = io.BytesIO()
         Image.fromarray(window_hu(v.voxels[k], -600, 1500)[crop]).save(buf, format="PNG")
         pngs.append((f"slice{k}.png", buf.getvalue(), "image/png"))
+    return v, pngs
+
+
+def test_several_slice_images_are_each_segmented_on_their_own(tmp_path):
+    """Two PNG slices uploaded together on Lesions: a choice of which to show, each segmented as its own slice
+    (before: refused, as a folder of images is not a study); the choice carries over to Study severity."""
+    _, pngs = _two_slice_pngs()
     at = _app("lesions")
     at.file_uploader(key="lesion_upload").set_value(pngs)
     at.run()
@@ -194,15 +200,7 @@ def test_several_slice_images_are_each_segmented_on_their_own(tmp_path):
 def test_several_slice_images_can_be_segmented_all_into_one_table(tmp_path):
     """Several slice images on Lesions: a button segments every one into a table (segment's results.csv columns),
     a zip of masks named as segment names them, and one error line for an image that cannot be read."""
-    from ctmodels.examples import lesion_volume
-    from ctmodels.preprocessing import window_hu
-
-    v = lesion_volume(n_slices=2)
-    pngs = []
-    for k, crop in enumerate((slice(None), slice(40, None))):
-        buf = io.BytesIO()
-        Image.fromarray(window_hu(v.voxels[k], -600, 1500)[crop]).save(buf, format="PNG")
-        pngs.append((f"slice{k}.png", buf.getvalue(), "image/png"))
+    v, pngs = _two_slice_pngs()
     pngs.append(("broken.png", b"\x89PNG\r\n\x1a\n not an image", "image/png"))
     at = _app("lesions")
     at.file_uploader(key="lesion_upload").set_value(pngs)
