@@ -45,14 +45,14 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".npy")
 SEGMENT_OUTPUTS = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv")  # ctmodels segment writes these
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+PathLike = Union[str, Path]
 
 
 def is_segment_output(path: PathLike) -> bool:
     """A mask, overlay or table that ``ctmodels segment`` wrote (by its name): not a study, where a folder is read."""
     return Path(path).name.lower().endswith(SEGMENT_OUTPUTS)
-MAX_IMAGE_PIXELS = 4096 * 4096
-
-PathLike = Union[str, Path]
 
 
 def suffix_of(path: PathLike) -> str:

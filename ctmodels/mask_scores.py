@@ -25,7 +25,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .errors import EmptyInputError, InvalidInputError
+from .errors import CTModelsError, EmptyInputError, InvalidInputError
 from .io import MAX_IMAGE_PIXELS
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,6 @@ def score(predicted: Path, references: Path, reference: str = "auto") -> MaskSco
     from contextlib import ExitStack
 
     from .archive import extracted, unprefix
-    from .errors import CTModelsError
 
     with ExitStack() as stack:
         folders, zips = [], []
