@@ -9,7 +9,7 @@ from app_pages.common import image_table, lesion_study, made_truth, several_imag
 from ctmodels import severity
 from ctmodels.lesion_model import LABELS
 from ctmodels.preprocessing import window_hu
-from ctmodels.viz import hex_to_rgb, overlay
+from ctmodels.viz import hex_to_rgb, outline, overlay
 
 WINDOWS = {"Lung (W1500 / L-600)": (-600, 1500), "Mediastinum (W350 / L50)": (50, 350)}
 
@@ -45,6 +45,10 @@ with right:
         if a.checkbox(name, value=default_on, key=f"show_{cls}"):
             shown.append(cls)
         colors[cls] = hex_to_rgb(b.color_picker(name, default_color, key=f"color_{cls}", label_visibility="collapsed"))
+    made_labels = vol.meta.extra.get("made_labels")  # the synthetic example's truth
+    show_made = made_labels is not None and st.checkbox(
+        "Outline what the example was made with", value=False, key="show_made",
+        help="the edges of the GGO and consolidation this synthetic example was made with, in the classes' colours")
     sl = severity.involvement(res.pixel_counts[z])
     st.subheader("This slice")
     m1, m2, m3 = st.columns(3)
@@ -60,12 +64,17 @@ with right:
         st.caption(made)
 
 rgb = overlay(disp, res.labels[z], classes=shown, colors=colors, alpha=opacity)
+if show_made:
+    rgb = outline(rgb, made_labels[z], classes=[c for c in shown if c in (1, 2)], colors=colors)
 s_mm = vol.position_mm(z)
 where = "" if s_mm is None else f" (S {s_mm:.1f} mm)"  # as viewers give the slice's location
 if z in vol.meta.interpolated_slices:
     where += ", interpolated: missing from the series"
 with left:
-    st.image(rgb, caption=f"slice {z}{where} - {', '.join(LABELS[c] for c in shown) or 'no overlay'}", width="stretch")
+    shown_text = ", ".join(LABELS[c] for c in shown) or "no overlay"
+    if show_made:
+        shown_text += "; outlined: what the example was made with"
+    st.image(rgb, caption=f"slice {z}{where} - {shown_text}", width="stretch")
 
 # ---- downloads
 buf = _io.BytesIO()

@@ -35,3 +35,19 @@ def overlay(display: np.ndarray, labels: np.ndarray, classes: Sequence[int] = (1
         if m.any():
             out[m] = (1 - a) * out[m] + a * np.asarray(colors[c], np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def outline(rgb: np.ndarray, labels: np.ndarray, classes: Sequence[int] = (1, 2),
+            colors: Optional[Dict[int, Tuple[int, int, int]]] = None) -> np.ndarray:
+    """The one-pixel edges of the chosen label classes drawn over an RGB image (a copy), each in its colour: a
+    second set of labels (a reference) shown over an overlay of the first."""
+    if rgb.shape[:2] != labels.shape:
+        raise ValueError(f"image {rgb.shape[:2]} and labels {labels.shape} differ in shape")
+    colors = {**DEFAULT_COLORS, **(colors or {})}
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    for c in classes:
+        m = labels == c
+        p = np.pad(m, 1)  # outside the image counts as outside the class: a region at the border is closed there
+        inner = m & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]  # its four neighbours of the class too
+        out[m & ~inner] = colors[c]
+    return out

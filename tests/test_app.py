@@ -51,11 +51,17 @@ def test_lesions_page_upload_toggle_and_opacity():
     assert any("SYNTHETIC" in w.value for w in at.warning)
     made = [c.value for c in at.caption if c.value.startswith("Made in code (this example's truth): GGO ")]
     assert len(made) == 1 and "; in this slice " in made[0]  # beside what the model found
+    plain = at.get("image")[0].proto.imgs[0]
+    at.checkbox(key="show_made").check()  # its truth outlined over the model's overlay
+    at.run()
+    outlined = at.get("image")[0].proto.imgs[0]
+    assert outlined.caption.endswith("; outlined: what the example was made with") and outlined.url != plain.url
     at.file_uploader(key="lesion_upload").set_value(("slice.png", _png_slice(), "image/png"))
     at.run()
     assert not at.exception and not at.error
     assert not any("SYNTHETIC" in w.value for w in at.warning)
     assert not [c for c in at.caption if c.value.startswith("Made in code")]
+    assert "show_made" not in [c.key for c in at.checkbox]
     grade = _metric(at, "Grade")
     assert grade in {"CT-0", "CT-1", "CT-2", "CT-3", "CT-4"}
     inv = float(_metric(at, "Involved").split()[0])
