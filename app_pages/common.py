@@ -376,3 +376,23 @@ def image_table(files, run: bool) -> Optional[ImageTable]:
     bar.empty()
     store_result(key, table)
     return table
+
+
+def score_against(table: ImageTable, references: List):
+    """The table's masks scored against uploaded reference label images (``ctmodels score``, the model card's
+    measure), both written into a private temp dir that is deleted; a CTModelsError names the files as uploaded."""
+    from ctmodels.mask_scores import score_folders
+
+    with tempfile.TemporaryDirectory(prefix="ctmodels-score-") as tmp:
+        pred, ref = Path(tmp) / "masks", Path(tmp) / "references"
+        pred.mkdir()
+        ref.mkdir()
+        for name, data in table.masks.items():
+            (pred / name).write_bytes(data)
+        for f in references:
+            (ref / (Path(f.name).name or "reference")).write_bytes(f.getvalue())
+        try:
+            return score_folders(pred, ref)
+        except CTModelsError as exc:
+            text = str(exc).replace(f"{ref}/", "").replace(f"{pred}/", "").replace(str(ref), "the references")
+            raise exc.reworded(text.replace(str(pred), "the masks")) from None

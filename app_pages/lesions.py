@@ -5,7 +5,8 @@ import io as _io
 import streamlit as st
 from PIL import Image
 
-from app_pages.common import image_table, lesion_study, made_truth, several_images, upload_or_example
+from app_pages.common import (image_table, lesion_study, made_truth, score_against, several_images, show_error,
+                              upload_or_example)
 from ctmodels import severity
 from ctmodels.lesion_model import LABELS
 from ctmodels.preprocessing import window_hu
@@ -121,3 +122,26 @@ if several_images(files):
                                help="<name>.mask.png per image (0 background, 1 GGO, 2 consolidation, 3 other lung), "
                                     "as ctmodels segment names them: ctmodels score masks.zip references/ gives the "
                                     "model card's Dice")
+            refs = st.file_uploader("Reference label images, to score the masks against (optional): one per image, "
+                                    "of the same name and size (0 background, 1 GGO, 2 consolidation; or 0/255 "
+                                    "infection masks)", type=["png", "bmp", "tif", "tiff"], accept_multiple_files=True,
+                                    key="lesion_references")
+            if refs:
+                try:
+                    scores = score_against(table, refs)
+                except Exception as exc:  # one line
+                    show_error(exc)
+                else:
+                    means = scores.means()
+                    cols = st.columns(len(scores.classes) + 1)
+                    titles = {"infection": "Infection", "ggo": "GGO", "consolidation": "Consolidation"}
+                    for col, c in zip(cols, scores.classes):
+                        col.metric(f"{titles[c]} Dice", f"{means[c + '_dice']:.3f}",
+                                   help="mean per-slice Dice, as the model card and ctmodels score measure it")
+                    cols[-1].metric("Slices scored", means["slices"])
+                    st.caption("Slices the model trained on score higher than new ones: the Models page lists the "
+                               "training data and the held-out COVID-SemiSeg slices.")
+                    if scores.unmatched_predictions or scores.unmatched_references:
+                        st.caption(f"Not scored: {len(scores.unmatched_predictions)} image(s) without a reference, "
+                                   f"{len(scores.unmatched_references)} reference(s) without an image.")
+                    st.dataframe(scores.rows, hide_index=True)

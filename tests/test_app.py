@@ -10,6 +10,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from ctmodels import io as ctio
+from ctmodels.mask_scores import score_folders
 from ctmodels.phantoms import chest_phantom
 import corpus
 from synth import write_series
@@ -166,6 +167,12 @@ def test_severity_page_with_a_dicom_zip(tmp_path):
     assert len(volumes) == 1 and volumes[0].endswith(" mL.")
 
 
+def _png_of(arr) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(arr, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _two_slice_pngs():
     """The example's first two slices as PNG uploads, the second cropped by 40 rows: (the volume, the uploads)."""
     from ctmodels.examples import lesion_volume
@@ -233,6 +240,25 @@ def test_several_slice_images_can_be_segmented_all_into_one_table(tmp_path):
     lung = (mask > 0).sum()
     assert lung and ((mask == 1) | (mask == 2)).sum() / lung * 100 == pytest.approx(rows["involved_pct"][1], abs=1e-3)
     assert [b.proto.label for b in at.get("download_button")][-2:] == ["Table (CSV)", "Masks (zip)"]
+    # references uploaded: slice0's is its own mask (Dice 1), slice1's is lesion-free; scored as ctmodels score does
+    refs = [("slice0.png", table.masks["slice0.mask.png"], "image/png"),
+            ("slice1.png", _png_of(np.zeros_like(mask)), "image/png")]
+    at.file_uploader(key="lesion_references").set_value(refs)
+    at.run()
+    assert not at.exception and len(at.error) == 1  # broken.png's line only
+    for name, data, _ in refs:
+        (tmp_path / "ref").mkdir(exist_ok=True)
+        (tmp_path / "ref" / name).write_bytes(data)
+        (tmp_path / "pred").mkdir(exist_ok=True)
+        (tmp_path / "pred" / f"{Path(name).stem}.mask.png").write_bytes(table.masks[f"{Path(name).stem}.mask.png"])
+    want = score_folders(tmp_path / "pred", tmp_path / "ref").means()
+    assert _metric(at, "Infection Dice") == f"{want['infection_dice']:.3f}" and _metric(at, "Slices scored") == "2"
+    assert at.dataframe[1].value["ggo"][0] == pytest.approx(1.0)
+    at.file_uploader(key="lesion_references").set_value([("slice1.png", _png_of(np.zeros((5, 5))), "image/png")])
+    at.run()
+    assert not at.exception and len(at.error) == 2  # broken.png's line, and this one
+    said = at.error[1].value
+    assert said.startswith("slice1.mask.png: ") and "against a 5x5 reference (slice1.png)" in said and "/tmp" not in said
     at.selectbox[0].set_value(1)  # another image shown: the table stays, not made again
     at.run()
     assert not at.exception and at.dataframe and "lesion_all_images" not in [b.key for b in at.button]
