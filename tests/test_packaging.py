@@ -43,6 +43,7 @@ def test_fresh_venv_loads_both_models_offline(wheel, tmp_path):
     py = env_dir / "bin" / "python"
     r = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and Path(r.stdout.strip()).is_dir(), r.stderr[-2000:]
     Path(r.stdout.strip(), "parent-site-packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
                        capture_output=True, text=True, timeout=300)
