@@ -20,6 +20,20 @@ def test_library_never_imports_streamlit():
         assert not re.search(r"^\s*(import|from)\s+streamlit", f.read_text(), re.M), f
 
 
+def test_the_model_loaders_are_at_the_top_level_and_import_ctmodels_stays_light():
+    """``from ctmodels import LesionSegmenter, BreathHoldChecker`` (as timm and smp export their models); ``import
+    ctmodels`` alone loads no torch."""
+    code = ("import sys, ctmodels; light = 'torch' not in sys.modules\n"
+            "from ctmodels import BreathHoldChecker, LesionSegmenter\n"
+            "import ctmodels.lesion, ctmodels.quality\n"
+            "assert LesionSegmenter is ctmodels.lesion.LesionSegmenter\n"
+            "assert BreathHoldChecker is ctmodels.quality.BreathHoldChecker\n"
+            "assert {'LesionSegmenter', 'BreathHoldChecker', 'read_ct'} <= set(dir(ctmodels))\n"
+            "try:\n    ctmodels.NoSuchThing\nexcept AttributeError as e:\n    print(light, e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "True module 'ctmodels' has no attribute 'NoSuchThing'", r.stderr
+
+
 def test_no_sys_exit_or_print_in_library():
     for f in LIB:
         if f.name in ("cli.py", "__main__.py"):
