@@ -272,7 +272,7 @@ def cmd_triage(args) -> int:
 def cmd_score(args) -> int:
     from .mask_scores import score
 
-    res = score(Path(args.predicted), Path(args.references), reference=args.reference)
+    res = score(Path(args.predicted), Path(args.references), reference=args.reference, empty=args.empty)
     means = res.means()
     if args.csv:
         from . import ledger
@@ -280,12 +280,15 @@ def cmd_score(args) -> int:
         ledger.write_rows(Path(args.csv), [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                                            for r in res.rows], list(res.rows[0]))
     if args.json:
-        print(json.dumps({"reference": res.kind, **means, "per_slice": res.rows,
+        print(json.dumps({"reference": res.kind, "empty": res.empty, **{k: (None if v != v else v)
+                                                                       for k, v in means.items()},
+                          "per_slice": res.rows,
                           "unmatched_references": res.unmatched_references,
                           "unmatched_predictions": res.unmatched_predictions}, indent=2))
         return 0
     print(f"{means['slices']} slice(s), references {res.kind}: mean per-slice Dice "
-          + ", ".join(f"{c} {means[c + '_dice']:.3f}" for c in res.classes))
+          + ", ".join(f"{c} {means[c + '_dice']:.3f}" for c in res.classes)
+          + ("" if res.empty == "one" else f" (a class the reference lacks: {res.empty})"))
     for what, names in (("reference(s) without a prediction", res.unmatched_references),
                         ("prediction(s) without a reference", res.unmatched_predictions)):
         if names:
@@ -396,6 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reference", choices=("auto", "classes", "infection"), default="auto",
                    help="classes: 0 background, 1 GGO, 2 consolidation (3 other lung); infection: any value above "
                         "0; auto: 0/255 is infection, 0..3 classes")
+    s.add_argument("--empty", choices=("one", "zero", "skip"), default="one",
+                   help="a class a slice's reference lacks scores 1.0 where the prediction lacks it too (one, the "
+                        "model card's), 0.0 (zero, as Inf-Net's evaluation tool), or is left out of that class's mean "
+                        "(skip)")
     s.add_argument("--csv", metavar="FILE", help="also write each slice's Dice to FILE")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_score)

@@ -14,6 +14,15 @@ one-channel images (the SemiSeg masks are palette images, read as their indices)
 grey images or images in the SemiSeg palette's colours (dark red GGO, dark green consolidation).
 ``auto`` takes 0/255 images as ``infection`` and images whose values lie in 0..3 as ``classes``; a binary
 infection mask stored as 0/1 is indistinguishable from a GGO-only one, so say ``infection`` for those.
+
+A slice whose reference lacks a class is scored for that class by one of three rules (``empty``):
+
+* ``one`` (the model card's): 1.0 where the prediction lacks it too, else 0.0;
+* ``zero`` (Inf-Net's evaluation tool, ``Fmeasure_calu.m``: Dice is 0 wherever there is no true positive): 0.0;
+* ``skip``: the slice is left out of that class's mean.
+
+Inf-Net's tool also averages Dice over 256 thresholds of a probability map; for a binary mask that is 255/256 of
+this Dice plus 1/256 of the Dice of an all-foreground prediction, which is not reproduced here.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SEMISEG_SCORES = ("infection", "ggo", "consolidation")
 REFERENCE_KINDS = ("auto", "classes", "infection")
+EMPTY_RULES = ("one", "zero", "skip")
 REFERENCE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MASK_SUFFIX = ".mask.png"  # what ``ctmodels segment`` writes per input
 
@@ -55,6 +65,7 @@ class MaskScores:
     """Per-slice Dice (``rows``: slice name, then one column per scored class) and what was left unscored."""
 
     kind: str  # classes | infection
+    empty: str = "one"  # how slices whose reference lacks a class are scored: see the module
     rows: List[Dict[str, object]] = field(default_factory=list)
     unmatched_references: List[str] = field(default_factory=list)
     unmatched_predictions: List[str] = field(default_factory=list)
@@ -64,8 +75,12 @@ class MaskScores:
         return SEMISEG_SCORES if self.kind == "classes" else ("infection",)
 
     def means(self) -> Dict[str, float]:
-        """Mean per-slice Dice of each scored class, and the number of slices."""
-        out: Dict[str, float] = {f"{c}_dice": float(np.mean([r[c] for r in self.rows])) for c in self.classes}
+        """Mean per-slice Dice of each scored class (over the slices scored for it: all, unless ``empty`` is
+        ``skip``; NaN where none is), and the number of slices."""
+        out: Dict[str, float] = {}
+        for c in self.classes:
+            scored = [r[c] for r in self.rows if r[c] is not None]
+            out[f"{c}_dice"] = float(np.mean(scored)) if scored else float("nan")
         out["slices"] = len(self.rows)
         return out
 
@@ -130,7 +145,7 @@ def reference_kind(values: np.ndarray, path: Path) -> str:
                             "--reference infection for another binary mask", path)
 
 
-def score(predicted: Path, references: Path, reference: str = "auto") -> MaskScores:
+def score(predicted: Path, references: Path, reference: str = "auto", empty: str = "one") -> MaskScores:
     """:func:`score_folders`, where either may also be a zip of such a folder (such as the app's masks.zip),
     extracted safely into a private temp dir that is deleted; errors name the file inside as ``ZIP!name``."""
     from contextlib import ExitStack
@@ -150,7 +165,7 @@ def score(predicted: Path, references: Path, reference: str = "auto") -> MaskSco
             else:
                 folders.append(p)
         try:
-            return score_folders(folders[0], folders[1], reference)
+            return score_folders(folders[0], folders[1], reference, empty)
         except CTModelsError as exc:
             text = str(exc)
             for inner, p in zips:
@@ -158,12 +173,15 @@ def score(predicted: Path, references: Path, reference: str = "auto") -> MaskSco
             raise exc.reworded(text) from None
 
 
-def score_folders(predicted: Path, references: Path, reference: str = "auto") -> MaskScores:
+def score_folders(predicted: Path, references: Path, reference: str = "auto", empty: str = "one") -> MaskScores:
     """Pair ``<stem>.mask.png`` in ``predicted`` with ``<stem>.<image suffix>`` in ``references`` and score each
     pair. Every reference must be of one kind; a prediction of another size than its reference is an error that
     names both. Unpaired files are listed, not scored."""
     if reference not in REFERENCE_KINDS:
         raise InvalidInputError(f"reference kind {reference!r}, expected one of {', '.join(REFERENCE_KINDS)}")
+    if empty not in EMPTY_RULES:
+        raise InvalidInputError(f"rule for classes a reference lacks {empty!r}, expected one of "
+                                f"{', '.join(EMPTY_RULES)}")
     for folder in (predicted, references):
         if not Path(folder).is_dir():
             raise InvalidInputError("not a folder, expected a folder of masks or a zip of one", folder)
@@ -179,7 +197,7 @@ def score_folders(predicted: Path, references: Path, reference: str = "auto") ->
     if not stems:
         raise InvalidInputError(f"no prediction has a reference of the same name (such as {next(iter(preds))}"
                                 f"{MASK_SUFFIX} and {next(iter(preds))}.png)", references)
-    out = MaskScores(kind=reference, unmatched_references=sorted(set(refs) - set(preds)),
+    out = MaskScores(kind=reference, empty=empty, unmatched_references=sorted(set(refs) - set(preds)),
                      unmatched_predictions=sorted(set(preds) - set(refs)))
     ref_of = {stem: _label_image(refs[stem]) for stem in stems}
     kinds = {reference} if reference != "auto" else \
@@ -205,7 +223,8 @@ def score_folders(predicted: Path, references: Path, reference: str = "auto") ->
         else:
             ref = np.where(ref <= 2, ref, 0)  # other lung is not a lesion
         scores = semiseg_dice(pred, ref)
-        out.rows.append({"slice": stem, **{c: scores[c][0] for c in SEMISEG_SCORES}})
+        lacks = {"one": lambda d: d, "zero": lambda d: 0.0, "skip": lambda d: None}[empty]
+        out.rows.append({"slice": stem, **{c: d if held else lacks(d) for c, (d, held) in scores.items()}})
     out.rows = [{k: r[k] for k in ("slice",) + out.classes} for r in out.rows]
     log.info("scored %d slice(s); %d reference(s) and %d prediction(s) unpaired", len(out.rows),
              len(out.unmatched_references), len(out.unmatched_predictions))

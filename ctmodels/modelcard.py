@@ -18,6 +18,16 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _inf_net_rule(m: Dict[str, Any]) -> str:
+    """How the held-out numbers read by the rule of Inf-Net's evaluation tool, where the record has them."""
+    if "semiseg_consolidation_dice_absent_zero" not in m:
+        return ""
+    return ("\nInf-Net's figures were measured by its own evaluation tool, which scores a class that a slice's reference "
+            "lacks as 0 (and averages over 256 thresholds of a probability map). By that rule ours are infection "
+            f"{m['semiseg_infection_dice_absent_zero']:.3f}, GGO {m['semiseg_ggo_dice_absent_zero']:.3f} and "
+            f"consolidation {m['semiseg_consolidation_dice_absent_zero']:.3f} (`ctmodels score --empty zero`).")
+
+
 def _metrics_table(m: Dict[str, Any]) -> str:
     lines = ["| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in m.items()]
@@ -166,8 +176,10 @@ may belong to) plus soft Dice on the quantities each set defines; see `ctmodels/
 {rec['train_seconds'] / 60:.0f} min on {rec.get('device_name', rec['device'])}. Loss: {rec['loss']}.
 
 ## Metrics on the held-out split (mean per-slice Dice)
-`*_nonempty` averages only slices where the class is present in the reference; the others count a slice
-with neither reference nor prediction as Dice 1.
+`*_nonempty` averages only slices where the class is present in the reference; `*_absent_zero` counts a slice
+whose reference lacks the class as 0, as Inf-Net's evaluation tool does (its Dice is 0 wherever there is no true
+positive); the others count a slice with neither reference nor prediction as Dice 1. `ctmodels score --empty
+skip|zero|one` gives each.
 
 {_metrics_table(m)}
 
@@ -189,7 +201,7 @@ and are not directly comparable. On this held-out split the infection Dice is
 {'at or above' if m['semiseg_infection_dice'] >= INF_NET['infection'] else 'below'} Inf-Net's figure, GGO is
 {'at or above' if m['semiseg_ggo_dice'] >= INF_NET['ggo'] else 'below'} it and consolidation is
 {'at or above' if m['semiseg_consolidation_dice'] >= INF_NET['consolidation'] else 'below'} it: separating GGO from
-consolidation is learned from only {len(rec['train_slices']['covid_semiseg_train'])} labelled slices.
+consolidation is learned from only {len(rec['train_slices']['covid_semiseg_train'])} labelled slices.{_inf_net_rule(m)}
 
 ## Limitations
 Trained on 8-bit display slices from a few dozen patients with COVID-19; not validated on other

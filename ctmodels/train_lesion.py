@@ -162,6 +162,7 @@ def summarise_scores(rows: Dict[str, np.ndarray]) -> Dict[str, float]:
         d, present = rows[f"semiseg_{name}"], rows[f"semiseg_{name}_present"]
         out[f"semiseg_{name}_dice"] = float(np.mean(d))
         out[f"semiseg_{name}_dice_nonempty"] = float(np.mean(d[present])) if present.any() else float("nan")
+        out[f"semiseg_{name}_dice_absent_zero"] = float(np.mean(np.where(present, d, 0.0)))  # Inf-Net's tool
     out["semiseg_slices"] = len(rows["semiseg_infection"])
     out["infection_slices_infection_dice"] = float(np.mean(rows["infection_slices_infection"]))
     out["infection_slices_lung_dice"] = float(np.mean(rows["infection_slices_lung"]))

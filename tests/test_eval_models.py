@@ -84,7 +84,7 @@ def test_segment_cli_writes_masks_on_the_input_grid(tmp_path, record):
 def test_segment_and_score_on_a_folder_reproduce_the_card_s_held_out_dice(tmp_path, record, capsys):
     """What a user does to measure the model on labelled slices: `ctmodels segment images/ --out pred/`, then
     `ctmodels score pred/ masks/`. On the card's 11 held-out SemiSeg slices this gives the card's three Dice
-    (measured in training by LesionSegmenter.predict with the same flip TTA)."""
+    (measured in training by LesionSegmenter.predict with the same flip TTA), by each of the card's rules."""
     import shutil
 
     root = shared("covid_semiseg_train")
@@ -101,6 +101,12 @@ def test_segment_and_score_on_a_folder_reproduce_the_card_s_held_out_dice(tmp_pa
     for c in ("infection", "ggo", "consolidation"):
         assert got[f"{c}_dice"] == pytest.approx(m[f"semiseg_{c}_dice"], abs=0.005), c
     assert len(got["unmatched_references"]) == 39 and not got["unmatched_predictions"]
+    # the card's other two rules for a class a slice's reference lacks: left out, and 0 as Inf-Net's tool scores it
+    for rule, suffix in (("skip", "nonempty"), ("zero", "absent_zero")):
+        assert main(["score", str(tmp_path / "pred"), str(root / "masks"), "--json", "--empty", rule]) == 0
+        got = json.loads(capsys.readouterr().out)
+        for c in ("infection", "ggo", "consolidation"):
+            assert got[f"{c}_dice"] == pytest.approx(m[f"semiseg_{c}_dice_{suffix}"], abs=0.005), (rule, c)
 
 
 def test_segment_cli_on_a_real_volume(tmp_path):

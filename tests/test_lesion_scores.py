@@ -60,6 +60,9 @@ def test_perfect_predictions_score_one_and_no_involvement_error():
         assert m[k] == 1.0, k
     assert m["semiseg_slices"] == 2 and m["infection_slices"] == 3
     assert m["involvement_error_bias_pp"] == 0.0 and m["involvement_error_sd_pp"] == 0.0
+    # slice 2 has no consolidation, found as none: 1 by the card's rule, left out of *_nonempty, 0 by Inf-Net's tool
+    assert m["semiseg_consolidation_dice_nonempty"] == 1.0 and m["semiseg_consolidation_dice_absent_zero"] == 0.5
+    assert m["semiseg_ggo_dice_absent_zero"] == 1.0
 
 
 def test_swapped_classes_keep_infection_and_lose_ggo_and_consolidation():

@@ -139,3 +139,30 @@ def test_zips_of_masks_or_references_score_as_their_folders(tmp_path, capsys):
     assert main(["score", str(tmp_path / "evil.zip"), str(tmp_path / "refs.zip")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "evil.zip" in err and not (tmp_path.parent / "a.png").exists()
+
+
+def test_a_class_the_reference_lacks_is_scored_by_the_rule_asked_for(tmp_path, capsys):
+    """Slice b's reference has no lesion; its prediction has a 2x2 false GGO and no consolidation. ``one`` (the
+    card's) scores b's consolidation 1.0; ``zero`` (Inf-Net's tool: no true positive, Dice 0) scores every class of b
+    0.0; ``skip`` leaves b out of every class's mean."""
+    want = _pair(tmp_path)
+    a = want["a"]
+    got = {rule: score_folders(tmp_path / "pred", tmp_path / "ref", empty=rule).means()
+           for rule in ("one", "zero", "skip")}
+    assert got["one"]["consolidation_dice"] == pytest.approx(1.0)
+    assert got["zero"]["consolidation_dice"] == pytest.approx(0.5)
+    assert got["zero"]["ggo_dice"] == pytest.approx(a["ggo"] / 2) == got["one"]["ggo_dice"]
+    assert {c: got["skip"][f"{c}_dice"] for c in a} == pytest.approx(a) and got["skip"]["slices"] == 2
+    assert main(["score", str(tmp_path / "pred"), str(tmp_path / "ref"), "--empty", "skip", "--json",
+                 ]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["empty"] == "skip" and out["per_slice"][1] == {"slice": "b", "infection": None, "ggo": None,
+                                                              "consolidation": None}
+    assert main(["score", str(tmp_path / "pred"), str(tmp_path / "ref"), "--empty", "zero",
+                 "--csv", str(tmp_path / "z.csv")]) == 0
+    assert "(a class the reference lacks: zero)" in capsys.readouterr().out
+    assert (tmp_path / "z.csv").read_text().splitlines()[2] == "b,0.0,0.0,0.0"
+    _save(tmp_path / "ref", "a.png", np.zeros((20, 30)))  # no slice holds any lesion: nothing to average
+    assert np.isnan(score_folders(tmp_path / "pred", tmp_path / "ref", empty="skip").means()["ggo_dice"])
+    with pytest.raises(InvalidInputError, match="expected one of one, zero, skip"):
+        score_folders(tmp_path / "pred", tmp_path / "ref", empty="half")
