@@ -378,7 +378,7 @@ def image_table(files, run: bool) -> Optional[ImageTable]:
     return table
 
 
-def score_against(table: ImageTable, references: List):
+def score_against(table: ImageTable, references: List, empty: str = "one"):
     """The table's masks scored against uploaded reference label images (``ctmodels score``, the model card's
     measure), both written into a private temp dir that is deleted; a CTModelsError names the files as uploaded."""
     from ctmodels.mask_scores import score_folders
@@ -392,7 +392,7 @@ def score_against(table: ImageTable, references: List):
         for f in references:
             (ref / (Path(f.name).name or "reference")).write_bytes(f.getvalue())
         try:
-            return score_folders(pred, ref)
+            return score_folders(pred, ref, empty=empty)
         except CTModelsError as exc:
             text = str(exc).replace(f"{ref}/", "").replace(f"{pred}/", "").replace(str(ref), "the references")
             raise exc.reworded(text.replace(str(pred), "the masks")) from None

@@ -127,8 +127,12 @@ if several_images(files):
                                     "infection masks)", type=["png", "bmp", "tif", "tiff"], accept_multiple_files=True,
                                     key="lesion_references")
             if refs:
+                rules = {"one": "1 if not predicted either (the model card's rule)",
+                         "zero": "0 (Inf-Net's evaluation tool)", "skip": "left out of that class's mean"}
+                empty = st.radio("A class that a slice's reference lacks scores", list(rules), format_func=rules.get,
+                                 horizontal=True, key="lesion_empty_rule")
                 try:
-                    scores = score_against(table, refs)
+                    scores = score_against(table, refs, empty)
                 except Exception as exc:  # one line
                     show_error(exc)
                 else:

@@ -254,6 +254,12 @@ def test_several_slice_images_can_be_segmented_all_into_one_table(tmp_path):
     want = score_folders(tmp_path / "pred", tmp_path / "ref").means()
     assert _metric(at, "Infection Dice") == f"{want['infection_dice']:.3f}" and _metric(at, "Slices scored") == "2"
     assert at.dataframe[1].value["ggo"][0] == pytest.approx(1.0)
+    at.radio(key="lesion_empty_rule").set_value("zero")  # Inf-Net's tool: a class a reference lacks scores 0
+    at.run()
+    zero = score_folders(tmp_path / "pred", tmp_path / "ref", empty="zero").means()
+    assert zero != want  # a class a reference lacks and its mask too: 1 by the card's rule, 0 by Inf-Net's
+    for c, title in (("infection", "Infection"), ("ggo", "GGO"), ("consolidation", "Consolidation")):
+        assert _metric(at, f"{title} Dice") == f"{zero[c + '_dice']:.3f}", c
     at.file_uploader(key="lesion_references").set_value([("slice1.png", _png_of(np.zeros((5, 5))), "image/png")])
     at.run()
     assert not at.exception and len(at.error) == 2  # broken.png's line, and this one
