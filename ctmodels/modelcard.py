@@ -182,6 +182,7 @@ positive); the others count a slice with neither reference nor prediction as Dic
 skip|zero|one` gives each.
 
 {_metrics_table(m)}
+{chr(10) + rec['metrics_held_out_note'] if 'metrics_held_out_note' in rec else ''}
 
 {rec.get('evaluation', '')}
 
