@@ -396,9 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "app's masks.zip)")
     s.add_argument("references", help="folder of <stem>.png (or .jpg ...) label images of the same sizes (or a zip "
                    "of one)")
-    s.add_argument("--reference", choices=("auto", "classes", "infection"), default="auto",
-                   help="classes: 0 background, 1 GGO, 2 consolidation (3 other lung); infection: any value above "
-                        "0; auto: 0/255 is infection, 0..3 classes")
+    s.add_argument("--reference", choices=("auto", "classes", "infection", "ggo", "consolidation"), default="auto",
+                   help="classes: 0 background, 1 GGO, 2 consolidation (3 other lung); infection, ggo, "
+                        "consolidation: that one class, any value above 0 (Inf-Net's GT-1 is ggo, GT-2 "
+                        "consolidation); auto: 0/255 is infection, 0..3 classes")
     s.add_argument("--empty", choices=("one", "zero", "skip"), default="one",
                    help="a class a slice's reference lacks scores 1.0 where the prediction lacks it too (one, the "
                         "model card's), 0.0 (zero, as Inf-Net's evaluation tool), or is left out of that class's mean "

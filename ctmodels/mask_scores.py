@@ -9,7 +9,8 @@ neither the prediction nor the reference holds the class), and the result is the
 * ``ggo`` (label 1) and ``consolidation`` (label 2), where the references separate them.
 
 References are label images of the input's size: ``classes`` (0 background, 1 GGO, 2 consolidation; other
-lung, 3, counts as background), or ``infection`` (one class: any value above 0, such as 0/255 masks). They are
+lung, 3, counts as background), or one class as any value above 0, such as 0/255 masks: ``infection`` (GGO or
+consolidation), ``ggo`` or ``consolidation`` (as Inf-Net's per-class ``GT-1`` and ``GT-2`` folders hold them). They are
 one-channel images (the SemiSeg masks are palette images, read as their indices) or, where saved again as RGB,
 grey images or images in the SemiSeg palette's colours (dark red GGO, dark green consolidation).
 ``auto`` takes 0/255 images as ``infection`` and images whose values lie in 0..3 as ``classes``; a binary
@@ -40,7 +41,8 @@ from .io import MAX_IMAGE_PIXELS
 log = logging.getLogger(__name__)
 
 SEMISEG_SCORES = ("infection", "ggo", "consolidation")
-REFERENCE_KINDS = ("auto", "classes", "infection")
+REFERENCE_KINDS = ("auto", "classes", "infection", "ggo", "consolidation")
+BINARY_KINDS = {"infection": (1, 2), "ggo": (1,), "consolidation": (2,)}  # the labels a binary reference stands for
 EMPTY_RULES = ("one", "zero", "skip")
 REFERENCE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MASK_SUFFIX = ".mask.png"  # what ``ctmodels segment`` writes per input
@@ -72,7 +74,7 @@ class MaskScores:
 
     @property
     def classes(self) -> Tuple[str, ...]:
-        return SEMISEG_SCORES if self.kind == "classes" else ("infection",)
+        return SEMISEG_SCORES if self.kind == "classes" else (self.kind,)
 
     def means(self) -> Dict[str, float]:
         """Mean per-slice Dice of each scored class (over the slices scored for it: all, unless ``empty`` is
@@ -217,12 +219,11 @@ def score_folders(predicted: Path, references: Path, reference: str = "auto", em
             raise InvalidInputError(f"{pred.shape[1]}x{pred.shape[0]} prediction against a {ref.shape[1]}x"
                                     f"{ref.shape[0]} reference ({refs[stem].name}); expected masks of the input's "
                                     "size", preds[stem])
-        if kind == "infection":
-            ref = np.where(ref > 0, 1, 0)  # scored as infection only: GGO stands for either class
-            pred = np.where((pred == 1) | (pred == 2), 1, 0)
+        if kind in BINARY_KINDS:  # one class, any value above 0 (such as Inf-Net's per-class GT-1 and GT-2 folders)
+            scored = np.isin(pred, BINARY_KINDS[kind])
+            scores = {kind: (dice_score(scored, ref > 0), bool((ref > 0).any()))}
         else:
-            ref = np.where(ref <= 2, ref, 0)  # other lung is not a lesion
-        scores = semiseg_dice(pred, ref)
+            scores = semiseg_dice(pred, np.where(ref <= 2, ref, 0))  # other lung is not a lesion
         lacks = {"one": lambda d: d, "zero": lambda d: 0.0, "skip": lambda d: None}[empty]
         out.rows.append({"slice": stem, **{c: d if held else lacks(d) for c, (d, held) in scores.items()}})
     out.rows = [{k: r[k] for k in ("slice",) + out.classes} for r in out.rows]

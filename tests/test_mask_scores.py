@@ -166,3 +166,21 @@ def test_a_class_the_reference_lacks_is_scored_by_the_rule_asked_for(tmp_path, c
     assert np.isnan(score_folders(tmp_path / "pred", tmp_path / "ref", empty="skip").means()["ggo_dice"])
     with pytest.raises(InvalidInputError, match="expected one of one, zero, skip"):
         score_folders(tmp_path / "pred", tmp_path / "ref", empty="half")
+
+
+def test_one_class_binary_references_score_that_class(tmp_path, capsys):
+    """Inf-Net's per-class folders (GT-1 GGO, GT-2 consolidation: 0/255 masks) with --reference ggo or consolidation
+    score as that class of the label references does, by every rule for a slice that lacks it."""
+    _pair(tmp_path)
+    for name in ("a", "b"):
+        ref = np.asarray(Image.open(tmp_path / "ref" / f"{name}.png"))
+        for k, folder in ((1, "gt1"), (2, "gt2")):
+            _save(tmp_path / folder, f"{name}.png", np.where(ref == k, 255, 0))
+    for rule in ("one", "zero", "skip"):
+        classes = score_folders(tmp_path / "pred", tmp_path / "ref", empty=rule)
+        for kind, folder in (("ggo", "gt1"), ("consolidation", "gt2")):
+            got = score_folders(tmp_path / "pred", tmp_path / folder, reference=kind, empty=rule)
+            assert got.kind == kind and got.classes == (kind,)
+            assert [r[kind] for r in got.rows] == [r[kind] for r in classes.rows], (rule, kind)
+    assert main(["score", str(tmp_path / "pred"), str(tmp_path / "gt2"), "--reference", "consolidation"]) == 0
+    assert "references consolidation: mean per-slice Dice consolidation 1.000" in capsys.readouterr().out
