@@ -388,27 +388,38 @@ def read_nrrd(p: Path) -> CTVolume:
                                                            layout=layout, spacing_assumed=assumed))
 
 
-def read_image(p: Path) -> CTVolume:
+def image_pixels(p: PathLike, prepare, expected: str = "") -> Tuple[np.ndarray, str]:
+    """The pixels of the image file ``p`` as ``prepare(image)`` gives them (a mode conversion; it may raise an
+    InvalidInputError about the mode), and the file's own mode. An image over :data:`MAX_IMAGE_PIXELS` is refused
+    before its pixels are decoded, an unreadable one in one line; ``expected`` ends those messages."""
     from PIL import Image, UnidentifiedImageError
 
+    tail = f"; expected {expected}" if expected else ""
     try:
         with Image.open(p) as im:
             w, h = im.size
             if w * h > MAX_IMAGE_PIXELS:
-                raise InvalidInputError(f"image is {w}x{h}, larger than the 4096x4096 limit", p)
-            mode = im.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                raise InvalidInputError(
-                    f"{mode} (16/32-bit) image: units unknown; expected an 8-bit display slice, "
-                    "or DICOM/NIfTI for Hounsfield units", p)
-            im = im.convert("L") if mode != "L" else im
-            arr = np.asarray(im)
+                raise InvalidInputError(f"image is {w}x{h}, larger than the 4096x4096 limit{tail}", p)
+            return np.asarray(prepare(im)), im.mode
     except InvalidInputError:
         raise
     except Image.DecompressionBombError:  # so large that Pillow refuses to open it
-        raise InvalidInputError("image is larger than the 4096x4096 limit", p) from None
+        raise InvalidInputError(f"image is larger than the 4096x4096 limit{tail}", p) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidInputError(f"not a readable image ({type(exc).__name__})", p) from None
+        raise InvalidInputError(f"not a readable image ({type(exc).__name__})"
+                                + (f", expected {expected}" if expected else ""), p) from None
+
+
+def _display_grey(im):
+    """An 8-bit display slice as grey; 16/32-bit images are refused (their units are unknown)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        raise InvalidInputError(f"{im.mode} (16/32-bit) image: units unknown; expected an 8-bit display slice, "
+                                "or DICOM/NIfTI for Hounsfield units", im.filename)
+    return im.convert("L") if im.mode != "L" else im
+
+
+def read_image(p: Path) -> CTVolume:
+    arr, _ = image_pixels(p, _display_grey)
     if min(arr.shape) < 8:
         raise InvalidInputError(f"image is {arr.shape[1]}x{arr.shape[0]}, smaller than 8x8", p)
     fmt = suffix_of(p).lstrip(".")

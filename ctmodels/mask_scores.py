@@ -36,7 +36,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .errors import CTModelsError, EmptyInputError, InvalidInputError
-from .io import MAX_IMAGE_PIXELS
+from .io import image_pixels
 
 log = logging.getLogger(__name__)
 
@@ -109,22 +109,7 @@ def _colour_labels(rgb: np.ndarray, mode: str, path: Path) -> np.ndarray:
 
 
 def _label_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if w * h > MAX_IMAGE_PIXELS:  # as segment's inputs: checked before the pixels are decoded
-                raise InvalidInputError(f"image is {w}x{h}, larger than the 4096x4096 limit; expected a label image",
-                                        path)
-            mode = im.mode
-            arr = np.asarray(im.convert("L") if mode == "1" else im)
-    except InvalidInputError:
-        raise
-    except Image.DecompressionBombError:  # so large that Pillow refuses to open it
-        raise InvalidInputError("image is larger than the 4096x4096 limit; expected a label image", path) from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidInputError(f"not a readable image ({type(exc).__name__}), expected a label image", path) from None
+    arr, mode = image_pixels(path, lambda im: im.convert("L") if im.mode == "1" else im, "a label image")
     if mode in ("RGB", "RGBA"):
         return _colour_labels(arr, mode, path)
     if mode not in ("L", "P", "1", "I", "I;16"):
