@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 SEMISEG_SCORES = ("infection", "ggo", "consolidation")
 REFERENCE_KINDS = ("auto", "classes", "infection", "ggo", "consolidation")
-BINARY_KINDS = {"infection": (1, 2), "ggo": (1,), "consolidation": (2,)}  # the labels a binary reference stands for
+CLASS_LABELS = {"infection": (1, 2), "ggo": (1,), "consolidation": (2,)}  # the labels each scored class is
 EMPTY_RULES = ("one", "zero", "skip")
 REFERENCE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MASK_SUFFIX = ".mask.png"  # what ``ctmodels segment`` writes per input
@@ -56,10 +56,12 @@ def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
 
 def semiseg_dice(pred: np.ndarray, ref: np.ndarray) -> Dict[str, tuple]:
     """Per class of :data:`SEMISEG_SCORES`: ``(Dice of pred against ref, whether ref holds the class)`` for
-    label images (1 GGO, 2 consolidation; infection = either)."""
-    masks = {"infection": lambda a: (a == 1) | (a == 2), "ggo": lambda a: a == 1, "consolidation": lambda a: a == 2}
-    return {name: (dice_score(masks[name](pred), masks[name](ref)), bool(masks[name](ref).any()))
-            for name in SEMISEG_SCORES}
+    label images (the labels of :data:`CLASS_LABELS`: 1 GGO, 2 consolidation; infection = either)."""
+    out = {}
+    for name in SEMISEG_SCORES:
+        held = np.isin(ref, CLASS_LABELS[name])
+        out[name] = (dice_score(np.isin(pred, CLASS_LABELS[name]), held), bool(held.any()))
+    return out
 
 
 @dataclass
@@ -198,20 +200,18 @@ def score_folders(predicted: Path, references: Path, reference: str = "auto", em
                                 "say which with --reference", references)
     kind = kinds.pop() if kinds else "classes"
     out.kind = kind
+    lacks = {"one": lambda d: d, "zero": lambda d: 0.0, "skip": lambda d: None}[empty]  # a class the reference lacks
     for stem in stems:
         pred, ref = _label_image(preds[stem]), ref_of[stem]
         if pred.shape != ref.shape:
             raise InvalidInputError(f"{pred.shape[1]}x{pred.shape[0]} prediction against a {ref.shape[1]}x"
                                     f"{ref.shape[0]} reference ({refs[stem].name}); expected masks of the input's "
                                     "size", preds[stem])
-        if kind in BINARY_KINDS:  # one class, any value above 0 (such as Inf-Net's per-class GT-1 and GT-2 folders)
-            scored = np.isin(pred, BINARY_KINDS[kind])
-            scores = {kind: (dice_score(scored, ref > 0), bool((ref > 0).any()))}
+        if kind in CLASS_LABELS:  # one class, any value above 0 (such as Inf-Net's per-class GT-1 and GT-2 folders)
+            scores = {kind: (dice_score(np.isin(pred, CLASS_LABELS[kind]), ref > 0), bool((ref > 0).any()))}
         else:
-            scores = semiseg_dice(pred, np.where(ref <= 2, ref, 0))  # other lung is not a lesion
-        lacks = {"one": lambda d: d, "zero": lambda d: 0.0, "skip": lambda d: None}[empty]
+            scores = semiseg_dice(pred, ref)  # other lung (3) is no class scored
         out.rows.append({"slice": stem, **{c: d if held else lacks(d) for c, (d, held) in scores.items()}})
-    out.rows = [{k: r[k] for k in ("slice",) + out.classes} for r in out.rows]
     log.info("scored %d slice(s); %d reference(s) and %d prediction(s) unpaired", len(out.rows),
              len(out.unmatched_references), len(out.unmatched_predictions))
     return out
