@@ -189,7 +189,7 @@ skip|zero|one` gives each.
 To measure the model the same way on your own labelled slices (label images: 0 background, 1 GGO,
 2 consolidation, as the SemiSeg palette masks, also when saved as RGB in their colours; or 0/255 infection masks):
 `ctmodels segment images/ --out pred/`, then
-`ctmodels score pred/ masks/`. On the 11 held-out SemiSeg slices this gives the three SemiSeg numbers above.
+`ctmodels score pred/ masks/`. On the {m['semiseg_slices']} held-out SemiSeg slices this gives the three SemiSeg numbers above.
 
 {_uncertainty(rec)}
 {"Without TTA (how volumes are segmented, and what the severity module's error model uses):" if 'metrics_held_out_without_tta' in rec else ''}
