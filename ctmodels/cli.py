@@ -504,6 +504,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from .dicom import quiet_pydicom
+
+    quiet_pydicom(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -162,6 +162,23 @@ def test_python_dash_m_and_console_script(tmp_path):
     assert r.returncode == 0 and "segment" in r.stdout
 
 
+def test_a_malformed_header_value_is_one_line_not_pydicom_warnings(tmp_path):
+    """pydicom reports a value that breaks its rules (badVR.dcm holds the IS value '1A') as a log record and as a
+    Python warning printed with a line of its source: three lines before ctmodels' own error. One line is left;
+    pydicom's own record comes back with -v."""
+    from pydicom.data import get_testdata_file
+
+    bad = get_testdata_file("badVR.dcm")
+    for cmd in (["info", bad], ["segment", bad, "--out", str(tmp_path / "out")]):
+        r = subprocess.run([sys.executable, "-m", "ctmodels", *cmd], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2
+        assert r.stderr.splitlines() == [f"error: {bad}: corrupt DICOM header (ValueError), expected a CT image"]
+    r = subprocess.run([sys.executable, "-m", "ctmodels", "-v", "info", bad], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "WARNING pydicom: Invalid value for VR IS" in r.stderr
+    assert "UserWarning" not in r.stderr and "warn_and_log" not in r.stderr
+
+
 def test_segment_a_slice_without_lung_gives_no_grade(tmp_path, capsys):
     """A black image: no lung, so no grade and no P(extensive), said once as a warning and in results.csv."""
     import csv
