@@ -151,7 +151,8 @@ def cmd_segment(args) -> int:
         rows.append({"input": where, "stem": stem, **study.summary()})
         ledger.write_rows(table, [r for r in earlier if r["stem"] not in used] + rows, list(rows[0]))
         if not args.quiet and not rep.lung_found:
-            print(f"{p.name}: no lung found, no grade")
+            print(f"{p.name}: {'no' if rep.lung_pixels == 0 else 'too little'} lung found, "
+                  "no grade")
         elif not args.quiet:
             ml = rep.volumes_ml
             print(f"{p.name}: {rep.grade} involved {rep.involved_pct:.1f}% (GGO {rep.ggo_pct:.1f}%, "

@@ -8,7 +8,9 @@
   (:func:`volumes_ml`).
 
 Where the segmentation finds no lung, none of these is defined: the percentages are 0 by
-definition, and the grade, P(extensive) (NaN) and its class are ``NOT_ASSESSED``.
+definition, and the grade, P(extensive) (NaN) and its class are ``NOT_ASSESSED``. So are the grade,
+P(extensive) and class where it finds fewer than ``MIN_LUNG_PIXELS`` lung pixels in all (the percentages are
+then given as measured, with a note).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ NOT_ASSESSED = "n/a"
 # A chest slice through the lungs is mostly a fifth or more lung; where no slice has even this share,
 # the input is not what the grade is for (say, upper abdomen with a little bowel gas called lung).
 LITTLE_LUNG_SHARE = 0.02
+# Below this many lung pixels in a whole input, one pixel moves the percentages by more than a point and the grade
+# would rest on a handful of mislabelled pixels (a head CT slice gave 6 pixels of "GGO" and no other lung: CT-4,
+# 100 % involved). Such an input is not graded, as one with no lung is not.
+MIN_LUNG_PIXELS = 100
 
 
 def mosmed_grade(involved_pct: float) -> str:
@@ -84,9 +90,10 @@ class SeverityReport:
     p_extensive: float
     extent_class: str
     per_slice: List[Dict[str, float]] = field(default_factory=list)
-    lung_found: bool = True
+    lung_found: bool = True  # at least MIN_LUNG_PIXELS lung pixels: graded
     notes: List[str] = field(default_factory=list)
     volumes_ml: Optional[Dict[str, float]] = None  # see volumes_ml; None where the voxel size is not known
+    lung_pixels: float = 0.0  # labelled lung (1, 2 or 3) over the whole input
 
     def as_dict(self) -> Dict[str, object]:
         d = dict(self.__dict__)
@@ -148,20 +155,23 @@ def assess(pixel_counts: np.ndarray, soft_counts: np.ndarray, error_bias_pp: flo
         s = involvement(row)
         per_slice.append({"slice": z, **{k: s[k] for k in ("ggo_pct", "consolidation_pct", "involved_pct")},
                           "lung_pixels": s["lung_pixels"]})
-    p = extensive_probability(counts, soft_counts, error_bias_pp, error_sd_pp)
     notes = []
-    lung_found = inv["lung_pixels"] > 0
+    lung_found = inv["lung_pixels"] >= MIN_LUNG_PIXELS
     grade = mosmed_grade(inv["involved_pct"]) if lung_found else NOT_ASSESSED
-    if not lung_found:
+    p = extensive_probability(counts, soft_counts, error_bias_pp, error_sd_pp) if lung_found else math.nan
+    if inv["lung_pixels"] <= 0:
         notes.append("no lung found: percentages are 0 by definition, and no grade or P(extensive) is given "
                      "(expected an axial chest CT slice or study)")
+    elif not lung_found:
+        notes.append(f"too little lung found ({inv['lung_pixels']:.0f} pixels, fewer than {MIN_LUNG_PIXELS}): no "
+                     "grade or P(extensive) is given (expected an axial chest CT slice or study)")
     else:
         share = float((counts[:, 1:].sum(1) / np.maximum(counts.sum(1), 1)).max())
         if share < LITTLE_LUNG_SHARE:
             notes.append(f"little lung found (at most {100 * share:.1f} % of a slice): the percentages and grade "
                          "rest on few pixels (expected an axial chest CT slice or study)")
     return SeverityReport(inv["ggo_pct"], inv["consolidation_pct"], inv["involved_pct"],
-                          grade, p, extent_class(p), per_slice, lung_found, notes)
+                          grade, p, extent_class(p), per_slice, lung_found, notes, lung_pixels=inv["lung_pixels"])
 
 
 # ----------------------------------------------------------------------------- cohort calibration

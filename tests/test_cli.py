@@ -197,6 +197,30 @@ def test_segment_a_slice_without_lung_gives_no_grade(tmp_path, capsys):
     assert row["involved_pct"] == "0.0" and row["warnings"].startswith("no lung found")
 
 
+def test_segment_a_head_ct_slice_gives_no_grade(tmp_path, capsys):
+    """A real head CT slice (pydicom's 693_J2KI.dcm): the model labelled 6 pixels of it GGO and none other lung, and
+    the slice was graded CT-4, 100 % involved, P(extensive) 0.40. A grade resting on fewer than MIN_LUNG_PIXELS
+    lung pixels is not given."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+    from pydicom.data import get_testdata_file
+
+    head = get_testdata_file("693_J2KI.dcm")
+    assert main(["segment", head, "--out", str(tmp_path / "out")]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.strip() in ("693_J2KI.dcm: too little lung found, no grade", "693_J2KI.dcm: no lung found, no grade")
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert (row["grade"], row["p_extensive"], row["extent_class"]) == ("n/a", "", "n/a")
+    assert "lung found" in row["warnings"] and "CT-" not in cap.out
+    from ctmodels.severity import MIN_LUNG_PIXELS
+
+    labels = np.asarray(Image.open(tmp_path / "out" / "693_J2KI.mask.png"))
+    assert 0 <= (labels > 0).sum() < MIN_LUNG_PIXELS
+
+
 def test_segment_runs_into_one_folder_keep_each_other_s_results(tmp_path, capsys, monkeypatch):
     """results.csv is kept across runs into one --out folder. Before, each run overwrote it with its own rows, and
     an input with the name of an earlier run's input (two studies both called a.png) overwrote its masks. Now an

@@ -77,6 +77,22 @@ def test_little_lung_is_graded_with_a_warning():
     assert S.assess(chest, chest.astype(float)).notes == []
 
 
+def test_too_little_lung_is_not_graded():
+    """Fewer than MIN_LUNG_PIXELS lung pixels in all (a head CT slice: 6 pixels called GGO, no other lung) would be
+    graded CT-4 at 100 %; it gets no grade, P(extensive) or class, and a note. The percentages are as measured.
+    At MIN_LUNG_PIXELS the input is graded."""
+    few = S.assess(np.array([[262138, 6, 0, 0]]), np.array([[262130.0, 10, 0, 4]]))
+    assert (few.grade, few.extent_class, S.format_probability(few.p_extensive)) == ("n/a", "n/a", "n/a")
+    assert not few.lung_found and few.lung_pixels == 6 and few.involved_pct == pytest.approx(100)
+    assert few.notes == ["too little lung found (6 pixels, fewer than 100): no grade or P(extensive) is given "
+                         "(expected an axial chest CT slice or study)"]
+    # counted over the whole input, not per slice
+    study = S.assess(np.array([[1000, 40, 0, 0], [1000, 0, 0, 60 - 1]]), np.ones((2, 4)))
+    assert not study.lung_found and study.lung_pixels == S.MIN_LUNG_PIXELS - 1
+    enough = S.assess(np.array([[1000, 40, 0, 0], [1000, 0, 0, 60]]), np.array([[1000.0, 40, 0, 0], [1000, 0, 0, 60]]))
+    assert enough.lung_found and enough.grade == "CT-2" and enough.extent_class != "n/a"
+
+
 def test_calibration_recovers_known_thresholds():
     """Truth P(extensive | x) = logistic((x - 50) / 5): A/B at P = 1/3 (x = 46.5), B/C at 2/3 (x = 53.5)."""
     rng = np.random.default_rng(0)
