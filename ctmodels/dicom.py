@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import EmptyInputError, InvalidInputError, NotCTError
+from .errors import EmptyInputError, InvalidInputError, NotChestError, NotCTError
 from .orientation import canonicalize
 from .types import HU, CTVolume, VolumeMeta
 
@@ -36,6 +36,13 @@ MAX_FILES = 20_000  # files examined in one folder
 # on slices with a dark outside, reads much of a grey-surrounded chest as ground glass (docs/lesion-experiments.md)
 PADDING_HU = -3024
 ORIENTATION_TOLERANCE = 1e-3  # direction cosines that differ by no more are one plane
+# BodyPartExamined values (DICOM's defined terms, without spaces, hyphens and underscores) of parts with no lung in
+# them: a CT so labelled is refused, as another modality is. Parts a chest may share a scan with (NECK, HEADNECK,
+# SHOULDER, ABDOMEN, the spine above the sacrum, WHOLEBODY) are not here.
+LUNGLESS_PARTS = frozenset({
+    "HEAD", "BRAIN", "SKULL", "IAC", "SELLA", "TMJ", "JAW", "MANDIBLE", "MAXILLA", "FACE", "ORBIT", "SINUS", "EAR",
+    "PELVIS", "HIP", "SSPINE", "SACRUM", "COCCYX", "KNEE", "ANKLE", "FOOT", "TOE", "LEG", "THIGH", "HAND", "FINGER",
+    "WRIST", "ELBOW", "FOREARM"})
 
 
 def quiet_pydicom(verbose: bool = False) -> None:
@@ -244,11 +251,25 @@ def kernel_of(ds) -> Optional[str]:
     return k or None
 
 
+def body_part(ds) -> Optional[str]:
+    """BodyPartExamined (0018,0015) as written, stripped; None without."""
+    return str(getattr(ds, "BodyPartExamined", "") or "").strip() or None
+
+
+def lungless(part: Optional[str]) -> bool:
+    """A BodyPartExamined value that names a part of the body without lung (:data:`LUNGLESS_PARTS`)."""
+    return "".join(c for c in (part or "").upper() if c.isalnum()) in LUNGLESS_PARTS
+
+
 def check_ct(ds, path: Path) -> None:
-    """Raise NotCTError unless the dataset is a grayscale CT image."""
+    """Raise NotCTError unless the dataset is a grayscale CT image, NotChestError where its BodyPartExamined names
+    a part of the body without lung."""
     modality = str(getattr(ds, "Modality", "") or "").upper()
     if modality != "CT":
         raise NotCTError(f"modality is {modality or 'missing'}, expected CT", path)
+    if lungless(body_part(ds)):
+        raise NotChestError(f"BodyPartExamined is {body_part(ds)}, a part of the body without lung; expected a "
+                            "chest CT", path)
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     if not photometric.startswith("MONOCHROME") or int(getattr(ds, "SamplesPerPixel", 1) or 1) != 1:
         raise NotCTError(f"{photometric} colour image, expected a grayscale CT image", path)
@@ -828,6 +849,7 @@ def _series_summary(ds) -> Dict[str, object]:
         "columns": _int_or_none(getattr(ds, "Columns", None)),
         "patient_position": str(getattr(ds, "PatientPosition", "") or "").strip().upper() or None,
         "image_type": _image_type(ds),
+        "body_part": body_part(ds),
     }
 
 

@@ -45,6 +45,10 @@ class NotCTError(InvalidInputError):
     """The data is readable but is not CT (wrong modality, RGB, ...)."""
 
 
+class NotChestError(InvalidInputError):
+    """A CT whose header names a part of the body without lung (BodyPartExamined HEAD, KNEE, ...)."""
+
+
 class EmptyInputError(InvalidInputError):
     """A folder, zip or file holds nothing usable."""
 

@@ -139,6 +139,7 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
         slice_thickness=s["slice_thickness"],
         pixel_spacing=s["pixel_spacing"], series_number=s["series_number"], study_uid=s["study_uid"],
         rows=s["rows"], columns=s["columns"], patient_position=s["patient_position"], image_type=s["image_type"],
+        body_part=s["body_part"],
     )
 
 
@@ -166,6 +167,14 @@ def _field(s, key: str):
 def is_ct(s) -> bool:
     """A CT series (``s``: a :class:`SeriesInfo` or its ``as_dict()``)."""
     return (_field(s, "modality") or "").upper() == "CT"
+
+
+def lungless(s) -> bool:
+    """A series whose BodyPartExamined names a part of the body without lung (HEAD, KNEE, ...): never a candidate
+    (``s``: a :class:`SeriesInfo` or its ``as_dict()``)."""
+    from .dicom import lungless as lungless_part
+
+    return lungless_part(_field(s, "body_part"))
 
 
 def soft_by_tag(s) -> bool:
@@ -251,7 +260,8 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     """Pick the series the models should use, and say why.
 
     Only CT series of one study are candidates (series of several studies are an error: which patient or
-    day to read is the user's choice), tried in this order: lung kernel; kernel unknown; soft kernel
+    day to read is the user's choice), and of those not the series whose BodyPartExamined names a part of the
+    body without lung (:func:`lungless`; an error where every series is), tried in this order: lung kernel; kernel unknown; soft kernel
     judged only from the image (a guess, e.g. for resampled data: used with a caveat); soft kernel
     named by its ConvolutionKernel tag. Tag-declared soft-tissue series are set aside: for
     ``purpose="quality"`` they are never used (the check needs the lung kernel); for "lesion" the
@@ -276,6 +286,15 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
                                   "one study: give each study's folder on its own, name a series (`ctmodels info` "
                                   "lists them), or `ctmodels triage` a folder with one study per subfolder",
                                   series=[s.as_dict() for s in ct])
+    parts = sorted({s.body_part for s in ct if lungless(s)})
+    if parts:
+        if all(lungless(s) for s in ct):
+            raise SeriesSelectionError(f"BodyPartExamined is {', '.join(parts)}, a part of the body without lung; "
+                                       "expected a chest CT")
+        aside = f"; {sum(lungless(s) for s in ct)} series of {', '.join(parts)} (no lung) set aside"
+        ct = [s for s in ct if not lungless(s)]
+    else:
+        aside = ""
 
     def rank(s: SeriesInfo):
         return (s.n_slices, -(s.slice_thickness or 99.0))
@@ -299,11 +318,11 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
                     why += f"; most slices of {len(cands)} candidates"
                 if set_aside:
                     why += f"; {len(set_aside)} soft-tissue series set aside"
-                return best, why + _last_resort_note(best, ct)
+                return best, why + _last_resort_note(best, ct) + aside
         if pool and purpose != "quality":  # soft-tissue kernels named by their tag are all this pool has
             best = max(pool, key=rank)
             note = ("only soft-tissue kernel series present" if all(soft_by_tag(s) for s in ct) else
                     "soft-tissue kernel, before series that are expiratory, projections or not supine")
-            return best, f"{note} ({best.kernel_reason}); {best.n_slices} slices" + _last_resort_note(best, ct)
+            return best, f"{note} ({best.kernel_reason}); {best.n_slices} slices" + _last_resort_note(best, ct) + aside
     raise SeriesSelectionError(
         "only soft-tissue kernel series found; the breath-hold check needs a lung-kernel series")

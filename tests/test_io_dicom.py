@@ -420,6 +420,37 @@ def test_mr_file_is_refused_with_modality():
         io.read_ct(path)
 
 
+def test_a_ct_of_a_part_of_the_body_without_lung_is_refused_by_its_header(tmp_path):
+    """pydicom's J2K_pixelrep_mismatch.dcm is a real head CT slice (BodyPartExamined HEAD): the lesion model called
+    its sinuses and mastoid air cells lung and lesion, and graded it CT-2. Refused as another modality is; in a
+    study with a chest series too, the head series is set aside, and a folder of only head series is refused."""
+    from pydicom.data import get_testdata_file
+
+    from ctmodels.errors import NotChestError
+    from ctmodels.dicom import lungless
+
+    path = get_testdata_file("J2K_pixelrep_mismatch.dcm")
+    with pytest.raises(NotChestError, match="BodyPartExamined is HEAD, a part of the body without lung; expected a "
+                                            "chest CT") as exc:
+        io.read_ct(path)
+    assert str(exc.value).startswith(f"{path}: ")
+    assert all(lungless(v) for v in ("HEAD", "brain", "Knee", " PELVIS ", "S-SPINE", "sspine"))
+    assert not any(lungless(v) for v in (None, "", "CHEST", "THORAX", "LUNG", "CHEST_ABDOMEN", "HEADNECK", "NECK",
+                                         "ABDOMEN", "WHOLEBODY", "TSPINE", "SHOULDER", "Thorax/Abdomen"))
+    hu = chest_phantom((6, 16, 16))
+    write_series(tmp_path / "s" / "head", hu - 7, kernel="LUNG", series_number=3, tags={"BodyPartExamined": "HEAD"})
+    write_series(tmp_path / "s" / "chest", hu, kernel="STANDARD", series_number=4, tags={"BodyPartExamined": "CHEST"})
+    vol = io.read_ct(tmp_path / "s")
+    assert np.array_equal(vol.voxels, hu)  # the chest series, though the head series has the lung kernel
+    assert vol.meta.extra["selection_reason"].endswith("; 1 series of HEAD (no lung) set aside")
+    assert sorted(s["body_part"] for s in vol.meta.extra["series"]) == ["CHEST", "HEAD"]
+    write_series(tmp_path / "h", hu, kernel="LUNG", tags={"BodyPartExamined": "BRAIN"})
+    with pytest.raises(InvalidInputError, match="BodyPartExamined is BRAIN, a part of the body without lung; "
+                                                "expected a chest CT") as exc:
+        io.read_ct(tmp_path / "h", purpose="quality")
+    assert str(exc.value).startswith(f"{tmp_path / 'h'}: ")
+
+
 def test_series_of_wrong_modality_in_folder(tmp_path):
     write_series(tmp_path, chest_phantom((3, 16, 16)), modality="MR")
     with pytest.raises(InvalidInputError, match="no CT series|expected CT") as exc:
