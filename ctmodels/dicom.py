@@ -261,15 +261,19 @@ def lungless(part: Optional[str]) -> bool:
     return "".join(c for c in (part or "").upper() if c.isalnum()) in LUNGLESS_PARTS
 
 
-def check_ct(ds, path: Path) -> None:
-    """Raise NotCTError unless the dataset is a grayscale CT image, NotChestError where its BodyPartExamined names
-    a part of the body without lung."""
-    modality = str(getattr(ds, "Modality", "") or "").upper()
-    if modality != "CT":
-        raise NotCTError(f"modality is {modality or 'missing'}, expected CT", path)
+def check_chest(ds, path: Path) -> None:
+    """Raise NotChestError where the dataset's BodyPartExamined names a part of the body without lung. Reading a
+    series checks it (listing does not: ``ctmodels info`` shows such series)."""
     if lungless(body_part(ds)):
         raise NotChestError(f"BodyPartExamined is {body_part(ds)}, a part of the body without lung; expected a "
                             "chest CT", path)
+
+
+def check_ct(ds, path: Path) -> None:
+    """Raise NotCTError unless the dataset is a grayscale CT image."""
+    modality = str(getattr(ds, "Modality", "") or "").upper()
+    if modality != "CT":
+        raise NotCTError(f"modality is {modality or 'missing'}, expected CT", path)
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     if not photometric.startswith("MONOCHROME") or int(getattr(ds, "SamplesPerPixel", 1) or 1) != 1:
         raise NotCTError(f"{photometric} colour image, expected a grayscale CT image", path)
@@ -622,6 +626,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         raise EmptyInputError("no DICOM slices in this series", source)
     warnings: List[str] = []
     (first_path, first), normal, uniq, z_assumed = _headers_to_stack(items, warnings)
+    check_chest(first, first_path)
     rows, cols = int(first.Rows), int(first.Columns)
     iop = _orientation(first)
     row_dir, col_dir = iop[:3], iop[3:]
