@@ -66,9 +66,6 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
             spacing: Optional[Sequence[float]] = None) -> CTVolume:
     """Read a CT input (see module docs) into a :class:`CTVolume`."""
     vol = _read_ct(Path(path), series_uid, purpose, spacing)
-    if min(vol.shape[1:]) < MIN_SIDE:  # images are refused so when read; volumes and DICOM here
-        raise InvalidInputError(f"slices are {vol.shape[2]}x{vol.shape[1]} pixels, smaller than {MIN_SIDE}x{MIN_SIDE}; "
-                                "expected CT slices", path)
     r = round(neighbour_correlation(vol.voxels), 2) + 0.0  # + 0.0: no "-0.00"
     if r < MIN_NEIGHBOUR_R:
         raise InvalidInputError(f"the pixels look like random noise (neighbouring pixels correlate at r = {r:.2f}; "
@@ -88,7 +85,6 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
     return vol
 
 
-MIN_SIDE = 8  # pixels: slices smaller than MIN_SIDE x MIN_SIDE are refused, whatever the reader
 MIN_NEIGHBOUR_R = 0.1  # random noise: about 0; the lowest of the 1614 lung-infection training slices: 0.41
 MAX_LABELS = 64  # a label map has a few values; a CT thousands (its noise alone gives hundreds)
 
@@ -424,8 +420,8 @@ def _display_grey(im):
 
 def read_image(p: Path) -> CTVolume:
     arr, _ = image_pixels(p, _display_grey)
-    if min(arr.shape) < MIN_SIDE:
-        raise InvalidInputError(f"image is {arr.shape[1]}x{arr.shape[0]}, smaller than {MIN_SIDE}x{MIN_SIDE}", p)
+    if min(arr.shape) < 8:
+        raise InvalidInputError(f"image is {arr.shape[1]}x{arr.shape[0]}, smaller than 8x8", p)
     fmt = suffix_of(p).lstrip(".")
     return CTVolume(arr[None].copy(), (1.0, 1.0, 1.0),
                     VolumeMeta(source=str(p), format=fmt, modality=None, units=DISPLAY, spacing_assumed=True))
