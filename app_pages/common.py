@@ -12,7 +12,7 @@ import streamlit as st
 
 from ctmodels.errors import CTModelsError
 from ctmodels.io import IMAGE_SUFFIXES, read_ct, suffix_of
-from ctmodels.series import position_note
+from ctmodels.series import lungless, position_note
 from ctmodels.types import CTVolume
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "zip", "nii", "gz", "nrrd", "npy"]
@@ -224,6 +224,7 @@ def choose_series(infos: List[dict], current: Optional[str], shared: Optional[di
     none read (``current`` None: the upload holds several studies), pick the one to read. The pick is kept with
     the upload, so that the page's results for it come back on return (both lesion pages share theirs)."""
     slot, help_text = SERIES_BOX[page]
+    infos = [d for d in infos if not lungless(d)]  # reading refuses them (a head series beside the chest's)
     if shared is None or len(infos) < (2 if current else 1):
         return
     uids = [d["series_uid"] for d in infos]

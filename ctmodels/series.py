@@ -252,8 +252,9 @@ def _last_resort_note(best: SeriesInfo, ct: Sequence[SeriesInfo]) -> str:
 
 
 def checkable(series: Sequence) -> list:
-    """The series the breath-hold check may measure, if asked for by name: CT, not :func:`soft_by_tag`."""
-    return [s for s in series if is_ct(s) and not soft_by_tag(s)]
+    """The series the breath-hold check may measure, if asked for by name: CT, not :func:`soft_by_tag`, not
+    :func:`lungless`."""
+    return [s for s in series if is_ct(s) and not soft_by_tag(s) and not lungless(s)]
 
 
 def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tuple[SeriesInfo, str]:
@@ -261,9 +262,9 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
 
     Only CT series of one study are candidates (series of several studies are an error: which patient or
     day to read is the user's choice), and of those not the series whose BodyPartExamined names a part of the
-    body without lung (:func:`lungless`; an error where every series is), tried in this order: lung kernel; kernel unknown; soft kernel
-    judged only from the image (a guess, e.g. for resampled data: used with a caveat); soft kernel
-    named by its ConvolutionKernel tag. Tag-declared soft-tissue series are set aside: for
+    body without lung (:func:`lungless`; an error where every series is). They are tried in this order: lung
+    kernel; kernel unknown; soft kernel judged only from the image (a guess, e.g. for resampled data: used with
+    a caveat); soft kernel named by its ConvolutionKernel tag. Tag-declared soft-tissue series are set aside: for
     ``purpose="quality"`` they are never used (the check needs the lung kernel); for "lesion" the
     best of them is used only when nothing else of its standing (below) exists, and the reason says so.
     Standing: series whose description says expiration (:func:`expiratory`) are tried only after all others:

@@ -413,12 +413,15 @@ def _zip_of_series(tmp_path, series) -> bytes:
 
 def test_the_series_to_check_can_be_chosen_on_breath_hold_qa(tmp_path):
     """The QA page's Series box offers the series the check may measure (never one tagged soft-tissue), keeps
-    the pick with the upload, and leaves the lesion pages' choice alone."""
+    the pick with the upload, and leaves the lesion pages' choice alone. Neither offers a series whose
+    BodyPartExamined names a part of the body without lung (reading refuses it)."""
     sp = (2.0, 0.8, 0.8)
     hu = chest_phantom(sp, extent_mm=80, seed=9)
     upload = _zip_of_series(tmp_path, [("se1", hu, dict(spacing=sp, kernel="STANDARD", series_number=1)),
                                        ("se2", hu, dict(spacing=sp, kernel="LUNG", series_number=2)),
-                                       ("se3", hu[6:], dict(spacing=sp, kernel="LUNG", series_number=3))])
+                                       ("se3", hu[6:], dict(spacing=sp, kernel="LUNG", series_number=3)),
+                                       ("se4", hu, dict(spacing=sp, kernel="LUNG", series_number=4,
+                                                        tags={"BodyPartExamined": "HEAD"}))])
     second, third = (ctio.list_series(tmp_path / sub)[0].series_uid for sub in ("se2", "se3"))
     at = _app("quality")
     at.file_uploader(key="qa_upload").set_value(("study.zip", upload, "application/zip"))
@@ -437,7 +440,8 @@ def test_the_series_to_check_can_be_chosen_on_breath_hold_qa(tmp_path):
     at.switch_page("app_pages/lesions.py")
     at.run()
     assert not at.exception and not at.error
-    assert at.selectbox(key=f"lesion_series_{at.session_state['upload']['key']}").value == second
+    lesion_box = at.selectbox(key=f"lesion_series_{at.session_state['upload']['key']}")
+    assert lesion_box.value == second and [o.split(" - ")[0] for o in lesion_box.options] == ["#1", "#2", "#3"]
     at.switch_page("app_pages/quality.py")
     at.run()
     assert at.selectbox(key=f"qa_series_{at.session_state['upload']['key']}").value == third

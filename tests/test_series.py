@@ -82,7 +82,9 @@ def test_the_series_the_breath_hold_check_may_measure():
     from ctmodels.series import checkable
 
     infos = [_info("lung", "lung", 40), _info("soft-tag", "soft", 40), _info("soft-image", "soft", 40, source="image"),
-             _info("mr", "lung", 40, modality="MR"), _info("unknown", "unknown", 40, source="none")]
+             _info("mr", "lung", 40, modality="MR"), _info("unknown", "unknown", 40, source="none"),
+             _info("head", "lung", 40)]
+    infos[-1].body_part = "HEAD"  # reading refuses it
     assert [s.series_uid for s in checkable(infos)] == ["lung", "soft-image", "unknown"]
     assert [d["series_uid"] for d in checkable([s.as_dict() for s in infos])] == ["lung", "soft-image", "unknown"]
 
