@@ -127,11 +127,20 @@ def cmd_segment(args) -> int:
         used.add(stem)
         z = vol.shape[0]
         bar = tqdm(total=z, desc=p.name, unit="slice", disable=z < 8 or args.quiet, file=sys.stderr)
-        study = segment_study(seg, vol, batch_size=args.batch_size,
-                              progress=lambda done, total: bar.update(done - bar.n),
-                              body_only=False if args.no_body_mask else None,
-                              air_anchor=False if args.no_air_anchor else None)
-        bar.close()
+        try:
+            study = segment_study(seg, vol, batch_size=args.batch_size,
+                                  progress=lambda done, total: bar.update(done - bar.n),
+                                  body_only=False if args.no_body_mask else None,
+                                  air_anchor=False if args.no_air_anchor else None)
+        except CTModelsError as exc:  # read, but not what the model can take (slices under 8x8): name the input
+            bar.leave = False  # the bar goes, so that the error is a line of its own
+            bar.close()
+            print(f"error: {exc if exc.path else f'{p}: {exc}'}", file=sys.stderr)
+            failures += 1
+            used.discard(stem)
+            continue
+        finally:
+            bar.close()
         res, rep = study.lesions, study.report
         for w in study.warnings:
             if w not in vol.meta.warnings:  # the reader has logged its own already
@@ -151,8 +160,7 @@ def cmd_segment(args) -> int:
         rows.append({"input": where, "stem": stem, **study.summary()})
         ledger.write_rows(table, [r for r in earlier if r["stem"] not in used] + rows, list(rows[0]))
         if not args.quiet and not rep.lung_found:
-            print(f"{p.name}: {'no' if rep.lung_pixels == 0 else 'too little'} lung found, "
-                  "no grade")
+            print(f"{p.name}: {'no' if rep.lung_pixels == 0 else 'too little'} lung found, no grade")
         elif not args.quiet:
             ml = rep.volumes_ml
             print(f"{p.name}: {rep.grade} involved {rep.involved_pct:.1f}% (GGO {rep.ggo_pct:.1f}%, "

@@ -221,6 +221,29 @@ def test_segment_a_head_ct_slice_gives_no_grade(tmp_path, capsys):
     assert 0 <= (labels > 0).sum() < MIN_LUNG_PIXELS
 
 
+def test_an_input_the_model_cannot_take_is_named_and_the_others_are_still_segmented(tmp_path, capsys):
+    """A 1x1 array and a NIfTI 5 pixels wide read, but the model takes slices of 8x8 or more: its error named no
+    file, and it ended the run, so the inputs after it were not segmented."""
+    import csv
+
+    import nibabel as nib
+    import numpy as np
+
+    np.save(tmp_path / "one.npy", np.full((1, 1, 1), -1000, np.int16))
+    nib.save(nib.Nifti1Image(np.full((64, 5, 30), -1000, np.int16), np.eye(4)), tmp_path / "thin.nii.gz")
+    np.save(tmp_path / "chest.npy", chest_phantom((2, 64, 64)))
+    names = ("one.npy", "thin.nii.gz", "chest.npy")
+    assert main(["segment", *(str(tmp_path / n) for n in names), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        f"error: {tmp_path / 'one.npy'}: image (1, 1) is too small to segment (minimum 8x8)",
+        f"error: {tmp_path / 'thin.nii.gz'}: image (5, 64) is too small to segment (minimum 8x8)"]
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        assert [r["stem"] for r in csv.DictReader(f)] == ["chest"]
+    assert sorted(q.name for q in (tmp_path / "out").iterdir()) == [
+        "chest.mask.nii.gz", "chest.mask.png", "chest.overlay.png", "chest.slices.csv", "results.csv"]
+
+
 def test_segment_runs_into_one_folder_keep_each_other_s_results(tmp_path, capsys, monkeypatch):
     """results.csv is kept across runs into one --out folder. Before, each run overwrote it with its own rows, and
     an input with the name of an earlier run's input (two studies both called a.png) overwrote its masks. Now an
