@@ -3,10 +3,10 @@
 import streamlit as st
 
 from app_pages.common import arrive_on
-from ctmodels.dicom import quiet_pydicom
+from ctmodels.io import quiet_readers
 
 st.set_page_config(page_title="ctmodels - chest CT", page_icon=":lungs:", layout="wide")
-quiet_pydicom()  # pydicom's notes on malformed headers: the pages say what is wrong with a file
+quiet_readers()  # pydicom's and Pillow's own warnings: the pages say what is wrong with a file
 
 pages = [
     st.Page("app_pages/lesions.py", title="Lesions", icon=":material/image_search:", default=True),

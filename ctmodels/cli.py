@@ -513,9 +513,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from .dicom import quiet_pydicom
+    from .io import quiet_readers
 
-    quiet_pydicom(args.verbose)
+    quiet_readers(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -45,18 +45,6 @@ LUNGLESS_PARTS = frozenset({
     "WRIST", "ELBOW", "FOREARM"})
 
 
-def quiet_pydicom(verbose: bool = False) -> None:
-    """For the applications (the CLI, the app); the library itself never calls it. pydicom reports a malformed
-    header value twice, as a record of its logger and as a Python warning printed with a line of pydicom's source:
-    three lines before ctmodels' own message, which names the file and says what was expected. The Python warning
-    is dropped; pydicom's log record is kept for ``verbose`` runs."""
-    import warnings
-
-    _pydicom()  # importing pydicom sets its logger's level, so it is imported first
-    logging.getLogger("pydicom").setLevel(logging.INFO if verbose else logging.ERROR)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
-
-
 def _pydicom():
     import pydicom
     from pydicom.errors import InvalidDicomError

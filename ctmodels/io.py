@@ -388,6 +388,25 @@ def read_nrrd(p: Path) -> CTVolume:
                                                            layout=layout, spacing_assumed=assumed))
 
 
+def quiet_readers(verbose: bool = False) -> None:
+    """For the applications (the CLI, the app); the library itself never calls it. Two readers print warnings of
+    their own, as Python warnings with a line of their source, before ctmodels' one-line message that names the file
+    and says what was expected:
+
+    * pydicom, on a malformed header value (three lines: also a record of its logger). The Python warning is
+      dropped; pydicom's log record is kept for ``verbose`` runs;
+    * Pillow, on an image over its 89 M pixel limit (``DecompressionBombWarning``), which :func:`image_pixels`
+      refuses at 16.8 M pixels anyway, before decoding. Dropped."""
+    import warnings
+
+    from PIL import Image
+
+    dicom._pydicom()  # importing pydicom sets its logger's level, so it is imported first
+    logging.getLogger("pydicom").setLevel(logging.INFO if verbose else logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
 def image_pixels(p: PathLike, prepare, expected: str = "") -> Tuple[np.ndarray, str]:
     """The pixels of the image file ``p`` as ``prepare(image)`` gives them (a mode conversion; it may raise an
     InvalidInputError about the mode), and the file's own mode. An image over :data:`MAX_IMAGE_PIXELS` is refused

@@ -179,6 +179,19 @@ def test_a_malformed_header_value_is_one_line_not_pydicom_warnings(tmp_path):
     assert "UserWarning" not in r.stderr and "warn_and_log" not in r.stderr
 
 
+def test_an_image_over_pillow_s_limit_is_one_line_not_its_warning_too(tmp_path):
+    """Pillow warns (DecompressionBombWarning, two lines with a line of its source) on opening an image over 89 M
+    pixels, which ctmodels refuses over 4096x4096 before decoding it anyway."""
+    from PIL import Image
+
+    Image.new("L", (10000, 10000)).save(tmp_path / "giant.png")
+    giant = str(tmp_path / "giant.png")
+    for cmd in (["info", giant], ["segment", giant, "--out", str(tmp_path / "out")]):
+        r = subprocess.run([sys.executable, "-m", "ctmodels", *cmd], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2
+        assert r.stderr.splitlines() == [f"error: {giant}: image is 10000x10000, larger than the 4096x4096 limit"]
+
+
 def test_segment_a_slice_without_lung_gives_no_grade(tmp_path, capsys):
     """A black image: no lung, so no grade and no P(extensive), said once as a warning and in results.csv."""
     import csv
