@@ -53,6 +53,11 @@ def _modality(m):
     return edit
 
 
+def _head(ds):
+    """A CT whose header says it is of the head (the lesion model called a real head slice's sinuses lung)."""
+    ds.BodyPartExamined = "HEAD"
+
+
 def _truncated(t: Path) -> Path:
     out = t / "truncated.dcm"
     out.write_bytes(_one_dicom(t).read_bytes()[:300])
@@ -133,6 +138,7 @@ CASES = {
     "cr_dicom": lambda t: _dicom_variant(t, "cr.dcm", _modality("CR")),
     "us_dicom": lambda t: _dicom_variant(t, "us.dcm", _modality("US")),
     "secondary_capture_rgb": lambda t: _dicom_variant(t, "sc_rgb.dcm", _rgb_secondary_capture),
+    "head_ct_dicom": lambda t: _dicom_variant(t, "head.dcm", _head),
     "noise_png": lambda t: _save_png(t, "noise.png", np.random.default_rng(0).integers(0, 256, (256, 256), np.uint8)),
     "noise_npy_hu": lambda t: _npy(t, "noise.npy", np.random.default_rng(0).integers(-1000, 1000, (4, 64, 64),
                                                                                      np.int16)),
