@@ -104,8 +104,13 @@ def cmd_segment(args) -> int:
             print(f"{Path(i).name}: {len(slices) - len(theirs)} mask or overlay image(s) written by segment left out",
                   file=sys.stderr)
         expanded += theirs or [i]  # none left: the folder, refused in one line that says what it holds
-    args.inputs = expanded
-    inputs = {Path(i).resolve() for i in args.inputs}
+    args.inputs, inputs = [], set()  # each input once, where first given (a glob and the name of one of its files)
+    for i in expanded:
+        if Path(i).resolve() not in inputs:
+            inputs.add(Path(i).resolve())
+            args.inputs.append(i)
+    if len(args.inputs) < len(expanded) and not args.quiet:
+        print(f"{len(expanded) - len(args.inputs)} input(s) given more than once, segmented once", file=sys.stderr)
     seg = None  # loaded at the first readable input: a bad input fails fast
     rows = []
     failures = 0

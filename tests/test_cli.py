@@ -257,6 +257,25 @@ def test_an_input_the_model_cannot_take_is_named_and_the_others_are_still_segmen
         "chest.mask.nii.gz", "chest.mask.png", "chest.overlay.png", "chest.slices.csv", "results.csv"]
 
 
+def test_an_input_given_twice_is_segmented_once(tmp_path, capsys):
+    """`segment *.npy a.npy` named a.npy twice: it was segmented twice, the second time as stem a_ with a second set
+    of outputs and a second row in results.csv."""
+    import csv
+
+    import numpy as np
+
+    np.save(tmp_path / "a.npy", chest_phantom((2, 64, 64)))
+    np.save(tmp_path / "b.npy", chest_phantom((2, 64, 64), seed=1))
+    a, b = str(tmp_path / "a.npy"), str(tmp_path / "b.npy")
+    assert main(["segment", a, b, str(tmp_path / "." / "a.npy"), "--out", str(tmp_path / "out")]) == 0
+    cap = capsys.readouterr()
+    assert "1 input(s) given more than once, segmented once" in cap.err
+    assert [line.split(":")[0] for line in cap.out.splitlines()] == ["a.npy", "b.npy"]
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        assert [(r["stem"], r["input"]) for r in csv.DictReader(f)] == [("a", a), ("b", b)]
+    assert not list((tmp_path / "out").glob("a_*"))
+
+
 def test_segment_runs_into_one_folder_keep_each_other_s_results(tmp_path, capsys, monkeypatch):
     """results.csv is kept across runs into one --out folder. Before, each run overwrote it with its own rows, and
     an input with the name of an earlier run's input (two studies both called a.png) overwrote its masks. Now an
