@@ -470,6 +470,15 @@ def read_npy(p: Path, spacing: Optional[Sequence[float]] = None) -> CTVolume:
 
 
 # ---------------------------------------------------------------------------- writers
+def input_folder(path: PathLike, expected: str) -> Path:
+    """``path`` as an existing folder to read, or an InvalidInputError naming it that says whether it is missing or
+    not a folder, and what was ``expected`` ("a folder of masks")."""
+    p = Path(path)
+    if not p.is_dir():
+        raise InvalidInputError(f"{'not a folder' if p.exists() else 'no such folder'}, expected {expected}", p)
+    return p
+
+
 def check_out_folder(path: PathLike) -> Path:
     """``path`` as a folder that outputs can go in, or an InvalidInputError naming it where it, or a folder above
     it, is a file (so that no OSError reaches the user half-way through a run). Makes nothing."""

@@ -36,7 +36,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .errors import CTModelsError, EmptyInputError, InvalidInputError
-from .io import image_pixels
+from .io import image_pixels, input_folder
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +172,7 @@ def score_folders(predicted: Path, references: Path, reference: str = "auto", em
         raise InvalidInputError(f"rule for classes a reference lacks {empty!r}, expected one of "
                                 f"{', '.join(EMPTY_RULES)}")
     for folder in (predicted, references):
-        if not Path(folder).is_dir():
-            raise InvalidInputError("not a folder, expected a folder of masks or a zip of one", folder)
+        input_folder(folder, "a folder of masks or a zip of one")
     preds = {p.name[: -len(MASK_SUFFIX)]: p for p in sorted(Path(predicted).iterdir())
              if p.name.endswith(MASK_SUFFIX) and p.is_file()}
     refs = {p.stem: p for p in sorted(Path(references).iterdir())

@@ -37,9 +37,12 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 from . import ledger
 from .errors import CTModelsError, EmptyInputError, InvalidInputError, TriageError
+from .io import input_folder
 from .ledger import PARTIAL
 
 log = logging.getLogger(__name__)
+
+STUDIES_FOLDER = "a folder with one study per subfolder or file"  # what triage reads
 
 TRASH = ".ctmodels-trash-"
 STUDY_FILE_SUFFIXES = (".zip", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".npy", ".dcm")
@@ -123,9 +126,7 @@ def scan_folder(folder: Path) -> FolderScan:
     ``__MACOSX`` folder of zip metadata are ignored."""
     from .dicom import has_dicom_preamble
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InvalidInputError("not a folder, expected a folder with one study per subfolder or file", folder)
+    folder = input_folder(folder, STUDIES_FOLDER)
     studies, other, dicoms = [], [], []
     for p in sorted(folder.iterdir(), key=lambda q: q.name):
         if p.name.startswith(".") or p.name == "__MACOSX" or p.is_symlink():
@@ -506,8 +507,7 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     input_dir, failed_dir = Path(input_dir), Path(failed_dir)
     passed_dir = Path(passed_dir) if passed_dir else None
     undetermined_dir = Path(undetermined_dir) if undetermined_dir else None
-    if not input_dir.is_dir():
-        raise InvalidInputError("not a folder, expected a folder with one study per subfolder or file", input_dir)
+    input_folder(input_dir, STUDIES_FOLDER)
     from .io import check_out_folder
 
     for t in [failed_dir] + [d for d in (passed_dir, undetermined_dir) if d]:

@@ -338,7 +338,15 @@ def test_cli_check_breath_hold_json_and_figure(studies, tmp_path, capsys):
 
 def test_cli_triage_errors(tmp_path, capsys):
     assert main(["triage", str(tmp_path / "none"), "--failed-dir", str(tmp_path / "f")]) == 2
-    assert "not a folder" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'none'}: no such folder, expected a folder with one study "
+                                       "per subfolder or file\n")  # it said "not a folder", as for a file
+    (tmp_path / "a.npy").write_bytes(b"")
+    assert main(["triage", str(tmp_path / "a.npy"), "--failed-dir", str(tmp_path / "f")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'a.npy'}: not a folder, expected a folder with one study "
+                                       "per subfolder or file\n")
+    assert main(["score", str(tmp_path / "none"), str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'none'}: no such folder, expected a folder of masks or a "
+                                       "zip of one\n")
     (tmp_path / "empty").mkdir()
     assert main(["triage", str(tmp_path / "empty"), "--failed-dir", str(tmp_path / "f")]) == 2
     assert "no studies found" in capsys.readouterr().err
