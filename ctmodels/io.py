@@ -469,7 +469,6 @@ def read_npy(p: Path, spacing: Optional[Sequence[float]] = None) -> CTVolume:
     return CTVolume(_as_hu_array(arr), sp, meta)
 
 
-# ---------------------------------------------------------------------------- writers
 def input_folder(path: PathLike, expected: str) -> Path:
     """``path`` as an existing folder to read, or an InvalidInputError naming it that says whether it is missing or
     not a folder, and what was ``expected`` ("a folder of masks")."""
@@ -479,6 +478,7 @@ def input_folder(path: PathLike, expected: str) -> Path:
     return p
 
 
+# ---------------------------------------------------------------------------- writers
 def check_out_folder(path: PathLike) -> Path:
     """``path`` as a folder that outputs can go in, or an InvalidInputError naming it where it, or a folder above
     it, is a file (so that no OSError reaches the user half-way through a run). Makes nothing."""
