@@ -37,7 +37,6 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 from . import ledger
 from .errors import CTModelsError, EmptyInputError, InvalidInputError, TriageError
-from .io import input_folder
 from .ledger import PARTIAL
 
 log = logging.getLogger(__name__)
@@ -125,6 +124,7 @@ def scan_folder(folder: Path) -> FolderScan:
     """Sort the entries directly inside ``folder`` by name; links, names starting with '.' and macOS's
     ``__MACOSX`` folder of zip metadata are ignored."""
     from .dicom import has_dicom_preamble
+    from .io import input_folder
 
     folder = input_folder(folder, STUDIES_FOLDER)
     studies, other, dicoms = [], [], []
@@ -507,8 +507,9 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     input_dir, failed_dir = Path(input_dir), Path(failed_dir)
     passed_dir = Path(passed_dir) if passed_dir else None
     undetermined_dir = Path(undetermined_dir) if undetermined_dir else None
+    from .io import check_out_folder, input_folder
+
     input_folder(input_dir, STUDIES_FOLDER)
-    from .io import check_out_folder
 
     for t in [failed_dir] + [d for d in (passed_dir, undetermined_dir) if d]:
         if t.resolve() == input_dir.resolve():
