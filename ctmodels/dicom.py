@@ -249,12 +249,16 @@ def lungless(part: Optional[str]) -> bool:
     return "".join(c for c in (part or "").upper() if c.isalnum()) in LUNGLESS_PARTS
 
 
+def not_chest(parts: str) -> str:
+    """What is said of a CT whose BodyPartExamined (``parts``) names a part of the body without lung."""
+    return f"BodyPartExamined is {parts}, a part of the body without lung; expected a chest CT"
+
+
 def check_chest(ds, path: Path) -> None:
     """Raise NotChestError where the dataset's BodyPartExamined names a part of the body without lung. Reading a
     series checks it (listing does not: ``ctmodels info`` shows such series)."""
     if lungless(body_part(ds)):
-        raise NotChestError(f"BodyPartExamined is {body_part(ds)}, a part of the body without lung; expected a "
-                            "chest CT", path)
+        raise NotChestError(not_chest(body_part(ds)), path)
 
 
 def check_ct(ds, path: Path) -> None:

@@ -273,6 +273,7 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     and prone or decubitus series (:func:`supine`) after supine ones: the models were made for supine chest
     CT slices. Among equals: more slices (coverage), then thinner slices.
     """
+    from .dicom import not_chest
     from .errors import SeriesSelectionError, SeveralStudiesError
 
     if not series:
@@ -287,15 +288,12 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
                                   "one study: give each study's folder on its own, name a series (`ctmodels info` "
                                   "lists them), or `ctmodels triage` a folder with one study per subfolder",
                                   series=[s.as_dict() for s in ct])
-    parts = sorted({s.body_part for s in ct if lungless(s)})
-    if parts:
-        if all(lungless(s) for s in ct):
-            raise SeriesSelectionError(f"BodyPartExamined is {', '.join(parts)}, a part of the body without lung; "
-                                       "expected a chest CT")
-        aside = f"; {sum(lungless(s) for s in ct)} series of {', '.join(parts)} (no lung) set aside"
-        ct = [s for s in ct if not lungless(s)]
-    else:
-        aside = ""
+    no_lung = [s for s in ct if lungless(s)]
+    parts = ", ".join(sorted({s.body_part for s in no_lung}))
+    if no_lung and len(no_lung) == len(ct):
+        raise SeriesSelectionError(not_chest(parts))
+    aside = f"; {len(no_lung)} series of {parts} (no lung) set aside" if no_lung else ""
+    ct = [s for s in ct if not lungless(s)]
 
     def rank(s: SeriesInfo):
         return (s.n_slices, -(s.slice_thickness or 99.0))
