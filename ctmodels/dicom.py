@@ -276,14 +276,41 @@ def check_ct(ds, path: Path) -> None:
         raise InvalidInputError(f"image is {rows}x{cols}, larger than the {MAX_SIDE}x{MAX_SIDE} limit", path)
 
 
+AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # ImageOrientationPatient of an axial slice
+UNIT_TOLERANCE = 0.05  # direction cosines as written: lengths within this of 1, their dot product within this of 0
+
+
 def _orientation(ds) -> np.ndarray:
+    """ImageOrientationPatient's row and column direction cosines; axial where the tag is missing or unusable
+    (:func:`_orientation_problem` says which)."""
+    return np.array([float(x) for x in ds.ImageOrientationPatient] if _orientation_problem(ds) is None else AXIAL)
+
+
+def _orientation_problem(ds) -> Optional[str]:
+    """None where ImageOrientationPatient holds two perpendicular unit vectors (to within ``UNIT_TOLERANCE``, as
+    values are written rounded); else what is wrong with it. Two parallel vectors give no slice normal, so that
+    every slice would stack at one position."""
     iop = getattr(ds, "ImageOrientationPatient", None)
-    if iop is None or len(iop) != 6:
-        return np.array([1.0, 0, 0, 0, 1.0, 0])
-    v = np.array([float(x) for x in iop])
-    if not np.all(np.isfinite(v)) or np.linalg.norm(v[:3]) < 1e-3 or np.linalg.norm(v[3:]) < 1e-3:
-        return np.array([1.0, 0, 0, 0, 1.0, 0])
-    return v
+    if iop is None:
+        return "ImageOrientationPatient missing"
+    try:
+        v = np.array([float(x) for x in iop])
+    except (TypeError, ValueError):
+        v = np.array([np.nan])
+    if v.shape != (6,) or not np.all(np.isfinite(v)):
+        return f"ImageOrientationPatient ({_listed(iop)}) is not six numbers"
+    lengths = np.linalg.norm(v[:3]), np.linalg.norm(v[3:])
+    if max(abs(n - 1) for n in lengths) > UNIT_TOLERANCE or abs(np.dot(v[:3], v[3:])) > UNIT_TOLERANCE:
+        return f"ImageOrientationPatient ({_listed(iop)}) is not two perpendicular unit vectors"
+    return None
+
+
+def _listed(values) -> str:
+    """A multi-valued tag's values as the DICOM standard writes them (backslash between)."""
+    try:
+        return "\\".join(str(x) for x in values)
+    except TypeError:
+        return str(values)
 
 
 def _pixel_spacing(ds) -> Tuple[float, float]:
@@ -595,8 +622,9 @@ def _headers_to_stack(items: Sequence[Tuple[Path, object]], warnings: List[str])
     first = items[0][1]
     iop = _orientation(first)
     normal = np.cross(iop[:3], iop[3:])
-    if "ImageOrientationPatient" not in first:
-        warnings.append("ImageOrientationPatient missing: axial slices assumed")
+    problem = _orientation_problem(first)
+    if problem:
+        warnings.append(f"{problem}: axial slices assumed")
     entries, z_assumed = [], False
     for i, (p, ds) in enumerate(items):
         ipp = getattr(ds, "ImagePositionPatient", None)

@@ -649,6 +649,40 @@ def test_orientations_written_with_a_little_noise_are_one_plane(tmp_path):
     assert io.read_ct(tmp_path / "noisy").meta.warnings[0].startswith("1 slice(s) of another size or orientation")
 
 
+@pytest.mark.parametrize("iop, said", [
+    ((1, 0, 0, 1, 0, 0), "ImageOrientationPatient (1.0\\0.0\\0.0\\1.0\\0.0\\0.0) is not two perpendicular unit vectors"),
+    ((0, 0, 0, 0, 0, 0), "is not two perpendicular unit vectors"),
+    ((2, 0, 0, 0, 1, 0), "is not two perpendicular unit vectors"),
+    (("nan", 0, 0, 0, 1, 0), "ImageOrientationPatient (nan\\0.0\\0.0\\0.0\\1.0\\0.0) is not six numbers"),
+    ((1, 0, 0, 0, 1), "is not six numbers"),
+    (None, "ImageOrientationPatient missing"),
+])
+def test_an_unusable_orientation_is_read_as_axial_and_said(tmp_path, iop, said):
+    """Two parallel direction cosines (or zeros) give no slice normal: every slice projected to one position, so
+    20 slices were read as one (19 'duplicates' dropped) and the lesion model was handed a 64 x 1 image; zeros
+    and NaN were taken as axial without a word. Now each is read as axial, as a missing tag is, and said."""
+    import warnings as w
+
+    import pydicom
+
+    hu = chest_phantom((12, 24, 20))
+    files = write_series(tmp_path, hu)
+    ref = io.read_ct(tmp_path)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        if iop is None:
+            del ds.ImageOrientationPatient
+        else:
+            with w.catch_warnings():
+                w.simplefilter("ignore")  # pydicom's own warning on writing 'nan' as DS
+                ds.ImageOrientationPatient = list(iop)
+        ds.save_as(f)
+    vol = io.read_ct(tmp_path)
+    assert np.array_equal(vol.voxels, ref.voxels) and vol.spacing == ref.spacing
+    said_there = [x for x in vol.meta.warnings if "ImageOrientationPatient" in x]
+    assert len(said_there) == 1 and said in said_there[0] and said_there[0].endswith(": axial slices assumed")
+
+
 def test_a_localizer_filed_in_the_series_is_set_aside_not_stacked(tmp_path):
     """A scout of another size and plane under the series' own SeriesInstanceUID (some exports and anonymisers
     do this) made the whole series unreadable ("slice is 40x64 but the series is 24x30"); now the axial slices are
