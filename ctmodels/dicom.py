@@ -337,7 +337,7 @@ def to_hu(ds, path: Path, warnings: List[str]) -> np.ndarray:
     raw = _decoded(ds, path)
     if raw.ndim != 2:
         raise InvalidInputError(f"pixel array has shape {raw.shape}, expected one 2D grayscale frame", path)
-    return _rescaled(raw, ds, warnings)
+    return _rescaled(raw, ds, warnings, path)
 
 
 def _decoded(ds, path: Path) -> np.ndarray:
@@ -351,8 +351,9 @@ def _decoded(ds, path: Path) -> np.ndarray:
         raise InvalidInputError(f"pixel data cannot be decoded (transfer syntax {name}): {msg}", path) from None
 
 
-def _rescaled(raw: np.ndarray, ds, warnings: List[str]) -> np.ndarray:
-    """Stored values -> HU by the modality LUT (RescaleSlope / RescaleIntercept)."""
+def _rescaled(raw: np.ndarray, ds, warnings: List[str], path: Path) -> np.ndarray:
+    """Stored values -> HU by the modality LUT (RescaleSlope / RescaleIntercept). A slope of 0 (every pixel one
+    value) or a value that is not a finite number is refused: the image has no HU to give."""
     slope = getattr(ds, "RescaleSlope", None)
     intercept = getattr(ds, "RescaleIntercept", None)
     if slope is None or intercept is None:
@@ -360,6 +361,9 @@ def _rescaled(raw: np.ndarray, ds, warnings: List[str]) -> np.ndarray:
             warnings.append("missing RescaleSlope/RescaleIntercept: stored values used as HU")
         slope, intercept = 1.0, 0.0
     slope, intercept = float(slope), float(intercept)
+    if slope == 0 or not np.isfinite(slope) or not np.isfinite(intercept):
+        raise InvalidInputError(f"RescaleSlope {slope:g}, RescaleIntercept {intercept:g}: no Hounsfield units to "
+                                f"read; expected a non-zero, finite slope and a finite intercept", path)
     if slope == 1.0 and intercept == float(int(intercept)):
         hu = raw.astype(np.int32) + int(intercept)
     else:
@@ -417,7 +421,7 @@ def _slice_hu(ds, path: Path, warnings: List[str]) -> np.ndarray:
     kept afterwards."""
     frame = getattr(ds, "ctmodels_frame", None)
     if frame is not None:
-        return _rescaled(frame[0].frame(frame[1]), ds, warnings)
+        return _rescaled(frame[0].frame(frame[1]), ds, warnings, path)
     item = ds.get_item(0x7FE00010, keep_deferred=True) if "PixelData" in ds else None
     deferred = item is not None and getattr(item, "value", b"") is None  # a deferred raw element
     try:

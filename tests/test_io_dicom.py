@@ -79,6 +79,24 @@ def test_every_voxel_lies_where_dicom_puts_it_and_its_mask_label_there_too(tmp_p
         assert mask[tuple(ijk)] == labels[zyx], zyx
 
 
+@pytest.mark.parametrize("tag, value", [("RescaleSlope", 0), ("RescaleIntercept", "nan")])
+def test_a_rescale_with_no_hounsfield_units_is_refused(tmp_path, tag, value):
+    """A slope of 0 made every pixel -1024 HU, which the lesion model reported as 'no lung found' and the
+    breath-hold check as 'no air-filled tube'; a NaN intercept made every voxel NaN. Refused, naming the file."""
+    import warnings as w
+
+    import pydicom
+
+    files = write_series(tmp_path, chest_phantom((6, 16, 16)))
+    ds = pydicom.dcmread(files[2])
+    with w.catch_warnings():
+        w.simplefilter("ignore")  # pydicom's own warning on writing 'nan' as DS
+        setattr(ds, tag, value)
+    ds.save_as(files[2])
+    with pytest.raises(InvalidInputError, match=f"{files[2].name}.*{tag} .*no Hounsfield units"):
+        io.read_ct(tmp_path)
+
+
 def test_rescale_slope_intercept_applied(tmp_path):
     hu = chest_phantom((4, 16, 16)).astype(np.float32)
     hu = np.round(hu / 2) * 2  # representable with slope 2
