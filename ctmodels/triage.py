@@ -2,8 +2,8 @@
 
 One study per subfolder, zip, or volume file (NIfTI, NRRD, .npy, single DICOM file) directly
 inside the input folder; names starting with '.' are ignored. Loose DICOM files that share a series are
-slices, not studies, and subfolders that share a StudyInstanceUID are series of one study: they and
-other files are reported as not checked and left alone.
+slices, not studies, and subfolders that share a StudyInstanceUID are series of one study: they, links (not
+followed) and other files are reported as not checked and left alone.
 
 Moving a study is: copy into ``<target>/.ctmodels-partial-<name>-<token>``, flush, verify every
 file (size and SHA-256) against the source, rename atomically to ``<target>/<name>``, then
@@ -52,12 +52,14 @@ class FolderScan:
     """What lies directly inside a folder of studies: ``studies`` (subfolders, zips, volume files and
     single-file DICOM studies), ``slices`` (loose DICOM files that are slices of one multi-file series:
     a series laid out flat, not a study each), ``series`` (subfolders that hold series of one study, as
-    a PACS export lays a study out: the folder above them is the study) and ``other`` (other files)."""
+    a PACS export lays a study out: the folder above them is the study), ``other`` (other files) and ``links``
+    (symbolic links, not followed: what they point to lies outside the folder, and is neither checked nor moved)."""
 
     studies: List[Path]
     slices: List[Path]
     other: List[Path]
     series: List[Path] = field(default_factory=list)
+    links: List[Path] = field(default_factory=list)
 
     def notes(self) -> List[str]:
         """One line per kind of entry that is not checked."""
@@ -71,6 +73,9 @@ class FolderScan:
         if self.other:
             out.append(f"{len(self.other)} file(s) that are not studies ({_names(self.other)}): expected "
                        "subfolders, zips or volume files")
+        if self.links:
+            out.append(f"{len(self.links)} link(s) ({_names(self.links)}): links are not followed, so that nothing "
+                       "outside the folder is moved; put the study itself in the folder to check it")
         return out
 
 
@@ -121,15 +126,18 @@ def _sharing(paths: List[Path], uid_of: Callable[[Path], Optional[str]]) -> List
 
 
 def scan_folder(folder: Path) -> FolderScan:
-    """Sort the entries directly inside ``folder`` by name; links, names starting with '.' and macOS's
-    ``__MACOSX`` folder of zip metadata are ignored."""
+    """Sort the entries directly inside ``folder`` by name; names starting with '.' and macOS's ``__MACOSX``
+    folder of zip metadata are ignored, and links are listed, not followed."""
     from .dicom import has_dicom_preamble
     from .io import input_folder
 
     folder = input_folder(folder, STUDIES_FOLDER)
-    studies, other, dicoms = [], [], []
+    studies, other, dicoms, links = [], [], [], []
     for p in sorted(folder.iterdir(), key=lambda q: q.name):
-        if p.name.startswith(".") or p.name == "__MACOSX" or p.is_symlink():
+        if p.name.startswith(".") or p.name == "__MACOSX":
+            continue
+        if p.is_symlink():
+            links.append(p)
             continue
         name = p.name.lower()
         if p.is_file() and (name.endswith(".dcm") or (not name.endswith(STUDY_FILE_SUFFIXES) and name != "dicomdir"
@@ -143,7 +151,7 @@ def scan_folder(folder: Path) -> FolderScan:
     series = _sharing([p for p in studies if p.is_dir()], _study_uid)  # series folders of one study
     studies = sorted([p for p in studies if p not in series] + [p for p in dicoms if p not in slices],
                      key=lambda q: q.name)
-    return FolderScan(studies, slices, other, series)
+    return FolderScan(studies, slices, other, series, links)
 
 
 def discover_studies(folder: Path) -> List[Path]:
@@ -545,7 +553,9 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
         raise InvalidInputError(f"holds {what}, expected a folder with one study per subfolder, zip or volume "
                                 "file (a single study is checked on its own)", input_dir)
     if not studies:
-        raise EmptyInputError("no studies found (expected subfolders, zips or volume files)", input_dir)
+        raise EmptyInputError("no studies found (expected subfolders, zips or volume files"
+                              + (f"; {len(scan.links)} link(s), which are not followed)" if scan.links else ")"),
+                              input_dir)
     report.skipped = scan.notes()
     checker = checker or BreathHoldChecker.from_pretrained()
     columns: List[str] = []

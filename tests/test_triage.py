@@ -588,3 +588,29 @@ def test_an_air_trapping_protocol_study_is_judged_on_its_inspiration_series(tmp_
     assert row["series"].startswith("#2: lung kernel") and row["series"].endswith(
         "; 1 expiratory series (by description) set aside"), row["series"]
     assert "1.2.826" not in row["series"]
+
+
+def test_links_among_the_studies_are_listed_not_followed(studies, tmp_path, checker, capsys):
+    """A link to a study (or to a file) inside the folder of studies was passed over without a word, so a study
+    a user had linked into the inbox was neither checked nor said to be skipped. Links are still not followed
+    (what they point to lies outside the folder, and moving it would reach out of it), but they are listed as not
+    checked; a folder of nothing but links says so rather than 'no studies found' alone."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    io.write_volume_nifti(chest_phantom(SP, extent_mm=75, seed=24), SP, outside / "linked_f.nii.gz")
+    (studies / "linked_f.nii.gz").symlink_to(outside / "linked_f.nii.gz")
+    (studies / "linked_dir").symlink_to(outside, target_is_directory=True)
+    before = _tree(outside)
+    rep = run_triage(studies, tmp_path / "failed", checker=checker)
+    assert not any(r.study.startswith("linked") for r in rep.rows) and len(rep.rows) == 5
+    links = [n for n in rep.skipped if "link(s)" in n]
+    assert links == ["2 link(s) (linked_dir, linked_f.nii.gz): links are not followed, so that nothing outside the "
+                     "folder is moved; put the study itself in the folder to check it"]
+    assert _tree(outside) == before and (studies / "linked_dir").is_symlink()
+    only = tmp_path / "only_links"
+    only.mkdir()
+    (only / "a").symlink_to(outside, target_is_directory=True)
+    assert main(["triage", str(only), "--failed-dir", str(tmp_path / "f2"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {only}: no studies found (expected subfolders, zips or volume files; 1 link(s), " \
+                          "which are not followed)"
