@@ -38,6 +38,7 @@ from . import dicom
 from .archive import extracted
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
 from .orientation import Layout, canonicalize, ras_to_lps, split_affine
+from .preprocessing import check_values
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
 log = logging.getLogger(__name__)
@@ -313,15 +314,9 @@ def _check_volume(data: np.ndarray, p: Path) -> np.ndarray:
         data = data[:, :, None]
     if data.ndim != 3:
         raise InvalidInputError(f"volume has shape {data.shape}, expected a 3D scalar volume", p)
-    if min(data.shape) < 1 or data.size == 0:
-        raise EmptyInputError("volume has no voxels", p)
     if data.size > dicom.MAX_VOXELS:
         raise InvalidInputError(f"{data.size} voxels exceed the {dicom.MAX_VOXELS} limit", p)
-    if data.dtype.kind not in "iuf":
-        raise InvalidInputError(f"voxel type {data.dtype} is not numeric", p)
-    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
-        raise InvalidInputError("volume contains NaN or infinite values, expected finite HU", p)
-    return data
+    return check_values(data, "volume", p)
 
 
 def _as_hu_array(data: np.ndarray) -> np.ndarray:

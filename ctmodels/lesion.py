@@ -38,7 +38,7 @@ from .body import body_grid
 from .lung_air import air_on_grid, unanchored
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
-from .preprocessing import window_hu
+from .preprocessing import check_values, window_hu
 from .types import DISPLAY, HU, CTVolume
 
 log = logging.getLogger(__name__)
@@ -196,9 +196,10 @@ class LesionSegmenter:
             arr = to_gray(arr)
         if arr.ndim not in (2, 3):
             raise InvalidInputError(f"expected a slice [H, W] or volume [Z, H, W], got shape {arr.shape}")
-        if unit == HU and arr.size and not float(np.nanmin(arr)) < 0:  # `not <`: all-NaN too
+        check_values(arr, "input")
+        if unit == HU and not float(arr.min()) < 0:
             raise InvalidInputError(
-                f"values taken as HU ({arr.dtype}) lie in {np.nanmin(arr):g}..{np.nanmax(arr):g}, nothing below 0, "
+                f"values taken as HU ({arr.dtype}) lie in {arr.min():g}..{arr.max():g}, nothing below 0, "
                 "where CT in Hounsfield units shows air at about -1000 HU; for a display image pass uint8 or "
                 "units='display' (0..255, or 0..1 as floats)")
         if min(arr.shape[-2:]) < 8:

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
+
+from .errors import EmptyInputError, InvalidInputError
+
+
+def check_values(a: np.ndarray, what: str = "volume", source: Optional[object] = None) -> np.ndarray:
+    """``a`` as given where it holds values and they are finite numbers; else one line (naming ``source``, a file,
+    where given) saying which it is not: no values, values that are not numbers (bool, complex, text), NaN or
+    infinity."""
+    if a.size == 0:
+        raise EmptyInputError(f"{what} has no values (shape {a.shape})", source)
+    if a.dtype.kind not in "iuf":
+        raise InvalidInputError(f"{what} holds values of type {a.dtype}, expected numbers", source)
+    if a.dtype.kind == "f":
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise InvalidInputError(f"{what} holds NaN or infinite values ({bad} of {a.size}), expected finite "
+                                    "numbers", source)
+    return a
 
 
 def window_hu(hu: np.ndarray, center: float, width: float) -> np.ndarray:

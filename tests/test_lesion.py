@@ -127,6 +127,31 @@ def test_a_slice_as_image_libraries_load_it_gives_the_same_labels(seg):
             seg.predict(not_hu)
 
 
+def _with_nan(units):
+    a = np.full((40, 40), -1000.0 if units == "hu" else 0.5, np.float32)
+    a[10:20, 10:20] = np.nan
+    return a
+
+
+@pytest.mark.parametrize("x, units, said", [
+    (_with_nan("hu"), "hu", r"input holds NaN or infinite values \(100 of 1600\), expected finite numbers"),
+    (_with_nan("display"), "display", r"NaN or infinite values \(100 of 1600\)"),
+    (np.where(np.eye(40, dtype=bool), np.inf, -1000).astype(np.float32), "auto", r"NaN or infinite values \(40 of"),
+    (np.full((40, 40), np.nan, np.float32), "auto", r"NaN or infinite values \(1600 of 1600\)"),
+    (np.zeros((0, 40, 40), np.float32), "auto", r"input has no values \(shape \(0, 40, 40\)\)"),
+    (np.zeros((40, 40), bool), "auto", "input holds values of type bool, expected numbers"),
+    (np.full((40, 40), -1000, np.complex64), "auto", "values of type complex64"),
+])
+def test_an_array_without_finite_numbers_is_refused(seg, x, units, said):
+    """NaN pixels were segmented (cast to 8-bit with a numpy RuntimeWarning: a NaN square in a HU slice came out
+    background); an all-NaN slice was refused as 'lie in nan..nan, nothing below 0', and an empty volume raised
+    numpy's ValueError ('need at least one array to stack'). Each is now one typed line, as the readers give."""
+    from ctmodels.errors import CTModelsError
+
+    with pytest.raises(CTModelsError, match=said):
+        seg.predict(x, units=units)
+
+
 def test_flip_tta_is_default_for_single_slices_only(seg):
     img = (np.random.default_rng(3).random((64, 64)) * 255).astype(np.uint8)
     with_tta, without = seg.predict(img), seg.predict(img, tta=False)
