@@ -21,7 +21,7 @@ class CTModelsError(Exception):
     def __init__(self, message: str, path: Optional[PathLike] = None):
         self.path = None if path is None else str(path)
         text = " ".join(str(message).split())  # always one line
-        if self.path is not None and self.path not in text:
+        if self.path is not None and not text.startswith(f"{self.path}:"):  # a message that names it first: once
             text = f"{self.path}: {text}"
         super().__init__(text)
 

@@ -124,6 +124,22 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make):
     assert str(target).split("/")[-1] in err
 
 
+@pytest.mark.parametrize("name, command", [("CT", "segment"), ("e", "info"), ("DICOM", "check-breath-hold")])
+def test_an_input_whose_name_is_a_word_of_the_error_is_still_named(tmp_path, capsys, monkeypatch, name, command):
+    """The file was named before the error only where its name was not already somewhere in the message, so an
+    empty folder called CT said "error: no DICOM files found, expected a folder or zip of a CT DICOM series" with
+    no name at all (CT was in the message), and so did a file called e (in "expected")."""
+    monkeypatch.chdir(tmp_path)
+    if name == "e":
+        (tmp_path / name).write_bytes(b"garbage")
+    else:
+        (tmp_path / name).mkdir()
+    args = [command, name] + (["--out", "out"] if command == "segment" else [])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {name}: ") and err.count("\n") == 1
+
+
 def test_an_output_folder_that_is_a_file_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
     """--out, --failed-dir or --report-dir naming a file (or a path under one): one line naming it, exit 2, and
     nothing moved or trained. Before: 'FileExistsError: [Errno 17] File exists', from triage after its lock was
