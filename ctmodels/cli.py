@@ -310,6 +310,25 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from . import cohort
+    from .severity import ExtentCalibration
+
+    if args.action == "fit":
+        cal, left = cohort.fit_table(Path(args.table), Path(args.out), label=args.label, window=args.window,
+                                     polyorder=args.polyorder)
+        print(f"fitted on {cal.n_patients} patient(s), {cal.n_extensive} extensive"
+              + "".join(f"; {n} left out ({why.replace('_', ' ')})" for why, n in left.items() if n))
+        print(f"class A below {cal.t_ab_pct:g} % involved, B {cal.t_ab_pct:g}-{cal.t_bc_pct:g} %, "
+              f"C from {cal.t_bc_pct:g} %; P(extensive) " + ", ".join(
+                  f"{x} % {float(cal.predict_proba([x])[0]):.2f}" for x in (10, 25, 50, 75)))
+        print(f"written to {args.out}")
+        return 0
+    done = cohort.apply_table(ExtentCalibration.load(Path(args.calibration)), Path(args.table), Path(args.out))
+    print(f"{done['classed']} row(s) classed, {done['not_assessed']} not assessed (n/a); written to {args.out}")
+    return 0
+
+
 def cmd_train_quality(args) -> int:
     from .io import check_out_folder
 
@@ -421,6 +440,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", metavar="FILE", help="also write each slice's Dice to FILE")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("calibrate", help="fit the extent classes A/B/C on your own labelled patients, or apply "
+                       "such a fit to a results.csv")
+    cal = s.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = cal.add_parser("fit", help="P(extensive) per 1 %% bin of involvement, Savitzky-Golay smoothed, and the "
+                       "A/B and B/C thresholds that maximise the area each class holds")
+    c.add_argument("table", help="results.csv from segment with a column of 1/0 labels added (or any CSV with "
+                   "involved_pct and that column)")
+    c.add_argument("--out", required=True, help="calibration JSON to write (must not exist)")
+    c.add_argument("--label", default="extensive", help="the column of labels: 1/0, yes/no or true/false "
+                   "(default: extensive)")
+    c.add_argument("--window", type=int, default=11, help="Savitzky-Golay window in 1 %% bins (default 11)")
+    c.add_argument("--polyorder", type=int, default=2, help="Savitzky-Golay polynomial order (default 2)")
+    c.set_defaults(func=cmd_calibrate)
+    c = cal.add_parser("apply", help="add cohort_p_extensive and cohort_class to each row of a results.csv")
+    c.add_argument("calibration", help="what calibrate fit wrote")
+    c.add_argument("table", help="results.csv from segment (or any CSV with involved_pct)")
+    c.add_argument("--out", required=True, help="CSV to write (must not exist)")
+    c.set_defaults(func=cmd_calibrate)
 
     s = sub.add_parser("check-breath-hold", help="breath-hold quality of one study from the trachea's shape")
     s.add_argument("study", help="DICOM folder/file, zip, NIfTI, NRRD or .npy")

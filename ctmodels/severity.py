@@ -15,11 +15,15 @@ then given as measured, with a note).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+
+from .errors import InvalidInputError
 
 GGO, CONS, LUNG = 1, 2, 3
 # Classes of P(extensive): A unlikely, B uncertain, C likely.
@@ -28,6 +32,8 @@ T_AB, T_BC = 0.2, 0.8
 NO_FINDINGS_PCT = 0.1
 # Grade and extent class where they are undefined (no lung found).
 NOT_ASSESSED = "n/a"
+# What ExtentCalibration.save writes as its "format", and load expects.
+CALIBRATION_FORMAT = "ctmodels-extent-calibration-1"
 # A chest slice through the lungs is mostly a fifth or more lung; where no slice has even this share,
 # the input is not what the grade is for (say, upper abdomen with a little bowel gas called lung).
 LITTLE_LUNG_SHARE = 0.02
@@ -185,19 +191,64 @@ class ExtentCalibration:
     p_smooth: np.ndarray
     t_ab_pct: float
     t_bc_pct: float
+    window: int = 11
+    polyorder: int = 2
+    n_patients: int = 0
+    n_extensive: int = 0
 
     def predict_proba(self, involved_pct: Sequence[float]) -> np.ndarray:
-        x = np.clip(np.asarray(involved_pct, dtype=float), 0, 100)
-        idx = np.clip(np.floor(x).astype(int), 0, len(self.p_smooth) - 1)
-        return self.p_smooth[idx]
+        """P(extensive) of each involvement (%): its 1 % bin's smoothed estimate; NaN where the involvement is NaN
+        (not assessed: no lung found)."""
+        x = np.asarray(involved_pct, dtype=float)
+        idx = np.clip(np.floor(np.nan_to_num(np.clip(x, 0, 100))).astype(int), 0, len(self.p_smooth) - 1)
+        return np.where(np.isfinite(x), self.p_smooth[idx], np.nan)
 
     def predict_class(self, involved_pct: Sequence[float]) -> List[str]:
+        """A (below ``t_ab_pct``), B, or C (from ``t_bc_pct``) per involvement (%); ``NOT_ASSESSED`` for NaN."""
         x = np.asarray(involved_pct, dtype=float)
-        return ["A" if v < self.t_ab_pct else ("B" if v < self.t_bc_pct else "C") for v in x]
+        return [NOT_ASSESSED if not np.isfinite(v) else "A" if v < self.t_ab_pct else ("B" if v < self.t_bc_pct
+                                                                                       else "C") for v in x]
 
     def as_dict(self) -> Dict[str, object]:
         return {"t_ab_pct": self.t_ab_pct, "t_bc_pct": self.t_bc_pct,
                 "p_smooth": [round(float(v), 6) for v in self.p_smooth]}
+
+    def save(self, path) -> Path:
+        """Write the calibration as JSON (the thresholds, the smoothed and raw P per 1 % bin, how it was fitted)."""
+        path = Path(path)
+        path.write_text(json.dumps({
+            "format": CALIBRATION_FORMAT, **self.as_dict(),
+            "p_raw": [None if not np.isfinite(v) else round(float(v), 6) for v in self.p_raw],
+            "window": self.window, "polyorder": self.polyorder, "n_patients": self.n_patients,
+            "n_extensive": self.n_extensive}, indent=1) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path) -> "ExtentCalibration":
+        """Read what :meth:`save` wrote; a file that is not such a calibration (or one edited into an impossible
+        one: P outside 0..1 or falling with involvement, thresholds out of order) is an ``InvalidInputError``."""
+        path = Path(path)
+        expected = "expected an extent calibration written by 'ctmodels calibrate fit'"
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInputError(f"no such file, {expected}", path) from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidInputError(f"not readable JSON ({type(exc).__name__}), {expected}", path) from None
+        if not isinstance(d, dict) or d.get("format") != CALIBRATION_FORMAT:
+            raise InvalidInputError(f"not an extent calibration (no format {CALIBRATION_FORMAT!r}), {expected}", path)
+        try:
+            smooth = np.array(d["p_smooth"], dtype=float)
+            raw = np.array([np.nan if v is None else v for v in d.get("p_raw", [None] * 100)], dtype=float)
+            t_ab, t_bc = float(d["t_ab_pct"]), float(d["t_bc_pct"])
+            counts = [int(d.get(k, 0)) for k in ("window", "polyorder", "n_patients", "n_extensive")]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"a value is missing or not a number ({exc}), {expected}", path) from None
+        if smooth.shape != (100,) or raw.shape != (100,) or not np.all((smooth >= 0) & (smooth <= 1)) \
+                or np.any(np.diff(smooth) < 0) or not 0 <= t_ab <= t_bc <= 100:
+            raise InvalidInputError("holds an impossible calibration (100 probabilities in 0..1, not falling with "
+                                    f"involvement, and thresholds 0 <= A/B <= B/C <= 100 are needed), {expected}", path)
+        return cls(np.arange(0, 101, 1.0), raw, smooth, t_ab, t_bc, *counts)
 
 
 def fit_extent_calibration(involved_pct: Sequence[float], extensive: Sequence[bool],
@@ -217,10 +268,18 @@ def fit_extent_calibration(involved_pct: Sequence[float], extensive: Sequence[bo
 
     x = np.asarray(involved_pct, dtype=float)
     y = np.asarray(extensive, dtype=float)
-    if x.shape != y.shape or x.size < 2:
-        raise ValueError("need at least two patients with one label each")
+    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
+        raise InvalidInputError(f"need at least two patients with one label each, got {x.size} involvement(s) and "
+                                f"{y.size} label(s)")
     if np.any(~np.isfinite(x)):
-        raise ValueError("involvement values must be finite")
+        raise InvalidInputError("involvement values must be finite")
+    if not np.all((y == 0) | (y == 1)):
+        raise InvalidInputError("labels must be 0 (not extensive) or 1 (extensive)")
+    if y.min() == y.max():
+        raise InvalidInputError(f"all {y.size} patients are labelled {'' if y[0] else 'not '}extensive: the fit needs "
+                                "patients of both kinds to say where extensive disease begins")
+    if int(window) < 1 or int(polyorder) < 0:
+        raise InvalidInputError(f"window must be at least 1 and polyorder at least 0, got {window} and {polyorder}")
     edges = np.arange(0, 101, 1.0)
     idx = np.clip(np.floor(np.clip(x, 0, 100)).astype(int), 0, 99)
     n = np.bincount(idx, minlength=100).astype(float)
@@ -242,7 +301,8 @@ def fit_extent_calibration(involved_pct: Sequence[float], extensive: Sequence[bo
             total = a_area[a] + (b_area[b] - b_area[a]) + (c_area[100] - c_area[b])
             if total > best + 1e-12:
                 best, best_ab = total, (a, b)
-    return ExtentCalibration(edges, raw, smooth, float(best_ab[0]), float(best_ab[1]))
+    return ExtentCalibration(edges, raw, smooth, float(best_ab[0]), float(best_ab[1]), w, min(polyorder, w - 1),
+                             int(x.size), int(y.sum()))
 
 
 def slice_series(report: SeverityReport) -> Optional[np.ndarray]:

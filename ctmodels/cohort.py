@@ -1,0 +1,141 @@
+"""A cohort's own extent calibration from tables: fit it on labelled patients, apply it to results.
+
+:func:`read_cohort` reads a CSV of patients: ``ctmodels segment``'s ``results.csv`` with a column added that says
+whether each patient's disease was extensive (``1``/``0``, ``yes``/``no``, ``true``/``false``), or any CSV with
+``involved_pct`` and such a column. :func:`fit_table` fits :func:`ctmodels.severity.fit_extent_calibration` on it;
+:func:`apply_table` writes a results table again with the calibration's ``cohort_p_extensive`` and
+``cohort_class`` added. A row whose involvement was not assessed (``involved_pct`` empty, or ``grade`` n/a: no lung
+found, where segment writes 0 % by definition) is left out of the fit and gets no probability; a row without a
+label is left out of the fit. Both are counted in what the functions return. Nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from . import ledger
+from .errors import InvalidInputError
+from .severity import NOT_ASSESSED, ExtentCalibration, fit_extent_calibration
+
+log = logging.getLogger(__name__)
+
+INVOLVED = "involved_pct"
+LABEL = "extensive"
+ADDED = ("cohort_p_extensive", "cohort_class")
+YES, NO = {"1", "1.0", "true", "yes", "y"}, {"0", "0.0", "false", "no", "n"}
+TABLE = "a CSV with an involved_pct column (ctmodels segment's results.csv)"
+
+
+def _read(path: Path, required: Tuple[str, ...]) -> List[Dict[str, str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"{'not a file' if path.exists() else 'no such file'}, expected {TABLE}", path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # with or without the BOM a spreadsheet may add
+            reader = csv.DictReader(f)
+            rows = [{k: v or "" for k, v in r.items() if k is not None} for r in reader]
+            columns = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidInputError(f"could not be read ({exc}), expected {TABLE}", path) from None
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise InvalidInputError(f"has no {' or '.join(missing)} column (columns: {', '.join(columns) or 'none'}), "
+                                f"expected {TABLE}" + (f" and a column {required[1]} of 1/0 labels"
+                                                       if len(required) > 1 else ""), path)
+    if not rows:
+        raise InvalidInputError(f"has no rows, expected {TABLE}", path)
+    return rows
+
+
+def involvement_of(row: Dict[str, str], line: int, path: Path) -> Optional[float]:
+    """The row's involvement (%), or None where it was not assessed (empty, or graded n/a)."""
+    if row.get("grade", "").strip() == NOT_ASSESSED:
+        return None
+    text = row.get(INVOLVED, "").strip()
+    if not text:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise InvalidInputError(f"line {line}: {INVOLVED} {text!r} is not a number, expected a % of lung "
+                                "(0-100)", path) from None
+    if not 0 <= v <= 100:
+        raise InvalidInputError(f"line {line}: {INVOLVED} {text} is outside 0-100, expected a % of lung", path)
+    return v
+
+
+def label_of(row: Dict[str, str], column: str, line: int, path: Path) -> Optional[bool]:
+    text = row.get(column, "").strip()
+    if not text:
+        return None
+    if text.lower() in YES | NO:
+        return text.lower() in YES
+    raise InvalidInputError(f"line {line}: {column} {text!r}, expected 1/0, yes/no or true/false", path)
+
+
+def read_cohort(path: Path, label: str = LABEL) -> Tuple[np.ndarray, np.ndarray, Dict[str, int]]:
+    """Involvement (%) and label of each patient of the table at ``path`` with both, and how many rows were left
+    out: ``{"not_assessed": ..., "unlabelled": ...}`` (a row counts once, as not assessed where it is both)."""
+    path = Path(path)
+    rows = _read(path, (INVOLVED, label))
+    x, y, left = [], [], {"not_assessed": 0, "unlabelled": 0}
+    for line, row in enumerate(rows, start=2):  # the header is line 1
+        v, is_extensive = involvement_of(row, line, path), label_of(row, label, line, path)
+        if v is None:
+            left["not_assessed"] += 1
+        elif is_extensive is None:
+            left["unlabelled"] += 1
+        else:
+            x.append(v)
+            y.append(is_extensive)
+    return np.array(x, float), np.array(y, bool), left
+
+
+def fit_table(path: Path, out: Path, label: str = LABEL, window: int = 11,
+              polyorder: int = 2) -> Tuple[ExtentCalibration, Dict[str, int]]:
+    """Fit the calibration on the table at ``path`` and save it to ``out`` (JSON), which must not exist."""
+    out = _new_file(out)
+    x, y, left = read_cohort(path, label)
+    try:
+        cal = fit_extent_calibration(x, y, window=window, polyorder=polyorder)
+    except InvalidInputError as exc:
+        raise InvalidInputError(str(exc), path) from None
+    cal.save(out)
+    log.info("calibration fitted on %d patients written to %s", cal.n_patients, out)
+    return cal, left
+
+
+def apply_table(cal: ExtentCalibration, path: Path, out: Path) -> Dict[str, int]:
+    """The table at ``path`` written to ``out`` (which must not exist) with ``cohort_p_extensive`` (4 decimals)
+    and ``cohort_class`` added to each row: empty and n/a where the involvement was not assessed. Returns how
+    many rows got a class and how many did not."""
+    out = _new_file(out)
+    rows = _read(Path(path), (INVOLVED,))
+    done = {"classed": 0, "not_assessed": 0}
+    for line, row in enumerate(rows, start=2):
+        v = involvement_of(row, line, Path(path))
+        if v is None:
+            row[ADDED[0]], row[ADDED[1]] = "", NOT_ASSESSED
+            done["not_assessed"] += 1
+        else:
+            row[ADDED[0]] = f"{float(cal.predict_proba([v])[0]):.4f}"
+            row[ADDED[1]] = cal.predict_class([v])[0]
+            done["classed"] += 1
+    ledger.write_rows(out, rows, [c for c in rows[0] if c not in ADDED] + list(ADDED))
+    return done
+
+
+def _new_file(out: Path) -> Path:
+    """``out`` where it can be written without replacing anything (the table read, say): its folder exists and it
+    does not."""
+    out = Path(out)
+    if out.exists():
+        raise InvalidInputError("exists; give another --out (nothing is overwritten)", out)
+    if not out.parent.is_dir():
+        raise InvalidInputError("no such folder to write into", out.parent)
+    return out

@@ -1,0 +1,130 @@
+"""The cohort calibration from the command line: fit on a labelled table, apply to results.csv."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ctmodels import severity as S
+from ctmodels.cli import main
+from ctmodels.errors import InvalidInputError
+
+
+def _table(path, rows, columns):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        w.writerows(rows)
+    return path
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def cohort(tmp_path):
+    """3000 patients whose true P(extensive | x) = logistic((x - 50) / 5), labelled yes/no as a person would, in
+    segment's results.csv columns; plus a patient without lung (0 %, graded n/a) labelled no, and one unlabelled."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 100, 3000)
+    y = rng.random(x.size) < 1 / (1 + np.exp(-(x - 50) / 5))
+    rows = [[f"p{i}.nii.gz", f"{a:.3f}", S.mosmed_grade(a), "yes" if b else "no"] for i, (a, b) in enumerate(zip(x, y))]
+    rows += [["blank.png", "0.0", "n/a", "no"], ["unknown.png", "40.0", "CT-2", ""]]
+    return _table(tmp_path / "cohort.csv", rows, ["input", "involved_pct", "grade", "extensive"]), x, y
+
+
+def test_fit_and_apply_from_the_command_line_give_the_library_s_answer(cohort, tmp_path, capsys):
+    """The fit on the table is the library's fit on the same patients (thresholds near the known 46.5 and 53.5);
+    applied to a results table, each row gets its bin's P and class, a row without lung n/a, the other columns
+    as they were; nothing is overwritten."""
+    table, x, y = cohort
+    assert main(["calibrate", "fit", str(table), "--out", str(tmp_path / "cal.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"fitted on 3000 patient(s), {int(y.sum())} extensive; 1 left out (not assessed); 1 left "
+                          "out (unlabelled)")
+    ref = S.fit_extent_calibration(np.round(x, 3), y)
+    cal = S.ExtentCalibration.load(tmp_path / "cal.json")
+    assert (cal.t_ab_pct, cal.t_bc_pct) == (ref.t_ab_pct, ref.t_bc_pct)
+    assert cal.t_ab_pct == pytest.approx(50 + 5 * math.log(0.5), abs=2) and cal.t_bc_pct == pytest.approx(
+        50 + 5 * math.log(2), abs=2)
+    assert np.allclose(cal.p_smooth, ref.p_smooth, atol=1e-6) and (cal.n_patients, cal.n_extensive) == (3000, y.sum())
+
+    results = _table(tmp_path / "results.csv", [["a.png", "5", "CT-1"], ["b.png", "49.5", "CT-2"],
+                                                ["c.png", "88", "CT-4"], ["d.png", "0", "n/a"], ["e.png", "", ""]],
+                     ["input", "involved_pct", "grade"])
+    before = results.read_bytes()
+    assert main(["calibrate", "apply", str(tmp_path / "cal.json"), str(results), "--out",
+                 str(tmp_path / "classed.csv")]) == 0
+    assert capsys.readouterr().out.startswith("3 row(s) classed, 2 not assessed (n/a)")
+    rows = _rows(tmp_path / "classed.csv")
+    assert [r["input"] for r in rows] == ["a.png", "b.png", "c.png", "d.png", "e.png"]
+    assert [r["cohort_class"] for r in rows] == ref.predict_class([5, 49.5, 88]) + ["n/a", "n/a"]
+    assert [r["cohort_p_extensive"] for r in rows] == [f"{p:.4f}" for p in ref.predict_proba([5, 49.5, 88])] + ["", ""]
+    assert rows[1]["grade"] == "CT-2" and results.read_bytes() == before
+
+    for args in (["apply", str(tmp_path / "cal.json"), str(results), "--out", str(results)],
+                 ["apply", str(tmp_path / "cal.json"), str(results), "--out", str(tmp_path / "classed.csv")],
+                 ["fit", str(table), "--out", str(tmp_path / "cal.json")]):
+        written = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        assert main(["calibrate"] + args) == 2
+        assert "exists; give another --out (nothing is overwritten)" in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == written
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda rows: [r[:3] for r in rows], "has no extensive column (columns: input, involved_pct, grade)"),
+    (lambda rows: [r[:3] + ["maybe"] for r in rows], "line 2: extensive 'maybe', expected 1/0, yes/no or true/false"),
+    (lambda rows: [[r[0], "12,5", r[2], r[3]] for r in rows], "line 2: involved_pct '12,5' is not a number"),
+    (lambda rows: [[r[0], "140", r[2], r[3]] for r in rows], "line 2: involved_pct 140 is outside 0-100"),
+    (lambda rows: [r[:3] + ["no"] for r in rows], "all 4 patients are labelled not extensive"),
+    (lambda rows: rows[:1], "need at least two patients"),
+])
+def test_a_table_the_fit_cannot_use_is_one_line_naming_it(tmp_path, capsys, edit, said):
+    rows = [[f"p{i}", str(v), "CT-2", str(int(v >= 50))] for i, v in enumerate((10, 40, 60, 90))]
+    columns = ["input", "involved_pct", "grade", "extensive"]
+    table = _table(tmp_path / "t.csv", edit(rows), columns[:len(edit(rows)[0])])
+    assert main(["calibrate", "fit", str(table), "--out", str(tmp_path / "cal.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {table}: ") and said in err and err.count("\n") == 1
+    assert not (tmp_path / "cal.json").exists()
+
+
+def test_a_table_saved_by_a_spreadsheet_and_other_label_columns_are_read(tmp_path):
+    """Excel's UTF-8 CSV starts with a byte-order mark; labels may be true/false or 1/0 in a column of any name."""
+    from ctmodels import cohort
+
+    path = tmp_path / "t.csv"
+    path.write_text("\ufeffinvolved_pct,severe\n10,FALSE\n60,TRUE\n70,1\n", encoding="utf-8")
+    x, y, left = cohort.read_cohort(path, label="severe")
+    assert x.tolist() == [10, 60, 70] and y.tolist() == [False, True, True] and left == {"not_assessed": 0,
+                                                                                           "unlabelled": 0}
+
+
+def test_a_calibration_file_is_checked_when_loaded(tmp_path):
+    cal = S.fit_extent_calibration(np.linspace(0, 100, 500), np.linspace(0, 100, 500) >= 60)
+    good = cal.save(tmp_path / "cal.json")
+    assert S.ExtentCalibration.load(good).predict_class([10, 90]) == ["A", "C"]
+    d = json.loads(good.read_text())
+    for name, edit in (("falling", lambda d: d["p_smooth"].reverse()), ("short", lambda d: d["p_smooth"].pop()),
+                       ("order", lambda d: d.update(t_ab_pct=80.0, t_bc_pct=20.0)),
+                       ("above_one", lambda d: d["p_smooth"].__setitem__(-1, 1.5))):
+        bad = json.loads(json.dumps(d))
+        edit(bad)
+        (tmp_path / f"{name}.json").write_text(json.dumps(bad))
+        with pytest.raises(InvalidInputError, match=f"{name}.json: holds an impossible calibration"):
+            S.ExtentCalibration.load(tmp_path / f"{name}.json")
+    (tmp_path / "other.json").write_text(json.dumps({"t_ab_pct": 1}))
+    with pytest.raises(InvalidInputError, match="not an extent calibration"):
+        S.ExtentCalibration.load(tmp_path / "other.json")
+
+
+def test_no_involvement_gets_no_probability_or_class():
+    """NaN (no lung found) was given the first bin's P and class C (NaN < threshold is false)."""
+    cal = S.fit_extent_calibration(np.linspace(0, 100, 500), np.linspace(0, 100, 500) >= 60)
+    p = cal.predict_proba([float("nan"), 90.0])
+    assert math.isnan(p[0]) and p[1] == pytest.approx(1.0)
+    assert cal.predict_class([float("nan"), 10.0]) == [S.NOT_ASSESSED, "A"]
