@@ -25,7 +25,6 @@ infection mask a pixel is consolidation when log p(consolidation) - log p(GGO) +
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 from dataclasses import dataclass
@@ -121,18 +120,13 @@ class LesionSegmenter:
                         half: Optional[bool] = None, backend: str = "auto", channels_last: bool = True,
                         **hub_kwargs) -> "LesionSegmenter":
         """Load from a local folder, the bundled ``weights/``, the HF cache or the Hub (see ctmodels.hub)."""
-        import segmentation_models_pytorch as smp
-
         from .device import resolve_device
         from .hub import resolve_model_dir
+        from .lesion_model import load_lesion_unet
 
         folder = resolve_model_dir(name_or_path or MODEL_NAME, **hub_kwargs)
         dev = resolve_device(device)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # smp prints while loading
-                model = smp.Unet.from_pretrained(str(folder))
-        except Exception as exc:  # smp/hf raise many types; report one
-            raise WeightsError(f"could not load the lesion model: {exc}", folder) from exc
+        model = load_lesion_unet(folder)
         pre_path = Path(folder) / "preprocessing.json"
         pre = json.loads(pre_path.read_text()) if pre_path.exists() else {}
         if half is None:

@@ -39,6 +39,7 @@ from .types import CTVolume
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "breath-hold-logreg"
+MODEL_TYPE = "logistic-shape"  # config.json's model_type of the breath-hold model
 FAIL_AREA_LOSS = 0.25
 MIN_SLICES = 2
 PASS, FAIL, UNDETERMINED = "pass", "fail", "undetermined"
@@ -164,7 +165,7 @@ class LogisticShapeModel(ModelHubMixin, library_name="ctmodels", license="apache
 
         save_file({"weight": self.weight.astype(np.float64), "bias": np.array([self.bias]),
                    "mean": self.mean, "std": self.std}, str(save_directory / "model.safetensors"))
-        cfg = {"model_type": "logistic-shape", "fail_area_loss": FAIL_AREA_LOSS, **self.config,
+        cfg = {"model_type": MODEL_TYPE, "fail_area_loss": FAIL_AREA_LOSS, **self.config,
                "features": self.features}
         (save_directory / "config.json").write_text(json.dumps(cfg, indent=2))
 
@@ -189,7 +190,8 @@ class LogisticShapeModel(ModelHubMixin, library_name="ctmodels", license="apache
             raise WeightsError(f"could not load the breath-hold model: {type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''}", model_id) from None
         cfg = dict(model_kwargs.get("config") or {})
-        features = model_kwargs.get("features") or cfg.get("features") or T.FEATURES
+        features = list(model_kwargs.get("features") or cfg.get("features") or T.FEATURES)
+        _check_tensors(t, features, path)
         return cls(t["weight"], t["bias"], t["mean"], t["std"], features, cfg)
 
     def save_pretrained(self, save_directory: Union[str, Path], extra_config: Optional[Dict[str, Any]] = None,
@@ -209,7 +211,29 @@ class LogisticShapeModel(ModelHubMixin, library_name="ctmodels", license="apache
         if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
             raise WeightsError("could not load the breath-hold model: model.safetensors and config.json expected",
                                folder)
+        try:
+            cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise WeightsError(f"not readable JSON ({type(exc).__name__}); expected the breath-hold model's "
+                               "config", folder / "config.json") from None
+        kind = cfg.get("model_type") or cfg.get("_model_class") if isinstance(cfg, dict) else None
+        if kind != MODEL_TYPE:
+            raise WeightsError(f"describes {kind or 'another model'}, not the breath-hold model ({MODEL_TYPE}); "
+                               "expected a folder such as weights/breath-hold-logreg", folder / "config.json")
         return cls.from_pretrained(folder)
+
+
+def _check_tensors(t: Dict[str, np.ndarray], features: List[str], path) -> None:
+    """WeightsError unless ``t`` holds the logistic model's tensors, one value per feature."""
+    from .errors import WeightsError
+
+    missing = [k for k in ("weight", "bias", "mean", "std") if k not in t]
+    if missing:
+        raise WeightsError(f"has no {', '.join(missing)} tensor(s); expected the breath-hold model's weights", path)
+    n = len(features)
+    if any(np.asarray(t[k]).shape != (n,) for k in ("weight", "mean", "std")) or np.asarray(t["bias"]).size != 1:
+        raise WeightsError(f"its tensors do not fit the {n} features of config.json; expected the breath-hold "
+                           "model's weights", path)
 
 
 @dataclass

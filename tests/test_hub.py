@@ -3,6 +3,7 @@ with SHA-256 checks, one re-download on mismatch, and offline errors that say wh
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -173,3 +174,80 @@ def test_push_pin_then_download_at_the_pinned_commit(tmp_path):
         assert commit in str(d)
         for f, digest in registry.get(NAME).files.items():
             assert hub.sha256_file(d / f) == digest
+
+
+def _folder(tmp_path, name, config_from=None, weights_from=None, weights_bytes=None):
+    import shutil
+
+    root = Path(__file__).resolve().parents[1] / "weights"
+    f = tmp_path / name
+    f.mkdir()
+    if config_from:
+        shutil.copy(root / config_from / "config.json", f / "config.json")
+    if weights_from:
+        shutil.copy(root / weights_from / "model.safetensors", f / "model.safetensors")
+    if weights_bytes is not None:
+        (f / "model.safetensors").write_bytes(weights_bytes)
+    return f
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails the test at once (the old loader retried the Hub for 31 s, then raised)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a weights folder was loaded over the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("config_from, weights_from, weights_bytes, said", [
+    ("lesion-unet-effb0", "breath-hold-logreg", None,
+     "model.safetensors: does not fit config.json: 420 tensor(s) missing, 4 unexpected"),
+    (None, "lesion-unet-effb0", None, "no config.json; expected a lesion model folder"),
+    ("breath-hold-logreg", "lesion-unet-effb0", None, "config.json: describes logistic-shape, not a UNet"),
+    ("lesion-unet-effb0", None, b"\x08\x00\x00\x00\x00\x00\x00\x00{}", "not a readable safetensors file"),
+    ("lesion-unet-effb0", None, None, "no model.safetensors; expected a lesion model folder"),
+])
+def test_a_lesion_model_folder_that_does_not_fit_is_one_line_not_random_weights(
+        tmp_path, no_network, config_from, weights_from, weights_bytes, said):
+    """A folder whose model.safetensors did not fit its config.json loaded anyway (smp's loader is not strict):
+    the tensors it lacked kept random values, and `segment --model` graded a phantom CT-4 from them. A folder
+    without a UNet's config.json made smp build its default ResNet-34 and fetch ImageNet weights from the Hub
+    (31 s of retries offline, then a message about the network). Each is now a WeightsError saying what is wrong,
+    with no network."""
+    from ctmodels.errors import WeightsError
+    from ctmodels.lesion import LesionSegmenter
+
+    folder = _folder(tmp_path, "m", config_from, weights_from, weights_bytes)
+    with pytest.raises(WeightsError, match=f"^{re.escape(str(folder))}.*{re.escape(said)}"):
+        LesionSegmenter.from_pretrained(folder, device="cpu")
+
+
+def test_the_bundled_lesion_weights_load_whole_without_the_network(no_network):
+    """Every tensor of the bundled file is in the model (strict), and nothing is fetched."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ctmodels.lesion import LesionSegmenter
+
+    seg = LesionSegmenter.from_pretrained(device="cpu")
+    saved = load_file(str(hub.weights_root() / "lesion-unet-effb0" / "model.safetensors"))
+    own = seg.model.state_dict()
+    assert set(own) == set(saved) and all(torch.equal(own[k].cpu(), saved[k]) for k in saved)
+
+
+@pytest.mark.parametrize("config_from, weights_from, said", [
+    ("lesion-unet-effb0", "lesion-unet-effb0", "config.json: describes Unet, not the breath-hold model"),
+    ("breath-hold-logreg", "lesion-unet-effb0", "model.safetensors: has no weight, bias, mean, std tensor"),
+])
+def test_a_breath_hold_model_folder_that_does_not_fit_is_one_line(tmp_path, config_from, weights_from, said):
+    """The lesion model's folder given to check-breath-hold --model was an internal error (KeyError: 'weight')."""
+    from ctmodels.errors import WeightsError
+    from ctmodels.quality import BreathHoldChecker
+
+    folder = _folder(tmp_path, "m", config_from, weights_from)
+    with pytest.raises(WeightsError, match=re.escape(said)):
+        BreathHoldChecker.from_pretrained(folder)
