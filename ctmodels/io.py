@@ -332,6 +332,8 @@ def read_nifti(p: Path) -> CTVolume:
         import nibabel as nib
 
         img = nib.load(str(p))
+        if int(np.prod(img.shape, dtype=np.int64)) > dicom.MAX_VOXELS:  # before any of it is read
+            raise InvalidInputError(f"header gives shape {img.shape}, more than the {dicom.MAX_VOXELS} voxel limit", p)
         data = np.asanyarray(img.dataobj)
         affine = img.affine
     except InvalidInputError:
@@ -354,6 +356,9 @@ _NRRD_SPACES = {
 
 
 def read_nrrd(p: Path) -> CTVolume:
+    from .nrrd_header import checked_header
+
+    checked_header(p, dicom.MAX_VOXELS)  # its data file, sizes and compressed length, before pynrrd reads them
     try:
         import nrrd
 

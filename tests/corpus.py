@@ -126,6 +126,26 @@ def _raw_nifti(t: Path) -> Path:
     return t / "raw.nii.gz"
 
 
+def _nrrd_elsewhere(t: Path) -> Path:
+    """An NRRD header whose data file lies outside its folder (here a plausible chest volume one folder over):
+    pynrrd read any file a header named, so an uploaded header could show the server's files as voxels."""
+    other = t / "other"
+    other.mkdir()
+    (other / "secret.raw").write_bytes(chest_phantom((4, 48, 48)).astype("<i2").tobytes())
+    head = t / "up"
+    head.mkdir()
+    return _write(head, "elsewhere.nrrd", b"NRRD0004\ntype: int16\ndimension: 3\nsizes: 48 48 4\nencoding: raw\n"
+                  b"endian: little\ndata file: ../other/secret.raw\n\n")
+
+
+def _nrrd_bomb(t: Path) -> Path:
+    """8x8x2 voxels by the header over 64 MB of gzip-compressed zeros (a 65 KB file)."""
+    import gzip
+
+    return _write(t, "bomb.nrrd", b"NRRD0004\ntype: int16\ndimension: 3\nsizes: 8 8 2\nencoding: gzip\n"
+                  b"endian: little\n\n" + gzip.compress(bytes(64 << 20), compresslevel=9))
+
+
 def _write(t: Path, name: str, data: bytes) -> Path:
     (t / name).write_bytes(data)
     return t / name
@@ -153,6 +173,8 @@ CASES = {
     "empty_file": lambda t: _write(t, "z.nii.gz", b""),
     "garbage_nifti": lambda t: _write(t, "g.nii", b"\x00" * 400),
     "garbage_nrrd": lambda t: _write(t, "g.nrrd", b"NRRD0004\ntype: what\n\n"),
+    "nrrd_data_file_elsewhere": _nrrd_elsewhere,
+    "nrrd_gzip_bomb": _nrrd_bomb,
     "corrupt_zip": lambda t: _write(t, "x.zip", b"PK\x03\x04garbage"),
     "zip_bomb": lambda t: _zip(t, "bomb.zip", [("zeros.dcm", b"\0" * (20 * 1024 * 1024))]),
     "zip_dotdot": lambda t: _zip(t, "dotdot.zip", [("../evil.dcm", b"x" * 10)]),

@@ -218,3 +218,81 @@ def test_an_image_over_the_size_limit_says_so(tmp_path, side):
     Image.new("L", (side, side)).save(tmp_path / "big.png")
     with pytest.raises(InvalidInputError, match=r"big.png: image is (5000x5000, )?larger than the 4096x4096 limit"):
         io.read_ct(tmp_path / "big.png")
+
+
+def _nrrd_header(sizes, dtype="int16", encoding="raw", **fields):
+    lines = ["NRRD0004", f"type: {dtype}", f"dimension: {len(sizes)}", "sizes: " + " ".join(map(str, sizes)),
+             f"encoding: {encoding}", "endian: little"] + [f"{k.replace('_', ' ')}: {v}" for k, v in fields.items()]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+@pytest.mark.parametrize("named", ["SECRET", "../SECRET", "sub/SECRET", "SECRET%03d"])
+def test_an_nrrd_header_naming_a_data_file_elsewhere_is_refused_before_reading_it(tmp_path, named):
+    """An NRRD header's "data file" may name any file, and pynrrd read it: an uploaded .nrrd saying
+    "data file: /etc/passwd" gave the server's password file as voxels. Only a file beside the header, named
+    plainly, is read now; one that names anything else is refused without opening it."""
+    secret = (np.arange(128, dtype=np.int16) - 1000).tobytes()  # would read as a valid 8x8x2 HU volume
+    (tmp_path / "sub").mkdir()
+    for where in (tmp_path / "SECRET", tmp_path / "sub" / "SECRET", tmp_path / "SECRET001"):
+        where.write_bytes(secret)
+    header = tmp_path / "up" / "study.nrrd"
+    header.parent.mkdir()
+    (tmp_path / "up" / "SECRET").write_bytes(secret)  # also beside it, so that only the name decides
+    name = str(tmp_path / "SECRET") if named == "SECRET" else named  # an absolute path, or relative ones
+    header.write_bytes(_nrrd_header((8, 8, 2), data_file=name))
+    with pytest.raises(InvalidInputError, match=r"study.nrrd: data file .* is not a file beside the header"):
+        io.read_ct(header)
+
+
+def test_an_nrrd_with_its_data_beside_it_is_read(tmp_path):
+    hu = np.arange(128, dtype=np.int16).reshape(2, 8, 8) - 1000  # [z, y, x] as NRRD stores x fastest
+    (tmp_path / "ct.raw").write_bytes(hu.tobytes())
+    (tmp_path / "ct.nhdr").write_bytes(_nrrd_header((8, 8, 2), data_file="ct.raw"))
+    vol = io.read_ct(tmp_path / "ct.nhdr")
+    assert vol.shape == (2, 8, 8) and sorted(vol.voxels.ravel().tolist()) == sorted(hu.ravel().tolist())
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "bzip2"])
+def test_compressed_nrrd_data_beyond_its_sizes_is_refused_before_it_is_inflated(tmp_path, encoding):
+    """pynrrd inflates all of a compressed NRRD's data before it compares its length with the header's sizes: a
+    header of 8x8x2 voxels over 64 MB of compressed zeros (a 60 KB file) took 64 MB, and a 300 MB upload of them
+    would take about 300 GB. The data is inflated here in bounded steps and refused past what the sizes need; a
+    compressed NRRD that holds what its sizes say is read as before."""
+    import bz2
+    import gzip
+
+    import nrrd
+
+    pack = gzip.compress if encoding == "gzip" else bz2.compress
+    bomb = tmp_path / "bomb.nrrd"
+    bomb.write_bytes(_nrrd_header((8, 8, 2), encoding=encoding) + pack(bytes(64 << 20)))
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(InvalidInputError, match=r"bomb.nrrd: compressed data inflates to more than its header's "
+                                                r"128 voxels need \(256 bytes\)"):
+        io.read_ct(bomb)
+    hu = chest_phantom((6, 32, 32))
+    for enc in ("raw", encoding):
+        nrrd.write(str(tmp_path / f"{enc}.nrrd"), np.ascontiguousarray(hu.transpose(2, 1, 0)),
+                   {"encoding": enc, "space": "left-posterior-superior", "space directions": np.eye(3).tolist(),
+                    "space origin": [0.0, 0.0, 0.0]})
+    packed, raw = io.read_ct(tmp_path / f"{encoding}.nrrd"), io.read_ct(tmp_path / "raw.nrrd")
+    assert packed.shape == (6, 32, 32) and np.array_equal(packed.voxels, raw.voxels)
+
+
+@pytest.mark.parametrize("kind", ["nifti", "nrrd"])
+def test_a_header_giving_more_voxels_than_the_limit_is_refused_before_reading(tmp_path, kind):
+    """A NIfTI header of 2000^3 voxels over a few bytes had nibabel allocate its shape (16 GB as int16) before
+    anything said it was too large; now the header's shape is checked first, as an NRRD header's sizes are."""
+    import nibabel as nib
+
+    if kind == "nifti":
+        hdr = nib.Nifti1Header()
+        hdr.set_data_shape((2000, 2000, 2000))
+        hdr.set_data_dtype(np.int16)
+        path = tmp_path / "huge.nii"
+        path.write_bytes(hdr.binaryblock + b"\0" * 4 + b"\0" * 64)
+    else:
+        path = tmp_path / "huge.nrrd"
+        path.write_bytes(_nrrd_header((2000, 2000, 2000)) + b"\0" * 64)
+    with pytest.raises(InvalidInputError, match=f"{path.name}: header gives (shape|sizes) .*2000"):
+        io.read_ct(path)
