@@ -43,7 +43,7 @@ def checked_header(p: Path, max_voxels: int) -> Dict:
     except Exception as exc:
         raise InvalidInputError(f"not a readable NRRD file ({type(exc).__name__} in its header)", p) from None
     n = int(np.prod(sizes, dtype=np.int64))
-    if min(sizes) < 1 or n > max_voxels:
+    if not sizes or min(sizes) < 1 or n > max_voxels:
         raise InvalidInputError(f"header gives sizes {' '.join(map(str, sizes))}, expected 1 to {max_voxels} "
                                 "voxels", p)
     data, offset = p, data_at
