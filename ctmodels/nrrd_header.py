@@ -44,8 +44,8 @@ def checked_header(p: Path, max_voxels: int) -> Dict:
         raise InvalidInputError(f"not a readable NRRD file ({type(exc).__name__} in its header)", p) from None
     n = int(np.prod(sizes, dtype=np.int64))
     if not sizes or min(sizes) < 1 or n > max_voxels:
-        raise InvalidInputError(f"header gives sizes {' '.join(map(str, sizes))}, expected 1 to {max_voxels} "
-                                "voxels", p)
+        raise InvalidInputError(f"header gives sizes {' '.join(map(str, sizes)) or '(none)'}, expected 1 to "
+                                f"{max_voxels} voxels", p)
     data, offset = p, data_at
     named = header.get("data file", header.get("datafile"))
     if named is not None:
