@@ -91,9 +91,8 @@ def cmd_segment(args) -> int:
     # results.csv is kept across runs into one folder: an earlier run's rows stay, and its outputs are not
     # overwritten by another input's of the same name (that one gets a stem of its own)
     table = out / "results.csv"
-    earlier = ledger.earlier_rows(table, ("input", "stem"), "a ctmodels segment results table",
-                                  "another --out folder", InvalidInputError)
-    taken = {r["stem"]: r["input"] for r in earlier}
+    with out_lock(out):  # checked before any work (another run writing into the folder holds this while it writes)
+        _segment_table(table)
     # a folder of image slices (an image data set's images/ folder) is its slices, each an input of its own; masks
     # and overlays that segment wrote there before are not slices
     expanded = []
@@ -125,11 +124,7 @@ def cmd_segment(args) -> int:
             continue
         if seg is None:
             seg = LesionSegmenter.from_pretrained(args.model, device=args.device)
-        stem, where = _stem(p), str(p.resolve())  # the table names inputs by absolute path: runs from other folders
-        while (stem in used or taken.get(stem, where) not in (where, str(p))
-               or any((out / f"{stem}{sfx}").resolve() in inputs for sfx in SEGMENT_OUTPUTS)):
-            stem += "_"
-        used.add(stem)
+        where = str(p.resolve())  # the table names inputs by absolute path: runs from other folders
         z = vol.shape[0]
         bar = tqdm(total=z, desc=p.name, unit="slice", disable=z < 8 or args.quiet, file=sys.stderr)
         try:
@@ -142,7 +137,6 @@ def cmd_segment(args) -> int:
             bar.close()
             print(f"error: {exc if exc.path else f'{p}: {exc}'}", file=sys.stderr)
             failures += 1
-            used.discard(stem)
             continue
         finally:
             bar.close()
@@ -154,16 +148,26 @@ def cmd_segment(args) -> int:
             print(f"{p.name}: series used: {vol.meta.extra['selection_reason']}")
         disp = seg.to_display(vol.voxels, vol.meta.units)
         k = study.key_slice
-        write_mask_png(res.labels[k], out / f"{stem}.mask.png")
         from PIL import Image
 
-        Image.fromarray(overlay(disp[k], res.labels[k], classes=(1, 2, 3) if args.show_lung else (1, 2))).save(
-            out / f"{stem}.overlay.png")
-        if z > 1:
-            write_mask_nifti(res.labels, vol.spacing, out / f"{stem}.mask.nii.gz", layout=vol.meta.layout)
-            (out / f"{stem}.slices.csv").write_text(study.per_slice_csv())
-        rows.append({"input": where, "stem": stem, **study.summary()})
-        ledger.write_rows(table, [r for r in earlier if r["stem"] not in used] + rows, list(rows[0]))
+        # the stem, the outputs and the row under the folder's lock, against the table as it is now: another run
+        # into this folder (two jobs at once) has its rows kept and its outputs left alone, not overwritten
+        with out_lock(out):
+            current = _segment_table(table)
+            taken = {r["stem"]: r["input"] for r in current}
+            stem = _stem(p)
+            while (stem in used or taken.get(stem, where) not in (where, str(p))
+                   or any((out / f"{stem}{sfx}").resolve() in inputs for sfx in SEGMENT_OUTPUTS)):
+                stem += "_"
+            used.add(stem)
+            write_mask_png(res.labels[k], out / f"{stem}.mask.png")
+            Image.fromarray(overlay(disp[k], res.labels[k], classes=(1, 2, 3) if args.show_lung else (1, 2))).save(
+                out / f"{stem}.overlay.png")
+            if z > 1:
+                write_mask_nifti(res.labels, vol.spacing, out / f"{stem}.mask.nii.gz", layout=vol.meta.layout)
+                (out / f"{stem}.slices.csv").write_text(study.per_slice_csv())
+            rows.append({"input": where, "stem": stem, **study.summary()})
+            ledger.write_rows(table, [r for r in current if r["stem"] != stem] + rows[-1:], list(rows[0]))
         if not args.quiet and not rep.lung_found:
             print(f"{p.name}: {'no' if rep.lung_pixels == 0 else 'too little'} lung found, no grade")
         elif not args.quiet:
@@ -174,6 +178,25 @@ def cmd_segment(args) -> int:
     if failures and not rows:
         return 2
     return 2 if failures else 0
+
+
+SEGMENT_LOCK = ".ctmodels-segment.lock"
+
+
+def out_lock(out: Path):
+    """The output folder's lock, waited for: runs into one folder write their outputs and rows in turn."""
+    from .locks import folder_lock
+
+    return folder_lock(out, SEGMENT_LOCK)
+
+
+def _segment_table(table: Path):
+    """The rows of segment's results table (none where there is none); a file of that name that is not one is an
+    error, and is left as it is."""
+    from . import ledger
+
+    return ledger.earlier_rows(table, ("input", "stem"), "a ctmodels segment results table", "another --out folder",
+                               InvalidInputError)
 
 
 # ----------------------------------------------------------------------------- train-lesion

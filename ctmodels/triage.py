@@ -430,74 +430,13 @@ LOCK = ".ctmodels-triage.lock"
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold ``folder``'s triage lock (the file ``.ctmodels-triage.lock`` in it) while a run sorts it: a second run on
     the folder (an overlapping scheduled run, say) is a TriageError before it touches anything, instead of racing
-    the first for the same studies and report. The operating system releases the lock when the run ends or its
-    process dies, so a killed run never leaves the folder locked (only the file, which the next run takes and
-    removes). A folder where the file cannot be made (read-only media, copied from) is not locked: nothing there
-    is moved."""
-    path = Path(folder) / LOCK
-    for _ in range(10):
-        try:
-            handle = open(path, "a+b")
-        except OSError as exc:
-            log.warning("%s: not locked (%s)", folder, exc.strerror or exc)
-            yield
-            return
-        try:
-            _lock(handle)
-        except OSError:
-            handle.close()
-            raise TriageError("another triage run is sorting this folder; run again once it has finished", folder) \
-                from None
-        # the file may have been removed by the run that held it, after this run opened it: lock the one in place
-        if os.name == "nt" or _same_file(handle, path):
-            break
-        _unlock(handle)
-        handle.close()
-    else:
-        raise TriageError("could not take the folder's triage lock", folder)
-    try:
+    the first for the same studies and report. A killed run never leaves the folder locked; a folder where the file
+    cannot be made (read-only media, copied from) is not locked: nothing there is moved (see :mod:`ctmodels.locks`)."""
+    from .locks import folder_lock as held
+
+    with held(folder, LOCK, busy=lambda: TriageError("another triage run is sorting this folder; run again once it "
+                                                     "has finished", folder)):
         yield
-    finally:
-        if os.name != "nt":
-            path.unlink(missing_ok=True)  # while locked: a run that opened it meanwhile finds it gone, and retries
-        _unlock(handle)
-        handle.close()
-        if os.name == "nt":
-            try:
-                path.unlink()
-            except OSError:
-                pass
-
-
-def _same_file(handle, path: Path) -> bool:
-    try:
-        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
-    except OSError:
-        return False
-
-
-def _lock(handle) -> None:
-    if os.name == "nt":
-        import msvcrt
-
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def _unlock(handle) -> None:
-    if os.name == "nt":
-        import msvcrt
-
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = None, move: bool = True,

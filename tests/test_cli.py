@@ -292,6 +292,42 @@ def test_an_input_given_twice_is_segmented_once(tmp_path, capsys):
     assert not list((tmp_path / "out").glob("a_*"))
 
 
+def test_two_runs_into_one_folder_at_once_keep_each_other_s_outputs_and_rows(tmp_path, capsys, monkeypatch):
+    """Two segment jobs into one --out at once (xargs -P, say) each read results.csv when they started and wrote it
+    whole: the one to finish last dropped the other's rows, and two inputs both called ct.npy both wrote ct.*, one
+    over the other. Here a second run starts and finishes while the first is segmenting its input. Now each
+    input's stem, outputs and row are chosen and written under the folder's lock (not held while segmenting),
+    against the table as it is then."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    import ctmodels.pipeline as pipeline
+
+    for name, seed in (("a", 1), ("b", 2)):
+        (tmp_path / name).mkdir()
+        np.save(tmp_path / name / "ct.npy", chest_phantom((3, 64, 64), seed=seed))
+    a, b, out = str(tmp_path / "a" / "ct.npy"), str(tmp_path / "b" / "ct.npy"), str(tmp_path / "out")
+    real, calls = pipeline.segment_study, []
+
+    def meanwhile(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # the first run's input: the other run does all its work now
+            assert main(["segment", b, "--out", out, "--quiet"]) == 0
+            np.save(tmp_path / "b_mask.npy", np.array(Image.open(tmp_path / "out" / "ct.mask.png")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "segment_study", meanwhile)
+    assert main(["segment", a, "--out", out, "--quiet"]) == 0
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        assert sorted((r["input"], r["stem"]) for r in csv.DictReader(f)) == [(a, "ct_"), (b, "ct")]
+    assert np.array_equal(np.array(Image.open(tmp_path / "out" / "ct.mask.png")), np.load(tmp_path / "b_mask.npy"))
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"results.csv"} | {
+        f"{stem}{sfx}" for stem in ("ct", "ct_") for sfx in (".mask.png", ".overlay.png", ".mask.nii.gz",
+                                                             ".slices.csv")}
+
+
 def test_segment_runs_into_one_folder_keep_each_other_s_results(tmp_path, capsys, monkeypatch):
     """results.csv is kept across runs into one --out folder. Before, each run overwrote it with its own rows, and
     an input with the name of an earlier run's input (two studies both called a.png) overwrote its masks. Now an
