@@ -20,10 +20,12 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def folder_lock(folder: Path, name: str, busy: Optional[Callable[[], Exception]] = None) -> Iterator[None]:
+def folder_lock(folder: Path, name: str, busy: Optional[Callable[[], Exception]] = None,
+                waiting: Optional[Callable[[], None]] = None) -> Iterator[None]:
     """Hold the lock file ``folder/name``. With ``busy``, a lock another run holds raises ``busy()`` at once (a run
-    that must not wait for another's work); without, this waits for it (another run's short write). A folder where
-    the file cannot be made (read-only media) is not locked: a warning says so, and the caller goes on."""
+    that must not wait for another's work); without, this waits for it, calling ``waiting()`` first where it has
+    to wait (to say so). A folder where the file cannot be made (read-only media) is not locked: a warning says
+    so, and the caller goes on."""
     path = Path(folder) / name
     for _ in range(10):
         try:
@@ -33,10 +35,14 @@ def folder_lock(folder: Path, name: str, busy: Optional[Callable[[], Exception]]
             yield
             return
         try:
-            _lock(handle, wait=busy is None)
+            _lock(handle, wait=False)
         except OSError:
-            handle.close()
-            raise busy() from None  # only a lock that does not wait gets here
+            if busy is not None:
+                handle.close()
+                raise busy() from None
+            if waiting is not None:
+                waiting()
+            _lock(handle, wait=True)
         if os.name == "nt" or _same_file(handle, path):
             break
         _unlock(handle)

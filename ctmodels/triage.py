@@ -450,7 +450,7 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     and PatientID columns to the report. Logs never carry them either way. With ``report_dir`` (and not
     ``dry_run``), the report there is kept as the batch's ledger (see the module's docstring), written as the
     run goes, with the chart at the end (:func:`write_report`). A run that sorts holds the input folder's
-    :func:`folder_lock`; a dry run takes none."""
+    :func:`folder_lock`, and waits for the report folder's :func:`report_lock`; a dry run takes neither."""
     input_dir, failed_dir = Path(input_dir), Path(failed_dir)
     passed_dir = Path(passed_dir) if passed_dir else None
     undetermined_dir = Path(undetermined_dir) if undetermined_dir else None
@@ -463,9 +463,34 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
             raise InvalidInputError("output folder must differ from the input folder", t)
     for t in [failed_dir] + [d for d in (passed_dir, undetermined_dir, report_dir) if d]:
         check_out_folder(t)
-    with nullcontext() if dry_run else folder_lock(input_dir):
+    with nullcontext() if dry_run else folder_lock(input_dir), \
+            nullcontext() if dry_run or not report_dir else report_lock(Path(report_dir)):
         return _run_triage(input_dir, failed_dir, passed_dir, move, dry_run, checker, progress, undetermined_dir,
                            keep_figures, include_patient_ids, report_dir)
+
+
+REPORT_LOCK = ".ctmodels-report.lock"
+
+
+@contextmanager
+def report_lock(folder: Path) -> Iterator[None]:
+    """The report folder's lock, waited for: runs over two input folders that report into one folder (two inboxes
+    sorted into one failed folder) take turns, so that neither writes its report over the other's rows. A folder
+    made for the lock is removed again where the run left it empty (a run refused before it wrote anything)."""
+    from .locks import folder_lock as held
+
+    made = [f for f in [folder, *folder.parents] if not f.exists()]  # the folder and any parents it lacks
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with held(folder, REPORT_LOCK, waiting=lambda: log.warning(
+                "%s: another triage run is writing its report here; waiting for it to finish", folder)):
+            yield
+    finally:
+        for f in made:  # the deepest first; only where empty
+            try:
+                f.rmdir()
+            except OSError:
+                break
 
 
 def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], move: bool, dry_run: bool,

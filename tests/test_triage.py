@@ -303,6 +303,40 @@ def test_a_second_run_on_a_folder_being_sorted_stops_before_touching_it(studies,
     assert main(args) == 0 and not (studies / LOCK).exists()
 
 
+def test_runs_over_two_folders_into_one_report_take_turns(studies_src, tmp_path, capsys):
+    """Two runs over two inboxes into one failed folder (two scanners' inboxes, say) each read report.csv when they
+    started and wrote it whole at the end, so the run that ended last dropped the other's rows. Now a run waits
+    for the report folder's lock (saying so) and writes its report once the other has finished: here the second
+    run, in its own process, waits while this test holds the lock, and finishes with the first run's rows kept."""
+    import shutil
+    import time
+
+    from ctmodels.triage import REPORT_LOCK, report_lock
+
+    one, two, failed = tmp_path / "one", tmp_path / "two", tmp_path / "failed"
+    for inbox, name in ((one, "fail_c.nii.gz"), (two, "pass_a.nii.gz")):
+        inbox.mkdir()
+        shutil.copy(studies_src / name, inbox / name)
+    assert main(["triage", str(one), "--failed-dir", str(failed)]) == 0
+    capsys.readouterr()
+    with report_lock(failed):
+        run = subprocess.Popen([sys.executable, "-m", "ctmodels", "triage", str(two), "--failed-dir", str(failed)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        said, start = "", time.monotonic()
+        while "waiting for it to finish" not in said and time.monotonic() - start < 120 and run.poll() is None:
+            said += run.stderr.readline()
+        assert "another triage run is writing its report here; waiting for it to finish" in said
+        time.sleep(1)
+        assert run.poll() is None  # still waiting: it has written nothing
+        with open(failed / "report.csv", newline="") as f:
+            assert [r["study"] for r in csv.DictReader(f)] == ["fail_c.nii.gz"]
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    with open(failed / "report.csv", newline="") as f:
+        assert sorted(r["study"] for r in csv.DictReader(f)) == ["fail_c.nii.gz", "pass_a.nii.gz"]
+    assert not (failed / REPORT_LOCK).exists()
+
+
 def test_a_report_csv_that_is_not_a_triage_report_stops_the_run(studies, tmp_path, checker, capsys):
     failed = tmp_path / "failed"
     failed.mkdir()
