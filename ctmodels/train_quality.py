@@ -167,6 +167,9 @@ def fine_tune(base_dir: Path, pass_dir: Path, fail_dir: Path, out_dir: Path, wei
     from .io import read_ct
     from .triage import scan_folder
 
+    if Path(out_dir).resolve() == Path(base_dir).resolve():
+        raise InvalidInputError("--out must differ from the model fine-tuned (--base; the bundled model's folder by "
+                                "default), whose files it would overwrite", out_dir)
     features = Path(base_dir) / FEATURES
     if not features.is_file():
         raise InvalidInputError(f"no {FEATURES}, expected a model folder written by "

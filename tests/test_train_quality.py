@@ -93,3 +93,23 @@ def test_fine_tune_errors_are_one_line(tmp_path, capsys):
     assert main(["train-quality", "--pass-dir", str(empty), "--fail-dir", str(empty), "--out",
                  str(tmp_path / "o")]) == 2
     assert "no measurable studies" in capsys.readouterr().err
+
+
+def test_fine_tuning_into_the_model_it_starts_from_is_refused(tmp_path, capsys):
+    """--out the same folder as --base (the bundled model's, by default) wrote the fine-tuned model over the one it
+    started from: the bundled weights then failed their SHA-256 check, and every later load looked for them on the
+    Hub. Refused now, before anything is measured or written."""
+    import shutil
+
+    from ctmodels import hub
+
+    base = tmp_path / "base"
+    shutil.copytree(hub.weights_root() / "breath-hold-logreg", base)
+    before = {p.name: p.read_bytes() for p in base.iterdir()}
+    passed = _labelled(tmp_path / "pass", [0.0], [51])
+    failed = _labelled(tmp_path / "fail", [0.5], [52])
+    assert main(["train-quality", "--pass-dir", str(passed), "--fail-dir", str(failed), "--out",
+                 str(base / "."), "--base", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out must differ from the model fine-tuned" in err
+    assert {p.name: p.read_bytes() for p in base.iterdir()} == before
