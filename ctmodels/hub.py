@@ -68,7 +68,9 @@ def resolve_model_dir(name_or_path: Union[str, Path], revision: Optional[str] = 
             return p
         bad = _verify(p, entry) if entry.files else None
         if bad:
-            raise WeightsChecksumError(f"{bad} does not match the SHA-256 recorded for {entry.name}", p / bad)
+            raise WeightsChecksumError(f"{bad} does not match the SHA-256 recorded for {entry.name} (a folder named "
+                                       f"as a registered model is checked as that model; for a model of your own, "
+                                       f"name its folder otherwise)", p / bad)
         return p
     entry = registry.get(str(name_or_path))
     cand = weights_root() / entry.name

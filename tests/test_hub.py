@@ -98,6 +98,25 @@ def test_local_folder_with_a_tampered_file_is_refused(tmp_path):
         hub.resolve_model_dir(d)
 
 
+def test_a_model_of_one_s_own_named_as_a_registered_one_is_told_to_rename(tmp_path):
+    """A breath-hold model fine-tuned into runs/breath-hold-logreg was refused with 'README.md does not match the
+    SHA-256 recorded for breath-hold-logreg' and nothing more; the folder's name made it be checked as the bundled
+    model. The check stays (a copy of a bundled model is verified); the line now says why and what to do, and the
+    same files under another name load."""
+    import shutil
+
+    from ctmodels.quality import BreathHoldChecker
+
+    model = BreathHoldChecker.from_pretrained().model
+    model.weight = model.weight * 1.5
+    model.save_pretrained(tmp_path / "breath-hold-logreg")
+    with pytest.raises(WeightsChecksumError, match="a folder named as a registered model is checked as that model; "
+                                                   "for a model of your own, name its folder otherwise"):
+        BreathHoldChecker.from_pretrained(tmp_path / "breath-hold-logreg")
+    shutil.copytree(tmp_path / "breath-hold-logreg", tmp_path / "mine")
+    assert BreathHoldChecker.from_pretrained(tmp_path / "mine").model.weight == pytest.approx(model.weight)
+
+
 def test_registry_is_torch_free_and_pins_every_bundled_file():
     r = subprocess.run([sys.executable, "-c", "import sys, ctmodels.registry as r; r.all_models(); "
                         "print('torch' in sys.modules)"], capture_output=True, text=True, cwd=ROOT, timeout=60)
