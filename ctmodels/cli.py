@@ -221,6 +221,10 @@ def cmd_check_breath_hold(args) -> int:
     from .io import read_ct
     from .quality import BreathHoldChecker, measured_span
 
+    if args.save_figure:  # before any work
+        from .figures import figure_path
+
+        figure_path(args.save_figure, args.study)
     checker = BreathHoldChecker.from_pretrained(args.model)
     vol = read_ct(args.study, purpose="quality", series_uid=args.series)
     res = checker.predict(vol, keep_crops=bool(args.save_figure))

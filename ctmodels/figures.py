@@ -31,13 +31,37 @@ def middle_panel(result, scale: int = 6) -> Optional[np.ndarray]:
     return trachea_panel(*m.crops[len(m.crops) // 2], scale=scale)
 
 
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def figure_path(path: Union[str, Path], study: Union[str, Path, None] = None) -> Path:
+    """``path`` where a figure can be written: an image file name (``FIGURE_SUFFIXES``) in a folder that exists,
+    not a folder, and neither the ``study`` it shows nor inside it; else one line saying which, before any work."""
+    from .errors import InvalidInputError
+
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise InvalidInputError(f"expected a figure file name ending in {', '.join(FIGURE_SUFFIXES)}", path)
+    if path.is_dir():
+        raise InvalidInputError("is a folder, expected a figure file name", path)
+    if not path.parent.is_dir():
+        raise InvalidInputError(f"no such folder {path.parent} to write the figure in", path)
+    if study is not None:
+        s, p = Path(study).resolve(), path.resolve()
+        if p == s or s in p.parents:
+            raise InvalidInputError("is the study or lies inside it; the study is left as it is: write the figure "
+                                    "elsewhere", path)
+    return path
+
+
 def save_trachea_figure(result, path: Union[str, Path]) -> Path:
-    """The middle measured slice of a QualityResult, with contour and verdict, as PNG."""
+    """The middle measured slice of a QualityResult, with contour and verdict, as an image (PNG, or another of
+    ``FIGURE_SUFFIXES`` by the file name)."""
     from PIL import Image, ImageDraw
 
     from .errors import InvalidInputError
 
-    path = Path(path)
+    path = figure_path(path)
     rgb = middle_panel(result)
     if rgb is None:
         raise InvalidInputError(f"no trachea crop to draw ({result.reason})", path)

@@ -356,6 +356,32 @@ def test_a_report_csv_that_is_not_a_triage_report_stops_the_run(studies, tmp_pat
     assert len(list(csv.DictReader(open(report / "report.csv", encoding="utf-8")))) == 5
 
 
+@pytest.mark.parametrize("where, said", [
+    ("fig.txt", "expected a figure file name ending in .png"),
+    ("study", "expected a figure file name ending in .png"),  # the study itself, a .nii.gz
+    ("in_study", "is the study or lies inside it"),
+    ("missing/fig.png", "no such folder"),
+    ("a_folder.png", "is a folder, expected a figure file name"),
+])
+def test_a_figure_path_that_cannot_be_written_is_one_line_before_any_work(studies, tmp_path, capsys, monkeypatch,
+                                                                         where, said):
+    """--save-figure with a name that is not an image's (fig.txt, or the study's own file) was 'internal error:
+    ValueError: unknown file extension' after the check had run; a missing folder an OSError after it; a name
+    inside the study folder added a file to the study. Each is one line now, before the study is read."""
+    import ctmodels.quality as quality
+
+    study = studies / "pass_b"
+    (tmp_path / "a_folder.png").mkdir()
+    fig = {"study": studies / "fail_c.nii.gz", "in_study": study / "fig.png"}.get(where, tmp_path / where)
+    target = studies / "fail_c.nii.gz" if where == "study" else study
+    before = _tree(studies)
+    monkeypatch.setattr(quality.BreathHoldChecker, "predict", lambda *a, **k: pytest.fail("the study was checked"))
+    assert main(["check-breath-hold", str(target), "--save-figure", str(fig)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {fig}: ") and said in err and err.count("\n") == 1
+    assert _tree(studies) == before
+
+
 def test_cli_check_breath_hold_json_and_figure(studies, tmp_path, capsys):
     fig = tmp_path / "t.png"
     assert main(["check-breath-hold", str(studies / "fail_c.nii.gz"), "--json", "--save-figure", str(fig)]) == 0
