@@ -668,7 +668,8 @@ def test_orientations_written_with_a_little_noise_are_one_plane(tmp_path):
 
 
 @pytest.mark.parametrize("iop, said", [
-    ((1, 0, 0, 1, 0, 0), "ImageOrientationPatient (1.0\\0.0\\0.0\\1.0\\0.0\\0.0) is not two perpendicular unit vectors"),
+    ((1, 0, 0, 1, 0, 0),
+     "ImageOrientationPatient (1.0\\0.0\\0.0\\1.0\\0.0\\0.0) is not two perpendicular unit vectors"),
     ((0, 0, 0, 0, 0, 0), "is not two perpendicular unit vectors"),
     ((2, 0, 0, 0, 1, 0), "is not two perpendicular unit vectors"),
     (("nan", 0, 0, 0, 1, 0), "ImageOrientationPatient (nan\\0.0\\0.0\\0.0\\1.0\\0.0) is not six numbers"),
