@@ -744,6 +744,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         slice_positions=pos_list,
         spacing_uneven=uneven,
         spacing_assumed=z_assumed or _given_pixel_spacing(first) is None,
+        pixel_size_assumed=_given_pixel_spacing(first) is None,
         missing_slices=missing,
         interpolated_slices=made_z,
         warnings=warnings,

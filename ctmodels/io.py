@@ -385,7 +385,8 @@ def read_nrrd(p: Path) -> CTVolume:
     vox, spacing, layout = canonicalize(data, dirs, sp, origin=origin)
     assumed = dirs_raw is None and header.get("spacings") is None
     return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nrrd", modality="CT", units=HU,
-                                                           layout=layout, spacing_assumed=assumed))
+                                                           layout=layout, spacing_assumed=assumed,
+                                                           pixel_size_assumed=assumed))
 
 
 def quiet_readers(verbose: bool = False) -> None:
@@ -443,7 +444,8 @@ def read_image(p: Path) -> CTVolume:
         raise InvalidInputError(f"image is {arr.shape[1]}x{arr.shape[0]}, smaller than 8x8", p)
     fmt = suffix_of(p).lstrip(".")
     return CTVolume(arr[None].copy(), (1.0, 1.0, 1.0),
-                    VolumeMeta(source=str(p), format=fmt, modality=None, units=DISPLAY, spacing_assumed=True))
+                    VolumeMeta(source=str(p), format=fmt, modality=None, units=DISPLAY, spacing_assumed=True,
+                               pixel_size_assumed=True))
 
 
 def read_npy(p: Path, spacing: Optional[Sequence[float]] = None) -> CTVolume:
@@ -462,7 +464,8 @@ def read_npy(p: Path, spacing: Optional[Sequence[float]] = None) -> CTVolume:
     sp = tuple(float(s) for s in spacing) if spacing is not None else (1.0, 1.0, 1.0)
     if len(sp) != 3 or min(sp) <= 0:
         raise InvalidInputError(f"spacing must be three positive numbers (z, y, x), got {spacing}", p)
-    meta = VolumeMeta(source=str(p), format="npy", modality="CT", units=HU, spacing_assumed=spacing is None)
+    meta = VolumeMeta(source=str(p), format="npy", modality="CT", units=HU, spacing_assumed=spacing is None,
+                      pixel_size_assumed=spacing is None)
     if arr.dtype == np.uint8:
         meta.modality, meta.units = None, DISPLAY
         return CTVolume(np.ascontiguousarray(arr), sp, meta)

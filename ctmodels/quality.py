@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "breath-hold-logreg"
 MODEL_TYPE = "logistic-shape"  # config.json's model_type of the breath-hold model
+# Said with a verdict on an input that gives no pixel size (.npy without spacing, DICOM without PixelSpacing).
+PIXEL_SIZE_ASSUMED = "pixel size not given (1 mm assumed): the shape is judged, but sizes in mm are not measured"
 FAIL_AREA_LOSS = 0.25
 MIN_SLICES = 2
 PASS, FAIL, UNDETERMINED = "pass", "fail", "undetermined"
@@ -296,11 +298,15 @@ class BreathHoldChecker:
                                  {}, [], series, why)
         m = measure(vol.voxels, vol.spacing, keep_crops=keep_crops, made=vol.meta.interpolated_slices)
         if not m.features:
-            return QualityResult(UNDETERMINED, None, m.note or "no trachea found", {}, m.slices_used, series, why,
-                                 m.track.carina_z, m)
+            why_not = (m.note or "no trachea found") + ("; pixel size not given (1 mm assumed), and the trachea is "
+                                                        "looked for by its size in mm" if vol.meta.pixel_size_assumed
+                                                        else "")
+            return QualityResult(UNDETERMINED, None, why_not, {}, m.slices_used, series, why, m.track.carina_z, m)
         f = m.features
         shape = (f"trachea over {len(m.slices_used)} slices: circularity {f['circularity']:.2f}, "
                  f"AP/transverse {f['ap_ratio']:.2f}, posterior bowing {f['posterior_bowing']:.2f}; {m.note}")
+        if vol.meta.pixel_size_assumed:  # the shape ratios do not depend on it; the trachea's size does
+            shape += f"; {PIXEL_SIZE_ASSUMED}"
         pixel = float(max(vol.spacing[1], vol.spacing[2]))
         if pixel > MAX_PIXEL_MM:  # measured and shown, not judged
             across = f["transverse_mm"] / pixel

@@ -30,6 +30,7 @@ class VolumeMeta:
     orientation: str = "LPS"  # meaning of array axes after reading, see ctmodels.io
     spacing_uneven: bool = False
     spacing_assumed: bool = False  # the input gave no voxel size: the spacing is 1 mm by default, not measured
+    pixel_size_assumed: bool = False  # of those, the in-plane pixel size (not only the slice spacing)
     missing_slices: int = 0
     # canonical z indices of slices a reader made by interpolation where a DICOM series lacked them (axial series)
     interpolated_slices: List[int] = field(default_factory=list)

@@ -165,6 +165,24 @@ def test_verdicts_pass_fail_undetermined(checker):
     assert two.verdict == "undetermined"
 
 
+def test_a_verdict_on_an_input_without_a_pixel_size_says_so(checker, tmp_path):
+    """A .npy volume without ``spacing`` (or DICOM without PixelSpacing) is read at 1 mm pixels. The verdict rests
+    on shape ratios, which do not depend on the pixel size, but the reason did not say that the millimetre sizes
+    shown (area_mm2, ap_mm) were not measured; nor, where no trachea was found, that the search is by size in mm.
+    Both say so now; with the spacing given, neither does, and the verdict is the same."""
+    from ctmodels import io
+
+    sp = (2.0, 0.7, 0.7)
+    hu = chest_phantom(sp, extent_mm=80, seed=11)
+    np.save(tmp_path / "v.npy", hu)
+    guessed, given = (checker.predict(io.read_ct(tmp_path / "v.npy", **kw)) for kw in ({}, {"spacing": sp}))
+    assert guessed.verdict == given.verdict == "pass"
+    assert guessed.reason.endswith("; " + Q.PIXEL_SIZE_ASSUMED) and "pixel size" not in given.reason
+    np.save(tmp_path / "abd.npy", chest_phantom(sp, extent_mm=80, abdomen=True))
+    none = checker.predict(io.read_ct(tmp_path / "abd.npy"))
+    assert none.verdict == "undetermined" and none.reason.endswith("the trachea is looked for by its size in mm")
+
+
 def test_pixels_too_coarse_for_the_trachea_s_shape_get_no_verdict(checker):
     """A phantom that passes at 0.7 mm pixels and fails with a simulated expiration, block-averaged to 4.2 mm
     pixels (the trachea 3-4 pixels across, as in the Chest Imaging Platform's downsampled test scans): measured and
