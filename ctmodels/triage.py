@@ -458,9 +458,15 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
 
     input_folder(input_dir, STUDIES_FOLDER)
 
-    for t in [failed_dir] + [d for d in (passed_dir, undetermined_dir) if d]:
+    named = [(n, t) for n, t in (("--failed-dir", failed_dir), ("--passed-dir", passed_dir),
+                                 ("--undetermined-dir", undetermined_dir)) if t]
+    for i, (n, t) in enumerate(named):
         if t.resolve() == input_dir.resolve():
             raise InvalidInputError("output folder must differ from the input folder", t)
+        for other, u in named[:i]:  # the verdicts sorted into one folder are not sorted
+            if t.resolve() == u.resolve():
+                raise InvalidInputError(f"{n} is the {other} folder; studies of different verdicts would be mixed "
+                                        "in it: give each its own folder", t)
     for t in [failed_dir] + [d for d in (passed_dir, undetermined_dir, report_dir) if d]:
         check_out_folder(t)
     with nullcontext() if dry_run else folder_lock(input_dir), \

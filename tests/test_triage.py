@@ -674,3 +674,15 @@ def test_links_among_the_studies_are_listed_not_followed(studies, tmp_path, chec
     err = capsys.readouterr().err
     assert err.strip() == f"error: {only}: no studies found (expected subfolders, zips or volume files; 1 link(s), " \
                           "which are not followed)"
+
+
+@pytest.mark.parametrize("same", ["--passed-dir", "--undetermined-dir"])
+def test_two_verdicts_sorted_into_one_folder_are_refused(studies, tmp_path, capsys, same):
+    """--passed-dir (or --undetermined-dir) the same folder as --failed-dir put passed and failed studies together,
+    which is no sorting at all. One line now, before anything is checked or moved."""
+    before = _tree(studies)
+    failed = tmp_path / "sorted"
+    assert main(["triage", str(studies), "--failed-dir", str(failed), same, str(tmp_path / "." / "sorted")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"{same} is the --failed-dir folder" in err and err.count("\n") == 1
+    assert _tree(studies) == before and not failed.exists()
