@@ -37,9 +37,7 @@ def _read(path: Path, required: Tuple[str, ...]) -> List[Dict[str, str]]:
         raise InvalidInputError(f"{'not a file' if path.exists() else 'no such file'}, expected {TABLE}", path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # with or without the BOM a spreadsheet may add
-            reader = csv.DictReader(f)
-            rows = [{k: v or "" for k, v in r.items() if k is not None} for r in reader]
-            columns = reader.fieldnames or []
+            rows, columns = ledger.parse_rows(f.read())
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInputError(f"could not be read ({exc}), expected {TABLE}", path) from None
     missing = [c for c in required if c not in columns]

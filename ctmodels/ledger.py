@@ -15,7 +15,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Dict, List, Sequence, Type
+from typing import Dict, List, Sequence, Tuple, Type
 
 from .errors import CTModelsError
 
@@ -39,17 +39,22 @@ def earlier_rows(path: Path, required: Sequence[str], what: str, elsewhere: str,
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # with or without the BOM a spreadsheet may add
             text = f.read()
-        text = _whole_rows(text, path)
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        rows = list(reader)
-        fields = reader.fieldnames or []
+        rows, fields = parse_rows(_whole_rows(text, path))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise error(f"could not be read ({exc}), expected {what}; it is not overwritten: move it, or give "
                     f"{elsewhere}", path) from None
     if not set(required) <= set(fields):
         raise error(f"is not {what} (no {', '.join(required)} columns); it is not overwritten: move it, or give "
                     f"{elsewhere}", path)
-    return [{k: v or "" for k, v in r.items() if k is not None} for r in rows]
+    return rows
+
+
+def parse_rows(text: str) -> Tuple[List[Dict[str, str]], List[str]]:
+    """The rows of CSV ``text`` (each a dict of its columns; a missing value is "", values beyond the header are
+    dropped) and its columns. ``csv.Error`` where it is not CSV."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = [{k: v or "" for k, v in r.items() if k is not None} for r in reader]
+    return rows, list(reader.fieldnames or [])
 
 
 def _whole_rows(text: str, path: Path) -> str:
