@@ -65,3 +65,41 @@ def involvement_chart(per_slice: Sequence[Dict[str, float]]):
                                                            range=["#ffd200", "#e62828"])))
         .properties(height=220)
     )
+
+
+CLASS_COLORS = {"A": "#2ca02c", "B": "#ff9f1c", "C": "#d62728"}
+
+
+def calibration_chart(cal):
+    """An extent calibration (:class:`ctmodels.severity.ExtentCalibration`): the share of extensive patients in
+    each 1 % bin of involvement (points; bins without patients left out), its smoothed P(extensive) (line) and
+    the classes A/B/C it chose (shaded bands)."""
+    import altair as alt
+    import numpy as np
+    import pandas as pd
+
+    x = np.arange(len(cal.p_smooth)) + 0.5  # the middle of each 1 % bin
+    curve = pd.DataFrame({"involved": x, "p": cal.p_smooth, "raw": cal.p_raw})
+    bands = pd.DataFrame({"class": ["A", "B", "C"], "from": [0.0, cal.t_ab_pct, cal.t_bc_pct],
+                          "to": [cal.t_ab_pct, cal.t_bc_pct, 100.0]})
+    bands["middle"] = (bands["from"] + bands["to"]) / 2
+    bands = bands[bands["to"] > bands["from"]]  # a class the fit left empty has no band
+    xs = alt.Scale(domain=[0, 100], nice=False)
+    ys = alt.Scale(domain=[0, 1.08], nice=False)
+    color = alt.Color("class:N", scale=alt.Scale(domain=list(CLASS_COLORS), range=list(CLASS_COLORS.values())),
+                      legend=None)
+    shade = alt.Chart(bands).mark_rect(opacity=0.18).encode(
+        x=alt.X("from:Q", scale=xs, title="involved (% of lung)"), x2="to:Q", color=color,
+        tooltip=["class", alt.Tooltip("from:Q", title="from %"), alt.Tooltip("to:Q", title="to %")])
+    names = alt.Chart(bands).mark_text(y=8, fontSize=13, fontWeight="bold").encode(
+        x=alt.X("middle:Q", scale=xs), text="class:N", color=color)
+    points = alt.Chart(curve.dropna(subset=["raw"])).mark_circle(size=22, color="#888888").encode(
+        x=alt.X("involved:Q", scale=xs), y=alt.Y("raw:Q", scale=ys),
+        tooltip=[alt.Tooltip("involved:Q", title="bin middle %"), alt.Tooltip("raw:Q", title="share extensive",
+                                                                             format=".2f")])
+    line = alt.Chart(curve).mark_line(color="#4c78a8", strokeWidth=2.5).encode(
+        x=alt.X("involved:Q", scale=xs), y=alt.Y("p:Q", scale=ys, title="P(extensive)", axis=alt.Axis(
+            values=[0, 0.25, 0.5, 0.75, 1], format=".2f")), tooltip=[alt.Tooltip("p:Q", title="P(extensive)", format=".2f")])
+    title = (f"P(extensive) by involvement, fitted on {cal.n_patients} patients ({cal.n_extensive} extensive): "
+             f"A below {cal.t_ab_pct:g} %, C from {cal.t_bc_pct:g} %")
+    return alt.layer(shade, names, points, line, title=title).properties(height=260)

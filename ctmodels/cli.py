@@ -343,13 +343,13 @@ def cmd_calibrate(args) -> int:
 
     if args.action == "fit":
         cal, left = cohort.fit_table(Path(args.table), Path(args.out), label=args.label, window=args.window,
-                                     polyorder=args.polyorder)
+                                     polyorder=args.polyorder, chart=args.chart and Path(args.chart))
         print(f"fitted on {cal.n_patients} patient(s), {cal.n_extensive} extensive"
               + "".join(f"; {n} left out ({why.replace('_', ' ')})" for why, n in left.items() if n))
         print(f"class A below {cal.t_ab_pct:g} % involved, B {cal.t_ab_pct:g}-{cal.t_bc_pct:g} %, "
               f"C from {cal.t_bc_pct:g} %; P(extensive) " + ", ".join(
                   f"{x} % {float(cal.predict_proba([x])[0]):.2f}" for x in (10, 25, 50, 75)))
-        print(f"written to {args.out}")
+        print(f"written to {args.out}" + (f" and {args.chart}" if args.chart else ""))
         return 0
     done = cohort.apply_table(ExtentCalibration.load(Path(args.calibration)), Path(args.table), Path(args.out))
     print(f"{done['classed']} row(s) classed, {done['not_assessed']} not assessed (n/a); written to {args.out}")
@@ -480,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: extensive)")
     c.add_argument("--window", type=int, default=11, help="Savitzky-Golay window in 1 %% bins (default 11)")
     c.add_argument("--polyorder", type=int, default=2, help="Savitzky-Golay polynomial order (default 2)")
+    c.add_argument("--chart", metavar="FILE", help="also draw the fit: share extensive per bin, smoothed "
+                   "P(extensive) and the classes (.png, .svg or .html; must not exist)")
     c.set_defaults(func=cmd_calibrate)
     c = cal.add_parser("apply", help="add cohort_p_extensive and cohort_class to each row of a results.csv")
     c.add_argument("calibration", help="what calibrate fit wrote")

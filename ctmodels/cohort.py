@@ -28,6 +28,7 @@ INVOLVED = "involved_pct"
 LABEL = "extensive"
 ADDED = ("cohort_p_extensive", "cohort_class")
 YES, NO = {"1", "1.0", "true", "yes", "y"}, {"0", "0.0", "false", "no", "n"}
+CHART_SUFFIXES = (".png", ".svg", ".html")
 TABLE = "a CSV with an involved_pct column (ctmodels segment's results.csv)"
 
 
@@ -36,17 +37,26 @@ def _read(path: Path, required: Tuple[str, ...]) -> List[Dict[str, str]]:
     if not path.is_file():
         raise InvalidInputError(f"{'not a file' if path.exists() else 'no such file'}, expected {TABLE}", path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:  # with or without the BOM a spreadsheet may add
-            rows, columns = ledger.parse_rows(f.read())
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        text = path.read_bytes()
+    except OSError as exc:
         raise InvalidInputError(f"could not be read ({exc}), expected {TABLE}", path) from None
+    return parse_table(text, path, required)
+
+
+def parse_table(data: bytes, source, required: Tuple[str, ...] = (INVOLVED,)) -> List[Dict[str, str]]:
+    """The rows of a CSV table's bytes (an upload, or a file's), checked to have the ``required`` columns and a
+    row; ``source`` names it in errors."""
+    try:
+        rows, columns = ledger.parse_rows(data.decode("utf-8-sig"))  # with or without the BOM a spreadsheet adds
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidInputError(f"could not be read ({exc}), expected {TABLE}", source) from None
     missing = [c for c in required if c not in columns]
     if missing:
         raise InvalidInputError(f"has no {' or '.join(missing)} column (columns: {', '.join(columns) or 'none'}), "
                                 f"expected {TABLE}" + (f" and a column {required[1]} of 1/0 labels"
-                                                       if len(required) > 1 else ""), path)
+                                                       if len(required) > 1 else ""), source)
     if not rows:
-        raise InvalidInputError(f"has no rows, expected {TABLE}", path)
+        raise InvalidInputError(f"has no rows, expected {TABLE}", source)
     return rows
 
 
@@ -79,11 +89,14 @@ def label_of(row: Dict[str, str], column: str, line: int, path: Path) -> Optiona
 def read_cohort(path: Path, label: str = LABEL) -> Tuple[np.ndarray, np.ndarray, Dict[str, int]]:
     """Involvement (%) and label of each patient of the table at ``path`` with both, and how many rows were left
     out: ``{"not_assessed": ..., "unlabelled": ...}`` (a row counts once, as not assessed where it is both)."""
-    path = Path(path)
-    rows = _read(path, (INVOLVED, label))
+    return cohort_of(_read(Path(path), (INVOLVED, label)), label, path)
+
+
+def cohort_of(rows: List[Dict[str, str]], label: str, source) -> Tuple[np.ndarray, np.ndarray, Dict[str, int]]:
+    """:func:`read_cohort` of rows already read (:func:`parse_table`)."""
     x, y, left = [], [], {"not_assessed": 0, "unlabelled": 0}
     for line, row in enumerate(rows, start=2):  # the header is line 1
-        v, is_extensive = involvement_of(row, line, path), label_of(row, label, line, path)
+        v, is_extensive = involvement_of(row, line, source), label_of(row, label, line, source)
         if v is None:
             left["not_assessed"] += 1
         elif is_extensive is None:
@@ -94,29 +107,45 @@ def read_cohort(path: Path, label: str = LABEL) -> Tuple[np.ndarray, np.ndarray,
     return np.array(x, float), np.array(y, bool), left
 
 
-def fit_table(path: Path, out: Path, label: str = LABEL, window: int = 11,
-              polyorder: int = 2) -> Tuple[ExtentCalibration, Dict[str, int]]:
-    """Fit the calibration on the table at ``path`` and save it to ``out`` (JSON), which must not exist."""
-    out = _new_file(out)
-    x, y, left = read_cohort(path, label)
+def fit_rows(rows: List[Dict[str, str]], source, label: str = LABEL, window: int = 11,
+             polyorder: int = 2) -> Tuple[ExtentCalibration, Dict[str, int]]:
+    """The calibration fitted on the labelled rows of a table (:func:`parse_table`), and the rows left out."""
+    x, y, left = cohort_of(rows, label, source)
     try:
-        cal = fit_extent_calibration(x, y, window=window, polyorder=polyorder)
+        return fit_extent_calibration(x, y, window=window, polyorder=polyorder), left
     except InvalidInputError as exc:
-        raise InvalidInputError(str(exc), path) from None
+        raise InvalidInputError(str(exc), source) from None
+
+
+def fit_table(path: Path, out: Path, label: str = LABEL, window: int = 11, polyorder: int = 2,
+              chart: Optional[Path] = None) -> Tuple[ExtentCalibration, Dict[str, int]]:
+    """Fit the calibration on the table at ``path`` and save it to ``out`` (JSON), and its chart
+    (:func:`ctmodels.charts.calibration_chart`) to ``chart`` where given (.png, .svg or .html); neither may
+    exist. Both are checked before the table is read."""
+    out = _new_file(out)
+    if chart is not None:
+        chart = _new_file(chart, "--chart")
+        if chart.suffix.lower() not in CHART_SUFFIXES:
+            raise InvalidInputError(f"is not a chart file name, expected one ending in {', '.join(CHART_SUFFIXES)}",
+                                    chart)
+        if chart.resolve() == out.resolve():
+            raise InvalidInputError("is also the --out calibration; give the chart another name", chart)
+    cal, left = fit_rows(_read(Path(path), (INVOLVED, label)), path, label, window, polyorder)
     cal.save(out)
     log.info("calibration fitted on %d patients written to %s", cal.n_patients, out)
+    if chart is not None:
+        from .charts import calibration_chart
+
+        calibration_chart(cal).save(str(chart))
     return cal, left
 
 
-def apply_table(cal: ExtentCalibration, path: Path, out: Path) -> Dict[str, int]:
-    """The table at ``path`` written to ``out`` (which must not exist) with ``cohort_p_extensive`` (4 decimals)
-    and ``cohort_class`` added to each row: empty and n/a where the involvement was not assessed. Returns how
-    many rows got a class and how many did not."""
-    out = _new_file(out)
-    rows = _read(Path(path), (INVOLVED,))
+def classed_rows(cal: ExtentCalibration, rows: List[Dict[str, str]], source) -> Dict[str, int]:
+    """Add ``cohort_p_extensive`` (4 decimals) and ``cohort_class`` to each row, in place: empty and n/a where
+    the involvement was not assessed. Returns how many rows got a class and how many did not."""
     done = {"classed": 0, "not_assessed": 0}
     for line, row in enumerate(rows, start=2):
-        v = involvement_of(row, line, Path(path))
+        v = involvement_of(row, line, source)
         if v is None:
             row[ADDED[0]], row[ADDED[1]] = "", NOT_ASSESSED
             done["not_assessed"] += 1
@@ -124,16 +153,30 @@ def apply_table(cal: ExtentCalibration, path: Path, out: Path) -> Dict[str, int]
             row[ADDED[0]] = f"{float(cal.predict_proba([v])[0]):.4f}"
             row[ADDED[1]] = cal.predict_class([v])[0]
             done["classed"] += 1
-    ledger.write_rows(out, rows, [c for c in rows[0] if c not in ADDED] + list(ADDED))
     return done
 
 
-def _new_file(out: Path) -> Path:
+def columns_of(rows: List[Dict[str, str]]) -> List[str]:
+    """The columns to write classed rows with: the table's own, then the two added."""
+    return [c for c in rows[0] if c not in ADDED] + list(ADDED)
+
+
+def apply_table(cal: ExtentCalibration, path: Path, out: Path) -> Dict[str, int]:
+    """The table at ``path`` written to ``out`` (which must not exist) with the calibration's columns added
+    (:func:`classed_rows`); the other columns as they were."""
+    out = _new_file(out)
+    rows = _read(Path(path), (INVOLVED,))
+    done = classed_rows(cal, rows, path)
+    ledger.write_rows(out, rows, columns_of(rows))
+    return done
+
+
+def _new_file(out: Path, flag: str = "--out") -> Path:
     """``out`` where it can be written without replacing anything (the table read, say): its folder exists and it
     does not."""
     out = Path(out)
     if out.exists():
-        raise InvalidInputError("exists; give another --out (nothing is overwritten)", out)
+        raise InvalidInputError(f"exists; give another {flag} (nothing is overwritten)", out)
     if not out.parent.is_dir():
         raise InvalidInputError("no such folder to write into", out.parent)
     return out

@@ -5,7 +5,7 @@ They show how the tools behave; they are not real CT and say so in their metadat
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 from scipy import ndimage
@@ -75,3 +75,22 @@ def breath_hold_studies(seed: int = 0) -> Dict[str, CTVolume]:
         "synthetic-expiration-50pct": CTVolume(bad, sp, _meta("expiration")),
         "synthetic-abdomen-only": CTVolume(abd, sp, _meta("abdomen")),
     }
+
+
+COHORT_ERROR_SD = 6.0  # percentage points: the measured involvement's error in the synthetic cohort
+
+
+def labelled_cohort(n: int = 1000, seed: int = 0) -> List[Dict[str, str]]:
+    """A SYNTHETIC labelled cohort for the extent calibration, as rows of segment's results.csv with a column
+    ``extensive`` added: each patient's true involvement is uniform over 0-100 %, the measured one
+    (``involved_pct``) is it plus a normal error of ``COHORT_ERROR_SD`` points (clipped to 0-100), and the label
+    says whether the true involvement is 50 % or more. So P(extensive | measured x) is about
+    Phi((x - 50) / 6), and the classes that hold the most area change where P is 1/3 and 2/3: near 47.4 % and
+    52.6 %."""
+    from .severity import mosmed_grade
+
+    rng = np.random.default_rng(seed)
+    true = rng.uniform(0, 100, n)
+    measured = np.clip(true + rng.normal(0, COHORT_ERROR_SD, n), 0, 100)
+    return [{"input": f"synthetic-{i + 1:03d}", "involved_pct": f"{m:.3f}", "grade": mosmed_grade(m),
+             "extensive": "1" if t >= 50 else "0"} for i, (t, m) in enumerate(zip(true, measured))]

@@ -77,27 +77,39 @@ def _whole_rows(text: str, path: Path) -> str:
     return head + "\n"
 
 
+def all_columns(rows: Sequence[Dict[str, object]], fields: Sequence[str]) -> List[str]:
+    """``fields``, then any other column a row has, in the order they first come."""
+    columns = list(fields)
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    return columns
+
+
+def csv_text(rows: Sequence[Dict[str, object]], fields: Sequence[str]) -> str:
+    """``rows`` as CSV text with the columns of :func:`all_columns`; a row without a column leaves it empty."""
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=all_columns(rows, fields), restval="")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
 def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[str]) -> List[str]:
     """``rows`` to ``path`` atomically, with ``fields`` first, then any other column a row has (an earlier run's
     patient columns, or columns of another version); a row without a column leaves it empty. Returns the columns
     written, for :func:`append_row`."""
     path = Path(path)
-    columns = list(fields)
-    for r in rows:
-        columns += [k for k in r if k not in columns]
     tmp = path.with_name(f"{PARTIAL}{path.name}-{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=columns, restval="")
-            w.writeheader()
-            w.writerows(rows)
+            f.write(csv_text(rows, fields))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return columns
+    return all_columns(rows, fields)
 
 
 def append_row(path: Path, row: Dict[str, object], columns: Sequence[str]) -> None:

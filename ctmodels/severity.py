@@ -34,6 +34,7 @@ NO_FINDINGS_PCT = 0.1
 NOT_ASSESSED = "n/a"
 # What ExtentCalibration.save writes as its "format", and load expects.
 CALIBRATION_FORMAT = "ctmodels-extent-calibration-1"
+CALIBRATION_EXPECTED = "expected an extent calibration written by 'ctmodels calibrate fit'"
 # A chest slice through the lungs is mostly a fifth or more lung; where no slice has even this share,
 # the input is not what the grade is for (say, upper abdomen with a little bowel gas called lung).
 LITTLE_LUNG_SHARE = 0.02
@@ -213,14 +214,18 @@ class ExtentCalibration:
         return {"t_ab_pct": self.t_ab_pct, "t_bc_pct": self.t_bc_pct,
                 "p_smooth": [round(float(v), 6) for v in self.p_smooth]}
 
-    def save(self, path) -> Path:
-        """Write the calibration as JSON (the thresholds, the smoothed and raw P per 1 % bin, how it was fitted)."""
-        path = Path(path)
-        path.write_text(json.dumps({
+    def to_json(self) -> str:
+        """The calibration as JSON text (the thresholds, the smoothed and raw P per 1 % bin, how it was fitted)."""
+        return json.dumps({
             "format": CALIBRATION_FORMAT, **self.as_dict(),
             "p_raw": [None if not np.isfinite(v) else round(float(v), 6) for v in self.p_raw],
             "window": self.window, "polyorder": self.polyorder, "n_patients": self.n_patients,
-            "n_extensive": self.n_extensive}, indent=1) + "\n", encoding="utf-8")
+            "n_extensive": self.n_extensive}, indent=1) + "\n"
+
+    def save(self, path) -> Path:
+        """Write :meth:`to_json` to ``path``."""
+        path = Path(path)
+        path.write_text(self.to_json(), encoding="utf-8")
         return path
 
     @classmethod
@@ -228,26 +233,37 @@ class ExtentCalibration:
         """Read what :meth:`save` wrote; a file that is not such a calibration (or one edited into an impossible
         one: P outside 0..1 or falling with involvement, thresholds out of order) is an ``InvalidInputError``."""
         path = Path(path)
-        expected = "expected an extent calibration written by 'ctmodels calibrate fit'"
         try:
-            d = json.loads(path.read_text(encoding="utf-8"))
+            data = path.read_bytes()
         except FileNotFoundError:
-            raise InvalidInputError(f"no such file, {expected}", path) from None
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise InvalidInputError(f"not readable JSON ({type(exc).__name__}), {expected}", path) from None
+            raise InvalidInputError(f"no such file, {CALIBRATION_EXPECTED}", path) from None
+        except OSError as exc:
+            raise InvalidInputError(f"not readable ({type(exc).__name__}), {CALIBRATION_EXPECTED}", path) from None
+        return cls.from_json(data, path)
+
+    @classmethod
+    def from_json(cls, data: bytes, source) -> "ExtentCalibration":
+        """:meth:`load` of the bytes of such a file (an upload, say); ``source`` names it in errors."""
+        expected = CALIBRATION_EXPECTED
+        try:
+            d = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidInputError(f"not readable JSON ({type(exc).__name__}), {expected}", source) from None
         if not isinstance(d, dict) or d.get("format") != CALIBRATION_FORMAT:
-            raise InvalidInputError(f"not an extent calibration (no format {CALIBRATION_FORMAT!r}), {expected}", path)
+            raise InvalidInputError(f"not an extent calibration (no format {CALIBRATION_FORMAT!r}), {expected}",
+                                    source)
         try:
             smooth = np.array(d["p_smooth"], dtype=float)
             raw = np.array([np.nan if v is None else v for v in d.get("p_raw", [None] * 100)], dtype=float)
             t_ab, t_bc = float(d["t_ab_pct"]), float(d["t_bc_pct"])
             counts = [int(d.get(k, 0)) for k in ("window", "polyorder", "n_patients", "n_extensive")]
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInputError(f"a value is missing or not a number ({exc}), {expected}", path) from None
+            raise InvalidInputError(f"a value is missing or not a number ({exc}), {expected}", source) from None
         if smooth.shape != (100,) or raw.shape != (100,) or not np.all((smooth >= 0) & (smooth <= 1)) \
                 or np.any(np.diff(smooth) < 0) or not 0 <= t_ab <= t_bc <= 100:
             raise InvalidInputError("holds an impossible calibration (100 probabilities in 0..1, not falling with "
-                                    f"involvement, and thresholds 0 <= A/B <= B/C <= 100 are needed), {expected}", path)
+                                    f"involvement, and thresholds 0 <= A/B <= B/C <= 100 are needed), {expected}",
+                                    source)
         return cls(np.arange(0, 101, 1.0), raw, smooth, t_ab, t_bc, *counts)
 
 

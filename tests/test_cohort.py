@@ -128,3 +128,67 @@ def test_no_involvement_gets_no_probability_or_class():
     p = cal.predict_proba([float("nan"), 90.0])
     assert math.isnan(p[0]) and p[1] == pytest.approx(1.0)
     assert cal.predict_class([float("nan"), 10.0]) == [S.NOT_ASSESSED, "A"]
+
+
+def test_the_fit_can_be_drawn_and_its_chart_is_checked_before_the_fit(cohort, tmp_path, capsys):
+    """--chart draws the fit (PNG or SVG, its thresholds in the title); a chart name that exists, is not a chart
+    file or is the --out calibration is refused before anything is written."""
+    table, _, _ = cohort
+    assert main(["calibrate", "fit", str(table), "--out", str(tmp_path / "cal.json"), "--chart",
+                 str(tmp_path / "fit.svg")]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(f"written to {tmp_path / 'cal.json'} and {tmp_path / 'fit.svg'}")
+    cal = S.ExtentCalibration.load(tmp_path / "cal.json")
+    svg = (tmp_path / "fit.svg").read_text()
+    assert svg.startswith("<svg") and f"A below {cal.t_ab_pct:g} %, C from {cal.t_bc_pct:g} %" in svg
+    assert main(["calibrate", "fit", str(table), "--out", str(tmp_path / "cal2.json"), "--chart",
+                 str(tmp_path / "fit.png")]) == 0
+    assert (tmp_path / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    for chart, said in (("fit.png", "exists; give another --chart"), ("fit.txt", "is not a chart file name"),
+                        ("new.html", "is also the --out calibration")):
+        out = tmp_path / ("new.html" if chart == "new.html" else "cal3.json")
+        written = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        assert main(["calibrate", "fit", str(table), "--out", str(out), "--chart", str(tmp_path / chart)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {tmp_path / chart}: {said}") and err.count("\n") == 1
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == written
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_synthetic_cohort_has_the_answer_it_is_made_with(seed):
+    """The app's example cohort: measured = true + N(0, 6) points, extensive where true >= 50, so P(extensive | x)
+    ~ Phi((x - 50) / 6) and the classes holding the most area change where P = 1/3 and 2/3 (47.4 % and 52.6 %)."""
+    from statistics import NormalDist
+
+    from ctmodels import cohort, examples
+
+    rows = examples.labelled_cohort(seed=seed)
+    cal, left = cohort.fit_rows(rows, "example")
+    sd = examples.COHORT_ERROR_SD
+    assert cal.n_patients == 1000 and left == {"not_assessed": 0, "unlabelled": 0}
+    assert cal.t_ab_pct == pytest.approx(50 + sd * NormalDist().inv_cdf(1 / 3), abs=3)
+    assert cal.t_bc_pct == pytest.approx(50 + sd * NormalDist().inv_cdf(2 / 3), abs=3)
+    assert cal.predict_proba([20])[0] < 0.05 and cal.predict_proba([80])[0] > 0.95
+    assert all(r["grade"] == S.mosmed_grade(float(r["involved_pct"])) for r in rows)
+
+
+def test_tables_and_calibrations_are_read_from_bytes_as_from_files(cohort, tmp_path):
+    """What the app does with uploads: the same rows, fit, classes and CSV as the files give, and errors name the
+    upload."""
+    from ctmodels import cohort as C, ledger
+
+    table, _, _ = cohort
+    rows = C.parse_table(table.read_bytes(), "upload.csv", (C.INVOLVED, C.LABEL))
+    cal, left = C.fit_rows(rows, "upload.csv")
+    ref, ref_left = C.fit_table(table, tmp_path / "cal.json")
+    assert (cal.t_ab_pct, cal.t_bc_pct, left) == (ref.t_ab_pct, ref.t_bc_pct, ref_left)
+    assert S.ExtentCalibration.from_json(cal.to_json().encode(), "c.json").as_dict() == ref.as_dict()
+    C.classed_rows(cal, rows, "upload.csv")
+    C.apply_table(ref, table, tmp_path / "classed.csv")
+    assert ledger.csv_text(rows, C.columns_of(rows)).encode() == (tmp_path / "classed.csv").read_bytes()
+    with pytest.raises(InvalidInputError, match="^upload.csv: has no extensive column"):
+        C.parse_table(b"involved_pct\n3\n", "upload.csv", (C.INVOLVED, C.LABEL))
+    with pytest.raises(InvalidInputError, match="^upload.csv: could not be read"):
+        C.parse_table(b"\xff\xfe\x00bad", "upload.csv")
+    with pytest.raises(InvalidInputError, match="^c.json: not readable JSON"):
+        S.ExtentCalibration.from_json(b"\x89PNG", "c.json")
