@@ -11,6 +11,7 @@ quiet_readers()  # pydicom's and Pillow's own warnings: the pages say what is wr
 pages = [
     st.Page("app_pages/lesions.py", title="Lesions", icon=":material/image_search:", default=True),
     st.Page("app_pages/severity.py", title="Study severity", icon=":material/monitoring:"),
+    st.Page("app_pages/cohort.py", title="Cohort classes", icon=":material/stacked_line_chart:"),
     st.Page("app_pages/quality.py", title="Breath-hold QA", icon=":material/air:"),
     st.Page("app_pages/models.py", title="Models", icon=":material/info:"),
 ]

@@ -600,3 +600,69 @@ def test_models_page_shows_cards():
     text = " ".join(m.value for m in at.markdown)
     assert text.count("Intended use") == 2 and "non-commercial" in text.lower()
     assert "Device" in " ".join(m.value for m in at.markdown)
+
+
+def test_cohort_classes_fit_on_an_upload_and_class_results(tmp_path):
+    """The page fits the calibration ctmodels calibrate fit would on the uploaded table (its thresholds, counts and
+    left-out rows), classes an uploaded results table with it or with an uploaded calibration, and says what is
+    wrong with a table in one line naming it."""
+    from ctmodels import cohort, examples, ledger
+    from ctmodels.severity import ExtentCalibration
+
+    at = _app("cohort")
+    assert at.title[0].value == "Cohort classes" and not at.exception and not at.error
+    example, _ = cohort.fit_rows(examples.labelled_cohort(), "example")  # on by default, and says it is made up
+    assert any(w.value.startswith("SYNTHETIC cohort made in code") for w in at.warning)
+    assert (_metric(at, "A below"), _metric(at, "C from")) == (f"{example.t_ab_pct:g} %", f"{example.t_bc_pct:g} %")
+
+    rows = examples.labelled_cohort(n=400, seed=7)
+    for r in rows[:5]:
+        r["extensive"] = "yes" if r["extensive"] == "1" else "no"
+    rows[5]["extensive"] = ""
+    rows[6].update(involved_pct="0.0", grade="n/a")
+    table = tmp_path / "mine.csv"
+    table.write_text(ledger.csv_text(rows, []))
+    want, left = cohort.fit_table(table, tmp_path / "cal.json")
+    at.file_uploader(key="cohort_table").set_value(("mine.csv", table.read_bytes(), "text/csv"))
+    at.run()
+    assert not at.exception and not at.error and not at.warning
+    assert (_metric(at, "Patients"), _metric(at, "Extensive")) == (str(want.n_patients), str(want.n_extensive))
+    assert (_metric(at, "A below"), _metric(at, "C from")) == (f"{want.t_ab_pct:g} %", f"{want.t_bc_pct:g} %")
+    assert left == {"not_assessed": 1, "unlabelled": 1}
+    assert "Left out of the fit: 1 not assessed (no lung found: grade n/a, or no involved_pct); 1 without a label." \
+        in [c.value for c in at.caption]
+    assert [b.proto.label for b in at.get("download_button")] == ["Calibration (JSON)", "These patients, classed (CSV)"]
+
+    results = [{"input": "a.nii.gz", "involved_pct": "3.0", "grade": "CT-1"},
+               {"input": "b.nii.gz", "involved_pct": f"{(want.t_ab_pct + want.t_bc_pct) / 2}", "grade": "CT-2"},
+               {"input": "c.nii.gz", "involved_pct": "90", "grade": "CT-4"},
+               {"input": "d.png", "involved_pct": "0.0", "grade": "n/a"}]
+    at.file_uploader(key="cohort_results").set_value(("results.csv", ledger.csv_text(results, []).encode(),
+                                                      "text/csv"))
+    at.run()
+    assert not at.exception and not at.error
+    assert [_metric(at, f"Class {c}") for c in "ABC"] + [_metric(at, "Not assessed")] == ["1", "1", "1", "1"]
+    shown = at.dataframe[0].value
+    assert list(shown["cohort_class"]) == want.predict_class([3.0, (want.t_ab_pct + want.t_bc_pct) / 2, 90]) + ["n/a"]
+    assert list(shown["input"]) == ["a.nii.gz", "b.nii.gz", "c.nii.gz", "d.png"]
+
+    # a calibration saved earlier is used instead of the fit above
+    other = ExtentCalibration.from_json(example.to_json().encode(), "x")
+    other.t_ab_pct, other.t_bc_pct = 1.0, 2.0
+    at.file_uploader(key="cohort_calibration").set_value(("old.json", other.to_json().encode(), "application/json"))
+    at.run()
+    assert not at.exception and not at.error
+    assert [_metric(at, f"Class {c}") for c in "ABC"] == ["0", "0", "3"]
+    assert any(c.value.startswith("old.json: fitted on 1000 patients, A below 1 %, C from 2 %") for c in at.caption)
+
+    # what cannot be used: one line naming the upload, and nothing classed
+    at.file_uploader(key="cohort_calibration").set_value(("old.json", b"{\"t_ab_pct\": 3}", "application/json"))
+    at.file_uploader(key="cohort_table").set_value(("mine.csv", b"involved_pct,severe\n3,1\n", "text/csv"))
+    at.run()
+    assert not at.exception and len(at.error) == 2 and not at.dataframe
+    assert at.error[0].value.startswith("mine.csv: has no extensive column (columns: involved_pct, severe)")
+    assert at.error[1].value.startswith("old.json: not an extent calibration")
+    assert all("\n" not in e.value and "Traceback" not in e.value for e in at.error)
+    at.text_input(key="cohort_label").set_value("severe")
+    at.run()  # the label column named: a table of one patient is still too few, said in one line
+    assert len(at.error) == 2 and at.error[0].value.startswith("mine.csv: need at least two patients")
