@@ -3,7 +3,7 @@ results table with a fit (as `ctmodels calibrate apply`)."""
 
 import streamlit as st
 
-from app_pages.common import show_error
+from app_pages.common import COHORT_FIT, show_error
 from ctmodels import cohort, examples, ledger
 from ctmodels.charts import calibration_chart
 from ctmodels.severity import NOT_ASSESSED, ExtentCalibration
@@ -69,6 +69,8 @@ else:
         st.altair_chart(calibration_chart(cal), width="stretch")
         st.caption(f"P(extensive) at {_probabilities(cal)}. Points: the share of extensive patients in each 1 % bin "
                    "with patients; line: smoothed and made not to fall with involvement.")
+        if not use_example:  # Study severity classes the study shown there with it
+            st.session_state[COHORT_FIT] = (source, cal)
         text, _ = _classed(cal, rows, source)
         d1, d2 = st.columns(2)
         d1.download_button("Calibration (JSON)", cal.to_json(), "calibration.json", "application/json",
@@ -85,6 +87,7 @@ results = st.file_uploader("Results to class (CSV with involved_pct: ctmodels se
 try:
     if saved is not None:
         cal = ExtentCalibration.from_json(saved.getvalue(), saved.name)
+        st.session_state[COHORT_FIT] = (saved.name, cal)
         st.caption(f"{saved.name}: fitted on {cal.n_patients} patients, A below {cal.t_ab_pct:g} %, C from "
                    f"{cal.t_bc_pct:g} %; P(extensive) at {_probabilities(cal)}.")
     if results is not None and cal is None:

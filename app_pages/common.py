@@ -15,6 +15,9 @@ from ctmodels.io import IMAGE_SUFFIXES, read_ct, suffix_of
 from ctmodels.series import lungless, position_note
 from ctmodels.types import CTVolume
 
+# (table or file name, ExtentCalibration) of the calibration Cohort classes last fitted on an upload or read from
+# one: Study severity classes its study with it too
+COHORT_FIT = "cohort_fit"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "zip", "nii", "gz", "nrrd", "npy"]
 
 

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from app_pages.common import lesion_study, made_truth, upload_or_example
+from app_pages.common import COHORT_FIT, lesion_study, made_truth, upload_or_example
 from ctmodels.charts import involvement_chart
-from ctmodels.severity import T_AB, T_BC, format_probability, format_volumes
+from ctmodels.severity import NOT_ASSESSED, T_AB, T_BC, format_probability, format_volumes
 
 st.title("Study severity")
 
@@ -20,6 +20,17 @@ c[1].metric("Consolidation", f"{rep.consolidation_pct:.1f} %")
 c[2].metric("Involved", f"{rep.involved_pct:.1f} %")
 c[3].metric("Grade", rep.grade)
 c[4].metric("P(extensive)", format_probability(rep.p_extensive), help=f"class {rep.extent_class}")
+fit = st.session_state.get(COHORT_FIT)
+if fit is not None:  # the user's own calibration, from Cohort classes
+    name, cal = fit
+    x = float("nan") if rep.grade == NOT_ASSESSED else rep.involved_pct
+    f1, f2 = st.columns([5, 1])
+    f1.caption(f"By the cohort calibration of {name} (Cohort classes page): class {cal.predict_class([x])[0]}, "
+               f"P(extensive) {format_probability(float(cal.predict_proba([x])[0]))} at this involvement (A below "
+               f"{cal.t_ab_pct:g} %, C from {cal.t_bc_pct:g} %).")
+    if f2.button("Forget it", key="forget_cohort_fit", help="stop classing studies with this calibration"):
+        st.session_state.pop(COHORT_FIT, None)
+        st.rerun()
 if rep.volumes_ml is not None:
     st.caption(f"Volumes, from the scan's voxel size: {format_volumes(rep.volumes_ml)}.")
 made = made_truth(vol)

@@ -646,6 +646,26 @@ def test_cohort_classes_fit_on_an_upload_and_class_results(tmp_path):
     assert list(shown["cohort_class"]) == want.predict_class([3.0, (want.t_ab_pct + want.t_bc_pct) / 2, 90]) + ["n/a"]
     assert list(shown["input"]) == ["a.nii.gz", "b.nii.gz", "c.nii.gz", "d.png"]
 
+    # Study severity classes its study by the calibration too, naming it, until told to forget it
+    at.switch_page("app_pages/severity.py")
+    at.run()
+    assert not at.exception and not at.error
+    x = at.session_state["results"]["example-lesions"].report.involved_pct
+    said = [c.value for c in at.caption if c.value.startswith("By the cohort calibration of mine.csv")]
+    assert said == [f"By the cohort calibration of mine.csv (Cohort classes page): class {want.predict_class([x])[0]}, "
+                    f"P(extensive) {want.predict_proba([x])[0]:.2f} at this involvement (A below {want.t_ab_pct:g} %, "
+                    f"C from {want.t_bc_pct:g} %)."]
+    at.button(key="forget_cohort_fit").click()
+    at.run()
+    assert not at.exception and not [c for c in at.caption if c.value.startswith("By the cohort calibration")]
+    at.switch_page("app_pages/cohort.py")
+    at.run()
+    at.file_uploader(key="cohort_table").set_value(("mine.csv", table.read_bytes(), "text/csv"))
+    at.file_uploader(key="cohort_results").set_value(("results.csv", ledger.csv_text(results, []).encode(),
+                                                      "text/csv"))
+    at.run()
+    assert [_metric(at, f"Class {c}") for c in "ABC"] == ["1", "1", "1"]
+
     # a calibration saved earlier is used instead of the fit above
     other = ExtentCalibration.from_json(example.to_json().encode(), "x")
     other.t_ab_pct, other.t_bc_pct = 1.0, 2.0
