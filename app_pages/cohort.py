@@ -4,7 +4,7 @@ results table with a fit (as `ctmodels calibrate apply`)."""
 import streamlit as st
 
 from app_pages.common import COHORT_FIT, show_error
-from ctmodels import cohort, examples, ledger
+from ctmodels import cohort, examples
 from ctmodels.charts import calibration_chart
 from ctmodels.severity import NOT_ASSESSED, ExtentCalibration
 
@@ -19,17 +19,18 @@ def _probabilities(cal: ExtentCalibration) -> str:
     return ", ".join(f"{x} % {float(cal.predict_proba([x])[0]):.2f}" for x in (10, 25, 50, 75))
 
 
-def _classed(cal: ExtentCalibration, rows, source) -> "tuple[str, list]":
-    """A copy of the rows with the calibration's columns added, and its CSV text."""
-    rows = [dict(r) for r in rows]
-    cohort.classed_rows(cal, rows, source)
-    return ledger.csv_text(rows, cohort.columns_of(rows)), rows
+def _classed(cal: ExtentCalibration, table: cohort.Table, source) -> "tuple[str, list]":
+    """A copy of the table's rows with the calibration's columns added, and its CSV text (written as the table
+    was)."""
+    table = table.copy()
+    cohort.classed_rows(cal, table, source)
+    return table.csv(), table.rows
 
 
 # ---- 1. fit
 st.subheader("Fit on labelled patients")
 up = st.file_uploader("Labelled patients (CSV): ctmodels segment's results.csv with a column of labels added, or "
-                      "any CSV with involved_pct and such a column", type=["csv"], key="cohort_table")
+                      "any CSV with involved_pct and such a column", type=["csv", "tsv", "txt"], key="cohort_table")
 use_example = up is None and st.toggle("Use a built-in SYNTHETIC cohort (no patient data)", value=True,
                                        key="cohort_example")
 c1, c2, c3 = st.columns(3)
@@ -44,16 +45,16 @@ if up is None and not use_example:
             "can be used below without one.")
 else:
     if use_example:
-        source, rows, label = "the synthetic cohort", examples.labelled_cohort(), cohort.LABEL
-        st.warning(f"SYNTHETIC cohort made in code: {len(rows)} patients whose true involvement is spread evenly "
-                   f"over 0-100 %, measured with an error of {examples.COHORT_ERROR_SD:g} points (sd) and labelled "
-                   "extensive where the true involvement is 50 % or more. The best thresholds for it are near "
+        source, table, label = "the synthetic cohort", cohort.Table.of(examples.labelled_cohort()), cohort.LABEL
+        st.warning(f"SYNTHETIC cohort made in code: {len(table.rows)} patients whose true involvement is spread "
+                   f"evenly over 0-100 %, measured with an error of {examples.COHORT_ERROR_SD:g} points (sd) and "
+                   "labelled extensive where the true involvement is 50 % or more. The best thresholds for it are near "
                    "47 % and 53 %.")
     try:
         if not use_example:
             source = up.name
-            rows = cohort.parse_table(up.getvalue(), source, (cohort.INVOLVED, label))
-        cal, left = cohort.fit_rows(rows, source, label, int(window), int(polyorder))
+            table = cohort.parse_table(up.getvalue(), source, (cohort.INVOLVED, label))
+        cal, left = cohort.fit_rows(table, source, label, int(window), int(polyorder))
     except Exception as exc:  # one line naming the table, never a traceback
         show_error(exc)
     else:
@@ -71,7 +72,7 @@ else:
                    "with patients; line: smoothed and made not to fall with involvement.")
         if not use_example:  # Study severity classes the study shown there with it
             st.session_state[COHORT_FIT] = (source, cal)
-        text, _ = _classed(cal, rows, source)
+        text, _ = _classed(cal, table, source)
         d1, d2 = st.columns(2)
         d1.download_button("Calibration (JSON)", cal.to_json(), "calibration.json", "application/json",
                            help="ctmodels calibrate apply reads it, and so does the box below")
@@ -82,8 +83,8 @@ else:
 st.subheader("Class other patients")
 saved = st.file_uploader("A calibration saved earlier (JSON; without one, the fit above is used)", type=["json"],
                          key="cohort_calibration")
-results = st.file_uploader("Results to class (CSV with involved_pct: ctmodels segment's results.csv)", type=["csv"],
-                           key="cohort_results")
+results = st.file_uploader("Results to class (CSV with involved_pct: ctmodels segment's results.csv)",
+                           type=["csv", "tsv", "txt"], key="cohort_results")
 try:
     if saved is not None:
         cal = ExtentCalibration.from_json(saved.getvalue(), saved.name)

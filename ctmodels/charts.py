@@ -98,8 +98,9 @@ def calibration_chart(cal):
         tooltip=[alt.Tooltip("involved:Q", title="bin middle %"), alt.Tooltip("raw:Q", title="share extensive",
                                                                              format=".2f")])
     line = alt.Chart(curve).mark_line(color="#4c78a8", strokeWidth=2.5).encode(
-        x=alt.X("involved:Q", scale=xs), y=alt.Y("p:Q", scale=ys, title="P(extensive)", axis=alt.Axis(
-            values=[0, 0.25, 0.5, 0.75, 1], format=".2f")), tooltip=[alt.Tooltip("p:Q", title="P(extensive)", format=".2f")])
+        x=alt.X("involved:Q", scale=xs),
+        y=alt.Y("p:Q", scale=ys, title="P(extensive)", axis=alt.Axis(values=[0, 0.25, 0.5, 0.75, 1], format=".2f")),
+        tooltip=[alt.Tooltip("p:Q", title="P(extensive)", format=".2f")])
     title = (f"P(extensive) by involvement, fitted on {cal.n_patients} patients ({cal.n_extensive} extensive): "
              f"A below {cal.t_ab_pct:g} %, C from {cal.t_bc_pct:g} %")
     return alt.layer(shade, names, points, line, title=title).properties(height=260)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -32,7 +33,35 @@ CHART_SUFFIXES = (".png", ".svg", ".html")
 TABLE = "a CSV with an involved_pct column (ctmodels segment's results.csv)"
 
 
-def _read(path: Path, required: Tuple[str, ...]) -> List[Dict[str, str]]:
+@dataclass
+class Table:
+    """A table's rows (each a dict of its column's text), its columns, and how it was written: the delimiter
+    (``,``; or ``;`` or a tab, as spreadsheets set to a language with a decimal comma save CSV), and whether its
+    numbers have a decimal comma (a delimiter other than a comma, and an involvement written with one)."""
+
+    rows: List[Dict[str, str]]
+    columns: List[str]
+    delimiter: str = ","
+    decimal_comma: bool = False
+
+    @classmethod
+    def of(cls, rows: List[Dict[str, str]]) -> "Table":
+        """A comma-separated table of these rows (their first row's columns)."""
+        return cls(rows, list(rows[0]) if rows else [])
+
+    def copy(self) -> "Table":
+        return Table([dict(r) for r in self.rows], list(self.columns), self.delimiter, self.decimal_comma)
+
+    def number(self, text: str) -> str:
+        """A number as this table writes it."""
+        return text.replace(".", ",") if self.decimal_comma else text
+
+    def csv(self) -> str:
+        """The table as CSV text, written as it was read (delimiter, decimal mark), with any added column last."""
+        return ledger.csv_text(self.rows, self.columns, self.delimiter)
+
+
+def _read(path: Path, required: Tuple[str, ...]) -> Table:
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{'not a file' if path.exists() else 'no such file'}, expected {TABLE}", path)
@@ -43,11 +72,31 @@ def _read(path: Path, required: Tuple[str, ...]) -> List[Dict[str, str]]:
     return parse_table(text, path, required)
 
 
-def parse_table(data: bytes, source, required: Tuple[str, ...] = (INVOLVED,)) -> List[Dict[str, str]]:
-    """The rows of a CSV table's bytes (an upload, or a file's), checked to have the ``required`` columns and a
-    row; ``source`` names it in errors."""
+def _text(data: bytes) -> str:
+    """UTF-8 with or without the byte-order mark a spreadsheet adds, or UTF-16 with its mark ("Unicode text")."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
+def _delimiter(text: str) -> str:
+    """The delimiter that makes an involved_pct column of the first line: a comma, else ``;`` or a tab; a comma
+    where none does (the error then lists the columns)."""
+    first = text.lstrip("\r\n").split("\n", 1)[0]
+    for d in (",", ";", "\t"):
+        if INVOLVED in [c.strip() for c in next(csv.reader([first], delimiter=d), [])]:
+            return d
+    return ","
+
+
+def parse_table(data: bytes, source, required: Tuple[str, ...] = (INVOLVED,)) -> Table:
+    """The table in a CSV file's bytes (an upload, or a file's), checked to have the ``required`` columns and a
+    row; ``source`` names it in errors. Comma-separated, or separated by ``;`` or tabs (with decimal commas or
+    points)."""
     try:
-        rows, columns = ledger.parse_rows(data.decode("utf-8-sig"))  # with or without the BOM a spreadsheet adds
+        text = _text(data)
+        delimiter = _delimiter(text)
+        rows, columns = ledger.parse_rows(text, delimiter)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInputError(f"could not be read ({exc}), expected {TABLE}", source) from None
     missing = [c for c in required if c not in columns]
@@ -57,10 +106,10 @@ def parse_table(data: bytes, source, required: Tuple[str, ...] = (INVOLVED,)) ->
                                                        if len(required) > 1 else ""), source)
     if not rows:
         raise InvalidInputError(f"has no rows, expected {TABLE}", source)
-    return rows
+    return Table(rows, columns, delimiter, delimiter != "," and any("," in r.get(INVOLVED, "") for r in rows))
 
 
-def involvement_of(row: Dict[str, str], line: int, path: Path) -> Optional[float]:
+def involvement_of(row: Dict[str, str], line: int, path: Path, decimal_comma: bool = False) -> Optional[float]:
     """The row's involvement (%), or None where it was not assessed (empty, or graded n/a)."""
     if row.get("grade", "").strip() == NOT_ASSESSED:
         return None
@@ -68,7 +117,7 @@ def involvement_of(row: Dict[str, str], line: int, path: Path) -> Optional[float
     if not text:
         return None
     try:
-        v = float(text)
+        v = float(text.replace(",", ".") if decimal_comma else text)
     except ValueError:
         raise InvalidInputError(f"line {line}: {INVOLVED} {text!r} is not a number, expected a % of lung "
                                 "(0-100)", path) from None
@@ -92,11 +141,12 @@ def read_cohort(path: Path, label: str = LABEL) -> Tuple[np.ndarray, np.ndarray,
     return cohort_of(_read(Path(path), (INVOLVED, label)), label, path)
 
 
-def cohort_of(rows: List[Dict[str, str]], label: str, source) -> Tuple[np.ndarray, np.ndarray, Dict[str, int]]:
-    """:func:`read_cohort` of rows already read (:func:`parse_table`)."""
+def cohort_of(table: Table, label: str, source) -> Tuple[np.ndarray, np.ndarray, Dict[str, int]]:
+    """:func:`read_cohort` of a table already read (:func:`parse_table`)."""
     x, y, left = [], [], {"not_assessed": 0, "unlabelled": 0}
-    for line, row in enumerate(rows, start=2):  # the header is line 1
-        v, is_extensive = involvement_of(row, line, source), label_of(row, label, line, source)
+    for line, row in enumerate(table.rows, start=2):  # the header is line 1
+        v = involvement_of(row, line, source, table.decimal_comma)
+        is_extensive = label_of(row, label, line, source)
         if v is None:
             left["not_assessed"] += 1
         elif is_extensive is None:
@@ -107,10 +157,10 @@ def cohort_of(rows: List[Dict[str, str]], label: str, source) -> Tuple[np.ndarra
     return np.array(x, float), np.array(y, bool), left
 
 
-def fit_rows(rows: List[Dict[str, str]], source, label: str = LABEL, window: int = 11,
+def fit_rows(table: Table, source, label: str = LABEL, window: int = 11,
              polyorder: int = 2) -> Tuple[ExtentCalibration, Dict[str, int]]:
     """The calibration fitted on the labelled rows of a table (:func:`parse_table`), and the rows left out."""
-    x, y, left = cohort_of(rows, label, source)
+    x, y, left = cohort_of(table, label, source)
     try:
         return fit_extent_calibration(x, y, window=window, polyorder=polyorder), left
     except InvalidInputError as exc:
@@ -140,34 +190,31 @@ def fit_table(path: Path, out: Path, label: str = LABEL, window: int = 11, polyo
     return cal, left
 
 
-def classed_rows(cal: ExtentCalibration, rows: List[Dict[str, str]], source) -> Dict[str, int]:
-    """Add ``cohort_p_extensive`` (4 decimals) and ``cohort_class`` to each row, in place: empty and n/a where
-    the involvement was not assessed. Returns how many rows got a class and how many did not."""
+def classed_rows(cal: ExtentCalibration, table: Table, source) -> Dict[str, int]:
+    """Add ``cohort_p_extensive`` (4 decimals, with the table's decimal mark) and ``cohort_class`` to each row of
+    the table, in place, and to its columns: empty and n/a where the involvement was not assessed. Returns how many
+    rows got a class and how many did not."""
     done = {"classed": 0, "not_assessed": 0}
-    for line, row in enumerate(rows, start=2):
-        v = involvement_of(row, line, source)
+    for line, row in enumerate(table.rows, start=2):
+        v = involvement_of(row, line, source, table.decimal_comma)
         if v is None:
             row[ADDED[0]], row[ADDED[1]] = "", NOT_ASSESSED
             done["not_assessed"] += 1
         else:
-            row[ADDED[0]] = f"{float(cal.predict_proba([v])[0]):.4f}"
+            row[ADDED[0]] = table.number(f"{float(cal.predict_proba([v])[0]):.4f}")
             row[ADDED[1]] = cal.predict_class([v])[0]
             done["classed"] += 1
+    table.columns = [c for c in table.columns if c not in ADDED] + list(ADDED)
     return done
 
 
-def columns_of(rows: List[Dict[str, str]]) -> List[str]:
-    """The columns to write classed rows with: the table's own, then the two added."""
-    return [c for c in rows[0] if c not in ADDED] + list(ADDED)
-
-
 def apply_table(cal: ExtentCalibration, path: Path, out: Path) -> Dict[str, int]:
-    """The table at ``path`` written to ``out`` (which must not exist) with the calibration's columns added
-    (:func:`classed_rows`); the other columns as they were."""
+    """The table at ``path`` written to ``out`` (which must not exist) as it was read (delimiter, decimal mark),
+    with the calibration's columns added (:func:`classed_rows`); the other columns as they were."""
     out = _new_file(out)
-    rows = _read(Path(path), (INVOLVED,))
-    done = classed_rows(cal, rows, path)
-    ledger.write_rows(out, rows, columns_of(rows))
+    table = _read(Path(path), (INVOLVED,))
+    done = classed_rows(cal, table, path)
+    ledger.write_rows(out, table.rows, table.columns, table.delimiter)
     return done
 
 

@@ -49,10 +49,10 @@ def earlier_rows(path: Path, required: Sequence[str], what: str, elsewhere: str,
     return rows
 
 
-def parse_rows(text: str) -> Tuple[List[Dict[str, str]], List[str]]:
+def parse_rows(text: str, delimiter: str = ",") -> Tuple[List[Dict[str, str]], List[str]]:
     """The rows of CSV ``text`` (each a dict of its columns; a missing value is "", values beyond the header are
     dropped) and its columns. ``csv.Error`` where it is not CSV."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows = [{k: v or "" for k, v in r.items() if k is not None} for r in reader]
     return rows, list(reader.fieldnames or [])
 
@@ -85,16 +85,17 @@ def all_columns(rows: Sequence[Dict[str, object]], fields: Sequence[str]) -> Lis
     return columns
 
 
-def csv_text(rows: Sequence[Dict[str, object]], fields: Sequence[str]) -> str:
+def csv_text(rows: Sequence[Dict[str, object]], fields: Sequence[str], delimiter: str = ",") -> str:
     """``rows`` as CSV text with the columns of :func:`all_columns`; a row without a column leaves it empty."""
     buf = io.StringIO(newline="")
-    w = csv.DictWriter(buf, fieldnames=all_columns(rows, fields), restval="")
+    w = csv.DictWriter(buf, fieldnames=all_columns(rows, fields), restval="", delimiter=delimiter)
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
 
 
-def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[str]) -> List[str]:
+def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[str],
+               delimiter: str = ",") -> List[str]:
     """``rows`` to ``path`` atomically, with ``fields`` first, then any other column a row has (an earlier run's
     patient columns, or columns of another version); a row without a column leaves it empty. Returns the columns
     written, for :func:`append_row`."""
@@ -102,7 +103,7 @@ def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[s
     tmp = path.with_name(f"{PARTIAL}{path.name}-{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            f.write(csv_text(rows, fields))
+            f.write(csv_text(rows, fields, delimiter))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

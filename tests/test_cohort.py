@@ -163,7 +163,7 @@ def test_the_synthetic_cohort_has_the_answer_it_is_made_with(seed):
     from ctmodels import cohort, examples
 
     rows = examples.labelled_cohort(seed=seed)
-    cal, left = cohort.fit_rows(rows, "example")
+    cal, left = cohort.fit_rows(cohort.Table.of(rows), "example")
     sd = examples.COHORT_ERROR_SD
     assert cal.n_patients == 1000 and left == {"not_assessed": 0, "unlabelled": 0}
     assert cal.t_ab_pct == pytest.approx(50 + sd * NormalDist().inv_cdf(1 / 3), abs=3)
@@ -175,20 +175,48 @@ def test_the_synthetic_cohort_has_the_answer_it_is_made_with(seed):
 def test_tables_and_calibrations_are_read_from_bytes_as_from_files(cohort, tmp_path):
     """What the app does with uploads: the same rows, fit, classes and CSV as the files give, and errors name the
     upload."""
-    from ctmodels import cohort as C, ledger
+    from ctmodels import cohort as C
 
     table, _, _ = cohort
-    rows = C.parse_table(table.read_bytes(), "upload.csv", (C.INVOLVED, C.LABEL))
-    cal, left = C.fit_rows(rows, "upload.csv")
+    read = C.parse_table(table.read_bytes(), "upload.csv", (C.INVOLVED, C.LABEL))
+    cal, left = C.fit_rows(read, "upload.csv")
     ref, ref_left = C.fit_table(table, tmp_path / "cal.json")
     assert (cal.t_ab_pct, cal.t_bc_pct, left) == (ref.t_ab_pct, ref.t_bc_pct, ref_left)
     assert S.ExtentCalibration.from_json(cal.to_json().encode(), "c.json").as_dict() == ref.as_dict()
-    C.classed_rows(cal, rows, "upload.csv")
+    C.classed_rows(cal, read, "upload.csv")
     C.apply_table(ref, table, tmp_path / "classed.csv")
-    assert ledger.csv_text(rows, C.columns_of(rows)).encode() == (tmp_path / "classed.csv").read_bytes()
+    assert read.csv().encode() == (tmp_path / "classed.csv").read_bytes()
     with pytest.raises(InvalidInputError, match="^upload.csv: has no extensive column"):
         C.parse_table(b"involved_pct\n3\n", "upload.csv", (C.INVOLVED, C.LABEL))
     with pytest.raises(InvalidInputError, match="^upload.csv: could not be read"):
-        C.parse_table(b"\xff\xfe\x00bad", "upload.csv")
+        C.parse_table(b"involved_pct\n\xff\x00bad\n", "upload.csv")
     with pytest.raises(InvalidInputError, match="^c.json: not readable JSON"):
         S.ExtentCalibration.from_json(b"\x89PNG", "c.json")
+
+
+@pytest.mark.parametrize("encoding, delimiter, comma", [("utf-8-sig", ";", True), ("utf-16", "\t", True),
+                                                       ("utf-8", ";", False), ("utf-8", ",", False)])
+def test_a_table_saved_by_a_spreadsheet_with_decimal_commas_is_read_and_written_back_so(tmp_path, capsys, encoding,
+                                                                                          delimiter, comma):
+    """A spreadsheet set to a language with a decimal comma saves CSV with ';' between values ("12,5"), or as
+    "Unicode text" (UTF-16, tabs): such a table gives the fit a comma-separated one does, and the classed table
+    comes back as it was written (its delimiter, decimal mark and values), with the two columns added."""
+    x = np.linspace(0.25, 99.75, 400)
+    num = (lambda v: f"{v:.2f}".replace(".", ",")) if comma else (lambda v: f"{v:.2f}")
+    lines = [delimiter.join(["input", "involved_pct", "grade", "extensive"])]
+    lines += [delimiter.join([f'"Patient {i}, left"', num(v), S.mosmed_grade(v), str(int(v >= 55))])
+              for i, v in enumerate(x)]  # a value holding a comma is quoted, as spreadsheets write it
+    table = tmp_path / "t.csv"
+    table.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    ref = S.fit_extent_calibration(np.round(x, 2), x >= 55)
+    assert main(["calibrate", "fit", str(table), "--out", str(tmp_path / "cal.json")]) == 0
+    cal = S.ExtentCalibration.load(tmp_path / "cal.json")
+    assert (cal.t_ab_pct, cal.t_bc_pct, cal.n_patients) == (ref.t_ab_pct, ref.t_bc_pct, 400)
+    assert main(["calibrate", "apply", str(tmp_path / "cal.json"), str(table), "--out", str(tmp_path / "o.csv")]) == 0
+    with open(tmp_path / "o.csv", newline="", encoding="utf-8") as f:
+        out = list(csv.reader(f, delimiter=delimiter))
+    assert out[0] == ["input", "involved_pct", "grade", "extensive", "cohort_p_extensive", "cohort_class"]
+    p = f"{float(ref.predict_proba([x[1]])[0]):.4f}"
+    assert out[2] == ["Patient 1, left", num(x[1]), S.mosmed_grade(x[1]), "0", p.replace(".", ",") if comma else p,
+                      ref.predict_class([x[1]])[0]]
+    assert [r[3] for r in out[1:]] == [str(int(v >= 55)) for v in x]
