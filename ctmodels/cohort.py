@@ -99,6 +99,10 @@ def parse_table(data: bytes, source, required: Tuple[str, ...] = (INVOLVED,)) ->
         rows, columns = ledger.parse_rows(text, delimiter)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInputError(f"could not be read ({exc}), expected {TABLE}", source) from None
+    twice = sorted({c for c in columns if c.strip() and columns.count(c) > 1})
+    if twice:  # csv would keep the last one's values only: a fit on the wrong column, or a column lost
+        raise InvalidInputError(f"has more than one column named {' and more than one named '.join(twice)}, "
+                                "expected each column once", source)
     missing = [c for c in required if c not in columns]
     if missing:
         raise InvalidInputError(f"has no {' or '.join(missing)} column (columns: {', '.join(columns) or 'none'}), "

@@ -82,10 +82,11 @@ def test_fit_and_apply_from_the_command_line_give_the_library_s_answer(cohort, t
     (lambda rows: [[r[0], "140", r[2], r[3]] for r in rows], "line 2: involved_pct 140 is outside 0-100"),
     (lambda rows: [r[:3] + ["no"] for r in rows], "all 4 patients are labelled not extensive"),
     (lambda rows: rows[:1], "need at least two patients"),
+    (lambda rows: [r + ["3"] for r in rows], "has more than one column named involved_pct, expected each column once"),
 ])
 def test_a_table_the_fit_cannot_use_is_one_line_naming_it(tmp_path, capsys, edit, said):
     rows = [[f"p{i}", str(v), "CT-2", str(int(v >= 50))] for i, v in enumerate((10, 40, 60, 90))]
-    columns = ["input", "involved_pct", "grade", "extensive"]
+    columns = ["input", "involved_pct", "grade", "extensive", "involved_pct"]  # the last: a column pasted twice
     table = _table(tmp_path / "t.csv", edit(rows), columns[:len(edit(rows)[0])])
     assert main(["calibrate", "fit", str(table), "--out", str(tmp_path / "cal.json")]) == 2
     err = capsys.readouterr().err
@@ -188,6 +189,9 @@ def test_tables_and_calibrations_are_read_from_bytes_as_from_files(cohort, tmp_p
     assert read.csv().encode() == (tmp_path / "classed.csv").read_bytes()
     with pytest.raises(InvalidInputError, match="^upload.csv: has no extensive column"):
         C.parse_table(b"involved_pct\n3\n", "upload.csv", (C.INVOLVED, C.LABEL))
+    with pytest.raises(InvalidInputError, match="^upload.csv: has more than one column named x, expected each"):
+        C.parse_table(b"involved_pct,x,x,,\n1,2,3,,\n", "upload.csv")  # classed, it would lose a column x
+    assert C.parse_table(b"involved_pct,,\n1,,\n", "upload.csv").rows == [{"involved_pct": "1", "": ""}]
     with pytest.raises(InvalidInputError, match="^upload.csv: could not be read"):
         C.parse_table(b"involved_pct\n\xff\x00bad\n", "upload.csv")
     with pytest.raises(InvalidInputError, match="^c.json: not readable JSON"):
