@@ -7,6 +7,10 @@ whether each patient's disease was extensive (``1``/``0``, ``yes``/``no``, ``tru
 ``cohort_class`` added. A row whose involvement was not assessed (``involved_pct`` empty, or ``grade`` n/a: no lung
 found, where segment writes 0 % by definition) is left out of the fit and gets no probability; a row without a
 label is left out of the fit. Both are counted in what the functions return. Nothing is overwritten.
+
+A table is read as a spreadsheet may save it (:func:`parse_table`: values separated by commas, or by ``;`` or tabs
+with decimal commas or points; UTF-8 or UTF-16) and written back the same way; the app passes uploads' bytes to
+:func:`parse_table`, :func:`fit_rows` and :func:`classed_rows`.
 """
 
 from __future__ import annotations
@@ -130,12 +134,19 @@ def involvement_of(row: Dict[str, str], line: int, path: Path, decimal_comma: bo
     return v
 
 
-def label_of(row: Dict[str, str], column: str, line: int, path: Path) -> Optional[bool]:
+def label_of(row: Dict[str, str], column: str, line: int, path: Path, decimal_comma: bool = False) -> Optional[bool]:
     text = row.get(column, "").strip()
+    if decimal_comma:
+        text = text.replace(",", ".")  # "1,0"
     if not text:
         return None
     if text.lower() in YES | NO:
         return text.lower() in YES
+    try:
+        if float(text) in (0.0, 1.0):  # "1.00", as a spreadsheet may format the column
+            return float(text) == 1.0
+    except ValueError:
+        pass
     raise InvalidInputError(f"line {line}: {column} {text!r}, expected 1/0, yes/no or true/false", path)
 
 
@@ -150,7 +161,7 @@ def cohort_of(table: Table, label: str, source) -> Tuple[np.ndarray, np.ndarray,
     x, y, left = [], [], {"not_assessed": 0, "unlabelled": 0}
     for line, row in enumerate(table.rows, start=2):  # the header is line 1
         v = involvement_of(row, line, source, table.decimal_comma)
-        is_extensive = label_of(row, label, line, source)
+        is_extensive = label_of(row, label, line, source, table.decimal_comma)
         if v is None:
             left["not_assessed"] += 1
         elif is_extensive is None:

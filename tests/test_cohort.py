@@ -208,7 +208,7 @@ def test_a_table_saved_by_a_spreadsheet_with_decimal_commas_is_read_and_written_
     x = np.linspace(0.25, 99.75, 400)
     num = (lambda v: f"{v:.2f}".replace(".", ",")) if comma else (lambda v: f"{v:.2f}")
     lines = [delimiter.join(["input", "involved_pct", "grade", "extensive"])]
-    lines += [delimiter.join([f'"Patient {i}, left"', num(v), S.mosmed_grade(v), str(int(v >= 55))])
+    lines += [delimiter.join([f'"Patient {i}, left"', num(v), S.mosmed_grade(v), num(float(v >= 55))])
               for i, v in enumerate(x)]  # a value holding a comma is quoted, as spreadsheets write it
     table = tmp_path / "t.csv"
     table.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
@@ -221,6 +221,6 @@ def test_a_table_saved_by_a_spreadsheet_with_decimal_commas_is_read_and_written_
         out = list(csv.reader(f, delimiter=delimiter))
     assert out[0] == ["input", "involved_pct", "grade", "extensive", "cohort_p_extensive", "cohort_class"]
     p = f"{float(ref.predict_proba([x[1]])[0]):.4f}"
-    assert out[2] == ["Patient 1, left", num(x[1]), S.mosmed_grade(x[1]), "0", p.replace(".", ",") if comma else p,
+    assert out[2] == ["Patient 1, left", num(x[1]), S.mosmed_grade(x[1]), num(0), p.replace(".", ",") if comma else p,
                       ref.predict_class([x[1]])[0]]
-    assert [r[3] for r in out[1:]] == [str(int(v >= 55)) for v in x]
+    assert [r[3] for r in out[1:]] == [num(float(v >= 55)) for v in x]  # labels "1,00" and "0,00" as written
