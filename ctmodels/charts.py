@@ -85,13 +85,13 @@ def calibration_chart(cal):
     bands["middle"] = (bands["from"] + bands["to"]) / 2
     bands = bands[bands["to"] > bands["from"]]  # a class the fit left empty has no band
     xs = alt.Scale(domain=[0, 100], nice=False)
-    ys = alt.Scale(domain=[0, 1.08], nice=False)
+    ys = alt.Scale(domain=[0, 1.15], nice=False)  # room above P = 1 for the class names
     color = alt.Color("class:N", scale=alt.Scale(domain=list(CLASS_COLORS), range=list(CLASS_COLORS.values())),
                       legend=None)
     shade = alt.Chart(bands).mark_rect(opacity=0.18).encode(
         x=alt.X("from:Q", scale=xs, title="involved (% of lung)"), x2="to:Q", color=color,
         tooltip=["class", alt.Tooltip("from:Q", title="from %"), alt.Tooltip("to:Q", title="to %")])
-    names = alt.Chart(bands).mark_text(y=8, fontSize=13, fontWeight="bold").encode(
+    names = alt.Chart(bands).mark_text(y=12, fontSize=13, fontWeight="bold").encode(
         x=alt.X("middle:Q", scale=xs), text="class:N", color=color)
     points = alt.Chart(curve.dropna(subset=["raw"])).mark_circle(size=22, color="#888888").encode(
         x=alt.X("involved:Q", scale=xs), y=alt.Y("raw:Q", scale=ys),

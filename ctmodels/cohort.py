@@ -201,7 +201,7 @@ def fit_table(path: Path, out: Path, label: str = LABEL, window: int = 11, polyo
     if chart is not None:
         from .charts import calibration_chart
 
-        calibration_chart(cal).save(str(chart))
+        calibration_chart(cal).properties(width=640).save(str(chart))
     return cal, left
 
 
