@@ -632,6 +632,9 @@ def triage_archive(zip_path: Path, workdir: Path, checker=None,
     rep = run_triage(src, out / "failed", out / "passed", move=True, checker=checker, progress=progress,
                      undetermined_dir=out / "undetermined", keep_figures=True)
     rep.skipped = outer + rep.skipped
+    for r in rep.rows:  # where each study lies in the sorted zip, not in this working folder
+        if r.destination:
+            r.destination = Path(r.destination).relative_to(out).as_posix()
     # what was not a study comes back too, as it was in the zip, so that the download loses nothing
     rest = Path(workdir) / "in"
     for p in sorted(rest.rglob("*")) if rest.is_dir() else []:

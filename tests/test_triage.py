@@ -512,8 +512,13 @@ def test_the_sorted_zip_gives_back_every_file_of_the_upload(tmp_path, checker):
     with zipfile.ZipFile(archive) as zf:
         names = zf.namelist()
         back = [zf.read(n) for n in names if not n.startswith(("report.csv", "chart."))]
+        report = list(csv.DictReader(zf.read("report.csv").decode().splitlines()))
     assert sorted(back) == sorted(sent)
     assert {"passed/a.nii.gz", "failed/b.nii.gz", "not_checked/readme.txt", "not_checked/ward_3/notes.txt"} <= set(names)
+    # the report names where each study lies in the zip, not in the server's working folder
+    assert {r["study"]: r["destination"] for r in report} == {"a.nii.gz": "passed/a.nii.gz",
+                                                             "b.nii.gz": "failed/b.nii.gz"}
+    assert str(tmp_path) not in json.dumps(report) and {r["action"] for r in report} == {"moved"}
 
 
 def test_report_is_pseudonymous_unless_patient_ids_are_opted_in(studies, tmp_path, checker, caplog):
