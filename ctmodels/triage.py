@@ -632,9 +632,13 @@ def triage_archive(zip_path: Path, workdir: Path, checker=None,
     rep = run_triage(src, out / "failed", out / "passed", move=True, checker=checker, progress=progress,
                      undetermined_dir=out / "undetermined", keep_figures=True)
     rep.skipped = outer + rep.skipped
-    for r in rep.rows:  # where each study lies in the sorted zip, not in this working folder
+    inside = [f"{Path(workdir) / d}{os.sep}" for d in ("in", "flat")]  # where the zip's files were read from
+    for r in rep.rows:  # where each study lies in the sorted zip, and what was wrong named as in the zip
         if r.destination:
             r.destination = Path(r.destination).relative_to(out).as_posix()
+        for folder in inside:
+            r.reason = r.reason.replace(folder, "")
+        r.reason = r.reason.replace(str(workdir), "the upload")
     # what was not a study comes back too, as it was in the zip, so that the download loses nothing
     rest = Path(workdir) / "in"
     for p in sorted(rest.rglob("*")) if rest.is_dir() else []:

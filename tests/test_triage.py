@@ -505,9 +505,11 @@ def test_the_sorted_zip_gives_back_every_file_of_the_upload(tmp_path, checker):
         zf.writestr("ward 3/notes.txt", "not a study")
         zf.writestr("readme.txt", "read me")
         zf.writestr("__MACOSX/ward 3/._a.nii.gz", "macOS metadata")
+        zf.writestr("ward 3/c.nii.gz", "not a NIfTI file")
         sent = [zf.read(i) for i in zf.infolist() if not i.filename.startswith("__MACOSX")]
     rep, archive = triage_archive(zp, tmp_path / "work", checker)
-    assert {r.study: r.verdict for r in rep.rows} == {"a.nii.gz": "pass", "b.nii.gz": "fail"}
+    assert {r.study: r.verdict for r in rep.rows} == {"a.nii.gz": "pass", "b.nii.gz": "fail",
+                                                      "c.nii.gz": "undetermined"}
     assert len(rep.skipped) == 2 and "(readme.txt)" in rep.skipped[0] and "(notes.txt)" in rep.skipped[1]
     with zipfile.ZipFile(archive) as zf:
         names = zf.namelist()
@@ -517,8 +519,10 @@ def test_the_sorted_zip_gives_back_every_file_of_the_upload(tmp_path, checker):
     assert {"passed/a.nii.gz", "failed/b.nii.gz", "not_checked/readme.txt", "not_checked/ward_3/notes.txt"} <= set(names)
     # the report names where each study lies in the zip, not in the server's working folder
     assert {r["study"]: r["destination"] for r in report} == {"a.nii.gz": "passed/a.nii.gz",
-                                                             "b.nii.gz": "failed/b.nii.gz"}
+                                                             "b.nii.gz": "failed/b.nii.gz",
+                                                             "c.nii.gz": "undetermined/c.nii.gz"}
     assert str(tmp_path) not in json.dumps(report) and {r["action"] for r in report} == {"moved"}
+    assert report[-1]["reason"].startswith("ward_3/c.nii.gz: not a readable NIfTI file")  # named as in the zip
 
 
 def test_report_is_pseudonymous_unless_patient_ids_are_opted_in(studies, tmp_path, checker, caplog):
