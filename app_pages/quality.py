@@ -11,7 +11,7 @@ from app_pages.common import (cached_result, choose_series, progress_bar, qualit
                               store_result, study_upload, upload_name, volume_from_uploads)
 from ctmodels import examples
 from ctmodels.charts import verdict_chart
-from ctmodels.errors import InvalidInputError
+from ctmodels.errors import CTModelsError, InvalidInputError
 from ctmodels.figures import middle_panel
 from ctmodels.quality import measured_span
 from ctmodels.series import checkable
@@ -62,9 +62,13 @@ if result is None:
                             zf.writestr(f.name, f.getvalue())
                 else:
                     zp.write_bytes(files[0].getvalue())
-                rep, archive = triage_archive(zp, Path(tmp) / "work", checker,
-                                              progress=lambda i, n, _name: update(i, n),
-                                              name=Path(upload_name(files)).stem)
+                try:
+                    rep, archive = triage_archive(zp, Path(tmp) / "work", checker,
+                                                  progress=lambda i, n, _name: update(i, n),
+                                                  name=Path(upload_name(files)).stem)
+                except CTModelsError as exc:  # named as the user knows the upload, not by this temp folder
+                    said = str(exc).replace(str(Path(tmp) / "work" / "in"), upload_name(files))
+                    raise exc.reworded(said.replace(str(zp), upload_name(files)).replace(tmp, "the upload")) from None
                 result = (rep, archive.read_bytes(), None, [], None)
         else:
             vol = volume_from_uploads(files, purpose="quality", series_uid=series)

@@ -594,6 +594,27 @@ def test_quality_page_batch_zip_gives_sorted_download(tmp_path):
     assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1"
 
 
+@pytest.mark.parametrize("members, said", [([("../evil.txt", "x")], "evil.zip: member '../evil.txt' has a '..' path"),
+                                           ([("readme.txt", "x")], "evil.zip: no studies found"),
+                                           (None, "evil.zip: not a readable zip archive")])
+def test_a_batch_that_cannot_be_checked_is_one_line_naming_the_upload(members, said):
+    """The line named the server's temp folder (upload/ctmodels-qa-.../upload.zip), not the user's zip."""
+    buf = io.BytesIO()
+    if members is None:
+        buf.write(b"PK\x03\x04 not really a zip")
+    else:
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, data in members:
+                zf.writestr(name, data)
+    at = _app("quality")
+    at.file_uploader(key="qa_upload").set_value(("evil.zip", buf.getvalue(), "application/zip"))
+    at.run()
+    at.toggle(key="qa_batch").set_value(True)
+    at.run()
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith(said) and "ctmodels-qa-" not in at.error[0].value
+
+
 def test_models_page_shows_cards():
     at = _app("models")
     assert not at.exception and not at.error
