@@ -17,8 +17,8 @@ The report (``report.csv``) is the batch's ledger, kept across runs. A run first
 merged (atomically), then adds each study's row as it goes: marked unfinished before the study is placed, and
 again once it is placed, so that a killed run leaves a row for every study it checked; at its end it writes the
 report merged again. A re-run keeps the rows of earlier runs, marks as finished the moves it finished for them,
-and replaces the row of a study it checks again (one left in place, or one copied): see :func:`merge_rows`. The
-chart counts every row. A report.csv that is not a triage report is an error, and is not overwritten.
+and replaces the row of a study it checks again (one left in place, or one copied; the same name in the same
+input folder): see :func:`merge_rows`. The chart counts every row. A report.csv that is not a triage report is an error, and is not overwritten.
 """
 
 from __future__ import annotations
@@ -300,6 +300,7 @@ class TriageRow:
     series: str = ""  # the series measured ("#number: why it was chosen, what was set aside"), for DICOM studies
     figure: Optional[object] = None  # uint8 RGB trachea crop with contour, when asked for
     patient: Optional[Dict[str, str]] = None  # PatientName / PatientID, only when opted in
+    folder: str = ""  # the input folder it was checked in: studies of one name in two folders are two studies
 
     def as_dict(self) -> Dict[str, object]:
         d = dict(self.__dict__)
@@ -378,7 +379,7 @@ def _counts(verdicts) -> Dict[str, int]:
     return out
 
 
-REPORT_FIELDS = ["key", "study", "verdict", "probability_fail", "reason", "slices_mm", "series", "action",
+REPORT_FIELDS = ["key", "study", "folder", "verdict", "probability_fail", "reason", "slices_mm", "series", "action",
                  "destination"]
 PATIENT_FIELDS = ["patient_name", "patient_id"]
 UNFINISHED = "unfinished: "  # the action of a study whose placing had begun when the report was last written
@@ -389,17 +390,25 @@ def _placed(row: Dict[str, object]) -> bool:
     return bool(row.get("destination")) and not str(row.get("action", "")).startswith(UNFINISHED)
 
 
+def _other_folder(a: Dict[str, object], b: Dict[str, object]) -> bool:
+    """Rows of studies checked in two input folders (a row of a report written before the folder was recorded is
+    of any folder)."""
+    return bool(a.get("folder")) and bool(b.get("folder")) and a.get("folder") != b.get("folder")
+
+
 def merge_rows(rows: List[Dict[str, object]]) -> List[Dict[str, object]]:
     """Report rows in the order they were written -> the report: a row replaces the earlier rows of its study
-    (the same pseudonymous key and name) that do not lie at a destination (left in place, or unfinished), and, once
-    its study is placed, the row of a copy placed at the same destination before. The row of a study placed
-    elsewhere, or of another study of the same name that lies where this one would have gone (a conflict), stays.
-    Each study's row comes where it was last written."""
+    (the same pseudonymous key and name, checked in the same input folder) that do not lie at a destination (left
+    in place, or unfinished), and, once its study is placed, the row of a copy placed at the same destination before.
+    The row of a study placed elsewhere, of another study of the same name that lies where this one would have gone
+    (a conflict), or of a study of the same name in another input folder (two inboxes sorted into one failed
+    folder), stays. Each study's row comes where it was last written."""
     by: Dict[tuple, List[Dict[str, object]]] = {}
     for r in rows:
         k = (r.get("key"), r.get("study"))
         final = not str(r.get("action", "")).startswith(UNFINISHED)
-        kept = [e for e in by.pop(k, []) if _placed(e) and not (final and e.get("destination") == r.get("destination"))]
+        kept = [e for e in by.pop(k, []) if _other_folder(e, r)
+                or (_placed(e) and not (final and e.get("destination") == r.get("destination")))]
         by[k] = kept + [r]
     return [r for group in by.values() for r in group]
 
@@ -415,11 +424,12 @@ def earlier_rows(folder: Path) -> List[Dict[str, str]]:
 def _finish_earlier(rows: List[Dict[str, str]], input_dir: Path) -> None:
     """Mark as finished the earlier rows whose placing a killed run left unfinished and :func:`recover` (or the
     run itself) finished: the verified copy is at the destination and the source is gone. Rows whose source is
-    back in the input folder are checked again, and their new row replaces them."""
+    back in their input folder are checked again, and their new row replaces them."""
     for r in rows:
         if not r.get("action", "").startswith(UNFINISHED) or not r.get("destination"):
             continue
-        if Path(r["destination"]).exists() and not (input_dir / r.get("study", "")).exists():
+        source = Path(r.get("folder") or input_dir) / r.get("study", "")  # a study of another folder: its own
+        if Path(r["destination"]).exists() and not source.exists():
             r["action"] = "moved (finished by a later run)"
 
 
@@ -529,6 +539,7 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
     report.skipped = scan.notes()
     checker = checker or BreathHoldChecker.from_pretrained()
     columns: List[str] = []
+    folder = str(input_dir.absolute())
     if report_csv is not None:  # the earlier rows, merged, with this run's columns; this run's rows are added to them
         report_csv.parent.mkdir(parents=True, exist_ok=True)
         columns = ledger.write_rows(report_csv, report.earlier,
@@ -552,7 +563,8 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
             del vol
         except CTModelsError as exc:
             verdict, p, reason, res, slices_mm, series = UNDETERMINED, None, str(exc), None, "", ""
-        row = TriageRow(study_key(study, uid), study.name, verdict, p, reason, slices_mm=slices_mm, series=series)
+        row = TriageRow(study_key(study, uid), study.name, verdict, p, reason, slices_mm=slices_mm, series=series,
+                        folder=folder)
         if include_patient_ids:
             row.patient = patient_identity(study)
         if keep_figures and res is not None:
@@ -639,6 +651,7 @@ def triage_archive(zip_path: Path, workdir: Path, checker=None,
         for folder in inside:
             r.reason = r.reason.replace(folder, "")
         r.reason = r.reason.replace(str(workdir), "the upload")
+        r.folder = ""  # this working folder: the zip holds one batch
     # what was not a study comes back too, as it was in the zip, so that the download loses nothing
     rest = Path(workdir) / "in"
     for p in sorted(rest.rglob("*")) if rest.is_dir() else []:

@@ -277,6 +277,11 @@ def test_report_rows_merge_as_their_studies_were_placed():
         ("already in place", "f/x")]
     assert merged(row("copied", "f/x"), row("unfinished: copying", "p/x"), row("copied", "p/x")) == [
         ("copied", "f/x"), ("copied", "p/x")]
+    # a study of that name in another input folder is another study; a row of a report from before folders were
+    # recorded is of any folder
+    one, two = ({**row("left in place"), "folder": f} for f in ("/in/one", "/in/two"))
+    assert [r["folder"] for r in merge_rows([one, two, dict(one)])] == ["/in/two", "/in/one"]
+    assert [r.get("folder") for r in merge_rows([row("left in place"), one])] == ["/in/one"]
     # other studies are untouched, and a study's row comes where it was last written
     assert [r["study"] for r in merge_rows([row("left in place"), row("moved", "f/y", "y"), row("moved", "f/x")])] \
         == ["y", "x.nii.gz"]
@@ -335,6 +340,34 @@ def test_runs_over_two_folders_into_one_report_take_turns(studies_src, tmp_path,
     with open(failed / "report.csv", newline="") as f:
         assert sorted(r["study"] for r in csv.DictReader(f)) == ["fail_c.nii.gz", "pass_a.nii.gz"]
     assert not (failed / REPORT_LOCK).exists()
+
+
+def test_studies_of_one_name_in_two_folders_keep_a_row_each(studies_src, tmp_path, checker):
+    """Two inboxes sorted into one failed folder, each with a volume file named case.nii.gz (no UID to tell them
+    apart): the second run's row replaced the first's, and the report counted 1 study of the 2 checked. Each row
+    now says which input folder it was checked in; a re-run of a folder replaces that folder's row only."""
+    import shutil
+
+    one, two, failed = tmp_path / "one", tmp_path / "two", tmp_path / "failed"
+    for inbox, name in ((one, "pass_a.nii.gz"), (two, "fail_c.nii.gz"), (two, "pass_a.nii.gz")):
+        inbox.mkdir(exist_ok=True)
+        shutil.copy(studies_src / name, inbox / ("case.nii.gz" if name == "pass_a.nii.gz" else name))
+    (two / "case.nii.gz").write_bytes(io.write_volume_nifti(chest_phantom(SP, extent_mm=75, seed=5), SP,
+                                                            tmp_path / "other.nii.gz").read_bytes())
+    for inbox in (one, two, one):
+        rep = run_triage(inbox, failed, None, checker=checker, report_dir=failed)
+    rows = list(csv.DictReader(open(failed / "report.csv", encoding="utf-8")))
+    assert sorted((r["study"], r["folder"]) for r in rows) == [
+        ("case.nii.gz", str(one)), ("case.nii.gz", str(two)), ("fail_c.nii.gz", str(two))]
+    assert rep.report_counts() == {"pass": 2, "fail": 1, "undetermined": 0}
+    assert len({r["key"] for r in rows if r["study"] == "case.nii.gz"}) == 1  # only the folder tells them apart
+    # a report written before folders were recorded: its row of the study is replaced, not kept beside the new one
+    legacy = [{k: v for k, v in r.items() if k != "folder"} for r in rows if r["folder"] == str(one)]
+    (failed / "report.csv").write_text(",".join(legacy[0]) + "\n" + ",".join(
+        f'"{v}"' for v in legacy[0].values()) + "\n", encoding="utf-8")
+    run_triage(one, failed, None, checker=checker, report_dir=failed)
+    rows = list(csv.DictReader(open(failed / "report.csv", encoding="utf-8")))
+    assert [(r["study"], r["folder"]) for r in rows] == [("case.nii.gz", str(one))]
 
 
 def test_a_report_csv_that_is_not_a_triage_report_stops_the_run(studies, tmp_path, checker, capsys):
