@@ -11,6 +11,7 @@ import argparse
 import inspect
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -24,7 +25,7 @@ log = logging.getLogger("ctmodels")
 # ----------------------------------------------------------------------------- info
 def cmd_info(args) -> int:
     from . import registry
-    from .io import list_series
+    from .io import IMAGE_SUFFIXES, image_slices, list_series, suffix_of
     from .series import lungless, position_note, select_series
 
     if args.path is None:
@@ -36,12 +37,18 @@ def cmd_info(args) -> int:
             for m in models:
                 print(f"  {m['name']}: {m['task']} ({m['repo_id']}@{m['revision']}) licence: {m['licence']}")
         return 0
+    images = image_slices(args.path)
+    if images:  # a folder of slice images: segment takes each as its own input
+        return _info_images(args, images)
     series = list_series(args.path)
     chosen, why = None, None
-    try:
-        chosen, why = select_series(series, purpose=args.purpose)
-    except CTModelsError as exc:
-        why = str(exc)
+    if Path(args.path).is_file() and suffix_of(Path(args.path)) in IMAGE_SUFFIXES:  # read as it is, not selected
+        chosen, why = (series[0], IMAGES_FOR["lesion"]) if args.purpose == "lesion" else (None, IMAGES_FOR["quality"])
+    else:
+        try:
+            chosen, why = select_series(series, purpose=args.purpose)
+        except CTModelsError as exc:
+            why = str(exc)
     if args.json:
         print(json.dumps({"path": str(args.path), "series": [s.as_dict() for s in series],
                           "selected": chosen.series_uid if chosen else None, "reason": why},
@@ -58,6 +65,38 @@ def cmd_info(args) -> int:
               f"{position_note(s)}{' - ' + s.body_part + ' (no lung)' if lungless(s) else ''}")
         print(f"       series {s.series_uid}")  # what --series takes
     print(f"selected for {args.purpose}: " + (f"[{series.index(chosen) + 1}] {why}" if chosen else f"none: {why}"))
+    return 0
+
+
+IMAGES_FOR = {"lesion": "8-bit display image(s), segmented as they are, without an HU window (the model was trained "
+                        "on such slices); no pixel size, so no volumes in mL",
+              "quality": "8-bit display image(s) have no Hounsfield units; the breath-hold check needs a CT study "
+                         "in HU"}
+
+
+def _info_images(args, images: List[Path]) -> int:
+    """``info`` of a folder of slice images: each one, its size, and what segment and the breath-hold check do."""
+    from PIL import Image
+
+    listed = []
+    for f in images:
+        try:
+            with Image.open(f) as im:  # the header only
+                listed.append({"name": f.name, "rows": im.size[1], "columns": im.size[0], "mode": im.mode})
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            listed.append({"name": f.name, "rows": None, "columns": None, "mode": None,
+                           "error": f"not a readable image ({type(exc).__name__})"})
+    why = IMAGES_FOR[args.purpose]
+    if args.json:
+        print(json.dumps({"path": str(args.path), "series": [], "images": listed, "selected": None, "reason": why},
+                         indent=2))
+        return 0
+    kinds = ", ".join(sorted({Path(i["name"]).suffix.lower() for i in listed}))
+    print(f"{args.path}: {len(listed)} image slice(s) ({kinds}), each its own input")
+    for n, i in enumerate(listed, 1):
+        print(f"   [{n}] {i['name']} " + (i["error"] if "error" in i else f"{i['rows']}x{i['columns']} {i['mode']}"))
+    print(f"for {args.purpose}: " + (f"each image, with ctmodels segment {args.path} --out DIR: {why}"
+                                     if args.purpose == "lesion" else f"none: {why}"))
     return 0
 
 
@@ -599,6 +638,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # what read the output has gone (| head): stop without a word, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor one at exit, flushing into the pipe
+        return 141
     except (OSError, MemoryError) as exc:
         if args.debug:
             raise

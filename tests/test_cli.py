@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from ctmodels.cli import main
@@ -506,3 +507,39 @@ def test_info_and_the_reader_put_a_supine_series_before_a_prone_one_or_a_project
 
     vol = ctio.read_ct(tmp_path / "s")
     assert vol.shape[0] == 5 and vol.meta.series_number == 2
+
+
+def test_info_of_a_folder_of_slice_images_lists_them_as_segment_takes_them(tmp_path, capsys):
+    """segment takes a folder of slice images, each as its own input; info refused it ("no DICOM files or
+    volumes found ... give each image as its own input"), and of one image said that no series would be selected
+    ("no CT series"), though segment segments it."""
+    from PIL import Image
+
+    (tmp_path / "slices").mkdir()
+    Image.fromarray(np.full((30, 40), 90, np.uint8)).save(tmp_path / "slices" / "a.png")
+    Image.fromarray(np.full((50, 20), 90, np.uint8)).save(tmp_path / "slices" / "b.png")
+    (tmp_path / "slices" / "c.png").write_bytes(b"not a png")
+    assert main(["info", str(tmp_path / "slices")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{tmp_path / 'slices'}: 3 image slice(s) (.png), each its own input"
+    assert out[1:4] == ["   [1] a.png 30x40 L", "   [2] b.png 50x20 L", "   [3] c.png not a readable image "
+                        "(UnidentifiedImageError)"]
+    assert out[4].startswith(f"for lesion: each image, with ctmodels segment {tmp_path / 'slices'} --out DIR: 8-bit")
+    assert main(["info", str(tmp_path / "slices"), "--json", "--purpose", "quality"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [i["name"] for i in got["images"]] == ["a.png", "b.png", "c.png"] and got["selected"] is None
+    assert got["reason"].startswith("8-bit display image(s) have no Hounsfield units")
+    assert main(["info", str(tmp_path / "slices" / "a.png")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("selected for lesion: [1] 8-bit display image(s), "
+                                                               "segmented as they are")
+
+
+def test_output_into_a_pipe_closed_early_ends_without_a_word(tmp_path):
+    """`ctmodels info FOLDER | head -1` printed "error: Broken pipe" once head had its line."""
+    from PIL import Image
+
+    for i in range(3000):  # more lines than a pipe holds
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / f"slice_with_a_long_name_{i:05d}.png")
+    r = subprocess.run(f"{sys.executable} -m ctmodels info {tmp_path} | head -1", shell=True, capture_output=True,
+                       text=True, timeout=300)
+    assert r.stdout.startswith(f"{tmp_path}: 3000 image slice(s)") and r.stderr == ""
