@@ -513,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = cal.add_parser("fit", help="P(extensive) per 1 %% bin of involvement, Savitzky-Golay smoothed, and the "
                        "A/B and B/C thresholds that maximise the area each class holds")
     c.add_argument("table", help="results.csv from segment with a column of 1/0 labels added (or any CSV with "
-                   "involved_pct and that column)")
+                   "involved_pct and that column; a folder: its results.csv)")
     c.add_argument("--out", required=True, help="calibration JSON to write (must not exist)")
     c.add_argument("--label", default="extensive", help="the column of labels: 1/0, yes/no or true/false "
                    "(default: extensive)")
@@ -524,7 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_calibrate)
     c = cal.add_parser("apply", help="add cohort_p_extensive and cohort_class to each row of a results.csv")
     c.add_argument("calibration", help="what calibrate fit wrote")
-    c.add_argument("table", help="results.csv from segment (or any CSV with involved_pct)")
+    c.add_argument("table", help="results.csv from segment (or any CSV with involved_pct; a folder: its "
+                   "results.csv, as segment --out wrote it)")
     c.add_argument("--out", required=True, help="CSV to write (must not exist)")
     c.set_defaults(func=cmd_calibrate)
 

@@ -34,6 +34,7 @@ LABEL = "extensive"
 ADDED = ("cohort_p_extensive", "cohort_class")
 YES, NO = {"1", "1.0", "true", "yes", "y"}, {"0", "0.0", "false", "no", "n"}
 CHART_SUFFIXES = (".png", ".svg", ".html")
+RESULTS = "results.csv"  # what segment writes in its --out folder
 TABLE = "a CSV with an involved_pct column (ctmodels segment's results.csv)"
 
 
@@ -67,6 +68,11 @@ class Table:
 
 def _read(path: Path, required: Tuple[str, ...]) -> Table:
     path = Path(path)
+    if path.is_dir():  # segment's --out folder: its results.csv
+        if not (path / RESULTS).is_file():
+            raise InvalidInputError(f"is a folder without a {RESULTS}, expected {TABLE}, or the folder ctmodels "
+                                    "segment wrote it into", path)
+        path = path / RESULTS
     if not path.is_file():
         raise InvalidInputError(f"{'not a file' if path.exists() else 'no such file'}, expected {TABLE}", path)
     try:

@@ -224,3 +224,20 @@ def test_a_table_saved_by_a_spreadsheet_with_decimal_commas_is_read_and_written_
     assert out[2] == ["Patient 1, left", num(x[1]), S.mosmed_grade(x[1]), num(0), p.replace(".", ",") if comma else p,
                       ref.predict_class([x[1]])[0]]
     assert [r[3] for r in out[1:]] == [num(float(v >= 55)) for v in x]  # labels "1,00" and "0,00" as written
+
+
+def test_segment_s_out_folder_can_be_given_for_its_results_csv(cohort, tmp_path, capsys):
+    """calibrate reads results.csv from the folder segment wrote it into; a folder without one is one line."""
+    table, _, _ = cohort
+    (tmp_path / "seg").mkdir()
+    (tmp_path / "seg" / "results.csv").write_bytes(table.read_bytes())
+    assert main(["calibrate", "fit", str(tmp_path / "seg"), "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["calibrate", "fit", str(table), "--out", str(tmp_path / "b.json")]) == 0
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert main(["calibrate", "apply", str(tmp_path / "a.json"), str(tmp_path / "seg"), "--out",
+                 str(tmp_path / "c.csv")]) == 0
+    capsys.readouterr()
+    assert main(["calibrate", "apply", str(tmp_path / "a.json"), str(tmp_path), "--out", str(tmp_path / "d.csv")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path}: is a folder without a results.csv, expected a CSV with an "
+                                       "involved_pct column (ctmodels segment's results.csv), or the folder ctmodels "
+                                       "segment wrote it into\n")
