@@ -18,7 +18,8 @@ merged (atomically), then adds each study's row as it goes: marked unfinished be
 again once it is placed, so that a killed run leaves a row for every study it checked; at its end it writes the
 report merged again. A re-run keeps the rows of earlier runs, marks as finished the moves it finished for them,
 and replaces the row of a study it checks again (one left in place, or one copied; the same name in the same
-input folder): see :func:`merge_rows`. The chart counts every row. A report.csv that is not a triage report is an error, and is not overwritten.
+input folder): see :func:`merge_rows`. The chart counts every row. A report.csv that is not a triage report is an
+error, and is not overwritten.
 """
 
 from __future__ import annotations

@@ -632,7 +632,8 @@ def test_cohort_classes_fit_on_an_upload_and_class_results(tmp_path):
 
     at = _app("cohort")
     assert at.title[0].value == "Cohort classes" and not at.exception and not at.error
-    example, _ = cohort.fit_rows(cohort.Table.of(examples.labelled_cohort()), "example")  # on by default, and says it is made up
+    # on by default, and says it is made up
+    example, _ = cohort.fit_rows(cohort.Table.of(examples.labelled_cohort()), "example")
     assert any(w.value.startswith("SYNTHETIC cohort made in code") for w in at.warning)
     assert (_metric(at, "A below"), _metric(at, "C from")) == (f"{example.t_ab_pct:g} %", f"{example.t_bc_pct:g} %")
 
