@@ -100,6 +100,32 @@ def _info_images(args, images: List[Path]) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- voxel size of .npy inputs
+SPACING_HELP = ("voxel size in mm (slice, row, column) of .npy inputs, which do not give one (default: 1 mm "
+                "assumed, and said)")
+
+
+def spacing_mm(text: str) -> tuple:
+    """``--spacing``: three positive numbers of mm, "2.5,0.7,0.7"."""
+    try:
+        sp = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        sp = ()
+    if len(sp) != 3 or not all(0 < v < 100 for v in sp):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected three sizes in mm between 0 and 100, as 2.5,0.7,0.7")
+    return sp
+
+
+def _spacing_for(spacing, inputs) -> None:
+    """``--spacing`` is for .npy inputs only: any other input gives its own voxel size (or, an image, none)."""
+    if spacing is None:
+        return
+    for i in inputs:
+        if not str(i).lower().endswith(".npy"):
+            raise InvalidInputError("--spacing is for .npy inputs, which do not give a voxel size; this input gives "
+                                    "its own (or, an image slice, has none): leave --spacing out", i)
+
+
 # ----------------------------------------------------------------------------- segment
 def _stem(path: Path) -> str:
     name = path.name
@@ -120,6 +146,7 @@ def cmd_segment(args) -> int:
     from .viz import overlay
 
     out = check_out_folder(args.out)
+    _spacing_for(args.spacing, args.inputs)  # before the folder is made
     out.mkdir(parents=True, exist_ok=True)
     from . import ledger
     from .device import resolve_device
@@ -156,7 +183,7 @@ def cmd_segment(args) -> int:
     for inp in args.inputs:
         p = Path(inp)
         try:
-            vol = read_ct(p, series_uid=args.series)
+            vol = read_ct(p, series_uid=args.series, spacing=args.spacing)
         except CTModelsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failures += 1
@@ -264,8 +291,9 @@ def cmd_check_breath_hold(args) -> int:
         from .figures import figure_path
 
         figure_path(args.save_figure, args.study)
+    _spacing_for(args.spacing, [args.study])
     checker = BreathHoldChecker.from_pretrained(args.model)
-    vol = read_ct(args.study, purpose="quality", series_uid=args.series)
+    vol = read_ct(args.study, purpose="quality", series_uid=args.series, spacing=args.spacing)
     res = checker.predict(vol, keep_crops=bool(args.save_figure))
     d = res.as_dict()
     d["study"] = str(args.study)
@@ -486,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-air-anchor", action="store_true",
                    help="HU input: keep labels that are not anchored in the lungs' air, such as on stomach and "
                    "bowel below the diaphragm (default: background there)")
+    s.add_argument("--spacing", metavar="Z,Y,X", type=spacing_mm, default=None, help=SPACING_HELP)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_segment)
 
@@ -536,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--series", metavar="UID", default=None,
                    help="check this series (SeriesInstanceUID, as `ctmodels info` lists) instead of the one chosen")
     s.add_argument("--model", default=None, help="registry name or weights folder")
+    s.add_argument("--spacing", metavar="Z,Y,X", type=spacing_mm, default=None, help=SPACING_HELP)
     s.set_defaults(func=cmd_check_breath_hold)
 
     s = sub.add_parser("triage", help="check every study in a folder; sort failed studies out safely")

@@ -1,5 +1,6 @@
 """CLI: subcommands, info output, one-line errors with exit status 2."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -543,3 +544,38 @@ def test_output_into_a_pipe_closed_early_ends_without_a_word(tmp_path):
     r = subprocess.run(f"{sys.executable} -m ctmodels info {tmp_path} | head -1", shell=True, capture_output=True,
                        text=True, timeout=300)
     assert r.stdout.startswith(f"{tmp_path}: 3000 image slice(s)") and r.stderr == ""
+
+
+def test_the_voxel_size_of_an_npy_input_can_be_given(tmp_path, capsys):
+    """A .npy array gives no voxel size: 1 mm was assumed, with no volumes in mL and a breath-hold reason that says
+    so, and nothing let a user give the size they know. --spacing gives it; on an input that gives its own it is
+    refused before anything is written."""
+    import nibabel as nib
+
+    sp = (2.5, 0.7, 0.7)
+    np.save(tmp_path / "chest.npy", chest_phantom((40, 96, 96), spacing=sp))
+    assert main(["segment", str(tmp_path / "chest.npy"), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["segment", str(tmp_path / "chest.npy"), "--out", str(tmp_path / "b"), "--quiet",
+                 "--spacing", "2.5,0.7,0.7"]) == 0
+    rows = {k: list(csv.DictReader(open(tmp_path / k / "results.csv", encoding="utf-8")))[0] for k in "ab"}
+    assert rows["a"]["lung_ml"] == "" and rows["a"]["involved_pct"] == rows["b"]["involved_pct"]
+    mask = nib.load(tmp_path / "b" / "chest.mask.nii.gz")
+    assert np.allclose(mask.header.get_zooms(), (0.7, 0.7, 2.5))
+    lung = int((np.asarray(mask.dataobj) > 0).sum())
+    assert float(rows["b"]["lung_ml"]) == pytest.approx(lung * 2.5 * 0.7 * 0.7 / 1000, abs=0.06)
+    capsys.readouterr()
+    assert main(["check-breath-hold", str(tmp_path / "chest.npy")]) == 0
+    assert "pixel size not given (1 mm assumed)" in capsys.readouterr().out
+    assert main(["check-breath-hold", str(tmp_path / "chest.npy"), "--spacing", "2.5, 0.7, 0.7"]) == 0
+    assert "pixel size not given" not in capsys.readouterr().out
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8), np.int16))
+    assert main(["segment", str(tmp_path / "x.npy"), str(tmp_path / "a" / "chest.mask.nii.gz"), "--out",
+                 str(tmp_path / "c"), "--spacing", "1,1,1"]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'a' / 'chest.mask.nii.gz'}: --spacing is for .npy inputs, "
+                                       "which do not give a voxel size; this input gives its own (or, an image slice, "
+                                       "has none): leave --spacing out\n")
+    assert not (tmp_path / "c").exists()
+    for bad in ("1,1", "0,1,1", "a,b,c", "1,1,1e9"):
+        with pytest.raises(SystemExit) as stop:
+            main(["check-breath-hold", str(tmp_path / "chest.npy"), "--spacing", bad])
+        assert stop.value.code == 2 and "expected three sizes in mm between 0 and 100" in capsys.readouterr().err
