@@ -179,7 +179,6 @@ def cmd_segment(args) -> int:
     seg = None  # loaded at the first readable input: a bad input fails fast
     rows = []
     failures = 0
-    used = set()
     for inp in args.inputs:
         p = Path(inp)
         try:
@@ -222,10 +221,9 @@ def cmd_segment(args) -> int:
             current = _segment_table(table)
             taken = {r["stem"]: r["input"] for r in current}
             stem = _stem(p)
-            while (stem in used or taken.get(stem, where) not in (where, str(p))
+            while (taken.get(stem, where) not in (where, str(p))  # this run's rows are in the table too
                    or any((out / f"{stem}{sfx}").resolve() in inputs for sfx in SEGMENT_OUTPUTS)):
                 stem += "_"
-            used.add(stem)
             write_mask_png(res.labels[k], out / f"{stem}.mask.png")
             Image.fromarray(overlay(disp[k], res.labels[k], classes=(1, 2, 3) if args.show_lung else (1, 2))).save(
                 out / f"{stem}.overlay.png")
