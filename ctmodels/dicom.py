@@ -730,6 +730,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     # the canonical z indices of the made slices, where the series' slices are the canonical z slices
     axial = layout.order[0] == 2
     made_z = sorted(n_grid - 1 - k if layout.flips[0] else k for k in made) if axial else []
+    pixel_assumed = _given_pixel_spacing(first) is None
     meta = VolumeMeta(
         source=source or str(first_path.parent),
         format="dicom",
@@ -743,8 +744,8 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         kernel=kernel_of(first),
         slice_positions=pos_list,
         spacing_uneven=uneven,
-        spacing_assumed=z_assumed or _given_pixel_spacing(first) is None,
-        pixel_size_assumed=_given_pixel_spacing(first) is None,
+        spacing_assumed=z_assumed or pixel_assumed,
+        pixel_size_assumed=pixel_assumed,
         missing_slices=missing,
         interpolated_slices=made_z,
         warnings=warnings,
