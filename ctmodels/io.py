@@ -17,6 +17,8 @@ Inputs and conventions
 * **.npy**: a 2D ``[y, x]`` or 3D ``[z, y, x]`` array already in the canonical layout; any
   numeric dtype except uint8 is HU, uint8 is an 8-bit display image; spacing is 1 mm unless
   ``spacing=(z, y, x)`` is passed. No pickles are loaded.
+* an **array** already in memory: :func:`volume_from_array` reads it as a ``.npy`` file of it is read, and
+  :func:`as_volume` takes what a model's ``predict`` was given (a CTVolume, a path or an array).
 
 A volume read as HU with nothing below 0 is refused (:class:`NotCTError`): as a label map or mask (a few whole
 values), or as not in HU at all (CT stored without its rescale, MR, PET, probabilities): CT shows air at about
@@ -38,7 +40,7 @@ from . import dicom
 from .archive import extracted
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
 from .orientation import Layout, canonicalize, ras_to_lps, split_affine
-from .preprocessing import check_values
+from .preprocessing import as_array, check_values
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,13 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
             spacing: Optional[Sequence[float]] = None) -> CTVolume:
     """Read a CT input (see module docs) into a :class:`CTVolume`."""
     vol = _read_ct(Path(path), series_uid, purpose, spacing)
+    check_ct(vol, path)
+    return vol
+
+
+def check_ct(vol: CTVolume, path: Optional[PathLike] = None) -> None:
+    """Refuse a volume whose values are not CT, naming ``path``: random noise (:class:`InvalidInputError`), or
+    HU with nothing below 0 (:class:`NotCTError`: a label map or mask; values without their rescale; MR, PET)."""
     r = round(neighbour_correlation(vol.voxels), 2) + 0.0  # + 0.0: no "-0.00"
     if r < MIN_NEIGHBOUR_R:
         raise InvalidInputError(f"the pixels look like random noise (neighbouring pixels correlate at r = {r:.2f}; "
@@ -83,7 +92,6 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
         raise NotCTError(f"nothing below 0 (values {lo:.4g}..{float(np.max(vol.voxels)):.4g}), where CT in Hounsfield "
                          "units shows air at about -1000 HU: stored values without their rescale to HU, or not CT "
                          "(MR, PET, a probability map); expected a CT image in Hounsfield units", path)
-    return vol
 
 
 MIN_NEIGHBOUR_R = 0.1  # random noise: about 0; the lowest of the 1614 lung-infection training slices: 0.41
@@ -455,21 +463,55 @@ def read_npy(p: Path, spacing: Optional[Sequence[float]] = None) -> CTVolume:
         raise InvalidInputError(f"not a plain numeric .npy array ({str(exc)[:80]})", p) from None
     except Exception as exc:
         raise InvalidInputError(f"not a readable .npy file ({type(exc).__name__})", p) from None
+    return volume_from_array(data, spacing, p, "npy")
+
+
+def volume_from_array(data: np.ndarray, spacing: Optional[Sequence[float]] = None, source: Optional[PathLike] = None,
+                      fmt: str = "array") -> CTVolume:
+    """An array as a ``.npy`` file of it is read: ``[y, x]`` or ``[z, y, x]`` in the canonical layout, uint8 an
+    8-bit display image, any other numeric dtype HU; ``spacing`` (z, y, x) in mm, 1 mm assumed (and marked so)
+    where not given. Errors name ``source`` where given. The checks :func:`read_ct` makes of what it read (noise,
+    nothing below 0) are :func:`check_ct`."""
     if data.ndim not in (2, 3):
-        raise InvalidInputError(f".npy array has shape {data.shape}, expected [y, x] or [z, y, x]", p)
+        what = ".npy array" if fmt == "npy" else "array"
+        raise InvalidInputError(f"{what} has shape {data.shape}, expected [y, x] or [z, y, x]", source)
     arr = np.asarray(data)
     if arr.ndim == 2:
         arr = arr[None]
-    arr = _check_volume(arr, p)
-    sp = tuple(float(s) for s in spacing) if spacing is not None else (1.0, 1.0, 1.0)
-    if len(sp) != 3 or min(sp) <= 0:
-        raise InvalidInputError(f"spacing must be three positive numbers (z, y, x), got {spacing}", p)
-    meta = VolumeMeta(source=str(p), format="npy", modality="CT", units=HU, spacing_assumed=spacing is None,
-                      pixel_size_assumed=spacing is None)
+    arr = _check_volume(arr, source)
+    try:
+        sp = tuple(float(s) for s in spacing) if spacing is not None else (1.0, 1.0, 1.0)
+    except (TypeError, ValueError):
+        sp = ()
+    if len(sp) != 3 or not all(0 < s < float("inf") for s in sp):
+        raise InvalidInputError(f"spacing must be three positive numbers (z, y, x), got {spacing}", source)
+    meta = VolumeMeta(source=str(source) if source is not None else fmt, format=fmt, modality="CT", units=HU,
+                      spacing_assumed=spacing is None, pixel_size_assumed=spacing is None)
     if arr.dtype == np.uint8:
         meta.modality, meta.units = None, DISPLAY
         return CTVolume(np.ascontiguousarray(arr), sp, meta)
     return CTVolume(_as_hu_array(arr), sp, meta)
+
+
+def as_volume(x: Union[CTVolume, np.ndarray, PathLike], spacing: Optional[Sequence[float]] = None,
+              purpose: str = "lesion") -> CTVolume:
+    """What a model's ``predict`` was given, as a :class:`CTVolume`: a CTVolume as it is; a path read by
+    :func:`read_ct` (for ``purpose``); an array (or anything ``np.asarray`` takes, a CPU tensor) as
+    :func:`volume_from_array` takes it and checked as :func:`read_ct` checks what it read. ``spacing`` (z, y, x) in
+    mm is for arrays and ``.npy`` files only, which give none of their own."""
+    if isinstance(x, CTVolume):
+        if spacing is not None:
+            raise InvalidInputError("spacing is for arrays and .npy files; a CTVolume carries its own")
+        return x
+    if isinstance(x, (str, Path)):
+        return read_ct(x, purpose=purpose, spacing=spacing)
+    arr = as_array(x)
+    if arr.dtype.kind not in "iuf" or arr.ndim == 0:
+        raise InvalidInputError(f"expected a CTVolume, a path or a numeric array [z, y, x], got a {type(x).__name__}"
+                                + (f" of {arr.dtype}" if arr.ndim else ""))
+    vol = volume_from_array(arr, spacing)
+    check_ct(vol)
+    return vol
 
 
 def input_folder(path: PathLike, expected: str) -> Path:

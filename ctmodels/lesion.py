@@ -37,7 +37,7 @@ from .body import body_grid
 from .lung_air import air_on_grid, unanchored
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
-from .preprocessing import check_values, window_hu
+from .preprocessing import as_array, check_values, window_hu
 from .types import DISPLAY, HU, CTVolume
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class LesionSegmenter:
         return {"hu": HU, "display": DISPLAY}.get(u, u)
 
     # ------------------------------------------------------------------ inference
-    def predict(self, x: Union[np.ndarray, CTVolume], units: str = "auto", batch_size: Optional[int] = None,
+    def predict(self, x: Union[np.ndarray, CTVolume, str, Path], units: str = "auto", batch_size: Optional[int] = None,
                 keep_probabilities: Optional[bool] = None, tta: Optional[bool] = None,
                 progress: Optional[ProgressFn] = None, body_only: Optional[bool] = None,
                 air_anchor: Optional[bool] = None) -> LesionResult:
@@ -179,6 +179,12 @@ class LesionSegmenter:
         air, and not nearer to stomach or bowel gas than to it (:mod:`ctmodels.lung_air`). Both default
         to on for HU input and need HU.
         """
+        if isinstance(x, (str, Path)):  # a file or folder, as read_ct reads it
+            from .io import read_ct
+
+            x = read_ct(x)
+        elif not isinstance(x, CTVolume):
+            x = as_array(x)
         if batch_size is None:
             batch_size = self.default_batch_size
         if int(batch_size) < 1:

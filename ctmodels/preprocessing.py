@@ -9,6 +9,16 @@ import numpy as np
 from .errors import EmptyInputError, InvalidInputError
 
 
+def as_array(x: object) -> np.ndarray:
+    """``x`` as a numpy array (a list, a CPU tensor, anything ``np.asarray`` takes); else one line saying what it
+    is and what was expected (a GPU tensor, an object with no array form)."""
+    try:
+        return np.asarray(x)
+    except Exception as exc:
+        raise InvalidInputError(f"cannot read a {type(x).__name__} as an array ({' '.join(str(exc).split())[:100]}); "
+                                "expected a CTVolume, a path or a numeric array (a GPU tensor: .cpu() first)") from None
+
+
 def check_values(a: np.ndarray, what: str = "volume", source: Optional[object] = None) -> np.ndarray:
     """``a`` as given where it holds values and they are finite numbers; else one line (naming ``source``, a file,
     where given) saying which it is not: no values, values that are not numbers (bool, complex, text), NaN or

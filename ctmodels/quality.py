@@ -285,7 +285,15 @@ class BreathHoldChecker:
         folder = resolve_model_dir(name_or_path or MODEL_NAME, **hub_kwargs)
         return cls(LogisticShapeModel.load(folder))
 
-    def predict(self, vol: CTVolume, keep_crops: bool = False) -> QualityResult:
+    def predict(self, vol: Union[CTVolume, np.ndarray, str, Path], keep_crops: bool = False,
+                spacing: Optional[Sequence[float]] = None) -> QualityResult:
+        """Judge the breath hold of a study: a :class:`CTVolume`, a path (read by :func:`ctmodels.read_ct` with
+        ``purpose="quality"``: the lung-kernel series of a DICOM study) or an array ``[z, y, x]`` in HU in the
+        canonical layout (head at the end of z, front at the top), with ``spacing`` (z, y, x) in mm where known
+        (1 mm is assumed, and said in the reason, where not)."""
+        from .io import as_volume
+
+        vol = as_volume(vol, spacing, purpose="quality")
         series = vol.meta.series_uid
         why = vol.meta.extra.get("selection_reason") or (
             f"single {vol.meta.format or 'volume'} input: no series to choose, kernel "

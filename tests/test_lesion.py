@@ -104,6 +104,29 @@ def test_bad_inputs(seg):
         seg.predict(np.zeros((2, 2, 32, 32), np.uint8))
 
 
+def test_predict_reads_a_path_and_names_what_it_cannot_take(seg, tmp_path):
+    """A path is read as read_ct reads it (same labels as the volume read first); an object with no array form
+    (a GPU tensor's __array__ raises) is one InvalidInputError line with a hint, not numpy's TypeError."""
+    from PIL import Image
+
+    from ctmodels.io import read_ct
+
+    img = (np.random.default_rng(0).random((48, 40)) * 40 + np.arange(40) * 5).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "s.png")
+    ref = seg.predict(read_ct(tmp_path / "s.png")).labels
+    for path in (tmp_path / "s.png", str(tmp_path / "s.png")):
+        assert np.array_equal(seg.predict(path).labels, ref)
+
+    class OnTheGpu:
+        def __array__(self, *args, **kwargs):
+            raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu()")
+
+    with pytest.raises(InvalidInputError, match=r"cannot read a OnTheGpu as an array .*\.cpu\(\) first"):
+        seg.predict(OnTheGpu())
+    with pytest.raises(InvalidInputError, match="no such file"):
+        seg.predict(tmp_path / "gone.png")
+
+
 def test_a_slice_as_image_libraries_load_it_gives_the_same_labels(seg):
     """A grey JPG loaded as RGB(A) by PIL or OpenCV, or scaled to 0..1 floats as torchvision does, is the same
     slice: same labels as its uint8 grey array. Floats given with the default units are taken as HU, and a HU

@@ -210,3 +210,37 @@ def test_slices_the_reader_filled_in_are_not_measured(checker):
     res = checker.predict(vol)
     assert res.verdict == "pass" and res.slices_used
     assert set(res.slices_used) == set(used) - set(used[::2])
+
+
+def test_predict_takes_a_path_or_an_array_as_well_as_a_volume(checker, tmp_path):
+    """``predict`` took only a CTVolume: a researcher's ``qa.predict("study/")`` or ``qa.predict(hu_array)`` was an
+    AttributeError ("'str' object has no attribute 'meta'"). A path is read as read_ct reads it for the check, an
+    array [z, y, x] in HU as a .npy file of it is (spacing given, or 1 mm assumed and said): the same verdict and
+    probability as the volume. What is neither is one InvalidInputError line, as is an array that is not CT."""
+    from ctmodels import io
+    from ctmodels.errors import InvalidInputError, NotCTError
+
+    sp = (2.0, 0.7, 0.7)
+    hu = chest_phantom(sp, extent_mm=80, seed=11)
+    bad = Q.simulate_expiration(hu, sp, 0.5).astype(np.int16)
+    for v, verdict in ((hu, "pass"), (bad, "fail")):
+        ref = checker.predict(_vol(v, sp))
+        np.save(tmp_path / "v.npy", v)
+        for got in (checker.predict(v, spacing=sp), checker.predict(list(v), spacing=sp),
+                    checker.predict(str(tmp_path / "v.npy"), spacing=sp), checker.predict(tmp_path / "v.npy",
+                                                                                        spacing=sp)):
+            assert got.verdict == ref.verdict == verdict
+            assert got.probability_fail == pytest.approx(ref.probability_fail) and got.reason == ref.reason
+    assumed = checker.predict(hu)
+    assert assumed.verdict == "pass" and assumed.reason.endswith(Q.PIXEL_SIZE_ASSUMED)
+    assert checker.predict(hu[0]).verdict == "undetermined"  # one slice
+    with pytest.raises(InvalidInputError, match="expected a CTVolume, a path or a numeric array"):
+        checker.predict(None)
+    with pytest.raises(InvalidInputError, match="no such file or folder"):
+        checker.predict(tmp_path / "missing.nii.gz")
+    with pytest.raises(NotCTError, match="nothing below 0"):
+        checker.predict(hu - hu.min())
+    with pytest.raises(InvalidInputError, match="spacing must be three positive numbers"):
+        checker.predict(hu, spacing=(2.0, float("nan"), 0.7))
+    with pytest.raises(InvalidInputError, match="a CTVolume carries its own"):
+        checker.predict(io.read_ct(tmp_path / "v.npy"), spacing=sp)
