@@ -291,6 +291,14 @@ def fit_extent_calibration(involved_pct: Sequence[float], extensive: Sequence[bo
         raise InvalidInputError("involvement values must be finite")
     if not np.all((y == 0) | (y == 1)):
         raise InvalidInputError("labels must be 0 (not extensive) or 1 (extensive)")
+    if x.min() < 0 or x.max() > 100:
+        out = int(((x < 0) | (x > 100)).sum())
+        raise InvalidInputError(f"{out} involvement value(s) outside 0-100 ({x.min():g}..{x.max():g}), expected a % "
+                                "of lung")
+    if x.max() <= 1 and y.max() == 1:
+        raise InvalidInputError(f"every involvement is at most 1 % (largest {x.max():g}), yet {int(y.sum())} patient(s) "
+                                "are labelled extensive (50 % or more of the lung involved): these look like fractions "
+                                "of the lung (0-1); expected % of lung (0-100), the fractions times 100")
     if y.min() == y.max():
         raise InvalidInputError(f"all {y.size} patients are labelled {'' if y[0] else 'not '}extensive: the fit needs "
                                 "patients of both kinds to say where extensive disease begins")

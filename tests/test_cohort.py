@@ -81,6 +81,8 @@ def test_fit_and_apply_from_the_command_line_give_the_library_s_answer(cohort, t
     (lambda rows: [[r[0], "12,5", r[2], r[3]] for r in rows], "line 2: involved_pct '12,5' is not a number"),
     (lambda rows: [[r[0], "140", r[2], r[3]] for r in rows], "line 2: involved_pct 140 is outside 0-100"),
     (lambda rows: [r[:3] + ["no"] for r in rows], "all 4 patients are labelled not extensive"),
+    (lambda rows: [[r[0], f"{float(r[1]) / 100:g}", r[2], r[3]] for r in rows],
+     "every involvement is at most 1 % (largest 0.9), yet 2 patient(s) are labelled extensive"),
     (lambda rows: rows[:1], "need at least two patients"),
     (lambda rows: [r + ["3"] for r in rows], "has more than one column named involved_pct, expected each column once"),
 ])

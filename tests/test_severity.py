@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ctmodels import severity as S
+from ctmodels.errors import InvalidInputError
 
 
 @pytest.mark.parametrize("pct,grade", [(0, "CT-0"), (0.05, "CT-0"), (1, "CT-1"), (24.9, "CT-1"), (25, "CT-2"),
@@ -118,6 +119,20 @@ def test_calibration_rejects_bad_input():
         S.fit_extent_calibration([1.0], [True])
     with pytest.raises(ValueError):
         S.fit_extent_calibration([1.0, float("nan")], [True, False])
+
+
+def test_calibration_refuses_involvement_that_is_not_a_percentage():
+    """Involvement outside 0-100 was clipped into the end bins without a word; given as fractions of the lung
+    (0-1, as other tools give it) every patient fell in the 0 % bin and the fit gave thresholds at 0 with no
+    warning. Both are refused; a cohort of only mild patients (none extensive) is not taken for fractions."""
+    x = np.linspace(0, 100, 400)
+    with pytest.raises(InvalidInputError, match=r"2 involvement value\(s\) outside 0-100 \(-5..140\)"):
+        S.fit_extent_calibration(np.r_[x, -5, 140], np.r_[x >= 50, False, True])
+    with pytest.raises(InvalidInputError, match=r"look like fractions of the lung \(0-1\)"):
+        S.fit_extent_calibration(x / 100, x >= 50)
+    assert S.fit_extent_calibration(x, x >= 50).t_bc_pct == pytest.approx(50, abs=3)
+    with pytest.raises(InvalidInputError, match="all 400 patients are labelled not extensive"):
+        S.fit_extent_calibration(x / 100, x < 0)
 
 
 def test_inputs_unlike_the_training_data_are_flagged(tmp_path, capsys):
