@@ -59,9 +59,23 @@ def mosmed_grade(involved_pct: float) -> str:
     return "CT-4"
 
 
+def counts_of(counts, what: str = "pixel counts") -> np.ndarray:
+    """Per-class counts ``[..., 4]`` (background, GGO, consolidation, other lung; a LesionResult's
+    ``pixel_counts`` or ``soft_counts``) as float64 ``[n, 4]``; else one line saying what they are not."""
+    from .preprocessing import check_values
+
+    c = check_values(np.asarray(counts), what)
+    if c.shape[-1:] != (4,):
+        raise InvalidInputError(f"{what} have shape {c.shape}, expected [..., 4]: a count per class (background, GGO, "
+                                "consolidation, other lung), as LesionResult.pixel_counts holds them")
+    if c.min() < 0:
+        raise InvalidInputError(f"{what} hold negative values ({c.min():g}), expected counts of pixels")
+    return c.astype(np.float64).reshape(-1, 4)
+
+
 def involvement(pixel_counts: np.ndarray) -> Dict[str, float]:
     """Counts [..., 4] summed over slices -> % of lung that is GGO, consolidation, either."""
-    c = np.asarray(pixel_counts, dtype=np.float64).reshape(-1, 4).sum(0)
+    c = counts_of(pixel_counts).sum(0)
     lung = c[GGO] + c[CONS] + c[LUNG]
     if lung <= 0:
         return {"ggo_pct": 0.0, "consolidation_pct": 0.0, "involved_pct": 0.0, "lung_pixels": 0.0}
@@ -76,7 +90,7 @@ def involvement(pixel_counts: np.ndarray) -> Dict[str, float]:
 def volumes_ml(pixel_counts: np.ndarray, spacing) -> Dict[str, float]:
     """Counts [..., 4] summed over slices and the voxel size (z, y, x) in mm -> mL of lung (labels 1-3), GGO,
     consolidation and either."""
-    c = np.asarray(pixel_counts, dtype=np.float64).reshape(-1, 4).sum(0)
+    c = counts_of(pixel_counts).sum(0)
     ml = float(np.prod(np.asarray(spacing, dtype=np.float64))) / 1000.0
     return {"lung_ml": ml * (c[GGO] + c[CONS] + c[LUNG]), "ggo_ml": ml * c[GGO], "consolidation_ml": ml * c[CONS],
             "involved_ml": ml * (c[GGO] + c[CONS])}
@@ -138,8 +152,8 @@ def extensive_probability(pixel_counts: np.ndarray, soft_counts: np.ndarray,
     NaN where the labels hold no lung: the expected lung area is then a sum of small
     probabilities, and their ratio says nothing (a black image would score about 0.5).
     """
-    soft = np.asarray(soft_counts, dtype=np.float64).reshape(-1, 4)
-    hard = np.asarray(pixel_counts, dtype=np.float64).reshape(-1, 4)
+    soft = counts_of(soft_counts, "soft counts")
+    hard = counts_of(pixel_counts)
     lung_soft = soft[:, 1:].sum()
     if lung_soft <= 0 or hard[:, 1:].sum() <= 0:
         return math.nan
@@ -155,7 +169,10 @@ def extensive_probability(pixel_counts: np.ndarray, soft_counts: np.ndarray,
 def assess(pixel_counts: np.ndarray, soft_counts: np.ndarray, error_bias_pp: float = 0.0,
            error_sd_pp: float = 10.0) -> SeverityReport:
     """Study (or slice) severity from a LesionResult's per-slice counts."""
-    counts = np.asarray(pixel_counts).reshape(-1, 4)
+    counts, soft = counts_of(pixel_counts), counts_of(soft_counts, "soft counts")
+    if counts.shape != soft.shape:
+        raise InvalidInputError(f"pixel counts of {counts.shape[0]} slice(s) but soft counts of {soft.shape[0]}, "
+                                "expected one row of each per slice")
     inv = involvement(counts)
     per_slice = []
     for z, row in enumerate(counts):

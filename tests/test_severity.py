@@ -285,3 +285,23 @@ def test_the_synthetic_example_carries_the_labels_it_was_made_with():
     assert examples.made_involvement(vol, 5) == pytest.approx(S.involvement(counts[5]))
     vol.meta.extra.pop("made_labels")
     assert examples.made_involvement(vol) is None
+
+
+def test_counts_that_are_not_per_class_counts_are_refused():
+    """Counts were reshaped to [n, 4] whatever their shape: a flat list of 12 counts read as 3 slices, counts per 5
+    classes a numpy reshape error, negative counts taken as no lung, and pixel and soft counts of different numbers
+    of slices assessed together. Each is one InvalidInputError line now; per-class counts of any [..., 4] shape
+    are read as before."""
+    with pytest.raises(InvalidInputError, match=r"shape \(12,\), expected \[\.\.\., 4\]"):
+        S.involvement(np.arange(12))
+    with pytest.raises(InvalidInputError, match=r"shape \(3, 5\)"):
+        S.involvement(np.ones((3, 5)))
+    with pytest.raises(InvalidInputError, match=r"negative values \(-1\)"):
+        S.assess(-np.ones((3, 4)), np.ones((3, 4)))
+    with pytest.raises(InvalidInputError, match=r"pixel counts of 3 slice\(s\) but soft counts of 2"):
+        S.assess(np.ones((3, 4)), np.ones((2, 4)))
+    with pytest.raises(InvalidInputError, match="NaN"):
+        S.extensive_probability(np.ones((2, 4)), np.full((2, 4), np.nan))
+    counts = np.array([[[900, 30, 10, 60]], [[800, 0, 0, 200]]])  # [z, 1, 4]
+    assert S.involvement(counts)["involved_pct"] == pytest.approx(100 * 40 / 300)
+    assert S.assess(counts, counts.astype(float)).grade == "CT-1"
