@@ -6,12 +6,12 @@ import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import streamlit as st
 
 from ctmodels.errors import CTModelsError
-from ctmodels.io import IMAGE_SUFFIXES, read_ct, suffix_of
+from ctmodels.io import IMAGE_SUFFIXES, parse_spacing, read_ct, suffix_of
 from ctmodels.series import lungless, position_note
 from ctmodels.types import CTVolume
 
@@ -138,9 +138,31 @@ def upload_key(files) -> str:
     return k
 
 
-def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Optional[str] = None) -> CTVolume:
+def upload_spacing(files: List, shared: Optional[dict], page: str) -> Optional[Tuple[float, float, float]]:
+    """A single .npy upload gives no voxel size: a box to type it (z,y,x in mm), kept with the session's upload for
+    every page; None (1 mm assumed, as the results say) where it is left empty or the upload is not one .npy. A
+    size that is not three sizes in mm is one st.error line, and the page stops."""
+    if shared is None or len(files) != 1 or suffix_of(files[0].name) != ".npy":
+        return None
+    text = st.text_input("Voxel size of the .npy array, z,y,x in mm (empty: 1 mm assumed)",
+                         value=shared.get("spacing", ""), placeholder="2.5,0.7,0.7",
+                         key=f"{page}_spacing_{shared['key']}",
+                         help="A .npy array holds no voxel size. With it the volumes are given in mL and the trachea "
+                              "is looked for at its size in mm.").strip()
+    shared["spacing"] = text
+    if not text:
+        return None
+    try:
+        return parse_spacing(text)
+    except CTModelsError as exc:
+        show_error(exc)
+        st.stop()
+
+
+def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Optional[str] = None,
+                        spacing: Optional[Tuple[float, float, float]] = None) -> CTVolume:
     """Write the uploads into a private temp dir (0700), read them (the series named, or the one chosen for
-    ``purpose``), delete the dir."""
+    ``purpose``; ``spacing`` for a .npy upload), delete the dir."""
     with tempfile.TemporaryDirectory(prefix="ctmodels-upload-") as tmp, st.spinner(f"Reading {upload_name(files)}..."):
         written = []  # (path here, the name the user knows)
         for i, f in enumerate(files):
@@ -157,7 +179,7 @@ def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Option
             return text.replace(str(Path(tmp)), "the uploaded files")
 
         try:
-            vol = read_ct(target, purpose=purpose, series_uid=series_uid)
+            vol = read_ct(target, purpose=purpose, series_uid=series_uid, spacing=spacing)
         except CTModelsError as exc:
             raise exc.reworded(as_uploaded(str(exc))) from None
     vol.meta.warnings = [as_uploaded(w) for w in vol.meta.warnings]
@@ -260,8 +282,8 @@ def one_image_of(files, shared) -> "tuple[List, Optional[int]]":
     return [files[current]], current
 
 
-def _lesions_key(shared: dict, series: Optional[str], image: Optional[int]) -> str:
-    return f"lesions-{series or 'auto'}-{image}-{shared['key']}"
+def _lesions_key(shared: dict, series: Optional[str], image: Optional[int], spacing) -> str:
+    return f"lesions-{series or 'auto'}-{image}-{spacing}-{shared['key']}"
 
 
 def made_truth(vol: CTVolume, z: Optional[int] = None) -> str:
@@ -288,14 +310,15 @@ def lesion_study(files, use_example: bool):
     shared = st.session_state.get("upload") if files else None
     series = shared.get("series") if shared is not None else None  # a series the user picked, else ours
     files, image = one_image_of(files, shared)
-    key = "example-lesions" if shared is None else _lesions_key(shared, series, image)
+    spacing = upload_spacing(files, shared, "lesions")
+    key = "example-lesions" if shared is None else _lesions_key(shared, series, image, spacing)
     study = cached_result(key)
     if study is None:
         try:
             if key == "example-lesions":
                 vol = examples.lesion_volume()
             else:
-                vol = volume_from_uploads(files, series_uid=series)
+                vol = volume_from_uploads(files, series_uid=series, spacing=spacing)
             bar, update = progress_bar("Segmenting slices")
             study = segment_study(lesion_model(), vol, progress=update)
             bar.empty()
@@ -359,7 +382,7 @@ def image_table(files, run: bool) -> Optional[ImageTable]:
     bar, update = progress_bar("Segmenting every slice image")
     for i, f in enumerate(files):
         name = Path(f.name).name
-        study = cached_result(_lesions_key(shared, None, i))
+        study = cached_result(_lesions_key(shared, None, i, None))
         try:
             if study is None:
                 study = segment_study(lesion_model(), volume_from_uploads([f]))

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import (cached_result, choose_series, progress_bar, quality_model, remember_batch, show_error,
-                              store_result, study_upload, upload_name, volume_from_uploads)
+                              store_result, study_upload, upload_name, upload_spacing, volume_from_uploads)
 from ctmodels import examples
 from ctmodels.charts import verdict_chart
 from ctmodels.errors import CTModelsError, InvalidInputError
@@ -34,7 +34,8 @@ if not files and not use_example:
 shared = st.session_state.get("upload") if files else None
 series = shared.get("qa_series") if shared is not None and not batch else None  # picked in the Series box
 # the hash study_upload keyed the session's upload by
-key = "example-qa" if shared is None else f"qa-{int(batch)}-{series or 'auto'}-" + shared["key"]
+spacing = None if batch else upload_spacing(files, shared, "qa")
+key = "example-qa" if shared is None else f"qa-{int(batch)}-{series or 'auto'}-{spacing}-" + shared["key"]
 result = cached_result(key)
 if result is None:
     bar, update = progress_bar("Checking")
@@ -71,7 +72,7 @@ if result is None:
                     raise exc.reworded(said.replace(str(zp), upload_name(files)).replace(tmp, "the upload")) from None
                 result = (rep, archive.read_bytes(), None, [], None)
         else:
-            vol = volume_from_uploads(files, purpose="quality", series_uid=series)
+            vol = volume_from_uploads(files, purpose="quality", series_uid=series, spacing=spacing)
             r = checker.predict(vol, keep_crops=True)
             row = TriageRow("study", upload_name(files), r.verdict, r.probability_fail, r.reason,
                             slices_mm=measured_span(vol, r), figure=middle_panel(r, scale=4))

@@ -106,14 +106,13 @@ SPACING_HELP = ("voxel size in mm (slice, row, column) of .npy inputs, which do 
 
 
 def spacing_mm(text: str) -> tuple:
-    """``--spacing``: three positive numbers of mm, "2.5,0.7,0.7"."""
+    """``--spacing``: three positive numbers of mm, "2.5,0.7,0.7" (:func:`ctmodels.io.parse_spacing`)."""
+    from .io import parse_spacing
+
     try:
-        sp = tuple(float(v) for v in text.replace(" ", "").split(","))
-    except ValueError:
-        sp = ()
-    if len(sp) != 3 or not all(0 < v < 100 for v in sp):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected three sizes in mm between 0 and 100, as 2.5,0.7,0.7")
-    return sp
+        return parse_spacing(text)
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _spacing_for(spacing, inputs) -> None:

@@ -466,6 +466,22 @@ def read_npy(p: Path, spacing: Optional[Sequence[float]] = None) -> CTVolume:
     return volume_from_array(data, spacing, p, "npy")
 
 
+MAX_SPACING_MM = 100.0  # a voxel size typed by hand: larger is a slip (cm, or the shape typed)
+
+
+def parse_spacing(text: str) -> Tuple[float, float, float]:
+    """A voxel size typed as ``"Z,Y,X"`` in mm (``"2.5,0.7,0.7"``), each above 0 and below ``MAX_SPACING_MM``; else
+    one line saying what was expected."""
+    try:
+        sp = tuple(float(v) for v in str(text).replace(" ", "").split(","))
+    except ValueError:
+        sp = ()
+    if len(sp) != 3 or not all(0 < v < MAX_SPACING_MM for v in sp):
+        raise InvalidInputError(f"{text!r}: expected three sizes in mm between 0 and {MAX_SPACING_MM:g}, as "
+                                "2.5,0.7,0.7")
+    return sp  # type: ignore[return-value]
+
+
 def volume_from_array(data: np.ndarray, spacing: Optional[Sequence[float]] = None, source: Optional[PathLike] = None,
                       fmt: str = "array") -> CTVolume:
     """An array as a ``.npy`` file of it is read: ``[y, x]`` or ``[z, y, x]`` in the canonical layout, uint8 an

@@ -708,3 +708,35 @@ def test_cohort_classes_fit_on_an_upload_and_class_results(tmp_path):
     at.text_input(key="cohort_label").set_value("severe")
     at.run()  # the label column named: a table of one patient is still too few, said in one line
     assert len(at.error) == 2 and at.error[0].value.startswith("mine.csv: need at least two patients")
+
+
+def test_the_voxel_size_of_an_npy_upload_can_be_typed_and_is_kept_across_pages(tmp_path):
+    """A .npy upload gives no voxel size: the app assumed 1 mm (the breath-hold reason says so, no volumes in mL),
+    and, unlike the CLI's --spacing, gave no way to say the size. A box under a .npy upload takes it (z,y,x mm): the
+    reason no longer says it was assumed, Study severity gives the volumes, and the box keeps the size on the other
+    pages; a size that is not three sizes in mm is one error line. Other uploads get no box."""
+    sp = (2.0, 0.7, 0.7)
+    buf = io.BytesIO()
+    np.save(buf, chest_phantom(sp, extent_mm=80, seed=11))
+    at = _app("quality")
+    assert not at.text_input
+    at.file_uploader(key="qa_upload").set_value(("chest.npy", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    reason = at.dataframe[0].value["reason"][0]
+    assert not at.exception and len(at.text_input) == 1 and "pixel size not given (1 mm assumed)" in reason
+    at.text_input[0].set_value("2, 0.7, 0.7")
+    at.run()
+    assert not at.exception and not at.error and _metric(at, "Pass") == "1"
+    assert "pixel size not given" not in at.dataframe[0].value["reason"][0]
+    at.switch_page("app_pages/severity.py")
+    at.run()
+    assert not at.exception and at.text_input[0].value == "2, 0.7, 0.7"
+    assert [c for c in at.caption if c.value.startswith("Volumes, from the scan's voxel size: lung ")]
+    at.text_input[0].set_value("2,0.7")
+    at.run()
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value == "'2,0.7': expected three sizes in mm between 0 and 100, as 2.5,0.7,0.7"
+    at.text_input[0].set_value("")
+    at.run()
+    assert not at.exception and not at.error
+    assert not [c for c in at.caption if c.value.startswith("Volumes, from the scan's voxel size")]
