@@ -34,7 +34,7 @@ from collections import Counter
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import ledger
 from .errors import CTModelsError, EmptyInputError, InvalidInputError, TriageError
@@ -187,6 +187,20 @@ def _sha256(p: Path) -> str:
     return h.hexdigest()
 
 
+def fingerprint(root: Path) -> Dict[str, Tuple[int, int]]:
+    """Each file of a study (a folder's files, or the file) with its size and modification time (ns): what a study
+    still being written (an export into the inbox while triage runs) changes. Cheap: no file is read."""
+    out = {}
+    for rel, p in _files(root).items():
+        st = p.stat()
+        out[rel] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+CHANGED = ("changed while it was checked (a file added, removed or rewritten: still being written?); left in place "
+           "for a later run")
+
+
 def same_content(a: Path, b: Path) -> bool:
     """True when ``a`` and ``b`` hold the same files with the same sizes and SHA-256."""
     fa, fb = _files(a), _files(b)
@@ -237,8 +251,14 @@ def recover(input_dir: Path, targets: List[Path]) -> List[str]:
     return notes
 
 
-def place(src: Path, target_dir: Path, move: bool) -> str:
-    """Copy (and with ``move`` delete) ``src`` into ``target_dir`` safely; returns what happened."""
+def place(src: Path, target_dir: Path, move: bool, checked: Optional[Dict[str, Tuple[int, int]]] = None) -> str:
+    """Copy (and with ``move`` delete) ``src`` into ``target_dir`` safely; returns what happened.
+
+    ``checked``: the study's :func:`fingerprint` when it was read for its verdict. A study that differs from it
+    (still being written) is not copied; one that changes while it is copied and moved is put back where it was,
+    with this run's copy removed, rather than deleted with what was written into it meanwhile."""
+    if checked is not None and fingerprint(src) != checked:
+        raise TriageError(CHANGED, src)
     target_dir.mkdir(parents=True, exist_ok=True)
     final = target_dir / src.name
     if final.exists():
@@ -265,6 +285,10 @@ def place(src: Path, target_dir: Path, move: bool) -> str:
                 _remove(tmp)
             raise
         status = "copied"
+    if checked is not None and fingerprint(src) != checked:  # written into while it was copied: no partial copy
+        if status == "copied":
+            _remove(final)
+        raise TriageError(CHANGED.replace("was checked", "was copied"), src)
     if move:
         trash = src.parent / f"{TRASH}{src.name}"
         if trash.exists():
@@ -273,6 +297,13 @@ def place(src: Path, target_dir: Path, move: bool) -> str:
             os.rename(src, trash)
         except OSError as exc:  # read-only source: the verified copy stays, the source is untouched
             return f"copied; source kept ({exc.strerror or exc})"
+        if checked is not None and fingerprint(trash) != checked:  # written into since: put back, not deleted
+            if not src.exists():
+                os.rename(trash, src)
+            if status == "copied":
+                _remove(final)
+            raise TriageError(CHANGED.replace("was checked", "was moved") + (
+                "" if src.exists() and not trash.exists() else f" (kept as {trash.name})"), src)
         _remove(trash)
         status = "moved" if status == "copied" else "moved (copy was already in place)"
     return status
@@ -554,6 +585,7 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
         if progress:
             progress(i, len(studies), study.name)
         uid = None
+        checked = fingerprint(study)  # as read for its verdict: a study still being written is not moved
         try:
             vol = read_ct(study, purpose="quality")
             uid = vol.meta.study_uid
@@ -581,7 +613,7 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
             row.action, row.destination = f"{UNFINISHED}{'moving' if move else 'copying'}", str(dest / study.name)
             write_ledger(row)
             try:
-                row.action = place(study, dest, move)
+                row.action = place(study, dest, move, checked)
             except (TriageError, OSError) as exc:
                 row.action, row.destination = f"left in place: {exc}", ""
         report.rows.append(row)

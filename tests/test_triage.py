@@ -15,6 +15,7 @@ import pytest
 
 from ctmodels import io
 from ctmodels import quality as Q
+from ctmodels import triage as T
 from ctmodels.cli import main
 from ctmodels.phantoms import chest_phantom
 from ctmodels.errors import InvalidInputError
@@ -728,3 +729,76 @@ def test_two_verdicts_sorted_into_one_folder_are_refused(studies, tmp_path, caps
     err = capsys.readouterr().err
     assert err.startswith("error: ") and f"{same} is the --failed-dir folder" in err and err.count("\n") == 1
     assert _tree(studies) == before and not failed.exists()
+
+
+class _StillWritten:
+    """A checker during whose check an export goes on writing into two studies: a new file in a DICOM folder, and
+    a volume file written again (same bytes, new modification time)."""
+
+    def __init__(self, checker, studies):
+        self.checker, self.studies = checker, studies
+
+    def predict(self, vol, **kw):
+        if vol.meta.format == "dicom" and not (self.studies / "pass_b" / "late.dcm").exists():
+            (self.studies / "pass_b" / "late.dcm").write_bytes(b"arrived after the check began")
+        c = self.studies / "fail_c.nii.gz"
+        data, st = c.read_bytes(), c.stat()
+        c.write_bytes(data)
+        os.utime(c, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        return self.checker.predict(vol, **kw)
+
+
+def test_a_study_still_being_written_is_not_moved(studies, tmp_path, checker):
+    """A scheduled run over an inbox that a PACS exports into could judge a study on the files there when it was
+    read and then move it, with what arrived meanwhile, or delete a file written into between the copy's check and
+    the source's removal. A study that changed after it was read is left in place with its verdict and a reason; a
+    later run moves it, all of it."""
+    before = _tree(studies)
+    failed, passed = tmp_path / "failed", tmp_path / "passed"
+    rep = run_triage(studies, failed, passed, move=True, checker=_StillWritten(checker, studies))
+    rows = {r.study: r for r in rep.rows}
+    assert rows["pass_b"].verdict == "pass" and rows["fail_c.nii.gz"].verdict == "fail"
+    for name in ("pass_b", "fail_c.nii.gz"):
+        assert rows[name].action == f"left in place: {studies / name}: {T.CHANGED}" and rows[name].destination == ""
+    assert rows["pass_a.nii.gz"].action == "moved" and _tree(failed) == {}
+    assert set(_tree(passed)) == {"pass_a.nii.gz"}
+    rep = run_triage(studies, failed, passed, move=True, checker=checker)  # the export has finished
+    assert {r.study: r.action for r in rep.rows if r.verdict != "undetermined"} == {"pass_b": "moved",
+                                                                                   "fail_c.nii.gz": "moved"}
+    together = {**_tree(studies), **_tree(failed), **_tree(passed)}
+    late = hashlib.sha256(b"arrived after the check began").hexdigest()
+    assert together == {**before, "pass_b/late.dcm": late}
+
+
+@pytest.mark.parametrize("when", ["copied", "moved"])
+def test_a_study_written_into_while_it_is_moved_is_put_back_whole(studies, tmp_path, monkeypatch, when):
+    """A file written into the study while it is copied (after the copy was compared with it), or between the
+    last check and the rename that takes the source away: the source is kept (put back), with the new file, and
+    this run's copy is removed; nothing is lost and nothing half-copied stays in the target."""
+    src, dest = studies / "pass_b", tmp_path / "passed"
+    checked = T.fingerprint(src)
+    before = _tree(studies)
+    real_same, real_rename = T.same_content, os.rename
+
+    def write_late():
+        (src / "late.dcm").write_bytes(b"late")
+
+    def same_content(a, b):
+        ok = real_same(a, b)
+        write_late()
+        return ok
+
+    def rename(a, b, *k, **kw):
+        if Path(a) == src:
+            write_late()
+        return real_rename(a, b, *k, **kw)
+
+    if when == "copied":
+        monkeypatch.setattr(T, "same_content", same_content)
+    else:
+        monkeypatch.setattr(T.os, "rename", rename)
+    with pytest.raises(T.TriageError, match=f"changed while it was {when}"):
+        T.place(src, dest, True, checked)
+    assert _tree(studies) == {**before, "pass_b/late.dcm": hashlib.sha256(b"late").hexdigest()}
+    assert not dest.exists() or not list(dest.iterdir())
+    assert not [p for p in studies.iterdir() if p.name.startswith(T.TRASH)]
