@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import __version__
-from .errors import CTModelsError, InvalidInputError
+from .errors import CTModelsError, InvalidInputError, OutputError
 
 log = logging.getLogger("ctmodels")
 
@@ -158,6 +158,9 @@ def cmd_segment(args) -> int:
     table = out / "results.csv"
     with out_lock(out):  # checked before any work (another run writing into the folder holds this while it writes)
         _segment_table(table)
+        for stale in out.glob(f"{ledger.PARTIAL}*"):  # outputs a killed run was writing (under this lock)
+            if stale.is_file():
+                stale.unlink()
     # a folder of image slices (an image data set's images/ folder) is its slices, each an input of its own; masks
     # and overlays that segment wrote there before are not slices
     expanded = []
@@ -223,14 +226,25 @@ def cmd_segment(args) -> int:
             while (taken.get(stem, where) not in (where, str(p))  # this run's rows are in the table too
                    or any((out / f"{stem}{sfx}").resolve() in inputs for sfx in SEGMENT_OUTPUTS)):
                 stem += "_"
-            write_mask_png(res.labels[k], out / f"{stem}.mask.png")
-            Image.fromarray(overlay(disp[k], res.labels[k], classes=(1, 2, 3) if args.show_lung else (1, 2))).save(
-                out / f"{stem}.overlay.png")
+            shown = overlay(disp[k], res.labels[k], classes=(1, 2, 3) if args.show_lung else (1, 2))
+            files = {out / f"{stem}.mask.png": lambda f: write_mask_png(res.labels[k], f),
+                     out / f"{stem}.overlay.png": lambda f: Image.fromarray(shown).save(f)}
             if z > 1:
-                write_mask_nifti(res.labels, vol.spacing, out / f"{stem}.mask.nii.gz", layout=vol.meta.layout)
-                (out / f"{stem}.slices.csv").write_text(study.per_slice_csv())
-            rows.append({"input": where, "stem": stem, **study.summary()})
-            ledger.write_rows(table, [r for r in current if r["stem"] != stem] + rows[-1:], list(rows[0]))
+                files[out / f"{stem}.mask.nii.gz"] = lambda f: write_mask_nifti(res.labels, vol.spacing, f,
+                                                                                layout=vol.meta.layout)
+                files[out / f"{stem}.slices.csv"] = lambda f: f.write_text(study.per_slice_csv())
+            row = {"input": where, "stem": stem, **study.summary()}
+            try:  # all of an input's outputs, or none: a full disk leaves its earlier outputs and row as they were
+                ledger.write_together(files)
+                said = f"its row not added to {table.name}, which is as it was"
+                ledger.write_rows(table, [r for r in current if r["stem"] != stem] + [row], list(row))
+            except OSError as exc:
+                left = len(args.inputs) - args.inputs.index(inp) - 1
+                what = (f"{exc}; no output of {p.name} written (none half-written), {table.name} as it was"
+                        if isinstance(exc, OutputError) else f"{table}: {exc.strerror or exc}; {p.name}: {said}")
+                print(f"error: {what}" + (f"; {left} more input(s) not segmented" if left else ""), file=sys.stderr)
+                return 2
+            rows.append(row)
         if not args.quiet and not rep.lung_found:
             print(f"{p.name}: {'no' if rep.lung_pixels == 0 else 'too little'} lung found, no grade")
         elif not args.quiet:

@@ -90,5 +90,9 @@ class DeviceError(CTModelsError, RuntimeError):
     """The requested compute device is not available."""
 
 
+class OutputError(CTModelsError, OSError):
+    """Results could not be written where they were to go (a full disk, a folder that is not writable)."""
+
+
 class TriageError(CTModelsError):
     """Batch triage could not place a study safely."""

@@ -579,3 +579,46 @@ def test_the_voxel_size_of_an_npy_input_can_be_given(tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             main(["check-breath-hold", str(tmp_path / "chest.npy"), "--spacing", bad])
         assert stop.value.code == 2 and "expected three sizes in mm between 0 and 100" in capsys.readouterr().err
+
+
+def test_a_full_disk_leaves_no_half_written_outputs_and_the_table_as_it_was(tmp_path, capsys, monkeypatch):
+    """The disk of --out fills up while an input's overlay is written (injected ENOSPC after part of the file):
+    segment wrote the mask and half the overlay, left them with no row in results.csv, went on to the next inputs,
+    and said only "error: No space left on device". Now an input's outputs are written together or not at all (an
+    earlier run's outputs of that input stay as they were), the run stops with one line naming the folder, the
+    file and what was not done, and a re-run once there is room finishes it."""
+    import errno
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    names = ["a.png", "b.png", "c.png"]
+    for n in names:
+        Image.fromarray((rng.random((64, 64)) * 60 + np.arange(64) * 3).astype(np.uint8)).save(tmp_path / n)
+    inputs, out = [str(tmp_path / n) for n in names], tmp_path / "out"
+    assert main(["segment", inputs[1], "--out", str(out), "--quiet"]) == 0  # b's outputs of an earlier run
+    earlier = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+    real = Image.Image.save
+
+    def full(self, fp, *args, **kwargs):
+        if "overlay" in str(fp) and "a.overlay" not in str(fp):
+            with open(fp, "wb") as f:
+                f.write(b"\x89PNG half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    capsys.readouterr()
+    assert main(["segment", *inputs, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and err.splitlines()[-1] == (f"error: {out}: could not write b.overlay.png: No space left on device; no output of b.png written "
+                   "(none half-written), results.csv as it was; 1 more input(s) not segmented")
+    now = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {k: v for k, v in now.items() if not k.startswith("a.")} == {**earlier, "results.csv": now["results.csv"]}
+    assert [r["stem"] for r in csv.DictReader(open(out / "results.csv"))] == ["b", "a"]
+    monkeypatch.undo()
+    (out / ".ctmodels-partial-1234abcd-c.mask.png").write_bytes(b"a run killed while writing left this")
+    assert main(["segment", *inputs, "--out", str(out), "--quiet"]) == 0
+    assert sorted(r["stem"] for r in csv.DictReader(open(out / "results.csv"))) == ["a", "b", "c"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{s}.{k}.png" for s in "abc" for k in ("mask", "overlay")] + ["results.csv"])
