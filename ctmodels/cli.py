@@ -148,6 +148,7 @@ def cmd_segment(args) -> int:
     _spacing_for(args.spacing, args.inputs)  # before the folder is made
     out.mkdir(parents=True, exist_ok=True)
     from . import ledger
+    from .atomic import PARTIAL, write_together
     from .device import resolve_device
 
     resolve_device(args.device)  # a device that is not there is an error before any work
@@ -158,7 +159,7 @@ def cmd_segment(args) -> int:
     table = out / "results.csv"
     with out_lock(out):  # checked before any work (another run writing into the folder holds this while it writes)
         _segment_table(table)
-        for stale in out.glob(f"{ledger.PARTIAL}*"):  # outputs a killed run was writing (under this lock)
+        for stale in out.glob(f"{PARTIAL}*"):  # outputs a killed run was writing (under this lock)
             if stale.is_file():
                 stale.unlink()
     # a folder of image slices (an image data set's images/ folder) is its slices, each an input of its own; masks
@@ -235,7 +236,7 @@ def cmd_segment(args) -> int:
                 files[out / f"{stem}.slices.csv"] = lambda f: f.write_text(study.per_slice_csv())
             row = {"input": where, "stem": stem, **study.summary()}
             try:  # all of an input's outputs, or none: a full disk leaves its earlier outputs and row as they were
-                ledger.write_together(files)
+                write_together(files)
                 said = f"its row not added to {table.name}, which is as it was"
                 ledger.write_rows(table, [r for r in current if r["stem"] != stem] + [row], list(row))
             except OSError as exc:

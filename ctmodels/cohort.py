@@ -207,7 +207,10 @@ def fit_table(path: Path, out: Path, label: str = LABEL, window: int = 11, polyo
     if chart is not None:
         from .charts import calibration_chart
 
-        calibration_chart(cal).properties(width=640).save(str(chart))
+        from .atomic import write_together
+
+        drawn = calibration_chart(cal).properties(width=640)
+        write_together({chart: lambda f: drawn.save(str(f))})
     return cal, left
 
 

@@ -69,5 +69,7 @@ def save_trachea_figure(result, path: Union[str, Path]) -> Path:
     d = ImageDraw.Draw(panel)
     p = "-" if result.probability_fail is None else f"{result.probability_fail:.2f}"
     d.text((6, 6), f"{result.verdict.upper()}  P(fail)={p}", fill=(255, 255, 0))
-    panel.save(path)
+    from .atomic import write_together
+
+    write_together({path: panel.save})  # whole or not at all: a full disk leaves no empty image
     return path

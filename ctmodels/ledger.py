@@ -15,13 +15,13 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple, Type
+from typing import Dict, List, Sequence, Tuple, Type
 
-from .errors import CTModelsError, OutputError
+from .atomic import PARTIAL
+from .errors import CTModelsError
 
 log = logging.getLogger(__name__)
 
-PARTIAL = ".ctmodels-partial-"  # the name of a file or folder being written starts so until it is complete
 
 
 def earlier_rows(path: Path, required: Sequence[str], what: str, elsewhere: str,
@@ -111,27 +111,6 @@ def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[s
         if tmp.exists():
             tmp.unlink()
     return all_columns(rows, fields)
-
-
-def write_together(files: Dict[Path, Callable[[Path], object]]) -> None:
-    """Write each file (``{path: writer(path)}``) under a temporary name beside it, ending as it ends (writers
-    choose the format by the suffix), then move them all into place: where a write fails (a full disk) none is left
-    half-written, files of those names are as they were, and the :class:`OutputError` names the file."""
-    tmps: Dict[Path, Path] = {}
-    final = None
-    try:
-        for final, write in files.items():
-            tmps[final] = final.with_name(f"{PARTIAL}{uuid.uuid4().hex[:8]}-{final.name}")
-            write(tmps[final])
-        for final, tmp in tmps.items():
-            os.replace(tmp, final)
-    except OSError as exc:
-        raise OutputError(f"could not write {final.name}: {exc.strerror or exc}",
-                          None if final is None else final.parent) from None
-    finally:
-        for tmp in tmps.values():
-            if tmp.exists():
-                tmp.unlink()
 
 
 def append_row(path: Path, row: Dict[str, object], columns: Sequence[str]) -> None:

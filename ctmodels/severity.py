@@ -241,8 +241,11 @@ class ExtentCalibration:
 
     def save(self, path) -> Path:
         """Write :meth:`to_json` to ``path``."""
+        from .atomic import write_together
+
         path = Path(path)
-        path.write_text(self.to_json(), encoding="utf-8")
+        text = self.to_json()
+        write_together({path: lambda f: f.write_text(text, encoding="utf-8")})
         return path
 
     @classmethod
@@ -313,9 +316,9 @@ def fit_extent_calibration(involved_pct: Sequence[float], extensive: Sequence[bo
         raise InvalidInputError(f"{out} involvement value(s) outside 0-100 ({x.min():g}..{x.max():g}), expected a % "
                                 "of lung")
     if x.max() <= 1 and y.max() == 1:
-        raise InvalidInputError(f"every involvement is at most 1 % (largest {x.max():g}), yet {int(y.sum())} patient(s) "
-                                "are labelled extensive (50 % or more of the lung involved): these look like fractions "
-                                "of the lung (0-1); expected % of lung (0-100), the fractions times 100")
+        raise InvalidInputError(f"every involvement is at most 1 % (largest {x.max():g}), yet {int(y.sum())} "
+                                "patient(s) are labelled extensive (50 % or more of the lung involved): these look "
+                                "like fractions of the lung (0-1); expected % of lung (0-100), the fractions times 100")
     if y.min() == y.max():
         raise InvalidInputError(f"all {y.size} patients are labelled {'' if y[0] else 'not '}extensive: the fit needs "
                                 "patients of both kinds to say where extensive disease begins")

@@ -38,7 +38,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import ledger
 from .errors import CTModelsError, EmptyInputError, InvalidInputError, TriageError
-from .ledger import PARTIAL
+from .atomic import PARTIAL, write_together
 
 log = logging.getLogger(__name__)
 
@@ -636,10 +636,10 @@ def write_report(report: TriageReport, folder: Path) -> Dict[str, Path]:
 
     chart = verdict_chart(report.report_counts())
     out["html"] = folder / "chart.html"
-    chart.save(str(out["html"]))
+    write_together({out["html"]: lambda f: chart.save(str(f))})
     try:
         out["png"] = folder / "chart.png"
-        chart.save(str(out["png"]))
+        write_together({out["png"]: lambda f: chart.save(str(f))})
     except Exception as exc:  # PNG export needs vl-convert; HTML is always written
         log.warning("chart.png not written (%s)", exc)
         out.pop("png")

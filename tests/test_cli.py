@@ -611,8 +611,9 @@ def test_a_full_disk_leaves_no_half_written_outputs_and_the_table_as_it_was(tmp_
     capsys.readouterr()
     assert main(["segment", *inputs, "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.count("error: ") == 1 and err.splitlines()[-1] == (f"error: {out}: could not write b.overlay.png: No space left on device; no output of b.png written "
-                   "(none half-written), results.csv as it was; 1 more input(s) not segmented")
+    assert err.count("error: ") == 1 and err.splitlines()[-1] == (
+        f"error: {out}: could not write b.overlay.png: No space left on device; no output of b.png written "
+        "(none half-written), results.csv as it was; 1 more input(s) not segmented")
     now = {p.name: p.read_bytes() for p in out.iterdir()}
     assert {k: v for k, v in now.items() if not k.startswith("a.")} == {**earlier, "results.csv": now["results.csv"]}
     assert [r["stem"] for r in csv.DictReader(open(out / "results.csv"))] == ["b", "a"]

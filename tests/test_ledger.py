@@ -6,6 +6,7 @@ import re
 import pytest
 
 from ctmodels import ledger
+from ctmodels.atomic import PARTIAL
 from ctmodels.errors import InvalidInputError
 
 
@@ -62,7 +63,7 @@ def test_a_write_that_fails_leaves_the_earlier_table_whole(tmp_path, monkeypatch
         ledger.write_rows(table, [{"input": "b.png", "stem": "b"}], ["input", "stem"])
     assert table.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
     # one a killed write left is removed by the next read
-    (tmp_path / f"{ledger.PARTIAL}results.csv-0123abcd").write_text("input,st")
+    (tmp_path / f"{PARTIAL}results.csv-0123abcd").write_text("input,st")
     assert _read(table) == [{"input": "a.png", "stem": "a"}]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
 
