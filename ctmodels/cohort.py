@@ -201,16 +201,18 @@ def fit_table(path: Path, out: Path, label: str = LABEL, window: int = 11, polyo
                                     chart)
         if chart.resolve() == out.resolve():
             raise InvalidInputError("is also the --out calibration; give the chart another name", chart)
+    from .atomic import write_together
+
     cal, left = fit_rows(_read(Path(path), (INVOLVED, label)), path, label, window, polyorder)
-    cal.save(out)
-    log.info("calibration fitted on %d patients written to %s", cal.n_patients, out)
+    text = cal.to_json()
+    files = {out: lambda f: f.write_text(text, encoding="utf-8")}
     if chart is not None:
         from .charts import calibration_chart
 
-        from .atomic import write_together
-
         drawn = calibration_chart(cal).properties(width=640)
-        write_together({chart: lambda f: drawn.save(str(f))})
+        files[chart] = lambda f: drawn.save(str(f))
+    write_together(files)  # both or neither: a chart that cannot be written leaves no calibration without it
+    log.info("calibration fitted on %d patients written to %s", cal.n_patients, out)
     return cal, left
 
 

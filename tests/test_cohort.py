@@ -157,6 +157,28 @@ def test_the_fit_can_be_drawn_and_its_chart_is_checked_before_the_fit(cohort, tm
         assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == written
 
 
+def test_a_chart_that_cannot_be_written_leaves_no_calibration_without_it(cohort, tmp_path, capsys, monkeypatch):
+    """The calibration was written before its chart: a chart that could not be written (a full disk) left cal.json
+    there, so that the same command run again stopped at "exists". Both are written, or neither."""
+    import errno
+
+    import altair as alt
+
+    table, _, _ = cohort
+
+    def full(self, fp, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(alt.LayerChart, "save", full)
+    monkeypatch.setattr(alt.Chart, "save", full)
+    args = ["calibrate", "fit", str(table), "--out", str(tmp_path / "cal.json"), "--chart", str(tmp_path / "fit.png")]
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: could not write fit.png: No space left on device\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.csv"]
+    monkeypatch.undo()
+    assert main(args) == 0 and (tmp_path / "cal.json").exists() and (tmp_path / "fit.png").exists()
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_synthetic_cohort_has_the_answer_it_is_made_with(seed):
     """The app's example cohort: measured = true + N(0, 6) points, extensive where true >= 50, so P(extensive | x)
