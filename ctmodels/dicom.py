@@ -315,7 +315,9 @@ def _listed(values) -> str:
 
 def _pixel_spacing(ds) -> Tuple[float, float]:
     """(row, column) spacing in mm from PixelSpacing (or ImagerPixelSpacing); (1, 1) where neither is usable,
-    which :func:`_given_pixel_spacing` tells by None."""
+    which :func:`_given_pixel_spacing` tells by None. Not ReconstructionDiameter over the columns: images resampled
+    after the reconstruction keep it (pydicom's CT_small.dcm: 338.7 mm over 128 columns, 2.65 mm, where its
+    PixelSpacing is 0.66 mm)."""
     return _given_pixel_spacing(ds) or (1.0, 1.0)
 
 
