@@ -515,8 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("inputs", nargs="+", help="images (or a folder of them), DICOM files/folders, zips, NIfTI volumes")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    s.add_argument("--model", default="lesion-unet-effb0", help=f"registry name ({', '.join(registry.names())}) "
-                   "or a weights folder")
+    s.add_argument("--model", default="lesion-unet-effb0", help=f"registry name ({', '.join(registry.names())}), "
+                   "a weights folder, or a Hub repository at a commit (USER/REPO@COMMIT)")
     s.add_argument("--batch-size", type=int, default=None, help="slices per network call (default 16 on CPU, 64 on GPU)")
     s.add_argument("--show-lung", action="store_true", help="also colour 'other lung' in the overlay")
     s.add_argument("--series", metavar="UID", default=None,
@@ -576,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--save-figure", metavar="FILE", help="PNG of the trachea crop with its contour")
     s.add_argument("--series", metavar="UID", default=None,
                    help="check this series (SeriesInstanceUID, as `ctmodels info` lists) instead of the one chosen")
-    s.add_argument("--model", default=None, help="registry name or weights folder")
+    s.add_argument("--model", default=None, help="registry name, weights folder or USER/REPO@COMMIT")
     s.add_argument("--spacing", metavar="Z,Y,X", type=spacing_mm, default=None, help=SPACING_HELP)
     s.set_defaults(func=cmd_check_breath_hold)
 
@@ -597,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where report.csv and the chart go (default: --failed-dir); a re-run keeps the rows of "
                         "earlier runs there")
     s.add_argument("--json", action="store_true")
-    s.add_argument("--model", default=None, help="registry name or weights folder")
+    s.add_argument("--model", default=None, help="registry name, weights folder or USER/REPO@COMMIT")
     s.set_defaults(func=cmd_triage)
 
     s = sub.add_parser("train-quality", help="train the breath-hold classifier (simulated expiration), "

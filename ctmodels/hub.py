@@ -9,6 +9,11 @@ Resolution order (the first that has the files wins):
 4. the Hugging Face Hub at the pinned revision (``HF_ENDPOINT`` is honoured; nothing is
    fetched when ``HF_HUB_OFFLINE=1``).
 
+A Hub repository of one's own (weights pushed with ``ctmodels push``, or fine-tuned ones) is loaded at a commit:
+``from_pretrained("user/repo", revision=COMMIT)`` or ``"user/repo@COMMIT"`` (``--model`` in the CLI). No hashes are
+recorded for it, so the commit (40 hex digits, which fixes every file's content) is required: a branch could
+change under the user.
+
 A file whose SHA-256 differs from the registry is re-downloaded once from the Hub; a second
 mismatch raises :class:`WeightsChecksumError` naming the file.
 """
@@ -18,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from . import registry
-from .errors import WeightsChecksumError, WeightsNotFoundError
+from .errors import WeightsChecksumError, WeightsError, WeightsNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +62,23 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+COMMIT = re.compile(r"[0-9a-f]{40}")
+REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+MODEL_FILES = ("config.json", "model.safetensors")  # what every model folder holds; ``optional`` ones beside
+
+
 def resolve_model_dir(name_or_path: Union[str, Path], revision: Optional[str] = None,
-                      cache_dir: Optional[str] = None) -> Path:
-    """Return a local folder holding verified weights for a registry name or a folder path."""
+                      cache_dir: Optional[str] = None, optional: Sequence[str] = ()) -> Path:
+    """Return a local folder holding verified weights for a registry name or a folder path, or the files of a
+    Hub repository of one's own at a commit (``"user/repo"`` with ``revision``, or ``"user/repo@COMMIT"``):
+    :data:`MODEL_FILES` and those of ``optional`` the repository holds."""
     p = Path(name_or_path)
+    text = str(name_or_path)
+    if not p.is_dir() and text not in registry.names() and REPO_ID.fullmatch(text.split("@")[0]):
+        repo_id, _, at = text.partition("@")
+        if at and revision and at != revision:
+            raise WeightsError(f"{text!r} names commit {at} but revision={revision!r} was given; give one")
+        return _repo_at_commit(repo_id, at or revision, cache_dir, optional)
     if p.is_dir():
         # an explicit folder: verify against the registry when it is a registered model
         try:
@@ -81,6 +100,42 @@ def resolve_model_dir(name_or_path: Union[str, Path], revision: Optional[str] = 
             return cand
         log.warning("weights in %s fail their SHA-256 check (%s); looking further", cand, bad)
     return _from_hub(entry, revision or entry.revision, cache_dir)
+
+
+def _repo_at_commit(repo_id: str, revision: Optional[str], cache_dir: Optional[str],
+                    optional: Sequence[str]) -> Path:
+    """The model files of a Hub repository that is not in the registry, at a commit (from the cache first)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    if not revision or not COMMIT.fullmatch(revision):
+        raise WeightsNotFoundError(
+            f"{repo_id!r} is no folder here and no registered model ({', '.join(registry.names())}); to load a Hub "
+            f"repository of your own, give the commit to load (40 hex digits) as revision= or {repo_id}@COMMIT"
+            + (f" (not {revision!r}: a branch or tag can change under you)" if revision else "")
+            + "; no hashes are recorded for it, so the commit is what fixes its files")
+    folder = None
+    for fname in list(MODEL_FILES) + [f for f in optional if f not in MODEL_FILES]:
+        try:  # the cache first, without a request (HF_HUB_OFFLINE: the cache only)
+            path = hf_hub_download(repo_id, fname, revision=revision, cache_dir=cache_dir, local_files_only=True)
+        except Exception:
+            path = None
+        if path is None and not _offline():
+            try:
+                path = hf_hub_download(repo_id, fname, revision=revision, cache_dir=cache_dir)
+            except Exception as exc:
+                if isinstance(exc, EntryNotFoundError) and fname not in MODEL_FILES:
+                    continue  # an optional file the repository does not hold
+                raise WeightsNotFoundError(f"could not download {fname} of {repo_id}@{revision}: "
+                                           f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        if path is None:
+            if fname not in MODEL_FILES:
+                continue
+            raise WeightsNotFoundError(f"HF_HUB_OFFLINE is set and {fname} of {repo_id}@{revision} is not cached; "
+                                       "run once with network access")
+        folder = Path(path).parent
+    log.info("weights of %s@%s from %s", repo_id, revision[:12], folder)
+    return folder  # type: ignore[return-value]
 
 
 def _from_hub(entry: registry.ModelEntry, revision: str, cache_dir: Optional[str]) -> Path:

@@ -124,7 +124,8 @@ class LesionSegmenter:
         from .hub import resolve_model_dir
         from .lesion_model import load_lesion_unet
 
-        folder = resolve_model_dir(name_or_path or MODEL_NAME, **hub_kwargs)
+        folder = resolve_model_dir(name_or_path or MODEL_NAME, optional=("preprocessing.json", "README.md"),
+                                   **hub_kwargs)
         dev = resolve_device(device)
         model = load_lesion_unet(folder)
         pre_path = Path(folder) / "preprocessing.json"

@@ -282,7 +282,7 @@ class BreathHoldChecker:
     def from_pretrained(cls, name_or_path: Union[str, Path, None] = None, **hub_kwargs) -> "BreathHoldChecker":
         from .hub import resolve_model_dir
 
-        folder = resolve_model_dir(name_or_path or MODEL_NAME, **hub_kwargs)
+        folder = resolve_model_dir(name_or_path or MODEL_NAME, optional=("README.md",), **hub_kwargs)
         return cls(LogisticShapeModel.load(folder))
 
     def predict(self, vol: Union[CTVolume, np.ndarray, str, Path], keep_crops: bool = False,

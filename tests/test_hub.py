@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,56 @@ def test_a_breath_hold_model_folder_that_does_not_fit_is_one_line(tmp_path, conf
     folder = _folder(tmp_path, "m", config_from, weights_from)
     with pytest.raises(WeightsError, match=re.escape(said)):
         BreathHoldChecker.from_pretrained(folder)
+
+
+def _run(tmp_path, endpoint, code, offline=False):
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1",
+           "HF_HUB_OFFLINE": "1" if offline else "0", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_a_hub_repository_of_one_s_own_loads_at_a_commit(tmp_path):
+    """A researcher's own weights on the Hub (pushed with ctmodels push, or fine-tuned) could not be loaded:
+    from_pretrained("user/repo") was "unknown model". It loads at a commit (revision= or user/repo@COMMIT), which
+    fixes its files since no hashes are recorded for it; the lesion model gives the bundled model's labels from
+    the same files, the breath-hold model loads from a repository without README.md, the cache serves it offline,
+    and a branch or no revision is one line saying to give the commit."""
+    code = textwrap.dedent(f"""
+        import json
+        import numpy as np
+        from ctmodels import BreathHoldChecker, LesionSegmenter
+        from ctmodels.errors import CTModelsError
+        x = (np.arange(96 * 96).reshape(96, 96) % 251).astype(np.uint8)
+        out = {{}}
+        try:
+            own = LesionSegmenter.from_pretrained("someone/my-lesion@{REV}", device="cpu")
+            ref = LesionSegmenter.from_pretrained(device="cpu")
+            out["same"] = bool(np.array_equal(own.predict(x).labels, ref.predict(x).labels))
+            qa = BreathHoldChecker.from_pretrained("someone/my-qa", revision="{REV}")
+            out["qa"] = qa.model.config.get("model_type")
+        except CTModelsError as e:
+            out["error"] = str(e)
+        for args in (("someone/my-lesion",), ("someone/my-lesion@main",)):
+            try:
+                LesionSegmenter.from_pretrained(*args)
+            except CTModelsError as e:
+                out.setdefault("refused", []).append(str(e))
+        print(json.dumps(out))
+    """)
+    with FakeHub() as fh:
+        fh.add_folder("someone/my-lesion", REV, ROOT / "weights" / "lesion-unet-effb0")
+        fh.add_folder("someone/my-qa", REV, ROOT / "weights" / NAME, skip={"README.md"})
+        out = _run(tmp_path, fh.url, code)
+        assert out.get("same") is True and out.get("qa") == "logistic-shape", out
+        assert [r.split(" to load a Hub repository of your own, ")[1] for r in out["refused"]] == [
+            "give the commit to load (40 hex digits) as revision= or someone/my-lesion@COMMIT; no hashes are "
+            "recorded for it, so the commit is what fixes its files",
+            "give the commit to load (40 hex digits) as revision= or someone/my-lesion@COMMIT (not 'main': a branch "
+            "or tag can change under you); no hashes are recorded for it, so the commit is what fixes its files"]
+        got = {(m, p.split("/resolve/")[0].strip("/")) for m, p in fh.requests if "/resolve/" in p}
+        assert {r for _, r in got} == {"someone/my-lesion", "someone/my-qa"}
+        n = len(fh.requests)
+        again = _run(tmp_path, fh.url, code, offline=True)  # from the cache, no request
+        assert again.get("same") is True and again["qa"] == "logistic-shape" and len(fh.requests) == n
