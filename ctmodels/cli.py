@@ -115,6 +115,17 @@ def spacing_mm(text: str) -> tuple:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def seconds(text: str) -> float:
+    """``--settle``: a number of seconds, 0 or more."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds, 0 or more")
+    return v
+
+
 def _spacing_for(spacing, inputs) -> None:
     """``--spacing`` is for .npy inputs only: any other input gives its own voxel size (or, an image, none)."""
     if spacing is None:
@@ -358,7 +369,7 @@ def cmd_triage(args) -> int:
                         dry_run=args.dry_run, checker=checker, progress=progress,
                         include_patient_ids=args.include_patient_ids,
                         undetermined_dir=Path(args.undetermined_dir) if args.undetermined_dir else None,
-                        report_dir=Path(args.report_dir or args.failed_dir))
+                        report_dir=Path(args.report_dir or args.failed_dir), settle_s=args.settle)
     if bar is not None:
         bar.close()
     files = {k: str(v) for k, v in report.files.items()}
@@ -596,6 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report-dir", default=None,
                    help="where report.csv and the chart go (default: --failed-dir); a re-run keeps the rows of "
                         "earlier runs there")
+    s.add_argument("--settle", metavar="SECONDS", type=seconds, default=0.0,
+                   help="leave studies with a file changed less than SECONDS ago for a later run (still arriving: "
+                        "an inbox a PACS exports into; default 0, off)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--model", default=None, help="registry name, weights folder or USER/REPO@COMMIT")
     s.set_defaults(func=cmd_triage)

@@ -29,6 +29,7 @@ import itertools
 import logging
 import os
 import shutil
+import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager, nullcontext
@@ -484,7 +485,8 @@ def folder_lock(folder: Path) -> Iterator[None]:
 def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = None, move: bool = True,
                dry_run: bool = False, checker=None, progress: Optional[Callable[[int, int, str], None]] = None,
                undetermined_dir: Optional[Path] = None, keep_figures: bool = False,
-               include_patient_ids: bool = False, report_dir: Optional[Path] = None) -> TriageReport:
+               include_patient_ids: bool = False, report_dir: Optional[Path] = None,
+               settle_s: float = 0.0) -> TriageReport:
     """Check every study; put failed ones in ``failed_dir`` (passed ones in ``passed_dir`` and
     undetermined ones in ``undetermined_dir`` when given; otherwise they stay where they are).
 
@@ -492,7 +494,13 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     and PatientID columns to the report. Logs never carry them either way. With ``report_dir`` (and not
     ``dry_run``), the report there is kept as the batch's ledger (see the module's docstring), written as the
     run goes, with the chart at the end (:func:`write_report`). A run that sorts holds the input folder's
-    :func:`folder_lock`, and waits for the report folder's :func:`report_lock`; a dry run takes neither."""
+    :func:`folder_lock`, and waits for the report folder's :func:`report_lock`; a dry run takes neither.
+
+    ``settle_s``: a study with a file changed less than this many seconds ago is still arriving (an export into
+    the inbox): it is listed as not checked and left for a later run, as DICOM routers wait for a study to be
+    stable. Off (0) by default; a study that changes while it is checked is not moved either way (:func:`place`)."""
+    if not settle_s >= 0:
+        raise InvalidInputError(f"settle time must be 0 or more seconds, got {settle_s}")
     input_dir, failed_dir = Path(input_dir), Path(failed_dir)
     passed_dir = Path(passed_dir) if passed_dir else None
     undetermined_dir = Path(undetermined_dir) if undetermined_dir else None
@@ -514,7 +522,7 @@ def run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path] = N
     with nullcontext() if dry_run else folder_lock(input_dir), \
             nullcontext() if dry_run or not report_dir else report_lock(Path(report_dir)):
         return _run_triage(input_dir, failed_dir, passed_dir, move, dry_run, checker, progress, undetermined_dir,
-                           keep_figures, include_patient_ids, report_dir)
+                           keep_figures, include_patient_ids, report_dir, settle_s)
 
 
 REPORT_LOCK = ".ctmodels-report.lock"
@@ -543,7 +551,7 @@ def report_lock(folder: Path) -> Iterator[None]:
 
 def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], move: bool, dry_run: bool,
                 checker, progress, undetermined_dir: Optional[Path], keep_figures: bool, include_patient_ids: bool,
-                report_dir: Optional[Path]) -> TriageReport:
+                report_dir: Optional[Path], settle_s: float = 0.0) -> TriageReport:
     from .io import read_ct
     from .quality import FAIL, PASS, UNDETERMINED, BreathHoldChecker, measured_span
 
@@ -586,6 +594,11 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
             progress(i, len(studies), study.name)
         uid = None
         checked = fingerprint(study)  # as read for its verdict: a study still being written is not moved
+        age = time.time() - max((t / 1e9 for _, t in checked.values()), default=0.0)
+        if age < settle_s:
+            report.skipped.append(f"{study.name}: still arriving (a file changed {max(age, 0):.0f} s ago, under the "
+                                  f"{settle_s:g} s settle time); checked by a later run")
+            continue
         try:
             vol = read_ct(study, purpose="quality")
             uid = vol.meta.study_uid
