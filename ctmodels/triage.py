@@ -198,8 +198,9 @@ def fingerprint(root: Path) -> Dict[str, Tuple[int, int]]:
     return out
 
 
-CHANGED = ("changed while it was checked (a file added, removed or rewritten: still being written?); left in place "
-           "for a later run")
+CHANGED_WHILE = ("changed while it was {} (a file added, removed or rewritten: still being written?); left in place "
+                 "for a later run")
+CHANGED = CHANGED_WHILE.format("checked")
 
 
 def same_content(a: Path, b: Path) -> bool:
@@ -258,7 +259,10 @@ def place(src: Path, target_dir: Path, move: bool, checked: Optional[Dict[str, T
     ``checked``: the study's :func:`fingerprint` when it was read for its verdict. A study that differs from it
     (still being written) is not copied; one that changes while it is copied and moved is put back where it was,
     with this run's copy removed, rather than deleted with what was written into it meanwhile."""
-    if checked is not None and fingerprint(src) != checked:
+    def changed(p: Path) -> bool:
+        return checked is not None and fingerprint(p) != checked
+
+    if changed(src):
         raise TriageError(CHANGED, src)
     target_dir.mkdir(parents=True, exist_ok=True)
     final = target_dir / src.name
@@ -286,10 +290,10 @@ def place(src: Path, target_dir: Path, move: bool, checked: Optional[Dict[str, T
                 _remove(tmp)
             raise
         status = "copied"
-    if checked is not None and fingerprint(src) != checked:  # written into while it was copied: no partial copy
+    if changed(src):  # written into while it was copied: no partial copy
         if status == "copied":
             _remove(final)
-        raise TriageError(CHANGED.replace("was checked", "was copied"), src)
+        raise TriageError(CHANGED_WHILE.format("copied"), src)
     if move:
         trash = src.parent / f"{TRASH}{src.name}"
         if trash.exists():
@@ -298,12 +302,12 @@ def place(src: Path, target_dir: Path, move: bool, checked: Optional[Dict[str, T
             os.rename(src, trash)
         except OSError as exc:  # read-only source: the verified copy stays, the source is untouched
             return f"copied; source kept ({exc.strerror or exc})"
-        if checked is not None and fingerprint(trash) != checked:  # written into since: put back, not deleted
+        if changed(trash):  # written into since: put back, not deleted
             if not src.exists():
                 os.rename(trash, src)
             if status == "copied":
                 _remove(final)
-            raise TriageError(CHANGED.replace("was checked", "was moved") + (
+            raise TriageError(CHANGED_WHILE.format("moved") + (
                 "" if src.exists() and not trash.exists() else f" (kept as {trash.name})"), src)
         _remove(trash)
         status = "moved" if status == "copied" else "moved (copy was already in place)"
