@@ -105,7 +105,7 @@ def resolve_model_dir(name_or_path: Union[str, Path], revision: Optional[str] = 
 def _repo_at_commit(repo_id: str, revision: Optional[str], cache_dir: Optional[str],
                     optional: Sequence[str]) -> Path:
     """The model files of a Hub repository that is not in the registry, at a commit (from the cache first)."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import EntryNotFoundError
 
     if not revision or not COMMIT.fullmatch(revision):
@@ -116,10 +116,9 @@ def _repo_at_commit(repo_id: str, revision: Optional[str], cache_dir: Optional[s
             + "; no hashes are recorded for it, so the commit is what fixes its files")
     folder = None
     for fname in list(MODEL_FILES) + [f for f in optional if f not in MODEL_FILES]:
-        try:  # the cache first, without a request (HF_HUB_OFFLINE: the cache only)
-            path = hf_hub_download(repo_id, fname, revision=revision, cache_dir=cache_dir, local_files_only=True)
-        except Exception:
-            path = None
+        # the cache first, without a request, as _from_hub looks (HF_HUB_OFFLINE: the cache only)
+        cached = try_to_load_from_cache(repo_id, fname, cache_dir=cache_dir, revision=revision)
+        path = cached if isinstance(cached, str) else None
         if path is None and not _offline():
             try:
                 path = hf_hub_download(repo_id, fname, revision=revision, cache_dir=cache_dir)
