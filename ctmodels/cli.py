@@ -248,12 +248,12 @@ def cmd_segment(args) -> int:
             row = {"input": where, "stem": stem, **study.summary()}
             try:  # all of an input's outputs, or none: a full disk leaves its earlier outputs and row as they were
                 write_together(files)
-                said = f"its row not added to {table.name}, which is as it was"
                 ledger.write_rows(table, [r for r in current if r["stem"] != stem] + [row], list(row))
             except OSError as exc:
                 left = len(args.inputs) - args.inputs.index(inp) - 1
                 what = (f"{exc}; no output of {p.name} written (none half-written), {table.name} as it was"
-                        if isinstance(exc, OutputError) else f"{table}: {exc.strerror or exc}; {p.name}: {said}")
+                        if isinstance(exc, OutputError) else f"{table}: {exc.strerror or exc}; {p.name}: its row not "
+                        f"added to {table.name}, which is as it was")
                 print(f"error: {what}" + (f"; {left} more input(s) not segmented" if left else ""), file=sys.stderr)
                 return 2
             rows.append(row)

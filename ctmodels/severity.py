@@ -182,7 +182,7 @@ def assess(pixel_counts: np.ndarray, soft_counts: np.ndarray, error_bias_pp: flo
     notes = []
     lung_found = inv["lung_pixels"] >= MIN_LUNG_PIXELS
     grade = mosmed_grade(inv["involved_pct"]) if lung_found else NOT_ASSESSED
-    p = extensive_probability(counts, soft_counts, error_bias_pp, error_sd_pp) if lung_found else math.nan
+    p = extensive_probability(counts, soft, error_bias_pp, error_sd_pp) if lung_found else math.nan
     if inv["lung_pixels"] <= 0:
         notes.append("no lung found: percentages are 0 by definition, and no grade or P(extensive) is given "
                      "(expected an axial chest CT slice or study)")
