@@ -49,7 +49,7 @@ if result is None:
                 r = checker.predict(vol, keep_crops=True)
                 rows.append(TriageRow(name, name, r.verdict, r.probability_fail, r.reason,
                                       figure=middle_panel(r, scale=4)))
-            result = (TriageReport(rows), None, None, [], None)
+            result = (TriageReport(rows), None, None, [], None, [])
         elif batch:
             folder = any("/" in f.name for f in files)  # an uploaded folder: its files, named by their paths
             if not folder and (len(files) != 1 or not files[0].name.lower().endswith(".zip")):
@@ -70,14 +70,14 @@ if result is None:
                 except CTModelsError as exc:  # named as the user knows the upload, not by this temp folder
                     said = str(exc).replace(str(Path(tmp) / "work" / "in"), upload_name(files))
                     raise exc.reworded(said.replace(str(zp), upload_name(files)).replace(tmp, "the upload")) from None
-                result = (rep, archive.read_bytes(), None, [], None)
+                result = (rep, archive.read_bytes(), None, [], None, [])
         else:
             vol = volume_from_uploads(files, purpose="quality", series_uid=series, spacing=spacing)
             r = checker.predict(vol, keep_crops=True)
             row = TriageRow("study", upload_name(files), r.verdict, r.probability_fail, r.reason,
                             slices_mm=measured_span(vol, r), figure=middle_panel(r, scale=4))
             result = (TriageReport([row]), None, r.series_reason, checkable(vol.meta.extra.get("series") or []),
-                      vol.meta.series_uid)
+                      vol.meta.series_uid, list(vol.meta.warnings))  # how it was read: gaps filled, slices made
     except Exception as exc:
         bar.empty()
         show_error(exc)
@@ -87,7 +87,7 @@ if result is None:
     bar.empty()
     store_result(key, result)
 
-report, archive, series_note, series_infos, series_used = result
+report, archive, series_note, series_infos, series_used, read_warnings = result
 if key == "example-qa":
     st.warning("SYNTHETIC examples made in code (the expiration case is a simulated 50 % area loss).")
 for note in report.skipped:
@@ -108,6 +108,8 @@ st.dataframe(table, hide_index=True, width="stretch")
 if series_note:
     st.caption(f"Series used: {series_note}")
 choose_series(series_infos, series_used, shared, page="qa")
+for w in read_warnings:  # as the Lesions page shows them
+    st.warning(w)
 cols = st.columns(4)  # a single study's crop at a quarter of the width, not blown up to the page's
 for i, r in enumerate(report.rows):
     with cols[i % len(cols)]:

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import EmptyInputError, InvalidInputError, NotChestError, NotCTError
-from .orientation import canonicalize
+from .orientation import PLANES, canonicalize, reading_note
 from .types import HU, CTVolume, VolumeMeta
 
 log = logging.getLogger(__name__)
@@ -284,6 +284,13 @@ def _orientation(ds) -> np.ndarray:
     """ImageOrientationPatient's row and column direction cosines; axial where the tag is missing or unusable
     (:func:`_orientation_problem` says which)."""
     return np.array([float(x) for x in ds.ImageOrientationPatient] if _orientation_problem(ds) is None else AXIAL)
+
+
+def plane_of(ds) -> str:
+    """The plane of a slice by its ImageOrientationPatient: ``axial``, ``coronal`` or ``sagittal``, the one its
+    normal is nearest to; axial where the tag is missing or unusable, as the slices are then read."""
+    normal = np.abs(np.cross(*np.split(_orientation(ds), 2)))
+    return PLANES[2 - int(np.argmax(normal))]  # the normal's LPS axis: L sagittal, P coronal, S axial
 
 
 def _orientation_problem(ds) -> Optional[str]:
@@ -725,6 +732,9 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
                             f"{off:.1f} mm across the series")
     vox, spacing, layout = canonicalize(np.transpose(vol, (2, 1, 0)), directions[:, ::-1], (c_sp, r_sp, abs(dz)),
                                         origin=origin)
+    note = reading_note(spacing, layout.stored_plane)
+    if note:
+        warnings.append(note)
     # positions follow the canonical z axis (feet to head)
     flipped_z = directions[2, 0] < 0 if abs(directions[2, 0]) >= 0.5 else False
     pos_list = [float(x) for x in (positions[::-1] if flipped_z else positions)]
@@ -883,6 +893,7 @@ def _series_summary(ds) -> Dict[str, object]:
         "patient_position": str(getattr(ds, "PatientPosition", "") or "").strip().upper() or None,
         "image_type": _image_type(ds),
         "body_part": body_part(ds),
+        "plane": plane_of(ds),
     }
 
 

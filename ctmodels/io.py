@@ -39,7 +39,7 @@ import numpy as np
 from . import dicom
 from .archive import extracted
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
-from .orientation import Layout, canonicalize, ras_to_lps, split_affine
+from .orientation import Layout, canonicalize, ras_to_lps, reading_note, split_affine
 from .preprocessing import as_array, check_values
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
@@ -353,7 +353,19 @@ def read_nifti(p: Path) -> CTVolume:
     dirs, sp = split_affine(lps[:3, :3])
     vox, spacing, layout = canonicalize(data, dirs, sp, origin=lps[:3, 3])
     return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nifti", modality="CT", units=HU,
-                                                           layout=layout))
+                                                           layout=layout, warnings=_noted(spacing, p)))
+
+
+def _noted(spacing: Sequence[float], source: PathLike) -> List[str]:
+    """A volume's warnings from its voxel size (:func:`ctmodels.orientation.reading_note`: its axial pixels not
+    square), logged as the DICOM reader logs its own. A file's third axis is not taken for the plane its slices
+    were made in, as a DICOM series' slices are: an array written in another axis order would be warned of for
+    nothing."""
+    note = reading_note(spacing)
+    if note is None:
+        return []
+    log.warning("%s: %s", Path(source).name, note)
+    return [note]
 
 
 _NRRD_SPACES = {
@@ -394,7 +406,8 @@ def read_nrrd(p: Path) -> CTVolume:
     assumed = dirs_raw is None and header.get("spacings") is None
     return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nrrd", modality="CT", units=HU,
                                                            layout=layout, spacing_assumed=assumed,
-                                                           pixel_size_assumed=assumed))
+                                                           pixel_size_assumed=assumed,
+                                                           warnings=_noted(spacing, p)))
 
 
 def quiet_readers(verbose: bool = False) -> None:
@@ -502,7 +515,8 @@ def volume_from_array(data: np.ndarray, spacing: Optional[Sequence[float]] = Non
     if len(sp) != 3 or not all(0 < s < float("inf") for s in sp):
         raise InvalidInputError(f"spacing must be three positive numbers (z, y, x), got {spacing}", source)
     meta = VolumeMeta(source=str(source) if source is not None else fmt, format=fmt, modality="CT", units=HU,
-                      spacing_assumed=spacing is None, pixel_size_assumed=spacing is None)
+                      spacing_assumed=spacing is None, pixel_size_assumed=spacing is None,
+                      warnings=_noted(sp, source or fmt))
     if arr.dtype == np.uint8:
         meta.modality, meta.units = None, DISPLAY
         return CTVolume(np.ascontiguousarray(arr), sp, meta)

@@ -16,6 +16,10 @@ import numpy as np
 
 # world axis (LPS index) that each canonical array axis follows: z->S(2), y->P(1), x->L(0)
 _TARGET = (2, 1, 0)
+# the planes of the slices across each canonical axis: z (axial), y (coronal), x (sagittal)
+PLANES = ("axial", "coronal", "sagittal")
+# in-plane pixels whose sides differ by more than this ratio are not square (a reformat's axial slices)
+SQUARE_RATIO = 1.25
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +38,12 @@ class Layout:
     @property
     def canonical_shape(self) -> Tuple[int, int, int]:
         return tuple(self.shape[k] for k in self.order)  # type: ignore[return-value]
+
+    @property
+    def stored_plane(self) -> str:
+        """The plane of the input's own slices, those across its third array axis (a DICOM series' slices, a NIfTI
+        or NRRD file's third axis): axial, coronal or sagittal, the nearest."""
+        return PLANES[self.order.index(2)]
 
     def lps_mm(self, zyx: Sequence[float]) -> Optional[np.ndarray]:
         """The patient-frame position (LPS, mm) of canonical index ``(z, y, x)``; None without an affine."""
@@ -87,6 +97,23 @@ def canonicalize(
         affine[:3, 3] = np.asarray(origin, dtype=float)
     layout = Layout(tuple(order), tuple(flips), tuple(data.shape), affine)  # type: ignore[arg-type]
     return np.ascontiguousarray(out), sp, layout  # type: ignore[return-value]
+
+
+def reading_note(spacing: Sequence[float], plane: str = "axial") -> Optional[str]:
+    """One line for a volume's warnings where its axial slices are not what the models were made for: slices stored
+    in another ``plane`` (a DICOM series of coronal or sagittal slices: the axial slices are made across them), or
+    axial pixels that are not square (``spacing``: canonical z, y, x in mm); None otherwise."""
+    sy, sx = (float(v) for v in spacing[1:])
+    square = max(sy, sx) <= SQUARE_RATIO * min(sy, sx)
+    if plane == "axial" and square:
+        return None
+    size = f"{sy:.2f} x {sx:.2f} mm"
+    text = (f"pixels are {size}" if plane == "axial" else
+            f"slices stored {plane}: read as the axial slices across them, of {size} pixels")
+    if not square:
+        text += (" (not square: the models were made for axial CT slices of square pixels, so results are less "
+                 "reliable)")
+    return text
 
 
 def ras_to_lps(affine: np.ndarray) -> np.ndarray:

@@ -139,7 +139,7 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
         slice_thickness=s["slice_thickness"],
         pixel_spacing=s["pixel_spacing"], series_number=s["series_number"], study_uid=s["study_uid"],
         rows=s["rows"], columns=s["columns"], patient_position=s["patient_position"], image_type=s["image_type"],
-        body_part=s["body_part"],
+        body_part=s["body_part"], plane=s["plane"],
     )
 
 
@@ -205,10 +205,19 @@ def supine(s) -> bool:
     return not _NOT_SUPINE.fullmatch((_field(s, "patient_position") or "").strip().upper())
 
 
+def axial(s) -> bool:
+    """A series of axial slices by their ImageOrientationPatient, or with none to say otherwise: not coronal or
+    sagittal slices, which the models read only as the axial slices made across them (``s``: a
+    :class:`SeriesInfo` or its ``as_dict()``)."""
+    return (_field(s, "plane") or "axial") == "axial"
+
+
 def position_note(s) -> str:
-    """What a series' listing adds for its position: ``" - HFP (not supine)"`` where it was scanned other than
-    supine, else nothing (``s``: a :class:`SeriesInfo` or its ``as_dict()``)."""
-    return "" if supine(s) else f" - {_field(s, 'patient_position')} (not supine)"
+    """What a series' listing adds for how it lies: ``" - coronal slices"`` where its slices are not axial,
+    ``" - HFP (not supine)"`` where it was scanned other than supine, else nothing (``s``: a :class:`SeriesInfo`
+    or its ``as_dict()``)."""
+    return ("" if axial(s) else f" - {_field(s, 'plane')} slices") + (
+        "" if supine(s) else f" - {_field(s, 'patient_position')} (not supine)")
 
 
 # ImageType values and SeriesDescription words of projections and reformats, not slices as reconstructed
@@ -231,7 +240,9 @@ def projection(s) -> bool:
 _LAST_RESORTS = (
     (expiratory, "expiratory series (by description)", "its description says expiration"),
     (projection, "projection or reformat series (MIP, MinIP, MPR, localizer)", "it is a projection or reformat"),
-    (lambda s: not supine(s), "prone or decubitus series (by PatientPosition)", "scanned {}, not supine"),
+    (lambda s: not axial(s), "coronal or sagittal series (by ImageOrientationPatient)",
+     "its slices are {plane}, not axial"),
+    (lambda s: not supine(s), "prone or decubitus series (by PatientPosition)", "scanned {position}, not supine"),
 )
 
 
@@ -244,7 +255,8 @@ def _last_resort_note(best: SeriesInfo, ct: Sequence[SeriesInfo]) -> str:
     note = ""
     for test, _, chosen in _LAST_RESORTS:
         if test(best):
-            note += f"; {chosen.format(best.patient_position)}, and no better series could be used"
+            said = chosen.format(plane=best.plane, position=best.patient_position)
+            note += f"; {said}, and no better series could be used"
     for test, set_aside, _ in _LAST_RESORTS:
         n = sum(1 for s in ct if test(s) and not test(best))
         note += f"; {n} {set_aside} set aside" if n else ""
@@ -270,8 +282,9 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     Standing: series whose description says expiration (:func:`expiratory`) are tried only after all others:
     the check would fail a study for its deliberate expiratory series, and expiration raises the lungs'
     density. Before those, projections and reformats (:func:`projection`) come after reconstructed slices,
-    and prone or decubitus series (:func:`supine`) after supine ones: the models were made for supine chest
-    CT slices. Among equals: more slices (coverage), then thinner slices.
+    then coronal or sagittal slices (:func:`axial`) after axial ones, and prone or decubitus series
+    (:func:`supine`) after supine ones: the models were made for axial supine chest CT slices. Among equals: more
+    slices (coverage), then thinner slices.
     """
     from .dicom import not_chest
     from .errors import SeriesSelectionError, SeveralStudiesError

@@ -106,6 +106,7 @@ class SeriesInfo:
     patient_position: Optional[str] = None  # PatientPosition (0018,5100): HFS, FFS, HFP, FFP, HFDR, ...
     image_type: Optional[str] = None  # ImageType (0008,0008), values joined by backslashes
     body_part: Optional[str] = None  # BodyPartExamined (0018,0015) as written
+    plane: str = "axial"  # of the slices, by ImageOrientationPatient: axial, coronal or sagittal (nearest)
 
     def as_dict(self) -> Dict[str, Any]:
         d = dict(self.__dict__)

@@ -447,6 +447,33 @@ def test_the_series_to_check_can_be_chosen_on_breath_hold_qa(tmp_path):
     assert at.selectbox(key=f"qa_series_{at.session_state['upload']['key']}").value == third
 
 
+def test_breath_hold_qa_shows_how_the_study_was_read_and_labels_a_coronal_series(tmp_path):
+    """The Lesions page showed the reader's warnings (slices filled in where the series lacked them, ...); Breath-hold
+    QA did not. It shows them now; its Series box names a coronal series' plane, and checking that series says how
+    its axial slices were made."""
+    sp = (2.0, 0.8, 0.8)
+    hu = chest_phantom(sp, extent_mm=80, seed=9)
+    coronal = np.ascontiguousarray(hu.transpose(1, 0, 2)[:, ::-1])  # rows from head to feet
+    upload = _zip_of_series(tmp_path, [
+        ("ax", hu, dict(spacing=sp, series_number=2, skip=(9,))),
+        ("cor", coronal, dict(spacing=(0.8, 2.0, 0.8), series_number=3, orientation=(1, 0, 0, 0, 0, -1)))])
+    at = _app("quality")
+    at.file_uploader(key="qa_upload").set_value(("study.zip", upload, "application/zip"))
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [w.value for w in at.warning if "missing slice" in w.value] == [
+        "1 missing slice(s) in 1 gap(s) of the series, filled by linear interpolation between their neighbours so "
+        "that results lie on the series' grid; labels there are estimates"], [w.value for w in at.warning]
+    box = at.selectbox(key=f"qa_series_{at.session_state['upload']['key']}")
+    labels = {o.split(" - ")[0]: o for o in box.options}
+    assert labels["#3"].endswith(" - coronal slices") and "coronal" not in labels["#2"], box.options
+    box.set_value(ctio.list_series(tmp_path / "cor")[0].series_uid)
+    at.run()
+    assert not at.exception and not at.error
+    assert "slices stored coronal: read as the axial slices across them, of 0.80 x 0.80 mm pixels" in [
+        w.value for w in at.warning]
+
+
 def test_breath_hold_qa_of_an_upload_of_two_studies_lets_the_user_pick_one(tmp_path):
     sp = (2.0, 0.8, 0.8)
     upload = _zip_of_series(tmp_path, [

@@ -510,6 +510,29 @@ def test_info_and_the_reader_put_a_supine_series_before_a_prone_one_or_a_project
     assert vol.shape[0] == 5 and vol.meta.series_number == 2
 
 
+def test_info_and_the_reader_put_an_axial_series_before_a_coronal_one(tmp_path, capsys):
+    """A study exported with its coronal series (more slices, nothing in its ImageType or description saying it is
+    a reformat): the axial series is read, info lists the coronal one with its plane, and the coronal series read
+    by name says how it was read."""
+    coronal_uid = "1.2.826.0.1.3680043.8.498.96"
+    write_series(tmp_path / "s" / "axial", chest_phantom((6, 16, 16)), series_number=2)
+    write_series(tmp_path / "s" / "coronal", chest_phantom((20, 16, 16)), series_number=3, series_uid=coronal_uid,
+                 spacing=(1.0, 0.7, 0.7), orientation=(1, 0, 0, 0, 0, -1))
+    assert main(["info", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" - coronal slices") == 1 and "#3 CT 20 slices" in out.split(" - coronal slices")[0]
+    assert out.rstrip().endswith("; 1 coronal or sagittal series (by ImageOrientationPatient) set aside"), out
+    from ctmodels import io as ctio
+
+    vol = ctio.read_ct(tmp_path / "s")
+    assert vol.meta.series_number == 2 and not any("stored" in w for w in vol.meta.warnings)
+    coronal = ctio.read_ct(tmp_path / "s", series_uid=coronal_uid)
+    assert coronal.shape == (16, 20, 16)
+    assert coronal.meta.warnings == ["slices stored coronal: read as the axial slices across them, of 1.00 x 0.70 mm "
+                                     "pixels (not square: the models were made for axial CT slices of square "
+                                     "pixels, so results are less reliable)"]
+
+
 def test_info_of_a_folder_of_slice_images_lists_them_as_segment_takes_them(tmp_path, capsys):
     """segment takes a folder of slice images, each as its own input; info refused it ("no DICOM files or
     volumes found ... give each image as its own input"), and of one image said that no series would be selected

@@ -764,3 +764,28 @@ def test_pixel_padding_range_and_a_value_written_with_the_other_sign(tmp_path):
         vox = io.read_ct(folder).voxels
         assert (vox[:, ~fov] == PADDING_HU).all(), name
         assert np.array_equal(vox[:, fov], hu[:, fov]), name
+
+
+NOT_SQUARE = " (not square: the models were made for axial CT slices of square pixels, so results are less reliable)"
+
+
+@pytest.mark.parametrize("orientation,plane,pixels", [
+    ((1, 0, 0, 0, 0, -1), "coronal", "3.00 x 0.70"), ((0, 1, 0, 0, 0, -1), "sagittal", "0.70 x 3.00")])
+def test_a_coronal_or_sagittal_series_is_read_across_its_slices_and_said(tmp_path, orientation, plane, pixels):
+    """A series of coronal or sagittal slices (a reformat exported on its own) was read as the axial slices made
+    across it without a word, though those have the series' slice spacing as one side of their pixels (3 mm
+    against 0.7 mm): now the reading says so, and how large their pixels are; of thin slices, that they are
+    square. An axial series gets no such line."""
+    hu = chest_phantom((6, 16, 16))
+    write_series(tmp_path / "thick", hu, spacing=(3.0, 0.7, 0.7), orientation=orientation)
+    vol = io.read_ct(tmp_path / "thick")
+    assert vol.shape == (16, 6, 16) if plane == "coronal" else (16, 16, 6)
+    assert (f"slices stored {plane}: read as the axial slices across them, of {pixels} mm pixels"
+            + NOT_SQUARE) in vol.meta.warnings, vol.meta.warnings
+    write_series(tmp_path / "thin", hu, spacing=(0.7, 0.7, 0.7), orientation=orientation)
+    assert (f"slices stored {plane}: read as the axial slices across them, of 0.70 x 0.70 mm pixels"
+            in io.read_ct(tmp_path / "thin").meta.warnings)
+    write_series(tmp_path / "axial", hu, spacing=(3.0, 0.7, 0.7))
+    assert not any("stored" in w or "pixels are" in w for w in io.read_ct(tmp_path / "axial").meta.warnings)
+    write_series(tmp_path / "oblong", hu, spacing=(3.0, 0.7, 1.0))  # PixelSpacing of two sizes: rare, said
+    assert "pixels are 0.70 x 1.00 mm" + NOT_SQUARE in io.read_ct(tmp_path / "oblong").meta.warnings

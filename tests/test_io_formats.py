@@ -296,3 +296,25 @@ def test_a_header_giving_more_voxels_than_the_limit_is_refused_before_reading(tm
         path.write_bytes(_nrrd_header((2000, 2000, 2000)) + b"\0" * 64)
     with pytest.raises(InvalidInputError, match=f"{path.name}: header gives (shape|sizes) .*2000"):
         io.read_ct(path)
+
+
+def test_axial_pixels_that_are_not_square_are_said_for_volumes_and_arrays(tmp_path):
+    """A volume whose axial slices have oblong pixels (made across a coronal stack, or given so) gets one line
+    saying so, as a DICOM series does; a file stored in another axis order with square pixels gets none (its
+    third axis is not taken for the plane it was scanned in)."""
+    import nibabel as nib
+
+    hu = chest_phantom((6, 16, 16))
+    said = ("pixels are 2.10 x 0.70 mm (not square: the models were made for axial CT slices of square pixels, so "
+            "results are less reliable)")
+    np.save(tmp_path / "a.npy", hu)
+    assert io.read_ct(tmp_path / "a.npy", spacing=(2.5, 2.1, 0.7)).meta.warnings == [said]
+    assert io.read_ct(tmp_path / "a.npy", spacing=(2.5, 0.8, 0.7)).meta.warnings == []
+    assert io.read_ct(tmp_path / "a.npy").meta.warnings == []  # 1 mm assumed: said where it matters, not here
+    data = np.transpose(hu, (2, 1, 0))  # [x, y, z]
+    nib.save(nib.Nifti1Image(data, np.diag([-0.7, -2.1, 2.5, 1.0])), tmp_path / "oblong.nii.gz")
+    assert io.read_ct(tmp_path / "oblong.nii.gz").meta.warnings == [said]
+    nib.save(nib.Nifti1Image(hu, np.array([[0, 0, -0.7, 0], [0, -0.7, 0, 0], [2.5, 0, 0, 0], [0, 0, 0, 1.0]])),
+             tmp_path / "zyx.nii.gz")  # the array in z, y, x order, its affine saying so
+    vol = io.read_ct(tmp_path / "zyx.nii.gz")
+    assert np.array_equal(vol.voxels, hu) and vol.meta.warnings == []

@@ -177,3 +177,28 @@ def test_select_takes_reconstructed_slices_before_projections():
     exp = _info("exp", "lung", 60, description="Exp")
     s, why = select_series([exp, mip])  # a projection before expiration
     assert s.series_uid == "mip" and "it is a projection or reformat, and no better series could be used" in why
+
+
+def test_select_puts_axial_slices_before_coronal_or_sagittal_ones():
+    """A study exported with its coronal reformat (more slices, and no ImageType or description saying what it
+    is) read the coronal series, as the axial slices made across it: axial slices come first now, and the
+    reason says what was set aside, or why a coronal series was used; the listing names the plane."""
+    from ctmodels.series import axial, position_note
+
+    ax, cor, sag = _info("ax", "lung", 100), _info("cor", "lung", 400), _info("sag", "lung", 500)
+    cor.plane, sag.plane = "coronal", "sagittal"
+    assert [axial(s) for s in (ax, cor, sag, cor.as_dict())] == [True, False, False, False]
+    assert position_note(cor) == " - coronal slices" and position_note(ax) == ""
+    for purpose in ("lesion", "quality"):
+        s, why = select_series([cor, sag, ax], purpose=purpose)
+        assert s.series_uid == "ax"
+        assert why.endswith("; 2 coronal or sagittal series (by ImageOrientationPatient) set aside"), why
+    s, why = select_series([cor, sag])
+    assert s.series_uid == "sag" and why.endswith("; its slices are sagittal, not axial, and no better series "
+                                                  "could be used"), why
+    mip = _info("mip", "lung", 600)
+    mip.image_type = "DERIVED\\SECONDARY\\MIP"
+    assert select_series([mip, cor])[0].series_uid == "cor"  # a reconstruction in another plane before a MIP
+    prone = _info("prone", "lung", 50)
+    prone.patient_position = "HFP"
+    assert select_series([prone, cor])[0].series_uid == "prone"  # still axial slices
