@@ -58,8 +58,8 @@ def classify_kernel(kernel: Optional[str], manufacturer: Optional[str] = None) -
         return UNKNOWN, "no ConvolutionKernel tag"
     k = kernel.upper().split("\\")[0].strip()
     vendor = _vendor(manufacturer)
-    if vendor in ("ge", "other") and k in _GE:
-        return _GE[k], f"GE kernel {k}"
+    if vendor in ("ge", "other") and k in _GE:  # another vendor's "Lung" or "Standard": named as GE names its own
+        return _GE[k], f"GE kernel {k}" if vendor == "ge" else f"kernel {k} (by GE's kernel names)"
     m = re.fullmatch(r"([A-Z]{1,2})(\d{2})([A-Z]?)", k)
     if m and vendor in ("siemens", "other") and not k.startswith("FC"):
         fam, num = m.group(1), int(m.group(2))

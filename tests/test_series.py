@@ -23,6 +23,12 @@ def test_vendor_kernel_table(kernel, manufacturer, expected):
     assert cls == expected, why
 
 
+def test_a_kernel_named_as_ge_names_its_own_is_not_called_ge_s_for_another_vendor():
+    assert classify_kernel("LUNG", "GE MEDICAL SYSTEMS") == ("lung", "GE kernel LUNG")
+    assert classify_kernel("Lung", "UIH") == ("lung", "kernel LUNG (by GE's kernel names)")
+    assert classify_kernel("STANDARD", None) == ("soft", "kernel STANDARD (by GE's kernel names)")
+
+
 def test_unknown_kernel_and_missing_tag():
     assert classify_kernel("XYZ123", "ACME")[0] == "unknown"
     assert classify_kernel(None, "GE")[0] == "unknown"
