@@ -244,6 +244,17 @@ class LesionSegmenter:
             return LesionResult(labels[0], None if probs is None else probs[0], counts, soft, spacing)
         return LesionResult(labels, probs, counts, soft, spacing)
 
+    def assess(self, result: LesionResult):
+        """The severity of a :meth:`predict` result (:func:`ctmodels.severity.assess`: % involved, MosMed grade,
+        P(extensive) and its class A/B/C) with this model's involvement error as measured on held-out data
+        (``preprocessing.json``'s ``involvement_error``: bias and SD in percentage points), as ``ctmodels segment``
+        and the app grade a study; ``severity.assess`` on its own assumes an error of 0 +- 10 points."""
+        from . import severity
+
+        err = self.preprocessing.get("involvement_error", {})
+        return severity.assess(result.pixel_counts, result.soft_counts, float(err.get("bias_pp", 0.0)),
+                               float(err.get("sd_pp", 10.0)))
+
     def _network(self, t, pad_to: int = 0):
         """Model-resolution probabilities [b, 4, s, s] (float32) from a normalised batch; with
         ``pad_to``, the network runs on a batch padded with zeros to that many slices (one shape)."""

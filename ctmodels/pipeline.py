@@ -84,9 +84,7 @@ def segment_study(seg: LesionSegmenter, vol: CTVolume, batch_size: Optional[int]
     ``body_only``, ``air_anchor``: see :meth:`LesionSegmenter.predict` (default: on for HU input)."""
     res = seg.predict(vol, batch_size=batch_size, keep_probabilities=keep_probabilities, progress=progress,
                       body_only=body_only, air_anchor=air_anchor)
-    err = seg.preprocessing.get("involvement_error", {})
-    rep = severity.assess(res.pixel_counts, res.soft_counts, float(err.get("bias_pp", 0.0)),
-                          float(err.get("sd_pp", 10.0)))
+    rep = seg.assess(res)
     if vol.shape[0] > 1 and not vol.meta.spacing_assumed:  # a volume whose voxel size the input gave
         rep.volumes_ml = severity.volumes_ml(res.pixel_counts, vol.spacing)
     return StudySeverity(vol, res, rep, input_warnings(vol) + rep.notes)

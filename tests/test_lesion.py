@@ -316,3 +316,27 @@ def test_the_bundled_model_on_the_synthetic_example_is_as_readme_says():
     made = vol.meta.extra["made_labels"]
     assert ((labels == 1) | (labels == 2))[made == 1].mean() > 0.5
     assert (labels[made == 2] == 0).mean() > 0.5
+
+
+def test_assess_grades_with_the_model_s_measured_error_as_segment_does():
+    """README's Python example graded with severity.assess(counts, soft), whose default error (0 +- 10 points) is
+    not the bundled model's measured one (-0.9 +- 5.5 points, preprocessing.json): its P(extensive) for a study
+    near 50 % differed from what `ctmodels segment` gives. seg.assess grades as segment does."""
+    import json
+    from pathlib import Path
+
+    from ctmodels import severity
+    from ctmodels.lesion import LesionResult
+    from ctmodels.pipeline import segment_study
+    from synth import chest_phantom
+
+    pre = json.loads((Path(__file__).resolve().parents[1] / "weights/lesion-unet-effb0/preprocessing.json")
+                     .read_text())
+    err = pre["involvement_error"]
+    model = LesionSegmenter(build_lesion_unet(), pre, device="cpu", backend="torch")
+    counts = np.array([[520, 250, 10, 220]] * 3)  # 260 of 480 lung pixels involved: 54 %
+    rep = model.assess(LesionResult(np.zeros((3, 2, 2), np.uint8), None, counts, counts.astype(float)))
+    assert rep == severity.assess(counts, counts.astype(float), err["bias_pp"], err["sd_pp"])
+    assert abs(rep.p_extensive - severity.assess(counts, counts.astype(float)).p_extensive) > 0.05
+    vol = CTVolume(chest_phantom((3, 48, 48)), (2.0, 1.0, 1.0), VolumeMeta(units="HU", spacing_assumed=True))
+    assert segment_study(model, vol).report == model.assess(model.predict(vol))  # (no volumes in mL: size assumed)
