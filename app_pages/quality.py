@@ -100,9 +100,10 @@ c3.metric("Undetermined", counts["undetermined"])
 st.altair_chart(verdict_chart(counts), width="content")
 table = pd.DataFrame([{"study": r.study, "verdict": r.verdict,
                        "P(fail)": None if r.probability_fail is None else round(r.probability_fail, 3),
-                       "reason": r.reason, "slices (mm)": r.slices_mm, "series": r.series} for r in report.rows])
-for col in ("slices (mm)", "series"):
-    if not table[col].any():  # no study gave a position (images, .npy, the examples), or no DICOM series
+                       "reason": r.reason, "slices (mm)": r.slices_mm, "series": r.series, "warnings": r.warnings}
+                      for r in report.rows])
+for col in ("slices (mm)", "series", "warnings"):
+    if not table[col].any():  # no study gave a position (images, .npy, the examples), no DICOM series, no warning
         table = table.drop(columns=col)
 st.dataframe(table, hide_index=True, width="stretch")
 if series_note:

@@ -335,6 +335,7 @@ class TriageRow:
     destination: str = ""
     slices_mm: str = ""  # the measured slices' S coordinates ("lo..hi" mm), to find them in a viewer
     series: str = ""  # the series measured ("#number: why it was chosen, what was set aside"), for DICOM studies
+    warnings: str = ""  # how the study was read (slices filled in, a tilted gantry, coronal slices...), " | " between
     figure: Optional[object] = None  # uint8 RGB trachea crop with contour, when asked for
     patient: Optional[Dict[str, str]] = None  # PatientName / PatientID, only when opted in
     folder: str = ""  # the input folder it was checked in: studies of one name in two folders are two studies
@@ -416,8 +417,8 @@ def _counts(verdicts) -> Dict[str, int]:
     return out
 
 
-REPORT_FIELDS = ["key", "study", "folder", "verdict", "probability_fail", "reason", "slices_mm", "series", "action",
-                 "destination"]
+REPORT_FIELDS = ["key", "study", "folder", "verdict", "probability_fail", "reason", "slices_mm", "series", "warnings",
+                 "action", "destination"]
 PATIENT_FIELDS = ["patient_name", "patient_id"]
 UNFINISHED = "unfinished: "  # the action of a study whose placing had begun when the report was last written
 
@@ -609,12 +610,12 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
             res = checker.predict(vol, keep_crops=keep_figures)
             verdict, p, reason = res.verdict, res.probability_fail, res.reason
             slices_mm = measured_span(vol, res)
-            series = series_text(vol)
+            series, warnings = series_text(vol), " | ".join(vol.meta.warnings)
             del vol
         except CTModelsError as exc:
-            verdict, p, reason, res, slices_mm, series = UNDETERMINED, None, str(exc), None, "", ""
+            verdict, p, reason, res, slices_mm, series, warnings = UNDETERMINED, None, str(exc), None, "", "", ""
         row = TriageRow(study_key(study, uid), study.name, verdict, p, reason, slices_mm=slices_mm, series=series,
-                        folder=folder)
+                        warnings=warnings, folder=folder)
         if include_patient_ids:
             row.patient = patient_identity(study)
         if keep_figures and res is not None:

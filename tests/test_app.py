@@ -598,6 +598,8 @@ def test_quality_page_batch_zip_gives_sorted_download(tmp_path):
                           ("b", simulate_expiration(chest_phantom(sp, extent_mm=80, seed=32), sp, 0.5).astype(np.int16))]:
             p = ctio.write_volume_nifti(vol, sp, tmp_path / f"{name}.nii.gz")
             zf.write(p, f"studies/{name}.nii.gz")
+        for f in write_series(tmp_path / "c", chest_phantom(sp, extent_mm=80, seed=33), spacing=sp, skip=(9,)):
+            zf.write(f, f"studies/c/{f.name}")  # a series lacking a slice: filled in, and the table says so
         zf.writestr("studies/notes.txt", "not a study")
     at = _app("quality")
     at.file_uploader(key="qa_upload").set_value(("batch.zip", buf.getvalue(), "application/zip"))
@@ -605,7 +607,9 @@ def test_quality_page_batch_zip_gives_sorted_download(tmp_path):
     at.toggle(key="qa_batch").set_value(True)
     at.run()
     assert not at.exception and not at.error
-    assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1"
+    assert _metric(at, "Pass") == "2" and _metric(at, "Fail") == "1"
+    said = dict(zip(at.dataframe[0].value["study"], at.dataframe[0].value["warnings"]))
+    assert said["a.nii.gz"] == said["b.nii.gz"] == "" and said["c"].startswith("1 missing slice(s)"), said
     assert [i.value for i in at.info] == ["Not checked: 1 file(s) that are not studies (notes.txt): expected "
                                           "subfolders, zips or volume files."]
     assert [b.proto.label for b in at.get("download_button")][0].startswith("Download sorted studies")
@@ -618,7 +622,7 @@ def test_quality_page_batch_zip_gives_sorted_download(tmp_path):
     at.switch_page("app_pages/quality.py")
     at.run()
     assert not at.exception and not at.error and at.toggle(key="qa_batch").value
-    assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1"
+    assert _metric(at, "Pass") == "2" and _metric(at, "Fail") == "1"
 
 
 @pytest.mark.parametrize("members, said", [([("../evil.txt", "x")], "evil.zip: member '../evil.txt' has a '..' path"),

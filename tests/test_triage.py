@@ -832,3 +832,24 @@ def test_a_study_still_arriving_is_left_for_a_later_run_with_settle(studies, tmp
         with pytest.raises(SystemExit) as stop:
             main(["triage", str(studies), "--failed-dir", str(failed), "--settle", bad])
         assert stop.value.code == 2 and "expected a number of seconds, 0 or more" in capsys.readouterr().err
+
+
+def test_the_report_says_how_each_study_was_read(tmp_path, checker):
+    """report.csv said which series was measured but not how it was read: a study whose series lacked slices
+    (filled in by interpolation) or was stored coronal looked like any other. A `warnings` column says so now
+    (empty where there is nothing to say); a report an earlier version wrote without it is added to."""
+    sp = (2.5, 0.8, 0.8)
+    hu = chest_phantom(sp, extent_mm=80, seed=4)
+    write_series(tmp_path / "in" / "gap", hu, spacing=sp, skip=(9,), study_uid="1.2.826.0.1.3680043.8.498.71")
+    write_series(tmp_path / "in" / "whole", hu, spacing=sp, study_uid="1.2.826.0.1.3680043.8.498.72")
+    report = tmp_path / "report" / "report.csv"
+    report.parent.mkdir()
+    report.write_text("key,study,folder,verdict,probability_fail,reason,slices_mm,series,action,destination\n"
+                      "S-0,old,/x,pass,0.1,earlier,,,copied,/y/old\n")
+    run_triage(tmp_path / "in", tmp_path / "failed", tmp_path / "passed", move=False, checker=checker,
+               report_dir=report.parent)
+    rows = {r["study"]: r for r in csv.DictReader(open(report))}
+    assert set(rows) == {"old", "gap", "whole"} and rows["old"]["warnings"] == ""
+    assert rows["gap"]["warnings"].startswith("1 missing slice(s) in 1 gap(s) of the series, filled by linear "
+                                              "interpolation"), rows["gap"]
+    assert rows["whole"]["warnings"] == "" and rows["gap"]["verdict"] == rows["whole"]["verdict"] == "pass"
