@@ -98,6 +98,12 @@ def test_check_breath_hold_gives_the_slices_positions_for_finding_them_in_a_view
     lo, hi = min(d["slices_used"]), max(d["slices_used"])
     assert (f"(z {lo}..{hi}, slice positions {-300 + 2 * lo:.1f}..{-300 + 2 * hi:.1f} mm), carina at z "
             f"{d['carina_z']} ({-300 + 2 * d['carina_z']:.1f} mm)") in capsys.readouterr().out
+    assert d["warnings"] == []
+    # how the study was read is in the JSON too, not only in the log: here a slice filled in
+    write_series(tmp_path / "gap", hu, spacing=sp, skip=(5,))
+    assert main(["check-breath-hold", str(tmp_path / "gap"), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)["warnings"]
+    assert len(said) == 1 and said[0].startswith("1 missing slice(s) in 1 gap(s)"), said
     # a .npy volume has no position: z alone
     np.save(tmp_path / "v.npy", hu)
     assert main(["check-breath-hold", str(tmp_path / "v.npy"), "--json"]) == 0
