@@ -539,7 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HU input: keep labels that are not anchored in the lungs' air, such as on stomach and "
                    "bowel below the diaphragm (default: background there)")
     s.add_argument("--spacing", metavar="Z,Y,X", type=spacing_mm, default=None, help=SPACING_HELP)
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars and no line per input (warnings and errors are still printed)")
     s.set_defaults(func=cmd_segment)
 
     s = sub.add_parser("score", help="mean per-slice Dice of segment's masks against reference label images, "

@@ -51,7 +51,8 @@ def test_series_option_reads_the_series_info_lists(tmp_path, capsys):
     uids = [ln.split()[-1] for ln in lines if ln.strip().startswith("series ")]
     soft = [lines[i + 1].split()[-1] for i, ln in enumerate(lines) if "kernel=B30f" in ln][0]  # the line below it
     assert len(set(uids)) == 2 and soft in uids
-    assert main(["segment", str(tmp_path / "s"), "--out", str(tmp_path / "o1"), "--quiet"]) == 0
+    assert main(["segment", str(tmp_path / "s"), "--out", str(tmp_path / "o1"), "-q"]) == 0  # -q: --quiet
+    assert capsys.readouterr().out == ""
     assert main(["segment", str(tmp_path / "s"), "--out", str(tmp_path / "o2"), "--series", soft]) == 0
     out = capsys.readouterr().out
     assert "s: series used: the series asked for; soft kernel" in out
