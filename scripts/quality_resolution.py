@@ -1,11 +1,13 @@
-"""Session 30's resolution and slice-spacing looks (docs/quality-experiments.md): down to what in-plane pixel size,
-and up to what slice spacing, does the breath-hold verdict hold?
+"""Session 30's resolution and slice-spacing looks and session 36's patient-rotation look
+(docs/quality-experiments.md): down to what in-plane pixel size, up to what slice spacing, and up to what rotation
+of the patient about the body's long axis does the breath-hold verdict hold?
 
-    python scripts/quality_resolution.py ../shared/data [--axis xy|z] [--slope] [--phantoms 30] [--held-out 20]
+    python scripts/quality_resolution.py ../shared/data [--axis xy|z|rot] [--slope] [--phantoms 30] [--held-out 20]
 
 Each base volume gets simulated area losses (mild 0, 0.05, 0.1; severe 0.4, 0.5, 0.6) with scanner variation at
-its own spacing, is block-averaged in-plane (``xy``) or along z (``z``) to the spacing nearest each target, and is
-judged by the bundled model. Prints, per cohort and target, the mean spacing reached, the mild pass rate and the
+its own spacing, is block-averaged in-plane (``xy``) or along z (``z``) to the spacing nearest each target, or
+turned in-plane by each target angle in degrees (``rot``: linear interpolation, air outside), and is judged by the
+bundled model. Prints, per cohort and target, the mean spacing reached, the mild pass rate and the
 severe caught rate (an undetermined case counts against both), and the undetermined share. The training phantoms
 choose; the held-out phantoms and chest_cta_crop are reported only.
 """
@@ -24,7 +26,8 @@ from ctmodels.preprocessing import block_mean  # noqa: E402
 from ctmodels.train_quality import random_phantom, real_volumes  # noqa: E402
 from ctmodels.types import CTVolume  # noqa: E402
 
-TARGETS_MM = {"xy": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "z": [1.25, 2.5, 5.0, 7.5, 10.0]}
+TARGETS_MM = {"xy": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "z": [1.25, 2.5, 5.0, 7.5, 10.0], "rot": [0, 5, 10, 15, 20, 30]}
+UNIT = {"xy": "pixel mm", "z": "slice spacing mm", "rot": "rotation degrees"}
 MILD, SEVERE = [0.0, 0.05, 0.1], [0.4, 0.5, 0.6]
 
 
@@ -43,7 +46,12 @@ def judge(checker, hu, spacing, rng, axis="xy"):
     for loss in MILD + SEVERE:
         sim = Q.acquisition(Q.simulate_expiration(hu, spacing, loss, track), rng)
         for t in TARGETS_MM[axis]:
-            if axis == "xy":
+            if axis == "rot":  # the patient turned about the body's long axis: the image turned in its plane
+                from scipy import ndimage
+
+                turned = ndimage.rotate(sim, t, axes=(1, 2), reshape=False, order=1, cval=-1000.0) if t else sim
+                vol, reached = CTVolume(turned.astype(np.float32), spacing), t
+            elif axis == "xy":
                 k = max(1, int(round(t / spacing[1])))
                 vol = CTVolume(block_mean(sim, k, k), (spacing[0], spacing[1] * k, spacing[2] * k))
                 reached = spacing[1] * k
@@ -59,8 +67,7 @@ def judge(checker, hu, spacing, rng, axis="xy"):
 
 def table(name, rows, axis):
     print(f"\n{name}")
-    print(f"| target mm | mean {'pixel' if axis == 'xy' else 'slice spacing'} mm | mild pass rate | severe caught rate "
-          "| undetermined | n |")
+    print(f"| target | mean {UNIT[axis]} | mild pass rate | severe caught rate | undetermined | n |")
     print("| --- | --- | --- | --- | --- | --- |")
     for t in TARGETS_MM[axis]:
         sub = [r for r in rows if r["target"] == t]
@@ -76,7 +83,8 @@ def main(argv=None):
     ap.add_argument("data", type=Path)
     ap.add_argument("--phantoms", type=int, default=30)
     ap.add_argument("--held-out", type=int, default=20)
-    ap.add_argument("--axis", choices=("xy", "z"), default="xy", help="coarsen the pixels or the slices")
+    ap.add_argument("--axis", choices=("xy", "z", "rot"), default="xy",
+                    help="coarsen the pixels or the slices, or turn the patient")
     ap.add_argument("--slope", action="store_true", help="phantoms' trachea slopes backwards by 10-25 degrees")
     args = ap.parse_args(argv)
     checker = Q.BreathHoldChecker.from_pretrained()
