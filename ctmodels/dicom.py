@@ -36,6 +36,7 @@ MAX_FILES = 20_000  # files examined in one folder
 # on slices with a dark outside, reads much of a grey-surrounded chest as ground glass (docs/lesion-experiments.md)
 PADDING_HU = -3024
 ORIENTATION_TOLERANCE = 1e-3  # direction cosines that differ by no more are one plane
+PIXEL_TOLERANCE_MM = 0.001  # pixel sizes as written: one size where they agree to within this
 # BodyPartExamined values (DICOM's defined terms, without spaces, hyphens and underscores) of parts with no lung in
 # them: a CT so labelled is refused, as another modality is. Parts a chest may share a scan with (NECK, HEADNECK,
 # SHOULDER, ABDOMEN, the spine above the sacrum, WHOLEBODY) are not here.
@@ -509,26 +510,28 @@ def undecodable(items: Sequence[Tuple[Path, object]]) -> List[Path]:
 
 
 def _one_geometry(items: Sequence[Tuple[Path, object]], warnings: List[str]) -> List[Tuple[Path, object]]:
-    """The slices of a series that share the size and orientation most of them have. Others (a localizer or a
-    reformat filed under the same SeriesInstanceUID, another stack of an Enhanced CT file) are set aside with a
-    warning; stacking them would mix planes."""
-    firsts: List[Tuple[Tuple[int, int], np.ndarray]] = []  # each kind's size and the orientation it was first seen in
+    """The slices of a series that share the size, pixel size and orientation most of them have. Others (a
+    localizer or a reformat filed under the same SeriesInstanceUID, slices reconstructed with another field of view,
+    another stack of an Enhanced CT file) are set aside with a warning; stacking them would mix planes or scales."""
+    firsts: List[Tuple[Tuple[int, int], Tuple[float, float], np.ndarray]] = []  # each kind as it was first seen
     kinds = []
     for _, ds in items:
-        size, o = (int(ds.Rows), int(ds.Columns)), _orientation(ds)
+        size, px, o = (int(ds.Rows), int(ds.Columns)), _pixel_spacing(ds), _orientation(ds)
         # the same plane where the direction cosines agree to within 0.001 (0.06 degrees): compared, not rounded, so
-        # that values written with a little noise on either side of a rounding edge stay together
-        same = [k for k, (s, f) in enumerate(firsts) if s == size and np.max(np.abs(o - f)) <= ORIENTATION_TOLERANCE]
+        # that values written with a little noise on either side of a rounding edge stay together; pixel sizes
+        # likewise, to within PIXEL_TOLERANCE_MM
+        same = [k for k, (s, q, f) in enumerate(firsts) if s == size and np.max(np.abs(o - f)) <= ORIENTATION_TOLERANCE
+                and max(abs(a - b) for a, b in zip(px, q)) <= PIXEL_TOLERANCE_MM]
         if not same:
-            firsts.append((size, o))
+            firsts.append((size, px, o))
         kinds.append(same[0] if same else len(firsts) - 1)
     counts = Counter(kinds)
     if len(counts) == 1:
         return list(items)
     keep = max(counts, key=lambda k: counts[k])  # the most slices; on a tie, the kind seen first
-    rows, cols = firsts[keep][0]
-    warnings.append(f"{len(items) - counts[keep]} slice(s) of another size or orientation set aside (a localizer?); "
-                    f"kept the {counts[keep]} slices of {rows}x{cols}")
+    (rows, cols), (r_sp, c_sp), _ = firsts[keep]
+    warnings.append(f"{len(items) - counts[keep]} slice(s) of another size, pixel size or orientation set aside (a "
+                    f"localizer?); kept the {counts[keep]} slices of {rows}x{cols} at {r_sp:g} x {c_sp:g} mm")
     return [it for it, k in zip(items, kinds) if k == keep]
 
 

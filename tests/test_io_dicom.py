@@ -664,7 +664,7 @@ def test_orientations_written_with_a_little_noise_are_one_plane(tmp_path):
     ds = pydicom.dcmread(sorted(files)[3])
     ds.ImageOrientationPatient = [f"{v:.8f}" for v in (np.cos(b), np.sin(b), 0.0, -np.sin(b), np.cos(b), 0.0)]
     ds.save_as(sorted(files)[3])
-    assert io.read_ct(tmp_path / "noisy").meta.warnings[0].startswith("1 slice(s) of another size or orientation")
+    assert io.read_ct(tmp_path / "noisy").meta.warnings[0].startswith("1 slice(s) of another size, pixel size or orientation")
 
 
 @pytest.mark.parametrize("iop, said", [
@@ -717,8 +717,8 @@ def test_a_localizer_filed_in_the_series_is_set_aside_not_stacked(tmp_path):
     assert pydicom.dcmread(files[0]).SeriesInstanceUID == pydicom.dcmread(scout).SeriesInstanceUID
     vol = io.read_ct(tmp_path / "s")
     assert np.array_equal(vol.voxels, ref.voxels) and np.allclose(vol.meta.layout.affine, ref.meta.layout.affine)
-    assert vol.meta.warnings == ["1 slice(s) of another size or orientation set aside (a localizer?); kept the 7 "
-                                 "slices of 24x30"]
+    assert vol.meta.warnings == ["1 slice(s) of another size, pixel size or orientation set aside (a localizer?); "
+                                 "kept the 7 slices of 24x30 at 0.7 x 0.7 mm"]
     # of the same size but another plane: set aside as well
     same_size = write_series(tmp_path / "cor", chest_phantom((1, 24, 30)), orientation=(1, 0, 0, 0, 0, -1),
                              series_uid="1.2.826.0.1.3680043.8.498.77")[0]
@@ -789,3 +789,28 @@ def test_a_coronal_or_sagittal_series_is_read_across_its_slices_and_said(tmp_pat
     assert not any("stored" in w or "pixels are" in w for w in io.read_ct(tmp_path / "axial").meta.warnings)
     write_series(tmp_path / "oblong", hu, spacing=(3.0, 0.7, 1.0))  # PixelSpacing of two sizes: rare, said
     assert "pixels are 0.70 x 1.00 mm" + NOT_SQUARE in io.read_ct(tmp_path / "oblong").meta.warnings
+
+
+def test_slices_of_another_pixel_size_filed_in_the_series_are_set_aside_not_stacked(tmp_path):
+    """Slices of the same size and plane but another pixel size (reconstructed with another field of view, filed
+    under the series' SeriesInstanceUID) were stacked with the others at the first slice's pixel size: part of the
+    volume at the wrong scale. Now the pixel size most slices have is kept, and the others are set aside and said."""
+    import pydicom
+
+    hu = chest_phantom((9, 24, 30))
+    files = write_series(tmp_path / "s", hu, spacing=(2.5, 0.7, 0.7), series_uid="1.2.826.0.1.3680043.8.498.78")
+    ref = io.read_ct(tmp_path / "s")
+    top = sorted(files, key=lambda f: float(pydicom.dcmread(f).ImagePositionPatient[2]))[-2:]
+    for f in top:  # the two top slices at 0.9 mm pixels
+        ds = pydicom.dcmread(f)
+        ds.PixelSpacing = [0.9, 0.9]
+        ds.save_as(f)
+    vol = io.read_ct(tmp_path / "s")
+    assert vol.meta.warnings == ["2 slice(s) of another size, pixel size or orientation set aside (a localizer?); "
+                                 "kept the 7 slices of 24x30 at 0.7 x 0.7 mm"], vol.meta.warnings
+    assert np.array_equal(vol.voxels, ref.voxels[:7]) and vol.spacing == pytest.approx(ref.spacing)
+    for f in top:  # written with a little noise, as some exports round: still one pixel size
+        ds = pydicom.dcmread(f)
+        ds.PixelSpacing = ["0.7000001", "0.6999999"]
+        ds.save_as(f)
+    assert io.read_ct(tmp_path / "s").meta.warnings == []
