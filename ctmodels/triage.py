@@ -188,13 +188,16 @@ def _sha256(p: Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint(root: Path) -> Dict[str, Tuple[int, int]]:
-    """Each file of a study (a folder's files, or the file) with its size and modification time (ns): what a study
-    still being written (an export into the inbox while triage runs) changes. Cheap: no file is read."""
+def fingerprint(root: Path) -> Dict[str, Tuple[int, int, int]]:
+    """Each file of a study (a folder's files, or the file) with its size, modification time (ns) and inode: what a
+    study still being written (an export into the inbox while triage runs) changes. The inode tells a file replaced
+    by another of the same size within the file system's time resolution (1-2 s on FAT or some shares), as exports
+    that write a temporary file and rename it over the old one do; renaming the study keeps it. Cheap: no file is
+    read."""
     out = {}
     for rel, p in _files(root).items():
         st = p.stat()
-        out[rel] = (st.st_size, st.st_mtime_ns)
+        out[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
     return out
 
 
@@ -253,7 +256,7 @@ def recover(input_dir: Path, targets: List[Path]) -> List[str]:
     return notes
 
 
-def place(src: Path, target_dir: Path, move: bool, checked: Optional[Dict[str, Tuple[int, int]]] = None) -> str:
+def place(src: Path, target_dir: Path, move: bool, checked: Optional[Dict[str, Tuple[int, int, int]]] = None) -> str:
     """Copy (and with ``move`` delete) ``src`` into ``target_dir`` safely; returns what happened.
 
     ``checked``: the study's :func:`fingerprint` when it was read for its verdict. A study that differs from it
@@ -599,7 +602,7 @@ def _run_triage(input_dir: Path, failed_dir: Path, passed_dir: Optional[Path], m
             progress(i, len(studies), study.name)
         uid = None
         checked = fingerprint(study)  # as read for its verdict: a study still being written is not moved
-        age = time.time() - max((t / 1e9 for _, t in checked.values()), default=0.0)
+        age = time.time() - max((t / 1e9 for _, t, _ in checked.values()), default=0.0)
         if age < settle_s:
             report.skipped.append(f"{study.name}: still arriving (a file changed {max(age, 0):.0f} s ago, under the "
                                   f"{settle_s:g} s settle time); checked by a later run")

@@ -853,3 +853,25 @@ def test_the_report_says_how_each_study_was_read(tmp_path, checker):
     assert rows["gap"]["warnings"].startswith("1 missing slice(s) in 1 gap(s) of the series, filled by linear "
                                               "interpolation"), rows["gap"]
     assert rows["whole"]["warnings"] == "" and rows["gap"]["verdict"] == rows["whole"]["verdict"] == "pass"
+
+
+def test_a_file_replaced_with_one_of_the_same_size_and_time_is_a_change(studies, tmp_path):
+    """The fingerprint was sizes and modification times: a file replaced by another of the same size within the
+    file system's time resolution (an export writing a temporary file and renaming it over the old one) looked
+    unchanged, and the study was moved with content that was not the content checked. Its inode tells it now; the
+    same study renamed (as place renames it) keeps its fingerprint."""
+    src = studies / "pass_b"
+    checked = T.fingerprint(src)
+    victim = sorted(src.iterdir())[0]
+    st = victim.stat()
+    other = src / "rewritten.tmp"
+    other.write_bytes(victim.read_bytes()[::-1])  # the same size, other bytes
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(other, victim)
+    assert victim.stat().st_size == st.st_size and victim.stat().st_mtime_ns == st.st_mtime_ns
+    with pytest.raises(T.TriageError, match="changed while it was checked"):
+        T.place(src, tmp_path / "passed", True, checked)
+    assert not (tmp_path / "passed" / "pass_b").exists() and victim.exists()
+    checked = T.fingerprint(src)
+    os.rename(src, studies / "renamed")
+    assert T.fingerprint(studies / "renamed") == checked
