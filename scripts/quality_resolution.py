@@ -26,7 +26,7 @@ from ctmodels.preprocessing import block_mean  # noqa: E402
 from ctmodels.train_quality import random_phantom, real_volumes  # noqa: E402
 from ctmodels.types import CTVolume  # noqa: E402
 
-TARGETS_MM = {"xy": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "z": [1.25, 2.5, 5.0, 7.5, 10.0], "rot": [0, 5, 10, 15, 20, 30]}
+TARGETS = {"xy": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "z": [1.25, 2.5, 5.0, 7.5, 10.0], "rot": [0, 5, 10, 15, 20, 30]}
 UNIT = {"xy": "pixel mm", "z": "slice spacing mm", "rot": "rotation degrees"}
 MILD, SEVERE = [0.0, 0.05, 0.1], [0.4, 0.5, 0.6]
 
@@ -45,7 +45,7 @@ def judge(checker, hu, spacing, rng, axis="xy"):
     track = Q.locate_trachea(hu, spacing)
     for loss in MILD + SEVERE:
         sim = Q.acquisition(Q.simulate_expiration(hu, spacing, loss, track), rng)
-        for t in TARGETS_MM[axis]:
+        for t in TARGETS[axis]:
             if axis == "rot":  # the patient turned about the body's long axis: the image turned in its plane
                 from scipy import ndimage
 
@@ -69,7 +69,7 @@ def table(name, rows, axis):
     print(f"\n{name}")
     print(f"| target | mean {UNIT[axis]} | mild pass rate | severe caught rate | undetermined | n |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for t in TARGETS_MM[axis]:
+    for t in TARGETS[axis]:
         sub = [r for r in rows if r["target"] == t]
         mild = [r["verdict"] == Q.PASS for r in sub if r["loss"] in MILD]
         severe = [r["verdict"] == Q.FAIL for r in sub if r["loss"] in SEVERE]
