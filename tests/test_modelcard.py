@@ -119,6 +119,8 @@ def test_readme_quotes_the_bundled_lesion_records_held_out_figures():
         lo, hi = u[f"semiseg_{k}_dice_ci95"]
         assert f"{label} {m[f'semiseg_{k}_dice']:.3f} ({lo:.3f}-{hi:.3f})" in readme, k
     assert f"{m['semiseg_slices']} held-out COVID-SemiSeg slices" in readme
+    err = json.loads((WEIGHTS / "lesion-unet-effb0" / "preprocessing.json").read_text())["involvement_error"]
+    assert f"bias {err['bias_pp']:.1f}, SD {err['sd_pp']:.1f} percentage points" in readme  # what seg.assess uses
     assert (f"On {m['infection_slices']} held-out lung-infection slices: infection "
             f"{m['infection_slices_infection_dice']:.3f}, lung {m['infection_slices_lung_dice']:.3f}.") in readme
     if "every one of the three figures lies inside our intervals" in readme:
