@@ -19,7 +19,8 @@ st.caption("Ground-glass opacity, consolidation and other lung on each axial sli
 
 # ---- inputs
 files, use_example = upload_or_example(
-    "Slice (PNG/JPG), DICOM file(s), zip of a DICOM series, NIfTI, NRRD or .npy", "lesion", "a file")
+    "Slice (PNG/JPG in a lung window), DICOM file(s), zip of a DICOM series, NIfTI, NRRD or .npy", "lesion",
+    "a file")
 
 # ---- one library call (cached per upload in this session)
 study = lesion_study(files, use_example)

@@ -45,6 +45,11 @@ class NotCTError(InvalidInputError):
     """The data is readable but is not CT (wrong modality, RGB, ...)."""
 
 
+class NotLungWindowError(InvalidInputError):
+    """An 8-bit display image whose lungs are pure black: a soft-tissue or bone window, not the lung window the
+    lesion model reads."""
+
+
 class NotChestError(InvalidInputError):
     """A CT whose header names a part of the body without lung (BodyPartExamined HEAD, KNEE, ...)."""
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from . import dicom
 from .archive import extracted
+from .display_window import check_lung_window
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
 from .orientation import Layout, canonicalize, ras_to_lps, reading_note, split_affine
 from .preprocessing import as_array, check_values
@@ -74,13 +75,17 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
 
 
 def check_ct(vol: CTVolume, path: Optional[PathLike] = None) -> None:
-    """Refuse a volume whose values are not CT, naming ``path``: random noise (:class:`InvalidInputError`), or
-    HU with nothing below 0 (:class:`NotCTError`: a label map or mask; values without their rescale; MR, PET)."""
+    """Refuse a volume whose values are not CT, naming ``path``: random noise (:class:`InvalidInputError`), an 8-bit
+    display image in a soft-tissue or bone window (:class:`NotLungWindowError`: the lesion model reads lung-window
+    images), or HU with nothing below 0 (:class:`NotCTError`: a label map or mask; values without their rescale;
+    MR, PET)."""
     r = round(neighbour_correlation(vol.voxels), 2) + 0.0  # + 0.0: no "-0.00"
     if r < MIN_NEIGHBOUR_R:
         raise InvalidInputError(f"the pixels look like random noise (neighbouring pixels correlate at r = {r:.2f}; "
                                 "CT slices show about 0.9, the noisiest training slice 0.41); expected a CT slice "
                                 "or study", path)
+    if vol.meta.units == DISPLAY:
+        check_lung_window(vol.voxels, path)
     lo = float(np.min(vol.voxels)) if vol.is_hu else -1.0
     if not lo < 0:  # `not <`: NaN too. No air: a label map or mask, or not HU at all
         labels = label_values(vol.voxels)

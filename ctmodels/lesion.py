@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 import numpy as np
 
 from .body import body_grid
+from .display_window import check_lung_window
 from .lung_air import air_on_grid, unanchored
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
@@ -218,6 +219,8 @@ class LesionSegmenter:
         grid, body = body_grid(vol) if body_only or air_anchor else (None, None)  # computed once for both
         air = air_on_grid(vol, grid, body) if air_anchor else None  # on the grid: sized up per batch
         disp = self.to_display(vol, unit)
+        if unit == DISPLAY:  # HU is put in the lung window here; a display image must come in one
+            check_lung_window(disp)
         z, h, w = disp.shape
         labels = np.empty((z, h, w), np.uint8)
         probs = np.empty((z, 4, h, w), np.float16) if keep_probabilities else None

@@ -38,3 +38,78 @@ def test_simple_dicom_ge_standard_kernel():
     assert len(series) == 1 and series[0].kernel == "STANDARD" and series[0].kernel_class == "soft"
     v = io.read_ct(shared("chest_ct64", "simple_dicom"))
     assert v.shape == (2, 512, 512) and v.voxels.min() == -3024
+
+
+# ------------------------------------------------------------------ display windows (ctmodels/display_window.py)
+LUNG_WINDOWS = [(-600, 1500), (-550, 1600), (-500, 2000), (-600, 1200), (-500, 1000), (-650, 1000), (-500, 1400)]
+OTHER_WINDOWS = [(40, 400), (50, 350), (50, 500), (400, 1800), (500, 2000)]  # soft tissue, bone
+
+
+def _windowed(hu, center, width, jpeg=False):
+    import io as bytes_io
+
+    from PIL import Image
+
+    u8 = (np.clip((hu.astype(np.float64) - (center - width / 2)) / width, 0, 1) * 255).round().astype(np.uint8)
+    if not jpeg:
+        return u8
+    out = []
+    for s in u8:
+        buf = bytes_io.BytesIO()
+        Image.fromarray(s).save(buf, "JPEG", quality=75)
+        out.append(np.asarray(Image.open(buf)))
+    return np.stack(out)
+
+
+def _real_chests():
+    cta = io.read_ct(shared("chest_cta_crop", "ct_cropped.nii.gz")).voxels
+    ct64 = io.read_ct(shared("chest_ct64", "ct-64.nrrd")).voxels
+    return {"chest_cta_crop": cta, "ct-64 (4x)": np.stack([np.kron(s, np.ones((4, 4))) for s in ct64])}
+
+
+def test_every_training_slice_reads_as_a_lung_window():
+    from PIL import Image
+
+    from ctmodels.display_window import MAX_BLACK_SHARE, black_share
+
+    files = sorted(shared("covid_semiseg_train", "images").iterdir())
+    files += sorted(shared("covid_ct_lung_infection_slices", "ct").iterdir())
+    assert len(files) == 1664
+    shares = [black_share(np.asarray(Image.open(f).convert("L"))) for f in files]
+    assert max(shares) <= 0.025 < MAX_BLACK_SHARE  # the module's docstring quotes 0.025
+
+
+def test_real_chest_ct_in_lung_windows_passes_and_in_soft_tissue_or_bone_windows_is_refused():
+    from ctmodels.display_window import MAX_BLACK_SHARE, black_share, check_lung_window
+    from ctmodels.errors import NotLungWindowError
+
+    for name, hu in _real_chests().items():
+        for center, width in LUNG_WINDOWS:
+            for jpeg in (False, True):
+                u8 = _windowed(hu, center, width, jpeg)
+                assert max(black_share(s) for s in u8) <= 0.08, (name, center, width, jpeg)  # docstring: 0.08
+                check_lung_window(u8)
+        for center, width in OTHER_WINDOWS:
+            for jpeg in (False, True):
+                u8 = _windowed(hu, center, width, jpeg)
+                shares = np.array([black_share(s) for s in u8])
+                assert np.mean(shares >= MAX_BLACK_SHARE) > 0.70, (name, center, width, jpeg)  # docstring: over 70 %
+                with pytest.raises(NotLungWindowError):
+                    check_lung_window(u8)
+
+
+def test_a_real_slice_saved_in_a_soft_tissue_window_is_refused_and_in_a_lung_window_graded(tmp_path, capsys):
+    from PIL import Image
+
+    from ctmodels.cli import main
+
+    hu = io.read_ct(shared("chest_cta_crop", "ct_cropped.nii.gz")).voxels[62]
+    for name, (center, width) in {"lung": (-600, 1500), "soft": (40, 400)}.items():
+        Image.fromarray(_windowed(hu[None], center, width)[0]).resize((512, 512)).save(tmp_path / f"{name}.png")
+    code = main(["segment", str(tmp_path / "soft.png"), str(tmp_path / "lung.png"), "--out", str(tmp_path / "o"),
+                 "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "soft.png: looks like a soft-tissue or bone window" in err
+    rows = (tmp_path / "o" / "results.csv").read_text().splitlines()
+    assert len(rows) == 2 and "lung.png" in rows[1] and ",CT-1," in rows[1]
+    assert not (tmp_path / "o" / "soft.mask.png").exists()

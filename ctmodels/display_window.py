@@ -1,0 +1,76 @@
+"""Is an 8-bit display slice in a lung window?
+
+The lesion model reads 8-bit slices in a lung window (W 1500 / L -600, as its training slices): air about 60 of
+255, lung tissue 60-120, soft tissue near white. A slice exported in a soft-tissue (mediastinal) or bone window,
+the default of many viewers, shows the lungs pure black: anything below -160 HU (W 400 / L 40) is 0. The model
+then sees no lung where the lungs are and calls the soft tissue around them lung and lesion: a slice of a real
+contrast chest CT (``chest_cta_crop``) saved in W 400 / L 40 was graded CT-4, 83 % involved, P(extensive) 1.0;
+saved in W 1500 / L -600, CT-1, 0.6 %.
+
+The sign is pure black inside the patient: the share of the convex hull of what is brighter than ``TISSUE_MIN``
+(the patient, and in a lung window the air around the patient too; not text drawn on the image) that is at most
+``BLACK_MAX``. In a lung window nothing inside is pure black (air is about 60; padding outside the round field
+of view lies outside the hull); in a soft-tissue or bone window the lungs are. Measured (an evaluation test,
+``tests/test_eval_shared_data.py``, keeps these true): the 1664 training slices at most 0.025; the slices of
+two real chest CTs (``../shared/data``) in seven lung windows, down to W 1000 / L -500 (which takes -1000 HU to
+black), also saved as JPEG, at most 0.08; the same slices in soft-tissue or bone windows (W 350-500 / L 40-50,
+W 1800-2000 / L 400-500) about 0.4 at the level of the heart and 0.02-0.1 at the apex and the lung bases, where
+the lungs are small. A slice from ``MAX_BLACK_SHARE`` is refused (a volume: the median of up to 16 of its
+slices): over 70 % of those slices and both volumes in every such window were; lung-apex and lung-base slices in a
+soft-tissue window can still get through.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage
+
+from .body import convex_hull
+from .errors import NotLungWindowError
+
+BLACK_MAX = 4  # an 8-bit level this dark is pure black (0, and JPEG's ripple around it)
+TISSUE_MIN = 10  # brighter than this: the patient, or the air around them in a lung window (about 60)
+MIN_PIECE = 0.01  # share of the image: the patient, an arm, the table; not a letter of text or a scale bar
+MAX_BLACK_SHARE = 0.15
+MAX_SLICES = 16
+
+
+def black_share(img: np.ndarray) -> float:
+    """Share (0..1) of a 2D 8-bit display slice's inside that is pure black (at most ``BLACK_MAX``). The inside is
+    the convex hull of the pieces of pixels brighter than ``TISSUE_MIN`` (specks taken out) that cover at least
+    ``MIN_PIECE`` of the image, or of the largest piece where none does: a viewer's text or scale drawn in the
+    black corners outside a round field of view does not make those corners inside. 0 where nothing is brighter."""
+    a = np.asarray(img)
+    bright = ndimage.binary_opening(a > TISSUE_MIN)
+    pieces, n = ndimage.label(bright)
+    if n == 0:
+        return 0.0
+    sizes = np.bincount(pieces.ravel())[1:]
+    keep = np.flatnonzero(sizes >= MIN_PIECE * a.size) + 1
+    inside = np.isin(pieces, keep) if len(keep) else pieces == 1 + int(np.argmax(sizes))
+    hull = convex_hull(inside)
+    return float(np.count_nonzero(hull & (a <= BLACK_MAX)) / max(np.count_nonzero(hull), 1))
+
+
+def volume_black_share(display: np.ndarray, max_slices: int = MAX_SLICES) -> float:
+    """:func:`black_share` of a slice ``[H, W]``, or the median over up to ``max_slices`` slices spread through a
+    volume ``[Z, H, W]``."""
+    a = np.asarray(display)
+    if a.ndim == 2:
+        return black_share(a)
+    picks = np.unique(np.linspace(0, len(a) - 1, min(len(a), max_slices)).round().astype(int))
+    return float(np.median([black_share(a[i]) for i in picks]))
+
+
+def check_lung_window(display: np.ndarray, source: Optional[object] = None) -> None:
+    """Refuse (:class:`NotLungWindowError`, naming ``source``) an 8-bit display slice or volume (0..255) whose
+    lungs look pure black, as in a soft-tissue or bone window."""
+    share = volume_black_share(display)
+    if share >= MAX_BLACK_SHARE:
+        raise NotLungWindowError(
+            f"looks like a soft-tissue or bone window, not a lung window: {100 * share:.0f} % of the patient's "
+            "outline is pure black, as the lungs are in such a window (under "
+            f"{100 * MAX_BLACK_SHARE:.0f} % in a lung window); expected a slice in a lung window such as the training "
+            "slices' W 1500 / L -600, or the scan itself in HU (DICOM, NIfTI)", source)

@@ -1,0 +1,105 @@
+"""An 8-bit display slice must be in a lung window (ctmodels/display_window.py): one in a soft-tissue or bone
+window shows the lungs pure black, and the lesion model graded such a real slice CT-4."""
+
+import io as bytes_io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synth import chest_phantom, round_field_of_view
+from ctmodels import io
+from ctmodels import display_window as W
+from ctmodels.cli import main
+from ctmodels.errors import NotLungWindowError
+from ctmodels.preprocessing import window_hu
+
+LUNG, SOFT, BONE = (-600, 1500), (40, 400), (400, 1800)
+
+
+def _windowed(window, n=1, size=256):
+    return window_hu(chest_phantom((n, size, size), seed=1), *window)
+
+
+def _save(path, u8, fmt=None):
+    Image.fromarray(u8).save(path, format=fmt)
+    return path
+
+
+def test_the_lungs_are_black_inside_the_patient_only_outside_a_lung_window():
+    assert W.black_share(_windowed(LUNG)[0]) == 0.0
+    for window in (SOFT, BONE):
+        assert W.black_share(_windowed(window)[0]) > 0.3  # the phantom's lungs: about half its body
+    assert W.black_share(np.zeros((64, 64), np.uint8)) == 0.0  # nothing inside: a blank image is not judged here
+
+
+def test_padding_and_a_viewer_s_text_outside_the_round_field_of_view_are_not_inside(monkeypatch):
+    u8 = _windowed(LUNG, size=256)[0]
+    u8[~round_field_of_view(256, 256)] = 0  # padding: black corners
+    for y, x in ((2, 2), (2, 206), (242, 2), (242, 206)):  # white text in the corners
+        for k in range(6):
+            u8[y:y + 12, x + 8 * k:x + 8 * k + 5] = 255
+    share = W.black_share(u8)
+    assert share < 0.01
+    W.check_lung_window(u8)  # not refused
+    monkeypatch.setattr(W, "MIN_PIECE", 0.0)  # every piece inside: the black corners would count
+    assert W.black_share(u8) >= W.MAX_BLACK_SHARE
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_read_ct_refuses_a_slice_in_a_soft_tissue_window_naming_it(tmp_path, fmt):
+    ok = io.read_ct(_save(tmp_path / f"lung.{fmt.lower()}", _windowed(LUNG)[0], fmt))
+    assert ok.meta.units == "display"
+    for name, window in (("soft", SOFT), ("bone", BONE)):
+        path = _save(tmp_path / f"{name}.{fmt.lower()}", _windowed(window)[0], fmt)
+        with pytest.raises(NotLungWindowError) as e:
+            io.read_ct(path)
+        msg = str(e.value)
+        assert msg.startswith(f"{path}: looks like a soft-tissue or bone window, not a lung window: ")
+        assert "W 1500 / L -600" in msg and "\n" not in msg
+
+
+def test_an_8_bit_volume_is_judged_on_its_slices(tmp_path):
+    np.save(tmp_path / "lung.npy", _windowed(LUNG, n=6, size=128))
+    assert io.read_ct(tmp_path / "lung.npy").shape == (6, 128, 128)
+    np.save(tmp_path / "soft.npy", _windowed(SOFT, n=6, size=128))
+    with pytest.raises(NotLungWindowError):
+        io.read_ct(tmp_path / "soft.npy")
+    hu = chest_phantom((6, 128, 128), seed=1)  # HU is windowed by ctmodels itself: never judged
+    np.save(tmp_path / "hu.npy", hu)
+    assert io.read_ct(tmp_path / "hu.npy").meta.units == "HU"
+
+
+def test_predict_refuses_a_display_array_in_a_soft_tissue_window():
+    from ctmodels import LesionSegmenter
+
+    seg = LesionSegmenter.from_pretrained()
+    soft = _windowed(SOFT)[0]
+    with pytest.raises(NotLungWindowError):
+        seg.predict(soft)
+    with pytest.raises(NotLungWindowError):  # 0..1 floats, as torchvision gives them
+        seg.predict(soft.astype(np.float32) / 255, units="display")
+    assert seg.predict(_windowed(LUNG)[0]).labels.shape == (256, 256)
+
+
+def test_segment_says_so_in_one_line_and_goes_on_with_the_other_inputs(tmp_path, capsys):
+    soft = _save(tmp_path / "soft.png", _windowed(SOFT)[0])
+    lung = _save(tmp_path / "lung.png", _windowed(LUNG)[0])
+    code = main(["segment", str(soft), str(lung), "--out", str(tmp_path / "out"), "-q"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(err) == 1 and f"{soft}: looks like a soft-tissue or bone window" in err[0]
+    assert (tmp_path / "out" / "lung.mask.png").exists() and not (tmp_path / "out" / "soft.mask.png").exists()
+
+
+def test_the_app_says_so_in_one_line_and_gives_no_grade():
+    from test_app import _app
+
+    buf = bytes_io.BytesIO()
+    Image.fromarray(_windowed(SOFT)[0]).save(buf, format="PNG")
+    at = _app(None)
+    at.file_uploader(key="lesion_upload").set_value(("soft.png", buf.getvalue(), "image/png"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "soft.png" in at.error[0].value and "not a lung window" in at.error[0].value
+    assert "\n" not in at.error[0].value.strip()
+    assert not [m for m in at.metric if m.label == "Grade"]
