@@ -70,21 +70,21 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
             spacing: Optional[Sequence[float]] = None) -> CTVolume:
     """Read a CT input (see module docs) into a :class:`CTVolume`."""
     vol = _read_ct(Path(path), series_uid, purpose, spacing)
-    check_ct(vol, path)
+    check_ct(vol, path, purpose)
     return vol
 
 
-def check_ct(vol: CTVolume, path: Optional[PathLike] = None) -> None:
-    """Refuse a volume whose values are not CT, naming ``path``: random noise (:class:`InvalidInputError`), an 8-bit
-    display image in a soft-tissue or bone window (:class:`NotLungWindowError`: the lesion model reads lung-window
-    images), or HU with nothing below 0 (:class:`NotCTError`: a label map or mask; values without their rescale;
+def check_ct(vol: CTVolume, path: Optional[PathLike] = None, purpose: str = "lesion") -> None:
+    """Refuse a volume whose values are not CT, naming ``path``: random noise (:class:`InvalidInputError`), for the
+    lesion model an 8-bit display image in a soft-tissue or bone window (:class:`NotLungWindowError`: it reads
+    lung-window images; the breath-hold check reads no display image, and says so), or HU with nothing below 0 (:class:`NotCTError`: a label map or mask; values without their rescale;
     MR, PET)."""
     r = round(neighbour_correlation(vol.voxels), 2) + 0.0  # + 0.0: no "-0.00"
     if r < MIN_NEIGHBOUR_R:
         raise InvalidInputError(f"the pixels look like random noise (neighbouring pixels correlate at r = {r:.2f}; "
                                 "CT slices show about 0.9, the noisiest training slice 0.41); expected a CT slice "
                                 "or study", path)
-    if vol.meta.units == DISPLAY:
+    if vol.meta.units == DISPLAY and purpose == "lesion":
         check_lung_window(vol.voxels, path)
     lo = float(np.min(vol.voxels)) if vol.is_hu else -1.0
     if not lo < 0:  # `not <`: NaN too. No air: a label map or mask, or not HU at all
@@ -545,7 +545,7 @@ def as_volume(x: Union[CTVolume, np.ndarray, PathLike], spacing: Optional[Sequen
         raise InvalidInputError(f"expected a CTVolume, a path or a numeric array [z, y, x], got a {type(x).__name__}"
                                 + (f" of {arr.dtype}" if arr.ndim else ""))
     vol = volume_from_array(arr, spacing)
-    check_ct(vol)
+    check_ct(vol, purpose=purpose)
     return vol
 
 

@@ -103,3 +103,15 @@ def test_the_app_says_so_in_one_line_and_gives_no_grade():
     assert len(at.error) == 1 and "soft.png" in at.error[0].value and "not a lung window" in at.error[0].value
     assert "\n" not in at.error[0].value.strip()
     assert not [m for m in at.metric if m.label == "Grade"]
+
+
+def test_the_breath_hold_check_still_says_it_reads_no_display_image(tmp_path, capsys):
+    """Asking to export a lung window would not help it: the check reads no 8-bit image, whatever its window."""
+    from ctmodels import BreathHoldChecker
+
+    soft = _save(tmp_path / "soft.png", _windowed(SOFT)[0])
+    assert main(["check-breath-hold", str(soft)]) == 0
+    out = capsys.readouterr().out
+    assert "UNDETERMINED" in out and "8-bit display image" in out
+    r = BreathHoldChecker.from_pretrained().predict(_windowed(SOFT, n=4, size=128))
+    assert r.verdict == "undetermined" and "8-bit" in r.reason
