@@ -19,12 +19,12 @@ def _probabilities(cal: ExtentCalibration) -> str:
     return ", ".join(f"{x} % {float(cal.predict_proba([x])[0]):.2f}" for x in (10, 25, 50, 75))
 
 
-def _classed(cal: ExtentCalibration, table: cohort.Table, source) -> "tuple[str, list]":
-    """A copy of the table's rows with the calibration's columns added, and its CSV text (written as the table
-    was)."""
+def _classed(cal: ExtentCalibration, table: cohort.Table, source) -> "tuple[bytes, list]":
+    """A copy of the table's rows with the calibration's columns added, and its CSV file's bytes (written as the
+    table was: delimiter, decimal mark, encoding)."""
     table = table.copy()
     cohort.classed_rows(cal, table, source)
-    return table.csv(), table.rows
+    return table.data(), table.rows
 
 
 # ---- 1. fit
@@ -72,11 +72,11 @@ else:
                    "with patients; line: smoothed and made not to fall with involvement.")
         if not use_example:  # Study severity classes the study shown there with it
             st.session_state[COHORT_FIT] = (source, cal)
-        text, _ = _classed(cal, table, source)
+        data, _ = _classed(cal, table, source)
         d1, d2 = st.columns(2)
         d1.download_button("Calibration (JSON)", cal.to_json(), "calibration.json", "application/json",
                            help="ctmodels calibrate apply reads it, and so does the box below")
-        d2.download_button("These patients, classed (CSV)", text, "classed.csv", "text/csv",
+        d2.download_button("These patients, classed (CSV)", data, "classed.csv", "text/csv",
                            help="the table with cohort_p_extensive and cohort_class added")
 
 # ---- 2. apply
@@ -94,7 +94,7 @@ try:
     if results is not None and cal is None:
         st.info("Fit a calibration above, or upload one, to class these results.")
     elif results is not None:
-        text, rows = _classed(cal, cohort.parse_table(results.getvalue(), results.name), results.name)
+        data, rows = _classed(cal, cohort.parse_table(results.getvalue(), results.name), results.name)
         k = st.columns(4)
         for col, cls in zip(k, ["A", "B", "C", NOT_ASSESSED]):
             col.metric(f"Class {cls}" if cls != NOT_ASSESSED else "Not assessed",
@@ -102,7 +102,7 @@ try:
                        help=None if cls != NOT_ASSESSED else "no lung found (grade n/a), or no involved_pct")
         shown = [c for c in ("input", cohort.INVOLVED, "grade", *cohort.ADDED) if c in rows[0]]
         st.dataframe([{c: r[c] for c in shown} for r in rows], hide_index=True, width="stretch")
-        st.download_button("Classed results (CSV)", text, "classed.csv", "text/csv",
+        st.download_button("Classed results (CSV)", data, "classed.csv", "text/csv",
                            help="the table with cohort_p_extensive and cohort_class added")
 except Exception as exc:
     show_error(exc)

@@ -9,7 +9,8 @@ found, where segment writes 0 % by definition) is left out of the fit and gets n
 label is left out of the fit. Both are counted in what the functions return. Nothing is overwritten.
 
 A table is read as a spreadsheet may save it (:func:`parse_table`: values separated by commas, or by ``;`` or tabs
-with decimal commas or points; UTF-8 or UTF-16) and written back the same way; the app passes uploads' bytes to
+with decimal commas or points; UTF-8 with or without a byte-order mark, or UTF-16) and written back the same way
+(delimiter, decimal mark, encoding); the app passes uploads' bytes to
 :func:`parse_table`, :func:`fit_rows` and :func:`classed_rows`.
 """
 
@@ -42,12 +43,15 @@ TABLE = "a CSV with an involved_pct column (ctmodels segment's results.csv)"
 class Table:
     """A table's rows (each a dict of its column's text), its columns, and how it was written: the delimiter
     (``,``; or ``;`` or a tab, as spreadsheets set to a language with a decimal comma save CSV), and whether its
-    numbers have a decimal comma (a delimiter other than a comma, and an involvement written with one)."""
+    numbers have a decimal comma (a delimiter other than a comma, and an involvement written with one), and its
+    encoding (``utf-8``; ``utf-8-sig`` with the byte-order mark a spreadsheet writes; ``utf-16``, a spreadsheet's
+    "Unicode text")."""
 
     rows: List[Dict[str, str]]
     columns: List[str]
     delimiter: str = ","
     decimal_comma: bool = False
+    encoding: str = "utf-8"
 
     @classmethod
     def of(cls, rows: List[Dict[str, str]]) -> "Table":
@@ -55,7 +59,8 @@ class Table:
         return cls(rows, list(rows[0]) if rows else [])
 
     def copy(self) -> "Table":
-        return Table([dict(r) for r in self.rows], list(self.columns), self.delimiter, self.decimal_comma)
+        return Table([dict(r) for r in self.rows], list(self.columns), self.delimiter, self.decimal_comma,
+                     self.encoding)
 
     def number(self, text: str) -> str:
         """A number as this table writes it."""
@@ -64,6 +69,11 @@ class Table:
     def csv(self) -> str:
         """The table as CSV text, written as it was read (delimiter, decimal mark), with any added column last."""
         return ledger.csv_text(self.rows, self.columns, self.delimiter)
+
+    def data(self) -> bytes:
+        """:meth:`csv` in the table's encoding (a spreadsheet's UTF-16 "Unicode text" back as UTF-16 with its
+        byte-order mark, so that the spreadsheet opens it as it saved it)."""
+        return self.csv().encode(self.encoding)
 
 
 def _read(path: Path, required: Tuple[str, ...]) -> Table:
@@ -82,11 +92,12 @@ def _read(path: Path, required: Tuple[str, ...]) -> Table:
     return parse_table(text, path, required)
 
 
-def _text(data: bytes) -> str:
-    """UTF-8 with or without the byte-order mark a spreadsheet adds, or UTF-16 with its mark ("Unicode text")."""
+def _text(data: bytes) -> Tuple[str, str]:
+    """The text and its encoding: UTF-8 with or without the byte-order mark a spreadsheet adds (``utf-8-sig``,
+    ``utf-8``), or UTF-16 with its mark ("Unicode text")."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return data.decode("utf-16")
-    return data.decode("utf-8-sig")
+        return data.decode("utf-16"), "utf-16"
+    return data.decode("utf-8-sig"), "utf-8-sig" if data[:3] == b"\xef\xbb\xbf" else "utf-8"
 
 
 def _delimiter(text: str) -> str:
@@ -104,7 +115,7 @@ def parse_table(data: bytes, source, required: Tuple[str, ...] = (INVOLVED,)) ->
     row; ``source`` names it in errors. Comma-separated, or separated by ``;`` or tabs (with decimal commas or
     points)."""
     try:
-        text = _text(data)
+        text, encoding = _text(data)
         delimiter = _delimiter(text)
         rows, columns = ledger.parse_rows(text, delimiter)
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -120,7 +131,8 @@ def parse_table(data: bytes, source, required: Tuple[str, ...] = (INVOLVED,)) ->
                                                        if len(required) > 1 else ""), source)
     if not rows:
         raise InvalidInputError(f"has no rows, expected {TABLE}", source)
-    return Table(rows, columns, delimiter, delimiter != "," and any("," in r.get(INVOLVED, "") for r in rows))
+    return Table(rows, columns, delimiter, delimiter != "," and any("," in r.get(INVOLVED, "") for r in rows),
+                 encoding)
 
 
 def involvement_of(row: Dict[str, str], line: int, path: Path, decimal_comma: bool = False) -> Optional[float]:
@@ -235,12 +247,12 @@ def classed_rows(cal: ExtentCalibration, table: Table, source) -> Dict[str, int]
 
 
 def apply_table(cal: ExtentCalibration, path: Path, out: Path) -> Dict[str, int]:
-    """The table at ``path`` written to ``out`` (which must not exist) as it was read (delimiter, decimal mark),
-    with the calibration's columns added (:func:`classed_rows`); the other columns as they were."""
+    """The table at ``path`` written to ``out`` (which must not exist) as it was read (delimiter, decimal mark,
+    encoding), with the calibration's columns added (:func:`classed_rows`); the other columns as they were."""
     out = _new_file(out)
     table = _read(Path(path), (INVOLVED,))
     done = classed_rows(cal, table, path)
-    ledger.write_rows(out, table.rows, table.columns, table.delimiter)
+    ledger.write_rows(out, table.rows, table.columns, table.delimiter, table.encoding)
     return done
 
 

@@ -95,14 +95,14 @@ def csv_text(rows: Sequence[Dict[str, object]], fields: Sequence[str], delimiter
 
 
 def write_rows(path: Path, rows: Sequence[Dict[str, object]], fields: Sequence[str],
-               delimiter: str = ",") -> List[str]:
+               delimiter: str = ",", encoding: str = "utf-8") -> List[str]:
     """``rows`` to ``path`` atomically, with ``fields`` first, then any other column a row has (an earlier run's
     patient columns, or columns of another version); a row without a column leaves it empty. Returns the columns
-    written, for :func:`append_row`."""
+    written, for :func:`append_row` (which writes UTF-8: a table it adds to is written in UTF-8)."""
     path = Path(path)
     tmp = path.with_name(f"{PARTIAL}{path.name}-{uuid.uuid4().hex[:8]}")
     try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with open(tmp, "w", newline="", encoding=encoding) as f:
             f.write(csv_text(rows, fields, delimiter))
             f.flush()
             os.fsync(f.fileno())

@@ -1,6 +1,8 @@
 """The cohort calibration from the command line: fit on a labelled table, apply to results.csv."""
 
+import codecs
 import csv
+import io
 import json
 import math
 
@@ -241,8 +243,11 @@ def test_a_table_saved_by_a_spreadsheet_with_decimal_commas_is_read_and_written_
     cal = S.ExtentCalibration.load(tmp_path / "cal.json")
     assert (cal.t_ab_pct, cal.t_bc_pct, cal.n_patients) == (ref.t_ab_pct, ref.t_bc_pct, 400)
     assert main(["calibrate", "apply", str(tmp_path / "cal.json"), str(table), "--out", str(tmp_path / "o.csv")]) == 0
-    with open(tmp_path / "o.csv", newline="", encoding="utf-8") as f:
-        out = list(csv.reader(f, delimiter=delimiter))
+    raw = (tmp_path / "o.csv").read_bytes()  # in the table's encoding: a spreadsheet opens it as it saved it
+    bom = {"utf-8-sig": codecs.BOM_UTF8, "utf-16": codecs.BOM_UTF16, "utf-8": b""}[encoding]
+    assert raw.startswith(bom) and raw.decode(encoding).startswith("input")
+    assert bom or not raw.startswith(codecs.BOM_UTF8)
+    out = list(csv.reader(io.StringIO(raw.decode(encoding), newline=""), delimiter=delimiter))
     assert out[0] == ["input", "involved_pct", "grade", "extensive", "cohort_p_extensive", "cohort_class"]
     p = f"{float(ref.predict_proba([x[1]])[0]):.4f}"
     assert out[2] == ["Patient 1, left", num(x[1]), S.mosmed_grade(x[1]), num(0), p.replace(".", ",") if comma else p,
@@ -265,3 +270,17 @@ def test_segment_s_out_folder_can_be_given_for_its_results_csv(cohort, tmp_path,
     assert capsys.readouterr().err == (f"error: {tmp_path}: is a folder without a results.csv, expected a CSV with an "
                                        "involved_pct column (ctmodels segment's results.csv), or the folder ctmodels "
                                        "segment wrote it into\n")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_a_table_s_bytes_come_back_in_its_encoding_for_the_app_s_download(encoding):
+    """The Cohort classes page offers the classed table as Table.data(): a spreadsheet's UTF-16 "Unicode text"
+    comes back as UTF-16 (before: UTF-8, which a spreadsheet opening it as it saved it shows garbled)."""
+    from ctmodels import cohort as C
+
+    text = "input\tinvolved_pct\textensive\r\nMüller, Ådne\t12,5\t0\r\nb\t70,0\t1\r\n"
+    table = C.parse_table(text.encode(encoding), "t.txt")
+    assert table.encoding == encoding
+    data = table.data()
+    assert data == table.csv().encode(encoding) and data.decode(encoding).splitlines()[1].startswith("Müller")
+    assert data.startswith({"utf-8-sig": codecs.BOM_UTF8, "utf-16": codecs.BOM_UTF16, "utf-8": b""}[encoding])
