@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import EmptyInputError, InvalidInputError, NotChestError, NotCTError
-from .orientation import PLANES, canonicalize, reading_note
+from .orientation import PLANES, canonicalize, reading_note, tilt_note
 from .types import HU, CTVolume, VolumeMeta
 
 log = logging.getLogger(__name__)
@@ -722,6 +722,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     # on this grid has that layout; its first voxel is the first pixel of the first slice along the normal
     ipps = [getattr(ds, "ImagePositionPatient", None) for _, _, ds in uniq]
     origin = [float(v) for v in ipps[0]] if all(v is not None and len(v) == 3 for v in ipps) else None
+    gantry_tilted = False
     if origin is not None and n > 1:
         # a tilted gantry steps the slices along the table, not along their normal: the affine (steps along the
         # normal) then puts each slice further off in its own plane; said, not corrected (NIfTI's qform cannot
@@ -729,15 +730,17 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         step = np.array([float(v) for v in ipps[-1]]) - np.array(origin)
         off = float(np.linalg.norm(step - np.dot(step, normal) * normal))
         tilt = float(np.degrees(np.arctan2(off, abs(np.dot(step, normal)))))
-        if tilt > 0.5:
+        gantry_tilted = tilt > 0.5
+        if gantry_tilted:
             warnings.append(f"slices stepped {tilt:.1f} degrees off their normal (a tilted gantry): results lie on "
                             f"the slices as stored, but the written mask's position in the world drifts by up to "
                             f"{off:.1f} mm across the series")
     vox, spacing, layout = canonicalize(np.transpose(vol, (2, 1, 0)), directions[:, ::-1], (c_sp, r_sp, abs(dz)),
                                         origin=origin)
-    note = reading_note(spacing, layout.stored_plane)
-    if note:
-        warnings.append(note)
+    notes = [reading_note(spacing, layout.stored_plane)]
+    if not gantry_tilted:  # its line says the slices are tilted already
+        notes.append(tilt_note(directions[:, ::-1], layout.order))
+    warnings.extend(n for n in notes if n)
     # positions follow the canonical z axis (feet to head)
     flipped_z = directions[2, 0] < 0 if abs(directions[2, 0]) >= 0.5 else False
     pos_list = [float(x) for x in (positions[::-1] if flipped_z else positions)]

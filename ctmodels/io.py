@@ -40,7 +40,7 @@ from . import dicom
 from .archive import extracted
 from .display_window import check_lung_window
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
-from .orientation import Layout, canonicalize, ras_to_lps, reading_note, split_affine
+from .orientation import Layout, canonicalize, ras_to_lps, reading_note, split_affine, tilt_note
 from .preprocessing import as_array, check_values
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
@@ -358,19 +358,20 @@ def read_nifti(p: Path) -> CTVolume:
     dirs, sp = split_affine(lps[:3, :3])
     vox, spacing, layout = canonicalize(data, dirs, sp, origin=lps[:3, 3])
     return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nifti", modality="CT", units=HU,
-                                                           layout=layout, warnings=_noted(spacing, p)))
+                                                           layout=layout, warnings=_noted(spacing, p, dirs, layout)))
 
 
-def _noted(spacing: Sequence[float], source: PathLike) -> List[str]:
-    """A volume's warnings from its voxel size (:func:`ctmodels.orientation.reading_note`: its axial pixels not
-    square), logged as the DICOM reader logs its own. A file's third axis is not taken for the plane its slices
-    were made in, as a DICOM series' slices are: an array written in another axis order would be warned of for
-    nothing."""
-    note = reading_note(spacing)
-    if note is None:
-        return []
-    log.warning("%s: %s", Path(source).name, note)
-    return [note]
+def _noted(spacing: Sequence[float], source: PathLike, directions: Optional[np.ndarray] = None,
+           layout: Optional[Layout] = None) -> List[str]:
+    """A volume's warnings from its voxel size and directions (:func:`ctmodels.orientation.reading_note`: its axial
+    pixels not square; :func:`~ctmodels.orientation.tilt_note`: its axial slices tilted, where ``directions`` and
+    the ``layout`` made of them are given), logged as the DICOM reader logs its own. A file's third axis is not
+    taken for the plane its slices were made in, as a DICOM series' slices are: an array written in another axis
+    order would be warned of for nothing."""
+    notes = [reading_note(spacing), None if layout is None else tilt_note(directions, layout.order)]
+    for note in filter(None, notes):
+        log.warning("%s: %s", Path(source).name, note)
+    return [n for n in notes if n]
 
 
 _NRRD_SPACES = {
@@ -412,7 +413,7 @@ def read_nrrd(p: Path) -> CTVolume:
     return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nrrd", modality="CT", units=HU,
                                                            layout=layout, spacing_assumed=assumed,
                                                            pixel_size_assumed=assumed,
-                                                           warnings=_noted(spacing, p)))
+                                                           warnings=_noted(spacing, p, dirs, layout)))
 
 
 def quiet_readers(verbose: bool = False) -> None:

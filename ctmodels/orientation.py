@@ -20,6 +20,9 @@ _TARGET = (2, 1, 0)
 PLANES = ("axial", "coronal", "sagittal")
 # in-plane pixels whose sides differ by more than this ratio are not square (a reformat's axial slices)
 SQUARE_RATIO = 1.25
+# axial slices tilted more than this off the patient's axial plane are said to be (an oblique series): at 10
+# degrees a round trachea reads 1.5 % longer one way, at 20 degrees 6 %
+OBLIQUE_DEG = 10.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,6 +117,30 @@ def reading_note(spacing: Sequence[float], plane: str = "axial") -> Optional[str
         text += (" (not square: the models were made for axial CT slices of square pixels, so results are less "
                  "reliable)")
     return text
+
+
+def axial_tilt_deg(directions: np.ndarray, order: Sequence[int]) -> float:
+    """How far (degrees) the canonical axial slices lie off the patient's axial plane: the angle between S and the
+    normal of the plane of the input axes that became canonical y and x (``order[1]``, ``order[2]``, as
+    :func:`canonicalize` chose them; ``directions[:, k]`` is input axis ``k``'s LPS direction). 0 for slices at
+    any angle within the axial plane (a patient turned in the image), as for coronal or sagittal slices whose
+    axial slices are made across them square to S."""
+    d = np.asarray(directions, dtype=float)
+    n = np.cross(d[:, order[1]], d[:, order[2]])
+    size = float(np.linalg.norm(n))
+    if not size or not np.isfinite(size):
+        return 0.0
+    return float(np.degrees(np.arccos(min(1.0, abs(n[2]) / size))))
+
+
+def tilt_note(directions: np.ndarray, order: Sequence[int]) -> Optional[str]:
+    """One line for a volume's warnings where its axial slices lie more than ``OBLIQUE_DEG`` off the patient's
+    axial plane (:func:`axial_tilt_deg`); None otherwise."""
+    deg = axial_tilt_deg(directions, order)
+    if deg <= OBLIQUE_DEG:
+        return None
+    return (f"axial slices tilted {deg:.0f} degrees off the patient's axial plane (an oblique series): read as "
+            "stored, not resampled to axial, so results are less reliable")
 
 
 def ras_to_lps(affine: np.ndarray) -> np.ndarray:

@@ -224,6 +224,30 @@ def test_a_tilted_gantry_is_said(tmp_path):
     assert not any("tilted" in w for w in io.read_ct(tmp_path / "straight").meta.warnings)
 
 
+TILTED = ("axial slices tilted {:.0f} degrees off the patient's axial plane (an oblique series): read as stored, "
+          "not resampled to axial, so results are less reliable")
+
+
+def test_an_oblique_series_is_said_and_a_turned_or_gantry_tilted_one_is_not_said_twice(tmp_path):
+    """Slices tilted 25 degrees off axial (an oblique reformat, stepped along their normal) were read as axial
+    without a word: now said, with the tilt. Slices turned within the axial plane are not tilted (nothing said); a
+    tilted gantry (tilted slices stepped along the table) keeps its own line only."""
+    t = np.radians(25)
+    hu = chest_phantom((6, 16, 16))
+    write_series(tmp_path / "oblique", hu, orientation=(1, 0, 0, 0, np.cos(t), np.sin(t)))
+    assert io.read_ct(tmp_path / "oblique").meta.warnings == [TILTED.format(25)]
+    write_series(tmp_path / "slight", hu, orientation=(1, 0, 0, 0, np.cos(t / 3), np.sin(t / 3)))  # 8.3 degrees
+    assert io.read_ct(tmp_path / "slight").meta.warnings == []
+    r = np.radians(30)
+    write_series(tmp_path / "turned", hu, orientation=(np.cos(r), np.sin(r), 0, -np.sin(r), np.cos(r), 0))
+    assert io.read_ct(tmp_path / "turned").meta.warnings == []
+    write_series(tmp_path / "gantry", hu, orientation=(1, 0, 0, 0, np.cos(t), np.sin(t)),
+                 shear=(0.0, 2.5 * np.sin(t), 2.5 * (1 / np.cos(t) - np.cos(t))))  # steps along the table (z) only
+    warnings = io.read_ct(tmp_path / "gantry").meta.warnings
+    assert len(warnings) == 1 and warnings[0].startswith("slices stepped 25.0 degrees off their normal (a tilted "
+                                                         "gantry)"), warnings
+
+
 def test_too_many_missing_slices_or_changing_spacing_are_stacked_as_they_are(tmp_path):
     hu = chest_phantom((8, 16, 16))
     write_series(tmp_path / "sparse", hu, skip=(2, 3, 4))  # 3 of 8: more than interpolation may make

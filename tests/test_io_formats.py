@@ -318,3 +318,33 @@ def test_axial_pixels_that_are_not_square_are_said_for_volumes_and_arrays(tmp_pa
              tmp_path / "zyx.nii.gz")  # the array in z, y, x order, its affine saying so
     vol = io.read_ct(tmp_path / "zyx.nii.gz")
     assert np.array_equal(vol.voxels, hu) and vol.meta.warnings == []
+
+
+def test_a_volume_whose_axial_slices_are_tilted_is_said_to_be_oblique(tmp_path):
+    """A NIfTI or NRRD file whose directions tilt its axial slices more than 10 degrees off the patient's axial plane
+    (an oblique reformat) is read as stored with a line that says so; a file turned within the axial plane, or
+    tilted less, gets none."""
+    import nibabel as nib
+    import nrrd
+
+    hu = chest_phantom((6, 16, 16))
+    data = np.transpose(hu, (2, 1, 0))  # [x, y, z]
+
+    def turned(axis, deg):
+        t = np.radians(deg)
+        c, s = np.cos(t), np.sin(t)
+        r = {"x": [[1, 0, 0], [0, c, -s], [0, s, c]], "z": [[c, -s, 0], [s, c, 0], [0, 0, 1]]}[axis]
+        a = np.eye(4)
+        a[:3, :3] = np.array(r) @ np.diag([-0.7, -0.7, 2.5])
+        return a
+
+    said = ("axial slices tilted 25 degrees off the patient's axial plane (an oblique series): read as stored, not "
+            "resampled to axial, so results are less reliable")
+    for name, (axis, deg), warned in (("a", ("x", 25), True), ("b", ("x", 8), False), ("c", ("z", 30), False)):
+        nib.save(nib.Nifti1Image(data, turned(axis, deg)), tmp_path / f"{name}.nii.gz")
+        assert io.read_ct(tmp_path / f"{name}.nii.gz").meta.warnings == ([said] if warned else []), name
+    ras = turned("x", 25)
+    lps = np.diag([-1.0, -1.0, 1.0]) @ ras[:3, :3]
+    nrrd.write(str(tmp_path / "a.nrrd"), data, {"space": "left-posterior-superior", "space directions": lps.T,
+                                                 "space origin": np.zeros(3)})
+    assert io.read_ct(tmp_path / "a.nrrd").meta.warnings == [said]
