@@ -118,16 +118,21 @@ def test_small_upload_gets_a_visible_warning():
     assert any("96x96" in w.value and "unreliable" in w.value for w in at.warning)
 
 
-def test_a_noise_upload_gets_one_line_naming_it_and_no_grade():
+def assert_refused_upload(name: str, png: bytes, says: str) -> None:
+    """A PNG uploaded on Lesions gets one line naming it that ``says`` why, no traceback and no grade."""
     at = _app(None)
-    buf = io.BytesIO()
-    Image.fromarray((np.random.default_rng(1).random((256, 256)) * 255).astype(np.uint8)).save(buf, format="PNG")
-    at.file_uploader(key="lesion_upload").set_value(("noise.png", buf.getvalue(), "image/png"))
+    at.file_uploader(key="lesion_upload").set_value((name, png, "image/png"))
     at.run()
     assert not at.exception
-    assert len(at.error) == 1 and "noise.png" in at.error[0].value and "random noise" in at.error[0].value
+    assert len(at.error) == 1 and name in at.error[0].value and says in at.error[0].value
     assert "\n" not in at.error[0].value.strip()
     assert not [m for m in at.metric if m.label == "Grade"]
+
+
+def test_a_noise_upload_gets_one_line_naming_it_and_no_grade():
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(1).random((256, 256)) * 255).astype(np.uint8)).save(buf, format="PNG")
+    assert_refused_upload("noise.png", buf.getvalue(), "random noise")
 
 
 def test_an_image_without_lung_gets_no_grade_on_either_page():

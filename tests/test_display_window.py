@@ -92,17 +92,11 @@ def test_segment_says_so_in_one_line_and_goes_on_with_the_other_inputs(tmp_path,
 
 
 def test_the_app_says_so_in_one_line_and_gives_no_grade():
-    from test_app import _app
+    from test_app import assert_refused_upload
 
     buf = bytes_io.BytesIO()
     Image.fromarray(_windowed(SOFT)[0]).save(buf, format="PNG")
-    at = _app(None)
-    at.file_uploader(key="lesion_upload").set_value(("soft.png", buf.getvalue(), "image/png"))
-    at.run()
-    assert not at.exception
-    assert len(at.error) == 1 and "soft.png" in at.error[0].value and "not a lung window" in at.error[0].value
-    assert "\n" not in at.error[0].value.strip()
-    assert not [m for m in at.metric if m.label == "Grade"]
+    assert_refused_upload("soft.png", buf.getvalue(), "not a lung window")
 
 
 def test_the_breath_hold_check_still_says_it_reads_no_display_image(tmp_path, capsys):
