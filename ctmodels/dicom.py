@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import EmptyInputError, InvalidInputError, NotChestError, NotCTError
-from .orientation import PLANES, canonicalize, reading_note, tilt_note
+from .orientation import PLANES, axial_tilt_deg, canonicalize, reading_note, tilt_note
 from .types import HU, CTVolume, VolumeMeta
 
 log = logging.getLogger(__name__)
@@ -738,8 +738,9 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     vox, spacing, layout = canonicalize(np.transpose(vol, (2, 1, 0)), directions[:, ::-1], (c_sp, r_sp, abs(dz)),
                                         origin=origin)
     notes = [reading_note(spacing, layout.stored_plane)]
+    tilt = axial_tilt_deg(directions[:, ::-1], layout.order)
     if not gantry_tilted:  # its line says the slices are tilted already
-        notes.append(tilt_note(directions[:, ::-1], layout.order))
+        notes.append(tilt_note(tilt))
     warnings.extend(n for n in notes if n)
     # positions follow the canonical z axis (feet to head)
     flipped_z = directions[2, 0] < 0 if abs(directions[2, 0]) >= 0.5 else False
@@ -768,6 +769,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         interpolated_slices=made_z,
         warnings=warnings,
         layout=layout,
+        axial_tilt_deg=tilt,
     )
     for w in warnings:
         log.warning("%s: %s", Path(meta.source).name, w)

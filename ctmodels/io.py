@@ -40,7 +40,7 @@ from . import dicom
 from .archive import extracted
 from .display_window import check_lung_window
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
-from .orientation import Layout, canonicalize, ras_to_lps, reading_note, split_affine, tilt_note
+from .orientation import Layout, axial_tilt_deg, canonicalize, ras_to_lps, reading_note, split_affine, tilt_note
 from .preprocessing import as_array, check_values
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
@@ -357,18 +357,19 @@ def read_nifti(p: Path) -> CTVolume:
     lps = ras_to_lps(affine)
     dirs, sp = split_affine(lps[:3, :3])
     vox, spacing, layout = canonicalize(data, dirs, sp, origin=lps[:3, 3])
+    tilt = axial_tilt_deg(dirs, layout.order)
     return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nifti", modality="CT", units=HU,
-                                                           layout=layout, warnings=_noted(spacing, p, dirs, layout)))
+                                                           layout=layout, warnings=_noted(spacing, p, tilt),
+                                                           axial_tilt_deg=tilt))
 
 
-def _noted(spacing: Sequence[float], source: PathLike, directions: Optional[np.ndarray] = None,
-           layout: Optional[Layout] = None) -> List[str]:
+def _noted(spacing: Sequence[float], source: PathLike, tilt_deg: float = 0.0) -> List[str]:
     """A volume's warnings from its voxel size and directions (:func:`ctmodels.orientation.reading_note`: its axial
-    pixels not square; :func:`~ctmodels.orientation.tilt_note`: its axial slices tilted, where ``directions`` and
-    the ``layout`` made of them are given), logged as the DICOM reader logs its own. A file's third axis is not
+    pixels not square; :func:`~ctmodels.orientation.tilt_note`: its axial slices tilted by ``tilt_deg``), logged as
+    the DICOM reader logs its own. A file's third axis is not
     taken for the plane its slices were made in, as a DICOM series' slices are: an array written in another axis
     order would be warned of for nothing."""
-    notes = [reading_note(spacing), None if layout is None else tilt_note(directions, layout.order)]
+    notes = [reading_note(spacing), tilt_note(tilt_deg)]
     for note in filter(None, notes):
         log.warning("%s: %s", Path(source).name, note)
     return [n for n in notes if n]
@@ -409,11 +410,12 @@ def read_nrrd(p: Path) -> CTVolume:
         sp = np.asarray(header.get("spacings", [1.0, 1.0, 1.0]), dtype=float)
         dirs, origin = np.eye(3), None
     vox, spacing, layout = canonicalize(data, dirs, sp, origin=origin)
+    tilt = axial_tilt_deg(dirs, layout.order)
     assumed = dirs_raw is None and header.get("spacings") is None
     return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nrrd", modality="CT", units=HU,
                                                            layout=layout, spacing_assumed=assumed,
                                                            pixel_size_assumed=assumed,
-                                                           warnings=_noted(spacing, p, dirs, layout)))
+                                                           warnings=_noted(spacing, p, tilt), axial_tilt_deg=tilt))
 
 
 def quiet_readers(verbose: bool = False) -> None:

@@ -133,10 +133,9 @@ def axial_tilt_deg(directions: np.ndarray, order: Sequence[int]) -> float:
     return float(np.degrees(np.arccos(min(1.0, abs(n[2]) / size))))
 
 
-def tilt_note(directions: np.ndarray, order: Sequence[int]) -> Optional[str]:
-    """One line for a volume's warnings where its axial slices lie more than ``OBLIQUE_DEG`` off the patient's
-    axial plane (:func:`axial_tilt_deg`); None otherwise."""
-    deg = axial_tilt_deg(directions, order)
+def tilt_note(deg: float) -> Optional[str]:
+    """One line for a volume's warnings where its axial slices lie ``deg`` (:func:`axial_tilt_deg`), more than
+    ``OBLIQUE_DEG``, off the patient's axial plane; None otherwise."""
     if deg <= OBLIQUE_DEG:
         return None
     return (f"axial slices tilted {deg:.0f} degrees off the patient's axial plane (an oblique series): read as "

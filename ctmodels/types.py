@@ -39,6 +39,9 @@ class VolumeMeta:
     # ctmodels.orientation.Layout of a 3D input: its own array layout and world position, for writing results
     # back on its grid (None for images, .npy and volumes made in code)
     layout: Optional[Any] = None
+    # degrees the axial slices lie off the patient's axial plane (ctmodels.orientation.axial_tilt_deg: an oblique
+    # series, a tilted gantry); 0 where the input gives no directions (images, .npy, arrays)
+    axial_tilt_deg: float = 0.0
 
     @property
     def is_hu(self) -> bool:

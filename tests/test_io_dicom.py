@@ -235,15 +235,19 @@ def test_an_oblique_series_is_said_and_a_turned_or_gantry_tilted_one_is_not_said
     t = np.radians(25)
     hu = chest_phantom((6, 16, 16))
     write_series(tmp_path / "oblique", hu, orientation=(1, 0, 0, 0, np.cos(t), np.sin(t)))
-    assert io.read_ct(tmp_path / "oblique").meta.warnings == [TILTED.format(25)]
+    oblique = io.read_ct(tmp_path / "oblique").meta
+    assert oblique.warnings == [TILTED.format(25)] and oblique.axial_tilt_deg == pytest.approx(25)
     write_series(tmp_path / "slight", hu, orientation=(1, 0, 0, 0, np.cos(t / 3), np.sin(t / 3)))  # 8.3 degrees
     assert io.read_ct(tmp_path / "slight").meta.warnings == []
     r = np.radians(30)
     write_series(tmp_path / "turned", hu, orientation=(np.cos(r), np.sin(r), 0, -np.sin(r), np.cos(r), 0))
-    assert io.read_ct(tmp_path / "turned").meta.warnings == []
+    turned = io.read_ct(tmp_path / "turned").meta
+    assert turned.warnings == [] and turned.axial_tilt_deg == pytest.approx(0, abs=1e-6)
     write_series(tmp_path / "gantry", hu, orientation=(1, 0, 0, 0, np.cos(t), np.sin(t)),
                  shear=(0.0, 2.5 * np.sin(t), 2.5 * (1 / np.cos(t) - np.cos(t))))  # steps along the table (z) only
-    warnings = io.read_ct(tmp_path / "gantry").meta.warnings
+    gantry = io.read_ct(tmp_path / "gantry").meta
+    warnings = gantry.warnings
+    assert gantry.axial_tilt_deg == pytest.approx(25)  # its slices' plane is tilted as much: the breath-hold rule
     assert len(warnings) == 1 and warnings[0].startswith("slices stepped 25.0 degrees off their normal (a tilted "
                                                          "gantry)"), warnings
 

@@ -200,6 +200,39 @@ def test_pixels_too_coarse_for_the_trachea_s_shape_get_no_verdict(checker):
     assert r.verdict in ("pass", "fail") and r.probability_fail is not None
 
 
+def test_slices_tilted_too_far_off_axial_get_no_verdict(checker, tmp_path):
+    """A NIfTI file whose directions tilt its axial slices 30 degrees off the patient's axial plane (an oblique
+    reformat) was judged as if they were axial, though they cut the trachea aslant: now measured and shown, but
+    undetermined, with the tilt in the reason. 20 degrees, and slices turned 30 degrees within the axial plane, still
+    get a verdict; so does an array, which gives no directions."""
+    import nibabel as nib
+
+    from ctmodels import io
+
+    sp = (2.0, 0.7, 0.7)
+    hu = chest_phantom(sp, extent_mm=80, seed=11)
+    data = np.transpose(hu, (2, 1, 0))  # [x, y, z]
+
+    def affine(axis, deg):
+        c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+        r = {"x": [[1, 0, 0], [0, c, -s], [0, s, c]], "z": [[c, -s, 0], [s, c, 0], [0, 0, 1]]}[axis]
+        a = np.eye(4)
+        a[:3, :3] = np.array(r) @ np.diag([-sp[2], -sp[1], sp[0]])
+        return a
+
+    for name, (axis, deg), judged in (("a", ("x", 30), False), ("b", ("x", 20), True), ("c", ("z", 30), True)):
+        nib.save(nib.Nifti1Image(data, affine(axis, deg)), tmp_path / f"{name}.nii.gz")
+        r = checker.predict(io.read_ct(tmp_path / f"{name}.nii.gz", purpose="quality"))
+        if judged:
+            assert r.verdict == "pass" and r.probability_fail is not None, (name, r.reason)
+        else:
+            assert r.verdict == "undetermined" and r.probability_fail is None and r.features
+            assert r.reason.startswith("axial slices tilted 30 degrees off the patient's axial plane cut the trachea "
+                                       "too aslant to judge its shape (verdicts up to 25 degrees); trachea over ")
+    assert Q.MAX_TILT_DEG == 25.0
+    assert checker.predict(hu, spacing=sp).verdict == "pass"
+
+
 def test_slices_the_reader_filled_in_are_not_measured(checker):
     """A DICOM series read with missing slices filled in by interpolation lists them in meta.interpolated_slices:
     they help follow the trachea, but its shape is measured on the series' own slices only."""
