@@ -738,9 +738,9 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     vox, spacing, layout = canonicalize(np.transpose(vol, (2, 1, 0)), directions[:, ::-1], (c_sp, r_sp, abs(dz)),
                                         origin=origin)
     notes = [reading_note(spacing, layout.stored_plane)]
-    tilt = axial_tilt_deg(directions[:, ::-1], layout.order)
+    axial_tilt = axial_tilt_deg(directions[:, ::-1], layout.order)  # the slices' plane (a gantry's tilt too)
     if not gantry_tilted:  # its line says the slices are tilted already
-        notes.append(tilt_note(tilt))
+        notes.append(tilt_note(axial_tilt))
     warnings.extend(n for n in notes if n)
     # positions follow the canonical z axis (feet to head)
     flipped_z = directions[2, 0] < 0 if abs(directions[2, 0]) >= 0.5 else False
@@ -769,7 +769,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         interpolated_slices=made_z,
         warnings=warnings,
         layout=layout,
-        axial_tilt_deg=tilt,
+        axial_tilt_deg=axial_tilt,
     )
     for w in warnings:
         log.warning("%s: %s", Path(meta.source).name, w)

@@ -77,8 +77,8 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
 def check_ct(vol: CTVolume, path: Optional[PathLike] = None, purpose: str = "lesion") -> None:
     """Refuse a volume whose values are not CT, naming ``path``: random noise (:class:`InvalidInputError`), for the
     lesion model an 8-bit display image in a soft-tissue or bone window (:class:`NotLungWindowError`: it reads
-    lung-window images; the breath-hold check reads no display image, and says so), or HU with nothing below 0 (:class:`NotCTError`: a label map or mask; values without their rescale;
-    MR, PET)."""
+    lung-window images; the breath-hold check reads no display image, and says so), or HU with nothing below 0
+    (:class:`NotCTError`: a label map or mask; values without their rescale; MR, PET)."""
     r = round(neighbour_correlation(vol.voxels), 2) + 0.0  # + 0.0: no "-0.00"
     if r < MIN_NEIGHBOUR_R:
         raise InvalidInputError(f"the pixels look like random noise (neighbouring pixels correlate at r = {r:.2f}; "
@@ -366,9 +366,8 @@ def read_nifti(p: Path) -> CTVolume:
 def _noted(spacing: Sequence[float], source: PathLike, tilt_deg: float = 0.0) -> List[str]:
     """A volume's warnings from its voxel size and directions (:func:`ctmodels.orientation.reading_note`: its axial
     pixels not square; :func:`~ctmodels.orientation.tilt_note`: its axial slices tilted by ``tilt_deg``), logged as
-    the DICOM reader logs its own. A file's third axis is not
-    taken for the plane its slices were made in, as a DICOM series' slices are: an array written in another axis
-    order would be warned of for nothing."""
+    the DICOM reader logs its own. A file's third axis is not taken for the plane its slices were made in, as a
+    DICOM series' slices are: an array written in another axis order would be warned of for nothing."""
     notes = [reading_note(spacing), tilt_note(tilt_deg)]
     for note in filter(None, notes):
         log.warning("%s: %s", Path(source).name, note)
