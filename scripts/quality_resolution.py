@@ -9,9 +9,10 @@ Each base volume gets simulated area losses (mild 0, 0.05, 0.1; severe 0.4, 0.5,
 its own spacing, is block-averaged in-plane (``xy``) or along z (``z``) to the spacing nearest each target, or
 turned in-plane by each target angle in degrees (``rot``: linear interpolation, air outside), or resliced with its
 axial slices tilted about the left-right axis by each target angle (``tilt``: in mm about the volume's centre, same
-grid, linear interpolation, air outside), and is judged by the bundled model. Prints, per cohort and target, the mean spacing reached, the mild pass rate and the
-severe caught rate (an undetermined case counts against both), and the undetermined share. The training phantoms
-choose; the held-out phantoms and chest_cta_crop are reported only.
+grid, linear interpolation, the part outside the source filled as ``--fill`` says), and is judged by the bundled
+model. Prints, per cohort and target, the mean spacing reached, the mild pass rate and the severe caught rate (an
+undetermined case counts against both), and the undetermined share. The training phantoms choose; the held-out
+phantoms and chest_cta_crop are reported only.
 """
 
 import argparse
