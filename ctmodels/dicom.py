@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import EmptyInputError, InvalidInputError, NotChestError, NotCTError
-from .orientation import PLANES, axial_tilt_deg, canonicalize, reading_note, tilt_note
+from .orientation import PLANES, axial_tilt_deg, canonicalize, reading_notes
 from .types import HU, CTVolume, VolumeMeta
 
 log = logging.getLogger(__name__)
@@ -737,11 +737,9 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
                             f"{off:.1f} mm across the series")
     vox, spacing, layout = canonicalize(np.transpose(vol, (2, 1, 0)), directions[:, ::-1], (c_sp, r_sp, abs(dz)),
                                         origin=origin)
-    notes = [reading_note(spacing, layout.stored_plane)]
     axial_tilt = axial_tilt_deg(directions[:, ::-1], layout.order)  # the slices' plane (a gantry's tilt too)
-    if not gantry_tilted:  # its line says the slices are tilted already
-        notes.append(tilt_note(axial_tilt))
-    warnings.extend(n for n in notes if n)
+    # a tilted gantry's line says the slices are tilted already
+    warnings.extend(reading_notes(spacing, layout.stored_plane, 0.0 if gantry_tilted else axial_tilt))
     # positions follow the canonical z axis (feet to head)
     flipped_z = directions[2, 0] < 0 if abs(directions[2, 0]) >= 0.5 else False
     pos_list = [float(x) for x in (positions[::-1] if flipped_z else positions)]

@@ -40,7 +40,7 @@ from . import dicom
 from .archive import extracted
 from .display_window import check_lung_window
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
-from .orientation import Layout, axial_tilt_deg, canonicalize, ras_to_lps, reading_note, split_affine, tilt_note
+from .orientation import Layout, axial_tilt_deg, canonicalize, ras_to_lps, reading_notes, split_affine
 from .preprocessing import as_array, check_values
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
@@ -364,14 +364,14 @@ def read_nifti(p: Path) -> CTVolume:
 
 
 def _noted(spacing: Sequence[float], source: PathLike, tilt_deg: float = 0.0) -> List[str]:
-    """A volume's warnings from its voxel size and directions (:func:`ctmodels.orientation.reading_note`: its axial
-    pixels not square; :func:`~ctmodels.orientation.tilt_note`: its axial slices tilted by ``tilt_deg``), logged as
-    the DICOM reader logs its own. A file's third axis is not taken for the plane its slices were made in, as a
-    DICOM series' slices are: an array written in another axis order would be warned of for nothing."""
-    notes = [reading_note(spacing), tilt_note(tilt_deg)]
-    for note in filter(None, notes):
+    """A volume's warnings from its voxel size and directions (:func:`ctmodels.orientation.reading_notes`: its axial
+    pixels not square, its axial slices tilted by ``tilt_deg``), logged as the DICOM reader logs its own. A file's
+    third axis is not taken for the plane its slices were made in, as a DICOM series' slices are: an array written in
+    another axis order would be warned of for nothing."""
+    notes = reading_notes(spacing, tilt_deg=tilt_deg)
+    for note in notes:
         log.warning("%s: %s", Path(source).name, note)
-    return [n for n in notes if n]
+    return notes
 
 
 _NRRD_SPACES = {

@@ -10,7 +10,7 @@ the usual radiological view (anterior up, patient's right on the image's left).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -140,6 +140,13 @@ def tilt_note(deg: float) -> Optional[str]:
         return None
     return (f"axial slices tilted {deg:.0f} degrees off the patient's axial plane (an oblique series): read as "
             "stored, not resampled to axial, so results are less reliable")
+
+
+def reading_notes(spacing: Sequence[float], plane: str = "axial", tilt_deg: float = 0.0) -> List[str]:
+    """What a reader says of the grid it read, one line each (none where there is nothing to say): slices stored in
+    another ``plane`` or axial pixels not square (:func:`reading_note`), axial slices tilted by ``tilt_deg``
+    (:func:`tilt_note`)."""
+    return [n for n in (reading_note(spacing, plane), tilt_note(tilt_deg)) if n]
 
 
 def ras_to_lps(affine: np.ndarray) -> np.ndarray:
