@@ -11,7 +11,8 @@ Inputs and conventions
   temporary folder that is deleted after reading (see :mod:`ctmodels.archive`).
 * **NIfTI** (``.nii``, ``.nii.gz``) and **NRRD** (``.nrrd``, ``.nhdr``): values are HU; the
   affine brings the array to the canonical layout.
-* **PNG / JPG / BMP / TIFF**: one 8-bit slice (colour is converted to gray) with
+* **PNG / JPG / BMP / TIFF**: one 8-bit slice (colour is converted to gray; colour drawn inside the patient, an
+  overlay or annotations, is refused or warned of) with
   ``meta.units == "display"``: not HU, so nothing downstream applies HU thresholds to it.
   16-bit images are refused (their units are unknown).
 * **.npy**: a 2D ``[y, x]`` or 3D ``[z, y, x]`` array already in the canonical layout; any
@@ -38,6 +39,7 @@ import numpy as np
 
 from . import dicom
 from .archive import extracted
+from .display_colour import colour_note
 from .display_window import check_lung_window
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
 from .orientation import Layout, axial_tilt_deg, canonicalize, ras_to_lps, reading_notes, split_affine
@@ -75,7 +77,8 @@ def read_ct(path: PathLike, series_uid: Optional[str] = None, purpose: str = "le
 
 
 def check_ct(vol: CTVolume, path: Optional[PathLike] = None, purpose: str = "lesion") -> None:
-    """Refuse a volume whose values are not CT, naming ``path``: random noise (:class:`InvalidInputError`), for the
+    """Refuse a volume whose values are not CT, naming ``path``: random noise (:class:`InvalidInputError`), an 8-bit
+    display image with a few grey levels (:class:`NotCTError`: a label map or mask), for the
     lesion model an 8-bit display image in a soft-tissue or bone window (:class:`NotLungWindowError`: it reads
     lung-window images; the breath-hold check reads no display image, and says so), or HU with nothing below 0
     (:class:`NotCTError`: a label map or mask; values without their rescale; MR, PET)."""
@@ -84,14 +87,20 @@ def check_ct(vol: CTVolume, path: Optional[PathLike] = None, purpose: str = "les
         raise InvalidInputError(f"the pixels look like random noise (neighbouring pixels correlate at r = {r:.2f}; "
                                 "CT slices show about 0.9, the noisiest training slice 0.41); expected a CT slice "
                                 "or study", path)
-    if vol.meta.units == DISPLAY and purpose == "lesion":
-        check_lung_window(vol.voxels, path)
+    if vol.meta.units == DISPLAY:
+        levels = label_values(vol.voxels, MAX_DISPLAY_LABELS)
+        if levels is not None:
+            raise NotCTError(f"looks like a label map or mask, not a CT slice: {len(levels)} grey levels "
+                             f"({_listed(levels)}), where a CT slice shows hundreds; expected a CT slice in a lung "
+                             "window, or the scan itself in HU (DICOM, NIfTI)", path)
+        if purpose == "lesion":
+            check_lung_window(vol.voxels, path)
     lo = float(np.min(vol.voxels)) if vol.is_hu else -1.0
     if not lo < 0:  # `not <`: NaN too. No air: a label map or mask, or not HU at all
         labels = label_values(vol.voxels)
         if labels is not None:
-            shown = ", ".join(f"{v:g}" for v in labels[:6]) + (", ..." if len(labels) > 6 else "")
-            raise NotCTError(f"looks like a label map or mask, not CT: {len(labels)} distinct values ({shown}) and "
+            raise NotCTError(f"looks like a label map or mask, not CT: {len(labels)} distinct values "
+                             f"({_listed(labels)}) and "
                              "none below 0, where CT shows air at about -1000 HU; expected a CT image in Hounsfield "
                              "units", path)
         raise NotCTError(f"nothing below 0 (values {lo:.4g}..{float(np.max(vol.voxels)):.4g}), where CT in Hounsfield "
@@ -99,13 +108,18 @@ def check_ct(vol: CTVolume, path: Optional[PathLike] = None, purpose: str = "les
                          "(MR, PET, a probability map); expected a CT image in Hounsfield units", path)
 
 
+def _listed(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if len(values) > 6 else "")
+
+
 MIN_NEIGHBOUR_R = 0.1  # random noise: about 0; the lowest of the 1614 lung-infection training slices: 0.41
 MAX_LABELS = 64  # a label map has a few values; a CT thousands (its noise alone gives hundreds)
+MAX_DISPLAY_LABELS = 8  # 8-bit: a label map or mask shows a few grey levels, the training slices 177 or more
 
 
-def label_values(voxels: np.ndarray, max_slices: int = 16) -> Optional[List[float]]:
+def label_values(voxels: np.ndarray, max_labels: int = MAX_LABELS, max_slices: int = 16) -> Optional[List[float]]:
     """The distinct values of a volume that looks like a label map or mask rather than CT, else None: none
-    below 0 (CT has air at about -1000 HU) and between 2 and ``MAX_LABELS`` distinct whole numbers. Only a
+    below 0 (CT has air at about -1000 HU) and between 2 and ``max_labels`` distinct whole numbers. Only a
     volume with nothing below 0 is looked at further (up to ``max_slices`` slices first, then all of it)."""
     a = np.asarray(voxels)
     if a.size == 0 or not a.min() >= 0:  # `not >=`: NaN is not a label either
@@ -113,7 +127,7 @@ def label_values(voxels: np.ndarray, max_slices: int = 16) -> Optional[List[floa
     sample = a[np.linspace(0, len(a) - 1, min(len(a), max_slices)).astype(int)] if a.ndim == 3 else a
     for part, fewest in ((sample, 1), (a, 2)):  # a mask may hold its label on slices the sample misses
         vals = np.unique(part)
-        if not fewest <= len(vals) <= MAX_LABELS or not np.all(vals == np.round(vals)):
+        if not fewest <= len(vals) <= max_labels or not np.all(vals == np.round(vals)):
             return None
     return [float(v) for v in vals]
 
@@ -458,22 +472,35 @@ def image_pixels(p: PathLike, prepare, expected: str = "") -> Tuple[np.ndarray, 
                                 + (f", expected {expected}" if expected else ""), p) from None
 
 
-def _display_grey(im):
-    """An 8-bit display slice as grey; 16/32-bit images are refused (their units are unknown)."""
+def _display_pixels(im):
+    """An 8-bit display slice as grey (``L``), or a colour one as ``RGB``; 16/32-bit images are refused (their
+    units are unknown)."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         raise InvalidInputError(f"{im.mode} (16/32-bit) image: units unknown; expected an 8-bit display slice, "
                                 "or DICOM/NIfTI for Hounsfield units", im.filename)
-    return im.convert("L") if im.mode != "L" else im
+    return im.convert("L") if im.mode in ("1", "L", "LA", "La") else im.convert("RGB")
 
 
 def read_image(p: Path) -> CTVolume:
-    arr, _ = image_pixels(p, _display_grey)
-    if min(arr.shape) < 8:
+    """An image file as one 8-bit display slice. Colour is read as grey (Pillow's luminance); a colour image with
+    colour drawn inside the patient is refused, or warned of where the marks are few
+    (:func:`ctmodels.display_colour.colour_note`)."""
+    from PIL import Image
+
+    arr, _ = image_pixels(p, _display_pixels)
+    if min(arr.shape[:2]) < 8:
         raise InvalidInputError(f"image is {arr.shape[1]}x{arr.shape[0]}, smaller than 8x8", p)
+    notes = []
+    if arr.ndim == 3:
+        rgb, arr = arr, np.asarray(Image.fromarray(arr).convert("L"))
+        note = colour_note(rgb, arr, p)
+        if note:
+            log.warning("%s: %s", p.name, note)
+            notes.append(note)
     fmt = suffix_of(p).lstrip(".")
     return CTVolume(arr[None].copy(), (1.0, 1.0, 1.0),
                     VolumeMeta(source=str(p), format=fmt, modality=None, units=DISPLAY, spacing_assumed=True,
-                               pixel_size_assumed=True))
+                               pixel_size_assumed=True, warnings=notes))
 
 
 def read_npy(p: Path, spacing: Optional[Sequence[float]] = None) -> CTVolume:

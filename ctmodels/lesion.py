@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 import numpy as np
 
 from .body import body_grid
+from .display_colour import colour_note
 from .display_window import check_lung_window
 from .lung_air import air_on_grid, unanchored
 from .errors import InvalidInputError, WeightsError
@@ -170,8 +171,9 @@ class LesionSegmenter:
 
         ``units`` of an array: ``"auto"`` (uint8 = 8-bit display image, other dtypes HU), ``"hu"`` or
         ``"display"`` (0..255, or 0..1 floats). A colour slice ``[H, W, 3 or 4]`` is made grey (luma, as
-        :func:`ctmodels.io.read_ct` reads image files). HU input with nothing below 0 is refused: chest CT in HU
-        shows air at about -1000.
+        :func:`ctmodels.io.read_ct` reads image files; a uint8 one with colour drawn on the patient is refused or
+        warned of, :func:`ctmodels.display_colour.colour_note`). HU input with nothing below 0 is refused: chest CT
+        in HU shows air at about -1000.
 
         ``tta``: average the probabilities over horizontal and vertical flips (4 passes; the model
         was trained flip- and rotation-invariant). Default: on for a single slice, off for volumes
@@ -195,7 +197,11 @@ class LesionSegmenter:
         spacing = x.spacing if isinstance(x, CTVolume) else None
         arr = x.voxels if isinstance(x, CTVolume) else np.asarray(x)
         if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:  # [H, W, RGB(A)]: one slice
-            arr = to_gray(arr)
+            rgb, arr = arr, to_gray(arr)
+            if rgb.dtype == np.uint8:  # colour drawn on the patient: refused or warned of, as in an image file
+                note = colour_note(rgb[..., :3], arr)
+                if note:
+                    log.warning("%s", note)
         if arr.ndim not in (2, 3):
             raise InvalidInputError(f"expected a slice [H, W] or volume [Z, H, W], got shape {arr.shape}")
         check_values(arr, "input")

@@ -109,7 +109,8 @@ def test_every_bad_input_is_one_st_error_naming_the_file(tmp_path, case):
 def test_small_upload_gets_a_visible_warning():
     at = _app(None)
     yy, xx = np.mgrid[:96, :96]
-    img = Image.fromarray(np.where((yy - 48) ** 2 + (xx - 48) ** 2 < 40 ** 2, 180, 20).astype(np.uint8))
+    disc = (yy - 48) ** 2 + (xx - 48) ** 2 < 40 ** 2
+    img = Image.fromarray(np.where(disc, 140 + (yy + xx) // 4, 20 + xx // 8).astype(np.uint8))  # shaded: not a mask
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     at.file_uploader(key="lesion_upload").set_value(("small.png", buf.getvalue(), "image/png"))

@@ -113,3 +113,25 @@ def test_a_real_slice_saved_in_a_soft_tissue_window_is_refused_and_in_a_lung_win
     rows = (tmp_path / "o" / "results.csv").read_text().splitlines()
     assert len(rows) == 2 and "lung.png" in rows[1] and ",CT-1," in rows[1]
     assert not (tmp_path / "o" / "soft.mask.png").exists()
+
+
+def test_ctmodels_own_outputs_of_a_real_slice_read_back_as_slices_are_refused(tmp_path, capsys):
+    """Run over a folder that holds its last run's outputs, ``segment`` once graded its own overlay of a training
+    slice CT-1 (21 % involved; the slice itself CT-2, 31 %) and its mask as "no lung found"."""
+    import shutil
+
+    from ctmodels.cli import main
+
+    shutil.copy(shared("covid_ct_lung_infection_slices", "ct", "0300.png"), tmp_path / "s.png")
+    assert main(["segment", str(tmp_path / "s.png"), "--out", str(tmp_path), "-q"]) == 0
+    first = (tmp_path / "results.csv").read_text().splitlines()[1]
+    assert ",CT-2," in first
+    capsys.readouterr()
+    outputs = [str(tmp_path / n) for n in ("s.mask.png", "s.overlay.png")]
+    code = main(["segment", *outputs, str(tmp_path / "s.png"), "--out", str(tmp_path / "again"), "-q"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 2
+    assert "s.mask.png: looks like a label map or mask, not a CT slice: 4 grey levels (0, 1, 2, 3)" in err[0]
+    assert "s.overlay.png: colour covers" in err[1] and "expected a grey CT slice" in err[1]
+    rows = (tmp_path / "again" / "results.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].split(",")[1:] == first.split(",")[1:]  # the slice itself: as before
