@@ -95,11 +95,3 @@ def pad_to_multiple(a: np.ndarray, multiple: int = 32, value: float = 0) -> Tupl
 def unpad(a: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`pad_to_multiple`."""
     return a[..., : hw[0], : hw[1]]
-
-
-def rgb_to_gray(a: np.ndarray) -> np.ndarray:
-    """RGB(A) uint8 -> gray uint8 (ITU-R BT.601 luma); gray input is returned unchanged."""
-    if a.ndim == 3 and a.shape[-1] in (3, 4):
-        g = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
-        return np.clip(np.rint(g), 0, 255).astype(np.uint8)
-    return a
