@@ -118,9 +118,21 @@ def test_a_label_map_or_mask_saved_as_an_image_is_refused_as_one(tmp_path, value
     io.check_ct(io.volume_from_array(grey))
 
 
-def test_the_app_refuses_an_overlay_upload_in_one_line():
-    from test_app import assert_refused_upload
-
+def _png(arr):
     buf = bytes_io.BytesIO()
-    Image.fromarray(overlay(_slice(), _lesion())).save(buf, format="PNG")
-    assert_refused_upload("slice.overlay.png", buf.getvalue(), "colour covers")
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_the_app_refuses_an_overlay_upload_in_one_line_and_shows_the_warning_of_a_few_marks():
+    from test_app import _app, assert_refused_upload
+
+    assert_refused_upload("slice.overlay.png", _png(overlay(_slice(), _lesion())), "colour covers")
+    marked = _rgb(_slice())
+    marked[128:130, 150:190] = (255, 255, 0)
+    at = _app(None)
+    at.file_uploader(key="lesion_upload").set_value(("ruler.png", _png(marked), "image/png"))
+    at.run()
+    assert not at.exception and not at.error
+    assert any(w.value.startswith("coloured marks on") for w in at.warning)
+    assert [m for m in at.metric if m.label == "Grade"]
