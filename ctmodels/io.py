@@ -42,7 +42,8 @@ from .archive import extracted
 from .display_colour import colour_note
 from .display_window import check_lung_window
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
-from .orientation import Layout, axial_tilt_deg, canonicalize, ras_to_lps, reading_notes, split_affine
+from .orientation import (Layout, axial_tilt_deg, axis_order_note, canonicalize, ras_to_lps, reading_notes,
+                          split_affine)
 from .preprocessing import as_array, check_values
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
@@ -377,12 +378,14 @@ def read_nifti(p: Path) -> CTVolume:
                                                            axial_tilt_deg=tilt))
 
 
-def _noted(spacing: Sequence[float], source: PathLike, tilt_deg: float = 0.0) -> List[str]:
+def _noted(spacing: Sequence[float], source: PathLike, tilt_deg: float = 0.0,
+           shape: Optional[Sequence[int]] = None) -> List[str]:
     """A volume's warnings from its voxel size and directions (:func:`ctmodels.orientation.reading_notes`: its axial
-    pixels not square, its axial slices tilted by ``tilt_deg``), logged as the DICOM reader logs its own. A file's
+    pixels not square, its axial slices tilted by ``tilt_deg``), and for an array given without directions from its
+    ``shape`` (:func:`ctmodels.orientation.axis_order_note`), logged as the DICOM reader logs its own. A file's
     third axis is not taken for the plane its slices were made in, as a DICOM series' slices are: an array written in
     another axis order would be warned of for nothing."""
-    notes = reading_notes(spacing, tilt_deg=tilt_deg)
+    notes = reading_notes(spacing, tilt_deg=tilt_deg) + [n for n in [axis_order_note(shape or ())] if n]
     for note in notes:
         log.warning("%s: %s", Path(source).name, note)
     return notes
@@ -550,7 +553,7 @@ def volume_from_array(data: np.ndarray, spacing: Optional[Sequence[float]] = Non
         raise InvalidInputError(f"spacing must be three positive numbers (z, y, x), got {spacing}", source)
     meta = VolumeMeta(source=str(source) if source is not None else fmt, format=fmt, modality="CT", units=HU,
                       spacing_assumed=spacing is None, pixel_size_assumed=spacing is None,
-                      warnings=_noted(sp, source or fmt))
+                      warnings=_noted(sp, source or fmt, shape=data.shape))
     if arr.dtype == np.uint8:
         meta.modality, meta.units = None, DISPLAY
         return CTVolume(np.ascontiguousarray(arr), sp, meta)

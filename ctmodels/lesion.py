@@ -39,6 +39,7 @@ from .display_window import check_lung_window
 from .lung_air import air_on_grid, unanchored
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
+from .orientation import axis_order_note
 from .preprocessing import as_array, check_values, window_hu
 from .types import DISPLAY, HU, CTVolume
 
@@ -202,6 +203,8 @@ class LesionSegmenter:
                 note = colour_note(rgb[..., :3], arr)
                 if note:
                     log.warning("%s", note)
+        elif not isinstance(x, CTVolume) and axis_order_note(arr.shape):  # a scan as [x, y, z]?
+            log.warning("%s", axis_order_note(arr.shape))
         if arr.ndim not in (2, 3):
             raise InvalidInputError(f"expected a slice [H, W] or volume [Z, H, W], got shape {arr.shape}")
         check_values(arr, "input")

@@ -149,6 +149,22 @@ def reading_notes(spacing: Sequence[float], plane: str = "axial", tilt_deg: floa
     return [n for n in (reading_note(spacing, plane), tilt_note(tilt_deg)) if n]
 
 
+MIN_SLICE_PX = 32  # smaller arrays are test pieces, not scans whose axis order could be judged
+
+
+def axis_order_note(shape: Sequence[int]) -> Optional[str]:
+    """One line for an array's warnings where its shape is a CT scan's in ``[x, y, z]`` order, as nibabel's
+    ``get_fdata()`` and many NIfTI tools give it (512 x 512 x slices): its first two axes as long as each other,
+    its third not. Read as ``[z, y, x]``, such an array is cut across the patient into slices of 512 x slices
+    pixels, and the models see no axial slice; a scan in ``[z, y, x]`` order has square slices. None otherwise."""
+    if len(shape) != 3 or not shape[0] == shape[1] >= MIN_SLICE_PX or shape[2] == shape[1]:
+        return None
+    return (f"array of shape {tuple(int(n) for n in shape)} read as [z, y, x]: {shape[0]} slices of {shape[1]} x "
+            f"{shape[2]} pixels; if it is [x, y, z], as nibabel's get_fdata() gives a scan, these are not axial "
+            "slices: transpose it to [z, y, x] (np.transpose(a, (2, 1, 0))), or give the file to read_ct, which "
+            "reads its orientation")
+
+
 def ras_to_lps(affine: np.ndarray) -> np.ndarray:
     """Flip the first two world axes of a 4x4 (or 3x3) affine: RAS <-> LPS."""
     a = np.array(affine, dtype=float)
