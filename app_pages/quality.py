@@ -2,7 +2,9 @@
 
 import tempfile
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import List, Optional
 
 import pandas as pd
 import streamlit as st
@@ -16,6 +18,19 @@ from ctmodels.figures import middle_panel
 from ctmodels.quality import measured_span
 from ctmodels.series import checkable
 from ctmodels.triage import TriageReport, TriageRow, triage_archive
+
+
+@dataclass
+class Checked:
+    """What a run of this page found, kept for reruns: the verdicts, and for a batch the sorted zip, for one study
+    how it was read (the series used and why, the series to choose from, the reader's warnings)."""
+    report: TriageReport
+    archive: Optional[bytes] = None
+    series_note: Optional[str] = None
+    series_infos: List = field(default_factory=list)
+    series_used: Optional[str] = None
+    read_warnings: List[str] = field(default_factory=list)
+
 
 st.title("Breath-hold quality check")
 st.caption("Round trachea above the carina = full inspiration (pass); flattened or crescent with the posterior "
@@ -49,7 +64,7 @@ if result is None:
                 r = checker.predict(vol, keep_crops=True)
                 rows.append(TriageRow(name, name, r.verdict, r.probability_fail, r.reason,
                                       figure=middle_panel(r, scale=4)))
-            result = (TriageReport(rows), None, None, [], None, [])
+            result = Checked(TriageReport(rows))
         elif batch:
             folder = any("/" in f.name for f in files)  # an uploaded folder: its files, named by their paths
             if not folder and (len(files) != 1 or not files[0].name.lower().endswith(".zip")):
@@ -70,14 +85,14 @@ if result is None:
                 except CTModelsError as exc:  # named as the user knows the upload, not by this temp folder
                     said = str(exc).replace(str(Path(tmp) / "work" / "in"), upload_name(files))
                     raise exc.reworded(said.replace(str(zp), upload_name(files)).replace(tmp, "the upload")) from None
-                result = (rep, archive.read_bytes(), None, [], None, [])
+                result = Checked(rep, archive.read_bytes())
         else:
             vol = volume_from_uploads(files, purpose="quality", series_uid=series, spacing=spacing)
             r = checker.predict(vol, keep_crops=True)
             row = TriageRow("study", upload_name(files), r.verdict, r.probability_fail, r.reason,
                             slices_mm=measured_span(vol, r), figure=middle_panel(r, scale=4))
-            result = (TriageReport([row]), None, r.series_reason, checkable(vol.meta.extra.get("series") or []),
-                      vol.meta.series_uid, list(vol.meta.warnings))  # how it was read: gaps filled, slices made
+            result = Checked(TriageReport([row]), None, r.series_reason, checkable(vol.meta.extra.get("series") or []),
+                             vol.meta.series_uid, list(vol.meta.warnings))  # how it was read: gaps filled, slices made
     except Exception as exc:
         bar.empty()
         show_error(exc)
@@ -87,7 +102,7 @@ if result is None:
     bar.empty()
     store_result(key, result)
 
-report, archive, series_note, series_infos, series_used, read_warnings = result
+report = result.report
 if key == "example-qa":
     st.warning("SYNTHETIC examples made in code (the expiration case is a simulated 50 % area loss).")
 for note in report.skipped:
@@ -106,10 +121,10 @@ for col in ("slices (mm)", "series", "warnings"):
     if not table[col].any():  # no study gave a position (images, .npy, the examples), no DICOM series, no warning
         table = table.drop(columns=col)
 st.dataframe(table, hide_index=True, width="stretch")
-if series_note:
-    st.caption(f"Series used: {series_note}")
-choose_series(series_infos, series_used, shared, page="qa")
-for w in read_warnings:  # as the Lesions page shows them
+if result.series_note:
+    st.caption(f"Series used: {result.series_note}")
+choose_series(result.series_infos, result.series_used, shared, page="qa")
+for w in result.read_warnings:  # as the Lesions page shows them
     st.warning(w)
 cols = st.columns(4)  # a single study's crop at a quarter of the width, not blown up to the page's
 for i, r in enumerate(report.rows):
@@ -118,6 +133,6 @@ for i, r in enumerate(report.rows):
             st.image(r.figure, caption=f"{r.study}: {r.verdict.upper()}", width="stretch")
         else:
             st.caption(f"{r.study}: {r.verdict.upper()} (no trachea crop)")
-if archive is not None:
-    st.download_button("Download sorted studies (passed/ failed/ undetermined/ not_checked/ + report.csv)", archive,
-                       "breath_hold_sorted.zip", "application/zip")
+if result.archive is not None:
+    st.download_button("Download sorted studies (passed/ failed/ undetermined/ not_checked/ + report.csv)",
+                       result.archive, "breath_hold_sorted.zip", "application/zip")
