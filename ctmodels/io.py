@@ -496,7 +496,8 @@ def read_image(p: Path) -> CTVolume:
     notes = []
     if arr.ndim == 3:
         rgb, arr = arr, np.asarray(Image.fromarray(arr).convert("L"))
-        note = colour_note(rgb, arr, p)
+        # random colour noise: check_ct says so, rather than that colour covers it
+        note = colour_note(rgb, arr, p) if neighbour_correlation(arr) >= MIN_NEIGHBOUR_R else None
         if note:
             log.warning("%s: %s", p.name, note)
             notes.append(note)

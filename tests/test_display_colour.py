@@ -63,6 +63,15 @@ def test_ctmodels_own_overlay_read_back_as_a_slice_is_refused_naming_it(tmp_path
     assert msg.startswith(f"{path}: colour covers ") and "expected a grey CT slice" in msg and "\n" not in msg
 
 
+def test_random_colour_noise_is_refused_as_noise_not_as_colour(tmp_path):
+    noise = (np.random.default_rng(0).random((256, 256, 3)) * 255).astype(np.uint8)
+    path = _save(tmp_path / "noise.png", noise)
+    with pytest.raises(io.InvalidInputError) as e:
+        io.read_ct(path)
+    said = str(e.value)[len(f"{path}: "):]
+    assert said.startswith("the pixels look like random noise") and "colour" not in said
+
+
 def test_a_colour_map_is_refused():
     grey = _slice()
     g = grey.astype(np.float32) / 255
