@@ -15,11 +15,12 @@ from ctmodels.viz import hex_to_rgb, outline, overlay
 WINDOWS = {"Lung (W1500 / L-600)": (-600, 1500), "Mediastinum (W350 / L50)": (50, 350)}
 
 st.title("Lesion segmentation")
-st.caption("Ground-glass opacity, consolidation and other lung on each axial slice. Research use only.")
+st.caption("Ground-glass opacity, consolidation and other lung on each axial CT slice (not on chest radiographs, "
+           "which it cannot tell from CT and would grade). Research use only.")
 
 # ---- inputs
 files, use_example = upload_or_example(
-    "Slice (PNG/JPG in a lung window), DICOM file(s), zip of a DICOM series, NIfTI, NRRD or .npy", "lesion",
+    "Axial CT slice (PNG/JPG in a lung window), DICOM file(s), zip of a DICOM series, NIfTI, NRRD or .npy", "lesion",
     "a file")
 
 # ---- one library call (cached per upload in this session)
