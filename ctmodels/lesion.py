@@ -27,9 +27,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -56,7 +56,9 @@ class LesionResult:
 
     ``probabilities`` is float16 ``[..., 4, H, W]`` (None when not kept). ``pixel_counts`` and
     ``soft_counts`` are per slice ``[Z, 4]``: label counts and summed probabilities, from which
-    the severity module computes involvement and its uncertainty.
+    the severity module computes involvement and its uncertainty. ``warnings``: what about the input makes the
+    labels less reliable, one line each, as also logged: a CTVolume's reading warnings (``meta.warnings``),
+    coloured marks on a colour slice, an array whose shape is a scan's in ``[x, y, z]`` order.
     """
 
     labels: np.ndarray
@@ -64,6 +66,7 @@ class LesionResult:
     pixel_counts: np.ndarray
     soft_counts: np.ndarray
     spacing: Optional[tuple] = None
+    warnings: List[str] = field(default_factory=list)
 
     @property
     def is_volume(self) -> bool:
@@ -197,14 +200,17 @@ class LesionSegmenter:
         unit = self._units_of(x, units)
         spacing = x.spacing if isinstance(x, CTVolume) else None
         arr = x.voxels if isinstance(x, CTVolume) else np.asarray(x)
+        notes = list(x.meta.warnings) if isinstance(x, CTVolume) else []  # how it was read (logged by the reader)
+        said = len(notes)
         if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:  # [H, W, RGB(A)]: one slice
             rgb, arr = arr, to_gray(arr)
             if rgb.dtype == np.uint8:  # colour drawn on the patient: refused or warned of, as in an image file
-                note = colour_note(rgb[..., :3], arr)
-                if note:
-                    log.warning("%s", note)
-        elif not isinstance(x, CTVolume) and axis_order_note(arr.shape):  # a scan as [x, y, z]?
-            log.warning("%s", axis_order_note(arr.shape))
+                notes.append(colour_note(rgb[..., :3], arr))
+        elif not isinstance(x, CTVolume):  # a scan as [x, y, z]?
+            notes.append(axis_order_note(arr.shape))
+        notes = [n for n in notes if n]
+        for note in notes[said:]:
+            log.warning("%s", note)
         if arr.ndim not in (2, 3):
             raise InvalidInputError(f"expected a slice [H, W] or volume [Z, H, W], got shape {arr.shape}")
         check_values(arr, "input")
@@ -253,8 +259,8 @@ class LesionSegmenter:
             if progress is not None:
                 progress(stop, z)
         if arr.ndim == 2:
-            return LesionResult(labels[0], None if probs is None else probs[0], counts, soft, spacing)
-        return LesionResult(labels, probs, counts, soft, spacing)
+            return LesionResult(labels[0], None if probs is None else probs[0], counts, soft, spacing, notes)
+        return LesionResult(labels, probs, counts, soft, spacing, notes)
 
     def assess(self, result: LesionResult):
         """The severity of a :meth:`predict` result (:func:`ctmodels.severity.assess`: % involved, MosMed grade,

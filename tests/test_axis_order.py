@@ -36,8 +36,20 @@ def test_predict_logs_the_note_for_an_array_in_x_y_z_order(caplog):
     seg = LesionSegmenter.from_pretrained(device="cpu")
     zyx = chest_phantom((4, 64, 64), seed=3)
     with caplog.at_level(logging.WARNING, logger="ctmodels"):
-        seg.predict(zyx)
+        assert seg.predict(zyx).warnings == []
         assert not [r for r in caplog.records if "[x, y, z]" in r.getMessage()]
-        seg.predict(np.transpose(chest_phantom((40, 64, 64), seed=3), (2, 1, 0)))
-    assert [r.getMessage() for r in caplog.records if "[x, y, z]" in r.getMessage()] == [
-        axis_order_note((64, 64, 40))]
+        res = seg.predict(np.transpose(chest_phantom((40, 64, 64), seed=3), (2, 1, 0)))
+    assert res.warnings == [axis_order_note((64, 64, 40))]
+    assert [r.getMessage() for r in caplog.records if "[x, y, z]" in r.getMessage()] == res.warnings
+
+
+def test_predict_carries_a_volume_s_reading_warnings_without_logging_them_again(tmp_path, caplog):
+    from ctmodels.lesion import LesionSegmenter
+
+    np.save(tmp_path / "xyz.npy", np.transpose(chest_phantom((40, 64, 64), seed=4), (2, 1, 0)))
+    vol = io.read_ct(tmp_path / "xyz.npy")
+    assert vol.meta.warnings
+    caplog.clear()  # the reader logged them
+    with caplog.at_level(logging.WARNING, logger="ctmodels"):
+        res = LesionSegmenter.from_pretrained(device="cpu").predict(vol)
+    assert res.warnings == vol.meta.warnings and not caplog.records

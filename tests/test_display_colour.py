@@ -107,8 +107,12 @@ def test_predict_refuses_an_overlay_array_and_reads_a_grey_colour_array():
     grey = _slice(128)
     with pytest.raises(NotCTError):
         lesion_segmenter.predict(overlay(grey, _lesion(128)))
-    a = lesion_segmenter.predict(_rgb(grey)).labels
-    assert np.array_equal(a, lesion_segmenter.predict(grey).labels)
+    a = lesion_segmenter.predict(_rgb(grey))
+    assert np.array_equal(a.labels, lesion_segmenter.predict(grey).labels) and a.warnings == []
+    marked = _rgb(grey)
+    marked[64:66, 80:95] = (255, 255, 0)
+    assert lesion_segmenter.predict(marked).warnings == [C.colour_note(marked, grey)]
+    assert "coloured marks on" in C.colour_note(marked, grey)
 
 
 @pytest.mark.parametrize("values", [(0, 1, 2, 3), (0, 255)])
