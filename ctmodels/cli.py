@@ -320,7 +320,6 @@ def cmd_check_breath_hold(args) -> int:
     res = checker.predict(vol, keep_crops=bool(args.save_figure))
     d = res.as_dict()
     d["study"] = str(args.study)
-    d["warnings"] = list(vol.meta.warnings)  # how it was read (logged too), for what reads the JSON
     span = measured_span(vol, res)  # where viewers show the measured slices (inputs with a position)
     if span:
         d["slice_positions_mm"] = [round(vol.position_mm(z), 2) for z in res.slices_used]

@@ -255,13 +255,14 @@ class QualityResult:
     series_reason: Optional[str] = None
     carina_z: Optional[int] = None
     measurement: Optional[TracheaMeasurement] = None
+    warnings: List[str] = field(default_factory=list)  # how the study was read (its meta.warnings), as logged
 
     def as_dict(self) -> Dict[str, Any]:
         return {"verdict": self.verdict,
                 "probability_fail": None if self.probability_fail is None else round(self.probability_fail, 4),
                 "reason": self.reason, "features": {k: round(v, 4) for k, v in self.features.items()},
                 "slices_used": self.slices_used, "carina_z": self.carina_z,
-                "series": self.series, "series_reason": self.series_reason}
+                "series": self.series, "series_reason": self.series_reason, "warnings": list(self.warnings)}
 
 
 def measured_span(vol: CTVolume, res: QualityResult) -> str:
@@ -300,6 +301,11 @@ class BreathHoldChecker:
         from .io import as_volume
 
         vol = as_volume(vol, spacing, purpose="quality")
+        res = self._judge(vol, keep_crops)
+        res.warnings = list(vol.meta.warnings)
+        return res
+
+    def _judge(self, vol: CTVolume, keep_crops: bool) -> QualityResult:
         series = vol.meta.series_uid
         why = vol.meta.extra.get("selection_reason") or (
             f"single {vol.meta.format or 'volume'} input: no series to choose, kernel "

@@ -53,3 +53,11 @@ def test_predict_carries_a_volume_s_reading_warnings_without_logging_them_again(
     with caplog.at_level(logging.WARNING, logger="ctmodels"):
         res = LesionSegmenter.from_pretrained(device="cpu").predict(vol)
     assert res.warnings == vol.meta.warnings and not caplog.records
+
+
+def test_the_breath_hold_result_carries_the_note_for_an_array_in_x_y_z_order():
+    from ctmodels.quality import BreathHoldChecker
+
+    res = BreathHoldChecker.from_pretrained().predict(np.transpose(chest_phantom((40, 64, 64), seed=5), (2, 1, 0)))
+    assert res.warnings == [axis_order_note((64, 64, 40))] and res.as_dict()["warnings"] == res.warnings
+    assert BreathHoldChecker.from_pretrained().predict(chest_phantom((40, 64, 64), seed=5)).warnings == []
