@@ -16,7 +16,8 @@ Inputs and conventions
   ``meta.units == "display"``: not HU, so nothing downstream applies HU thresholds to it.
   16-bit images are refused (their units are unknown).
 * **.npy**: a 2D ``[y, x]`` or 3D ``[z, y, x]`` array already in the canonical layout; any
-  numeric dtype except uint8 is HU, uint8 is an 8-bit display image; spacing is 1 mm unless
+  numeric dtype except uint8 is HU, uint8 is an 8-bit display image (``[H, W, 3 or 4]``: a colour slice, made grey
+  as an image file is); spacing is 1 mm unless
   ``spacing=(z, y, x)`` is passed. No pickles are loaded.
 * an **array** already in memory: :func:`volume_from_array` reads it as a ``.npy`` file of it is read, and
   :func:`as_volume` takes what a model's ``predict`` was given (a CTVolume, a path or an array).
@@ -484,23 +485,30 @@ def _display_pixels(im):
     return im.convert("L") if im.mode in ("1", "L", "LA", "La") else im.convert("RGB")
 
 
+def _colour_slice(rgb: np.ndarray, source: PathLike) -> Tuple[np.ndarray, List[str]]:
+    """An 8-bit colour slice ``[H, W, 3 or 4]`` as grey (Pillow's luminance, alpha ignored), and its warning of a
+    few coloured marks, logged (:func:`ctmodels.display_colour.colour_note`, which refuses more). Random colour
+    noise is left to :func:`check_ct`, which says it is noise rather than that colour covers it."""
+    from PIL import Image
+
+    rgb = np.ascontiguousarray(rgb[..., :3])
+    grey = np.asarray(Image.fromarray(rgb).convert("L"))
+    note = colour_note(rgb, grey, source) if neighbour_correlation(grey) >= MIN_NEIGHBOUR_R else None
+    if note:
+        log.warning("%s: %s", Path(source).name, note)
+    return grey, [note] if note else []
+
+
 def read_image(p: Path) -> CTVolume:
     """An image file as one 8-bit display slice. Colour is read as grey (Pillow's luminance); a colour image with
     colour drawn inside the patient is refused, or warned of where the marks are few
     (:func:`ctmodels.display_colour.colour_note`)."""
-    from PIL import Image
-
     arr, _ = image_pixels(p, _display_pixels)
     if min(arr.shape[:2]) < 8:
         raise InvalidInputError(f"image is {arr.shape[1]}x{arr.shape[0]}, smaller than 8x8", p)
     notes = []
     if arr.ndim == 3:
-        rgb, arr = arr, np.asarray(Image.fromarray(arr).convert("L"))
-        # random colour noise: check_ct says so, rather than that colour covers it
-        note = colour_note(rgb, arr, p) if neighbour_correlation(arr) >= MIN_NEIGHBOUR_R else None
-        if note:
-            log.warning("%s: %s", p.name, note)
-            notes.append(note)
+        arr, notes = _colour_slice(arr, p)
     fmt = suffix_of(p).lstrip(".")
     return CTVolume(arr[None].copy(), (1.0, 1.0, 1.0),
                     VolumeMeta(source=str(p), format=fmt, modality=None, units=DISPLAY, spacing_assumed=True,
@@ -536,13 +544,18 @@ def parse_spacing(text: str) -> Tuple[float, float, float]:
 def volume_from_array(data: np.ndarray, spacing: Optional[Sequence[float]] = None, source: Optional[PathLike] = None,
                       fmt: str = "array") -> CTVolume:
     """An array as a ``.npy`` file of it is read: ``[y, x]`` or ``[z, y, x]`` in the canonical layout, uint8 an
-    8-bit display image, any other numeric dtype HU; ``spacing`` (z, y, x) in mm, 1 mm assumed (and marked so)
+    8-bit display image (uint8 ``[H, W, 3 or 4]``: a colour slice, made grey as an image file is), any other
+    numeric dtype HU; ``spacing`` (z, y, x) in mm, 1 mm assumed (and marked so)
     where not given. Errors name ``source`` where given. The checks :func:`read_ct` makes of what it read (noise,
     nothing below 0) are :func:`check_ct`."""
     if data.ndim not in (2, 3):
         what = ".npy array" if fmt == "npy" else "array"
         raise InvalidInputError(f"{what} has shape {data.shape}, expected [y, x] or [z, y, x]", source)
     arr = np.asarray(data)
+    colour = arr.ndim == 3 and arr.dtype == np.uint8 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) >= 8
+    notes = []
+    if colour:  # [H, W, RGB(A)]: one colour slice, read as an image file is
+        arr, notes = _colour_slice(arr, source or fmt)
     if arr.ndim == 2:
         arr = arr[None]
     arr = _check_volume(arr, source)
@@ -554,7 +567,7 @@ def volume_from_array(data: np.ndarray, spacing: Optional[Sequence[float]] = Non
         raise InvalidInputError(f"spacing must be three positive numbers (z, y, x), got {spacing}", source)
     meta = VolumeMeta(source=str(source) if source is not None else fmt, format=fmt, modality="CT", units=HU,
                       spacing_assumed=spacing is None, pixel_size_assumed=spacing is None,
-                      warnings=_noted(sp, source or fmt, shape=data.shape))
+                      warnings=notes + _noted(sp, source or fmt, shape=None if colour else data.shape))
     if arr.dtype == np.uint8:
         meta.modality, meta.units = None, DISPLAY
         return CTVolume(np.ascontiguousarray(arr), sp, meta)

@@ -202,7 +202,8 @@ class LesionSegmenter:
         arr = x.voxels if isinstance(x, CTVolume) else np.asarray(x)
         notes = list(x.meta.warnings) if isinstance(x, CTVolume) else []  # how it was read (logged by the reader)
         said = len(notes)
-        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:  # [H, W, RGB(A)]: one slice
+        if not isinstance(x, CTVolume) and arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
+            # [H, W, RGB(A)]: one slice (a CTVolume's voxels are [z, y, x] whatever their shape)
             rgb, arr = arr, to_gray(arr)
             if rgb.dtype == np.uint8:  # colour drawn on the patient: refused or warned of, as in an image file
                 notes.append(colour_note(rgb[..., :3], arr))

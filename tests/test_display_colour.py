@@ -149,3 +149,29 @@ def test_the_app_refuses_an_overlay_upload_in_one_line_and_shows_the_warning_of_
     assert not at.exception and not at.error
     assert any(w.value.startswith("coloured marks on") for w in at.warning)
     assert [m for m in at.metric if m.label == "Grade"]
+
+
+def test_a_colour_slice_saved_as_npy_is_read_as_the_image_file_of_it(tmp_path, capsys):
+    from ctmodels.cli import main
+
+    marked = _rgb(_slice())
+    marked[128:130, 150:190] = (255, 255, 0)
+    np.save(tmp_path / "s.npy", marked)
+    _save(tmp_path / "s.png", marked)
+    npy, png = io.read_ct(tmp_path / "s.npy"), io.read_ct(tmp_path / "s.png")
+    assert npy.shape == (1, 256, 256) and np.array_equal(npy.voxels, png.voxels)
+    assert npy.meta.units == "display" and npy.meta.warnings == png.meta.warnings != []
+    # segment once crashed on it, reading its voxels [z, y, x] as one colour slice [H, W, 3]
+    assert main(["segment", str(tmp_path / "s.npy"), "--out", str(tmp_path / "o"), "-q"]) == 0
+    assert np.asarray(Image.open(tmp_path / "o" / "s.mask.png")).shape == (256, 256)
+
+
+def test_predict_reads_a_volume_s_voxels_as_z_y_x_whatever_their_last_axis():
+    from ctmodels.errors import InvalidInputError
+    from ctmodels.lesion import LesionSegmenter
+
+    hu = chest_phantom((64, 64, 64), seed=1)[:, :, 30:33]  # [z, y, x]: 64 slices of 64 x 3 pixels, in HU
+    vol = io.volume_from_array(hu)
+    assert vol.shape == (64, 64, 3)
+    with pytest.raises(InvalidInputError, match="too small to segment"):
+        LesionSegmenter.from_pretrained(device="cpu").predict(vol)
