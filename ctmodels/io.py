@@ -543,15 +543,17 @@ def parse_spacing(text: str) -> Tuple[float, float, float]:
 
 def volume_from_array(data: np.ndarray, spacing: Optional[Sequence[float]] = None, source: Optional[PathLike] = None,
                       fmt: str = "array") -> CTVolume:
-    """An array as a ``.npy`` file of it is read: ``[y, x]`` or ``[z, y, x]`` in the canonical layout, uint8 an
-    8-bit display image (uint8 ``[H, W, 3 or 4]``: a colour slice, made grey as an image file is), any other
-    numeric dtype HU; ``spacing`` (z, y, x) in mm, 1 mm assumed (and marked so)
+    """An array as a ``.npy`` file of it is read: ``[y, x]`` or ``[z, y, x]`` in the canonical layout, uint8 an 8-bit
+    display image (uint8 ``[H, W, 3 or 4]``: a colour slice, made grey as an image file is), any other numeric dtype
+    HU; ``[H, W, 1]`` is a slice with a channel axis; ``spacing`` (z, y, x) in mm, 1 mm assumed (and marked so)
     where not given. Errors name ``source`` where given. The checks :func:`read_ct` makes of what it read (noise,
     nothing below 0) are :func:`check_ct`."""
     if data.ndim not in (2, 3):
         what = ".npy array" if fmt == "npy" else "array"
         raise InvalidInputError(f"{what} has shape {data.shape}, expected [y, x] or [z, y, x]", source)
     arr = np.asarray(data)
+    if arr.ndim == 3 and arr.shape[-1] == 1 and min(arr.shape[:2]) >= 8:  # [H, W, 1]: a slice with a channel axis
+        arr = arr[..., 0]
     colour = arr.ndim == 3 and arr.dtype == np.uint8 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) >= 8
     notes = []
     if colour:  # [H, W, RGB(A)]: one colour slice, read as an image file is
@@ -567,7 +569,7 @@ def volume_from_array(data: np.ndarray, spacing: Optional[Sequence[float]] = Non
         raise InvalidInputError(f"spacing must be three positive numbers (z, y, x), got {spacing}", source)
     meta = VolumeMeta(source=str(source) if source is not None else fmt, format=fmt, modality="CT", units=HU,
                       spacing_assumed=spacing is None, pixel_size_assumed=spacing is None,
-                      warnings=notes + _noted(sp, source or fmt, shape=None if colour else data.shape))
+                      warnings=notes + _noted(sp, source or fmt, shape=None if colour else arr.shape))
     if arr.dtype == np.uint8:
         meta.modality, meta.units = None, DISPLAY
         return CTVolume(np.ascontiguousarray(arr), sp, meta)

@@ -174,10 +174,10 @@ class LesionSegmenter:
         """Segment a 2D slice ``[H, W]`` or a volume ``[Z, H, W]`` (batched over slices).
 
         ``units`` of an array: ``"auto"`` (uint8 = 8-bit display image, other dtypes HU), ``"hu"`` or
-        ``"display"`` (0..255, or 0..1 floats). A colour slice ``[H, W, 3 or 4]`` is made grey (luma, as
-        :func:`ctmodels.io.read_ct` reads image files; a uint8 one with colour drawn on the patient is refused or
-        warned of, :func:`ctmodels.display_colour.colour_note`). HU input with nothing below 0 is refused: chest CT
-        in HU shows air at about -1000.
+        ``"display"`` (0..255, or 0..1 floats). ``[H, W, 1]`` is a slice with a channel axis. A colour slice
+        ``[H, W, 3 or 4]`` is made grey (luma, as :func:`ctmodels.io.read_ct` reads image files; a uint8 one
+        with colour drawn on the patient is refused or warned of, :func:`ctmodels.display_colour.colour_note`).
+        HU input with nothing below 0 is refused: chest CT in HU shows air at about -1000.
 
         ``tta``: average the probabilities over horizontal and vertical flips (4 passes; the model
         was trained flip- and rotation-invariant). Default: on for a single slice, off for volumes
@@ -201,6 +201,8 @@ class LesionSegmenter:
         spacing = x.spacing if isinstance(x, CTVolume) else None
         arr = x.voxels if isinstance(x, CTVolume) else np.asarray(x)
         notes = list(x.meta.warnings) if isinstance(x, CTVolume) else []  # how it was read (logged by the reader)
+        if not isinstance(x, CTVolume) and arr.ndim == 3 and arr.shape[-1] == 1 and min(arr.shape[:2]) >= 8:
+            arr = arr[..., 0]  # [H, W, 1]: a slice with a channel axis
         said = len(notes)
         if not isinstance(x, CTVolume) and arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
             # [H, W, RGB(A)]: one slice (a CTVolume's voxels are [z, y, x] whatever their shape)

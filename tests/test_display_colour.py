@@ -175,3 +175,15 @@ def test_predict_reads_a_volume_s_voxels_as_z_y_x_whatever_their_last_axis():
     assert vol.shape == (64, 64, 3)
     with pytest.raises(InvalidInputError, match="too small to segment"):
         LesionSegmenter.from_pretrained(device="cpu").predict(vol)
+
+
+def test_a_slice_with_a_channel_axis_is_read_as_the_slice(tmp_path):
+    from ctmodels.lesion import LesionSegmenter
+
+    grey = _slice()
+    np.save(tmp_path / "c.npy", grey[..., None])
+    vol = io.read_ct(tmp_path / "c.npy")
+    assert vol.shape == (1, 256, 256) and np.array_equal(vol.voxels[0], grey) and vol.meta.warnings == []
+    seg = LesionSegmenter.from_pretrained(device="cpu")
+    res = seg.predict(grey[..., None])
+    assert res.labels.shape == (256, 256) and np.array_equal(res.labels, seg.predict(grey).labels)
