@@ -221,7 +221,7 @@ def cmd_segment(args) -> int:
             bar.close()
         res, rep = study.lesions, study.report
         for w in study.warnings:
-            if w not in vol.meta.warnings:  # the reader has logged its own already
+            if w not in res.warnings:  # the reader and predict have logged theirs already
                 print(f"warning: {p.name}: {w}", file=sys.stderr)
         if vol.meta.extra.get("n_series", 1) > 1 and not args.quiet:
             print(f"{p.name}: series used: {vol.meta.extra['selection_reason']}")

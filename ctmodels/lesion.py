@@ -40,7 +40,7 @@ from .lung_air import air_on_grid, unanchored
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
 from .orientation import axis_order_note
-from .preprocessing import as_array, check_values, window_hu
+from .preprocessing import as_array, check_values, frame_box, window_hu
 from .types import DISPLAY, HU, CTVolume
 
 log = logging.getLogger(__name__)
@@ -212,8 +212,9 @@ class LesionSegmenter:
         elif not isinstance(x, CTVolume):  # a scan as [x, y, z]?
             notes.append(axis_order_note(arr.shape))
         notes = [n for n in notes if n]
+        named = f"{Path(x.meta.source).name}: " if isinstance(x, CTVolume) and x.meta.source else ""
         for note in notes[said:]:
-            log.warning("%s", note)
+            log.warning("%s%s", named, note)
         if arr.ndim not in (2, 3):
             raise InvalidInputError(f"expected a slice [H, W] or volume [Z, H, W], got shape {arr.shape}")
         check_values(arr, "input")
@@ -237,28 +238,40 @@ class LesionSegmenter:
         grid, body = body_grid(vol) if body_only or air_anchor else (None, None)  # computed once for both
         air = air_on_grid(vol, grid, body) if air_anchor else None  # on the grid: sized up per batch
         disp = self.to_display(vol, unit)
+        rows, cols = slice(None), slice(None)
         if unit == DISPLAY:  # HU is put in the lung window here; a display image must come in one
             check_lung_window(disp)
+            rows, cols = frame_box(disp)  # a figure's light frame: left out, so that the patient keeps its size
         z, h, w = disp.shape
-        labels = np.empty((z, h, w), np.uint8)
-        probs = np.empty((z, 4, h, w), np.float16) if keep_probabilities else None
+        inner = disp[:, rows, cols]
+        framed = inner.shape != disp.shape
+        frame_px = h * w - inner.shape[1] * inner.shape[2]  # background, with certainty
+        if framed:
+            notes.append(frame_note(disp.shape, rows, cols))
+            log.warning("%s%s", named, notes[-1])
+        labels = (np.zeros if framed else np.empty)((z, h, w), np.uint8)
+        probs = (np.zeros if framed else np.empty)((z, 4, h, w), np.float16) if keep_probabilities else None
+        if probs is not None and framed:
+            probs[:, 0] = 1
         counts = np.zeros((z, 4), np.int64)
         soft = np.zeros((z, 4), np.float64)
         for start in range(0, z, batch_size):
             stop = min(z, start + batch_size)
-            lab, sc, p = self._predict_batch(disp[start:stop], use_tta, probs is not None,
+            lab, sc, p = self._predict_batch(inner[start:stop], use_tta, probs is not None,
                                              pad_to=batch_size if self.pad_batches else 0,
                                              body=grid.up(body[start:stop]) if body_only else None,
                                              air=None if air is None else tuple(grid.up(m[start:stop]) for m in air))
-            labels[start:stop] = lab.cpu().numpy()
+            labels[start:stop, rows, cols] = lab.cpu().numpy()
             soft[start:stop] = sc
+            soft[start:stop, 0] += frame_px
             if lab.is_cuda:  # count on the GPU: a host-side bincount would cap the rate at ~1000 slices/s
                 counts[start:stop] = self.torch.stack([(lab == c).sum((1, 2)) for c in range(4)], 1).cpu().numpy()
+                counts[start:stop, 0] += frame_px
             else:  # np.bincount on uint8 measured 3x faster than torch's on the CPU
                 for i in range(start, stop):
                     counts[i] = np.bincount(labels[i].ravel(), minlength=4)[:4]
             if probs is not None:
-                probs[start:stop] = p.to(self.torch.float16).cpu().numpy()
+                probs[start:stop, :, rows, cols] = p.to(self.torch.float16).cpu().numpy()
             if progress is not None:
                 progress(stop, z)
         if arr.ndim == 2:
@@ -362,6 +375,15 @@ class LesionSegmenter:
         if self.consolidation_offset:
             lab = _split_infection(lab, logp, self.consolidation_offset)
         return lab, logp
+
+
+def frame_note(shape: Tuple[int, ...], rows: slice, cols: slice) -> str:
+    """The line a result carries where :func:`ctmodels.preprocessing.frame_box` found a light frame round a slice."""
+    h, w = shape[-2:]
+    sides = (rows.start, h - rows.stop, cols.start, w - cols.stop)
+    return ("a light frame round the image (top, bottom, left, right: " + ", ".join(f"{n}" for n in sides)
+            + " pixels), as a figure or slide puts round a slice, was left out and labelled background, so that "
+            "the patient keeps its size in the model's input")
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:

@@ -87,4 +87,5 @@ def segment_study(seg: LesionSegmenter, vol: CTVolume, batch_size: Optional[int]
     rep = seg.assess(res)
     if vol.shape[0] > 1 and not vol.meta.spacing_assumed:  # a volume whose voxel size the input gave
         rep.volumes_ml = severity.volumes_ml(res.pixel_counts, vol.spacing)
-    return StudySeverity(vol, res, rep, input_warnings(vol) + rep.notes)
+    said = input_warnings(vol)  # the volume's reading warnings among them, which res.warnings repeats
+    return StudySeverity(vol, res, rep, said + [w for w in res.warnings if w not in said] + rep.notes)

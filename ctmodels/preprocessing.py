@@ -95,3 +95,37 @@ def pad_to_multiple(a: np.ndarray, multiple: int = 32, value: float = 0) -> Tupl
 def unpad(a: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`pad_to_multiple`."""
     return a[..., : hw[0], : hw[1]]
+
+
+FRAME_MIN_LEVEL = 128  # a frame this light cannot be the air around a patient in a lung window (about 60) or padding
+FRAME_TOL = 4  # levels: a frame's pixels all lie this close (JPEG leaves a few pixels of ripple by the image)
+
+
+def frame_box(display: np.ndarray) -> Tuple[slice, slice]:
+    """The rows and columns of an 8-bit display slice or volume (``[..., H, W]``) inside a light frame around it: a
+    uniform border (every pixel of it, in every slice, within ``FRAME_TOL`` levels of one value of at least
+    ``FRAME_MIN_LEVEL``) on all four sides, as a figure or a slide puts around a CT slice. In a lung window the
+    air around a patient is about 60 and a scanner's padding 0; tissue saturated at a crop's edge (W 1000 /
+    L -650 takes soft tissue to 255) does not run round all four sides. Measured: none of the 1664 training slices
+    and none of two real chest CTs' slices in seven lung windows (also as JPEG) has one. ``(slice(None),
+    slice(None))`` where there is none."""
+    a = np.asarray(display)
+    a = a.reshape((-1,) + a.shape[-2:])
+    lo, hi = a.min(0).astype(np.int16), a.max(0).astype(np.int16)
+
+    def leading(flat: np.ndarray) -> int:
+        return int(np.argmin(flat)) if not flat.all() else len(flat)
+
+    whole = (slice(None), slice(None))
+    rows = (hi.max(1) - lo.min(1) <= FRAME_TOL) & (lo.min(1) >= FRAME_MIN_LEVEL)
+    cols = (hi.max(0) - lo.min(0) <= FRAME_TOL) & (lo.min(0) >= FRAME_MIN_LEVEL)
+    top, bottom, left, right = leading(rows), leading(rows[::-1]), leading(cols), leading(cols[::-1])
+    h, w = lo.shape
+    if min(top, bottom, left, right) == 0 or top + bottom >= h - 8 or left + right >= w - 8:
+        return whole
+    inner = np.zeros((h, w), bool)
+    inner[top:h - bottom, left:w - right] = True
+    frame = np.concatenate([lo[~inner], hi[~inner]])
+    if int(frame.max()) - int(frame.min()) > FRAME_TOL:  # one colour all round, not a light band on each side
+        return whole
+    return slice(top, h - bottom), slice(left, w - right)

@@ -135,3 +135,38 @@ def test_ctmodels_own_outputs_of_a_real_slice_read_back_as_slices_are_refused(tm
     assert "s.overlay.png: colour covers" in err[1] and "expected a grey CT slice" in err[1]
     rows = (tmp_path / "again" / "results.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].split(",")[1:] == first.split(",")[1:]  # the slice itself: as before
+
+
+def test_no_training_slice_or_real_lung_window_slice_has_a_light_frame():
+    from PIL import Image
+
+    from ctmodels.preprocessing import frame_box
+
+    whole = (slice(None), slice(None))
+    files = sorted(shared("covid_semiseg_train", "images").iterdir())
+    files += sorted(shared("covid_ct_lung_infection_slices", "ct").iterdir())
+    assert all(frame_box(np.asarray(Image.open(f).convert("L"))) == whole for f in files)
+    for name, hu in _real_chests().items():  # W 1000 / L -650 takes the tissue at the crop's edges to 255
+        for center, width in LUNG_WINDOWS:
+            for jpeg in (False, True):
+                assert all(frame_box(s) == whole for s in _windowed(hu, center, width, jpeg)), (name, center, width)
+
+
+def test_a_real_slice_in_a_white_frame_is_graded_as_the_slice_itself(tmp_path, caplog):
+    """A training slice framed in white, as a figure shows it, was graded 49.9 % involved (the slice: 30.8 %)."""
+    from PIL import Image
+
+    from ctmodels.cli import main
+
+    s = np.asarray(Image.open(shared("covid_ct_lung_infection_slices", "ct", "0300.png")).convert("L"))
+    Image.fromarray(s).save(tmp_path / "slice.png")
+    Image.fromarray(np.pad(s, 60, constant_values=255)).save(tmp_path / "figure.png")
+    assert main(["segment", str(tmp_path / "slice.png"), str(tmp_path / "figure.png"), "--out",
+                 str(tmp_path / "o"), "-q"]) == 0
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "o" / "results.csv")))
+    assert rows[0]["involved_pct"] == rows[1]["involved_pct"] and rows[0]["grade"] == rows[1]["grade"] == "CT-2"
+    assert rows[0]["warnings"] == "" and rows[1]["warnings"].startswith("a light frame round the image")
+    assert np.asarray(Image.open(tmp_path / "o" / "figure.mask.png")).shape == (376, 376)
+    assert any(r.getMessage().startswith("figure.png: a light frame") for r in caplog.records)  # named in the log
