@@ -58,7 +58,8 @@ class LesionResult:
     ``soft_counts`` are per slice ``[Z, 4]``: label counts and summed probabilities, from which
     the severity module computes involvement and its uncertainty. ``warnings``: what about the input makes the
     labels less reliable, one line each, as also logged: a CTVolume's reading warnings (``meta.warnings``),
-    coloured marks on a colour slice, an array whose shape is a scan's in ``[x, y, z]`` order.
+    coloured marks on a colour slice, an array whose shape is a scan's in ``[x, y, z]`` order, a light frame round
+    a display slice left out (:func:`ctmodels.preprocessing.frame_box`).
     """
 
     labels: np.ndarray
