@@ -20,9 +20,8 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy import ndimage
 
-from .body import convex_hull
+from .display_window import bright_hull
 from .errors import NotCTError
 
 COLOURED_LEVELS = 32
@@ -33,11 +32,9 @@ WARN_COLOURED_SHARE = 0.0005
 
 def body_outline(grey: np.ndarray) -> np.ndarray:
     """The patient's body on a 2D 8-bit slice in a lung window (bool, its shape): the convex hull of the largest
-    piece brighter than ``BODY_LEVEL`` (specks taken out); empty where there is none."""
-    pieces, n = ndimage.label(ndimage.binary_opening(np.asarray(grey) > BODY_LEVEL))
-    if n == 0:
-        return np.zeros(np.shape(grey), bool)
-    return convex_hull(pieces == 1 + int(np.argmax(np.bincount(pieces.ravel())[1:])))
+    piece brighter than ``BODY_LEVEL`` (specks taken out; :func:`ctmodels.display_window.bright_hull`); empty where
+    there is none."""
+    return bright_hull(grey, BODY_LEVEL)
 
 
 def coloured_share(rgb: np.ndarray, grey: np.ndarray) -> float:

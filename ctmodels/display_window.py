@@ -37,20 +37,27 @@ MAX_BLACK_SHARE = 0.15
 MAX_SLICES = 16
 
 
+def bright_hull(img: np.ndarray, level: float, min_piece: Optional[float] = None) -> np.ndarray:
+    """The convex hull (bool, the image's shape) of the pieces of a 2D image's pixels brighter than ``level``
+    (specks taken out) that cover at least ``min_piece`` of the image, or of the largest piece where none does or
+    ``min_piece`` is None; empty where nothing is brighter."""
+    a = np.asarray(img)
+    pieces, n = ndimage.label(ndimage.binary_opening(a > level))
+    if n == 0:
+        return np.zeros(a.shape, bool)
+    sizes = np.bincount(pieces.ravel())[1:]
+    keep = np.flatnonzero(sizes >= min_piece * a.size) + 1 if min_piece is not None else []
+    return convex_hull(np.isin(pieces, keep) if len(keep) else pieces == 1 + int(np.argmax(sizes)))
+
+
 def black_share(img: np.ndarray) -> float:
     """Share (0..1) of a 2D 8-bit display slice's inside that is pure black (at most ``BLACK_MAX``). The inside is
     the convex hull of the pieces of pixels brighter than ``TISSUE_MIN`` (specks taken out) that cover at least
-    ``MIN_PIECE`` of the image, or of the largest piece where none does: a viewer's text or scale drawn in the
-    black corners outside a round field of view does not make those corners inside. 0 where nothing is brighter."""
+    ``MIN_PIECE`` of the image, or of the largest piece where none does (:func:`bright_hull`): a viewer's text or
+    scale drawn in the black corners outside a round field of view does not make those corners inside. 0 where
+    nothing is brighter."""
     a = np.asarray(img)
-    bright = ndimage.binary_opening(a > TISSUE_MIN)
-    pieces, n = ndimage.label(bright)
-    if n == 0:
-        return 0.0
-    sizes = np.bincount(pieces.ravel())[1:]
-    keep = np.flatnonzero(sizes >= MIN_PIECE * a.size) + 1
-    inside = np.isin(pieces, keep) if len(keep) else pieces == 1 + int(np.argmax(sizes))
-    hull = convex_hull(inside)
+    hull = bright_hull(a, TISSUE_MIN, MIN_PIECE)
     return float(np.count_nonzero(hull & (a <= BLACK_MAX)) / max(np.count_nonzero(hull), 1))
 
 
