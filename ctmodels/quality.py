@@ -327,18 +327,16 @@ class BreathHoldChecker:
                  f"AP/transverse {f['ap_ratio']:.2f}, posterior bowing {f['posterior_bowing']:.2f}; {m.note}")
         if vol.meta.pixel_size_assumed:  # the shape ratios do not depend on it; the trachea's size does
             shape += f"; {PIXEL_SIZE_ASSUMED}"
-        pixel = float(max(vol.spacing[1], vol.spacing[2]))
-        if pixel > MAX_PIXEL_MM:  # measured and shown, not judged
-            across = f["transverse_mm"] / pixel
-            return QualityResult(UNDETERMINED, None, f"pixels of {pixel:.1f} mm are too coarse to judge the "
-                                 f"trachea's shape (it is {across:.1f} pixels across; verdicts up to "
-                                 f"{MAX_PIXEL_MM:g} mm pixels); " + shape, f, m.slices_used, series, why,
-                                 m.track.carina_z, m)
-        tilt = float(vol.meta.axial_tilt_deg)
-        if tilt > MAX_TILT_DEG:  # an oblique series or a tilted gantry: the lumen reads longer one way
-            return QualityResult(UNDETERMINED, None, f"axial slices tilted {tilt:.0f} degrees off the patient's "
-                                 "axial plane cut the trachea too aslant to judge its shape (verdicts up to "
-                                 f"{MAX_TILT_DEG:g} degrees); " + shape, f, m.slices_used, series, why,
+        pixel, tilt = float(max(vol.spacing[1], vol.spacing[2])), float(vol.meta.axial_tilt_deg)
+        not_judged = None  # measured and shown, not judged
+        if pixel > MAX_PIXEL_MM:
+            not_judged = (f"pixels of {pixel:.1f} mm are too coarse to judge the trachea's shape (it is "
+                          f"{f['transverse_mm'] / pixel:.1f} pixels across; verdicts up to {MAX_PIXEL_MM:g} mm pixels)")
+        elif tilt > MAX_TILT_DEG:  # an oblique series or a tilted gantry: the lumen reads longer one way
+            not_judged = (f"axial slices tilted {tilt:.0f} degrees off the patient's axial plane cut the trachea too "
+                          f"aslant to judge its shape (verdicts up to {MAX_TILT_DEG:g} degrees)")
+        if not_judged:
+            return QualityResult(UNDETERMINED, None, f"{not_judged}; {shape}", f, m.slices_used, series, why,
                                  m.track.carina_z, m)
         p = float(self.model.predict_proba(self.model.vector(f))[0])
         verdict = FAIL if p >= self.threshold else PASS
