@@ -45,7 +45,7 @@ from .display_window import check_lung_window
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
 from .orientation import (Layout, axial_tilt_deg, axis_order_note, canonicalize, ras_to_lps, reading_notes,
                           split_affine)
-from .preprocessing import as_array, check_values
+from .preprocessing import as_array, check_values, without_channel_axis
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
 log = logging.getLogger(__name__)
@@ -551,9 +551,7 @@ def volume_from_array(data: np.ndarray, spacing: Optional[Sequence[float]] = Non
     if data.ndim not in (2, 3):
         what = ".npy array" if fmt == "npy" else "array"
         raise InvalidInputError(f"{what} has shape {data.shape}, expected [y, x] or [z, y, x]", source)
-    arr = np.asarray(data)
-    if arr.ndim == 3 and arr.shape[-1] == 1 and min(arr.shape[:2]) >= 8:  # [H, W, 1]: a slice with a channel axis
-        arr = arr[..., 0]
+    arr = without_channel_axis(np.asarray(data))
     colour = arr.ndim == 3 and arr.dtype == np.uint8 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) >= 8
     notes = []
     if colour:  # [H, W, RGB(A)]: one colour slice, read as an image file is

@@ -40,7 +40,7 @@ from .lung_air import air_on_grid, unanchored
 from .errors import InvalidInputError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
 from .orientation import axis_order_note
-from .preprocessing import as_array, check_values, frame_box, window_hu
+from .preprocessing import as_array, check_values, frame_box, window_hu, without_channel_axis
 from .types import DISPLAY, HU, CTVolume
 
 log = logging.getLogger(__name__)
@@ -200,22 +200,20 @@ class LesionSegmenter:
             raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
         unit = self._units_of(x, units)
         spacing = x.spacing if isinstance(x, CTVolume) else None
-        arr = x.voxels if isinstance(x, CTVolume) else np.asarray(x)
+        arr = x.voxels if isinstance(x, CTVolume) else without_channel_axis(np.asarray(x))
         notes = list(x.meta.warnings) if isinstance(x, CTVolume) else []  # how it was read (logged by the reader)
-        if not isinstance(x, CTVolume) and arr.ndim == 3 and arr.shape[-1] == 1 and min(arr.shape[:2]) >= 8:
-            arr = arr[..., 0]  # [H, W, 1]: a slice with a channel axis
-        said = len(notes)
-        if not isinstance(x, CTVolume) and arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
-            # [H, W, RGB(A)]: one slice (a CTVolume's voxels are [z, y, x] whatever their shape)
-            rgb, arr = arr, to_gray(arr)
-            if rgb.dtype == np.uint8:  # colour drawn on the patient: refused or warned of, as in an image file
-                notes.append(colour_note(rgb[..., :3], arr))
-        elif not isinstance(x, CTVolume):  # a scan as [x, y, z]?
-            notes.append(axis_order_note(arr.shape))
-        notes = [n for n in notes if n]
+        if not isinstance(x, CTVolume):  # a CTVolume's voxels are [z, y, x] whatever their shape
+            note = None
+            if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:  # [H, W, RGB(A)]: one slice
+                rgb, arr = arr, to_gray(arr)
+                if rgb.dtype == np.uint8:  # colour drawn on the patient: refused or warned of, as in an image file
+                    note = colour_note(rgb[..., :3], arr)
+            else:  # a scan as [x, y, z]?
+                note = axis_order_note(arr.shape)
+            if note:
+                log.warning("%s", note)
+                notes.append(note)
         named = f"{Path(x.meta.source).name}: " if isinstance(x, CTVolume) and x.meta.source else ""
-        for note in notes[said:]:
-            log.warning("%s%s", named, note)
         if arr.ndim not in (2, 3):
             raise InvalidInputError(f"expected a slice [H, W] or volume [Z, H, W], got shape {arr.shape}")
         check_values(arr, "input")

@@ -19,6 +19,12 @@ def as_array(x: object) -> np.ndarray:
                                 "expected a CTVolume, a path or a numeric array (a GPU tensor: .cpu() first)") from None
 
 
+def without_channel_axis(a: np.ndarray) -> np.ndarray:
+    """``a`` as ``[H, W]`` where it is a slice with a channel axis, ``[H, W, 1]`` (both sides at least 8 pixels, as
+    an image is); anything else as given."""
+    return a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 and min(a.shape[:2]) >= 8 else a
+
+
 def check_values(a: np.ndarray, what: str = "volume", source: Optional[object] = None) -> np.ndarray:
     """``a`` as given where it holds values and they are finite numbers; else one line (naming ``source``, a file,
     where given) saying which it is not: no values, values that are not numbers (bool, complex, text), NaN or
