@@ -533,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--series", metavar="UID", default=None,
                    help="segment this series (SeriesInstanceUID, as `ctmodels info` lists) instead of the one chosen")
     s.add_argument("--no-body-mask", action="store_true",
-                   help="HU input: allow labels outside the patient's body (default: background there)")
+                   help="allow labels outside the patient's body (default: background there; found in HU, or in a "
+                        "slice image's grey levels)")
     s.add_argument("--no-air-anchor", action="store_true",
                    help="HU input: keep labels that are not anchored in the lungs' air, such as on stomach and "
                    "bowel below the diaphragm (default: background there)")

@@ -184,9 +184,10 @@ class LesionSegmenter:
         was trained flip- and rotation-invariant). Default: on for a single slice, off for volumes
         (where it would cost 4x the time). ``batch_size``: slices per network call; default 16 on
         the CPU, 64 on a GPU (see docs/performance.md). ``body_only``: labels only inside the
-        body (:mod:`ctmodels.body`); ``air_anchor``: labels only in pieces of a slice that hold lung
-        air, and not nearer to stomach or bowel gas than to it (:mod:`ctmodels.lung_air`). Both default
-        to on for HU input and need HU.
+        body (:mod:`ctmodels.body`; default on: in HU, or in a display image's own grey levels, where the
+        table and mattress under a patient would otherwise be called lung); ``air_anchor``: labels only in
+        pieces of a slice that hold lung air, and not nearer to stomach or bowel gas than to it
+        (:mod:`ctmodels.lung_air`; needs HU and the volume's 3D air, default on for HU input).
         """
         if isinstance(x, (str, Path)):  # a file or folder, as read_ct reads it
             from .io import read_ct
@@ -229,12 +230,11 @@ class LesionSegmenter:
         use_tta = single if tta is None else bool(tta)
         if keep_probabilities is None:
             keep_probabilities = single
-        body_only, air_anchor = (unit == HU if flag is None else bool(flag) for flag in (body_only, air_anchor))
-        for name, on in (("body_only", body_only), ("air_anchor", air_anchor)):
-            if on and unit != HU:
-                raise InvalidInputError(f"{name} needs HU input: a display image has no HU to find the body "
-                                        "or the air in")
-        grid, body = body_grid(vol) if body_only or air_anchor else (None, None)  # computed once for both
+        body_only = True if body_only is None else bool(body_only)
+        air_anchor = unit == HU if air_anchor is None else bool(air_anchor)
+        if air_anchor and unit != HU:
+            raise InvalidInputError("air_anchor needs HU input: a display image has no HU to find the air in")
+        grid, body = body_grid(vol) if unit == HU and (body_only or air_anchor) else (None, None)  # once for both
         air = air_on_grid(vol, grid, body) if air_anchor else None  # on the grid: sized up per batch
         disp = self.to_display(vol, unit)
         rows, cols = slice(None), slice(None)
@@ -243,6 +243,8 @@ class LesionSegmenter:
             rows, cols = frame_box(disp)  # a figure's light frame: left out, so that the patient keeps its size
         z, h, w = disp.shape
         inner = disp[:, rows, cols]
+        if unit == DISPLAY and body_only:  # the body in the image's own grey levels, inside any frame
+            grid, body = body_grid(inner, display=True)
         framed = inner.shape != disp.shape
         frame_px = h * w - inner.shape[1] * inner.shape[2]  # background, with certainty
         if framed:

@@ -210,7 +210,9 @@ diseases, scanners, children, or true-HU input beyond the lung-window mapping. E
 shows lung, so slices without it confuse the model: on a real contrast CT it called bowel contents below
 the diaphragm consolidation and bowel gas lung. On HU input ctmodels removes labels outside the
 patient's body (`ctmodels/body.py`) and labels not anchored in the lungs' air, such as stomach and
-bowel (`ctmodels/lung_air.py`); on 8-bit images, where there is no HU to tell air, it removes nothing.
+bowel (`ctmodels/lung_air.py`). On 8-bit images it removes labels outside the body found in the image's
+grey levels (the table and mattress), but not stomach or bowel gas: there is no HU, nor a volume, to tell
+the lungs' air from it.
 On HU input the labels also depend on what the network sees around the body: a lesion-free synthetic
 chest with grey air around it (-1024 HU) came out 70 % GGO, and 0 % with the outside black, as scanners pad
 their round field of view (`docs/lesion-experiments.md`, session 27). No labelled HU scan exists here to

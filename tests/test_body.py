@@ -141,3 +141,43 @@ def test_any_shape_and_content_gives_a_mask_of_that_shape(h, w, z, seed, tissue)
     assert m.shape == hu.shape and m.dtype == bool
     assert body_mask(hu[0]).shape == (h, w)
 
+
+
+# ------------------------------------------------------------------ an 8-bit display slice: no HU
+@pytest.mark.parametrize("center, width", [(-600, 1500), (-500, 1000), (-500, 2000)])
+@pytest.mark.parametrize("crop", [np.s_[:, :], np.s_[:, 120:], np.s_[60:-60, 60:-60]])
+def test_a_display_slice_s_body_is_found_in_its_own_grey_levels(center, width, crop):
+    """A slice saved in a lung window has no HU; its body is found above 0.8 of Otsu's level, and matches the
+    HU body: the lungs in, the mattress-like foam and the table under the patient out, crops as in HU."""
+    from ctmodels.body import display_tissue_level
+    from ctmodels.preprocessing import window_hu
+
+    hu = _chest()
+    foam = ellipse(hu.shape, hu.shape[0] / 2 + 160, hu.shape[1] / 2, 16, 150) & (hu < -950)  # under the patient
+    table = np.zeros(hu.shape, bool)
+    table[-12:-8, 30:-30] = True
+    hu[foam], hu[table] = -900, 300
+    hu, foam, table = hu[crop], foam[crop], table[crop]
+    disp = window_hu(hu, center, width)
+    level = display_tissue_level(disp)
+    air, tissue = window_hu(np.array([-1000.0, 40.0]), center, width)
+    assert air < level < tissue
+    m, want = body_mask(disp, display=True), body_mask(hu)
+    assert m.shape == disp.shape and m.dtype == bool
+    assert (m & want).sum() / (m | want).sum() > 0.97
+    lungs = (hu < -700) & want
+    assert lungs.sum() > 5000 and m[lungs].all()
+    assert not m[table].any() and not m[foam].any()
+    assert not want[table].any() and not want[foam].any()
+
+
+def test_display_tissue_level_of_flat_and_two_level_images():
+    from ctmodels.body import display_tissue_level
+
+    two = np.zeros((40, 40), np.uint8)
+    two[10:30, 10:30] = 200
+    assert 0 < display_tissue_level(two) < 200
+    assert body_mask(two, display=True)[12:28, 12:28].all() and not body_mask(two, display=True)[:8].any()
+    assert display_tissue_level(two) == pytest.approx(0.8 * 99.5)  # the middle of the splits 0..199 (dark: <= it)
+    for level in (0, 90, 255):  # one level: nothing is tissue
+        assert not body_mask(np.full((16, 16), level, np.uint8), display=True).any()

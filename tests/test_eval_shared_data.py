@@ -67,6 +67,48 @@ def _real_chests():
     return {"chest_cta_crop": cta, "ct-64 (4x)": np.stack([np.kron(s, np.ones((4, 4))) for s in ct64])}
 
 
+def _pieces_outside(mask, body):
+    """Pixels of ``mask`` in its pieces (touching by an edge or a corner) that lie mostly outside ``body``."""
+    from scipy import ndimage
+
+    lab, n = ndimage.label(mask, np.ones((3, 3)))
+    if n == 0:
+        return 0
+    inside = ndimage.mean(body, lab, np.arange(1, n + 1))
+    return int(np.isin(lab, np.flatnonzero(inside < 0.5) + 1).sum())
+
+
+def test_display_body_holds_every_training_slice_s_reference_and_real_lungs_in_lung_windows():
+    """ctmodels/body.py's docstring: the body found in a display slice's grey levels leaves none of the training
+    slices' reference lung (lung-infection set) or lesion (SemiSeg) outside, nor any lung air of two real chest
+    CTs in seven lung windows (also as JPEG), overlaps their HU body by at least 0.96, and its level stands for
+    -500 to -680 HU there."""
+    from PIL import Image
+
+    from ctmodels.body import body_mask, display_tissue_level
+    from ctmodels.lung_air import lung_air
+
+    pairs = [(f, shared("covid_ct_lung_infection_slices", "lungs", f.name))
+             for f in sorted(shared("covid_ct_lung_infection_slices", "ct").iterdir())]
+    masks = {m.stem: m for m in shared("covid_semiseg_train", "masks").iterdir()}
+    pairs += [(f, masks[f.stem]) for f in sorted(shared("covid_semiseg_train", "images").iterdir())]
+    assert len(pairs) == 1664
+    for img, ref in pairs:
+        ref = np.asarray(Image.open(ref).convert("L")) > 0
+        assert ref.any() and _pieces_outside(ref, body_mask(np.asarray(Image.open(img).convert("L")), True)) == 0
+    for name, hu in _real_chests().items():
+        air, want = lung_air(hu), body_mask(hu)
+        for center, width in LUNG_WINDOWS:
+            for jpeg in (False, True):
+                u8 = _windowed(hu, center, width, jpeg)
+                got = body_mask(u8, display=True)
+                assert sum(_pieces_outside(air[i], got[i]) for i in range(len(u8))) == 0, (name, center, width)
+                iou = [(g & w).sum() / (g | w).sum() for g, w in zip(got, want) if w.any()]
+                assert min(iou) >= 0.96, (name, center, width, jpeg)
+                levels = [display_tissue_level(s) / 255 * width + center - width / 2 for s in u8]
+                assert -690 < min(levels) and max(levels) < -490, (name, center, width, jpeg)
+
+
 def test_every_training_slice_reads_as_a_lung_window():
     from PIL import Image
 

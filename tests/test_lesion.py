@@ -91,8 +91,34 @@ def test_hu_labels_lie_inside_the_body(seg):
     assert (free.labels[~inside] > 0).any() and (kept.labels[~inside] == 0).all()
     deep = binary_erosion(inside, iterations=3)
     assert np.array_equal(kept.labels[deep], free.labels[deep])
-    with pytest.raises(InvalidInputError, match="body_only needs HU"):
-        seg.predict(np.zeros((32, 32), np.uint8), body_only=True)
+    with pytest.raises(InvalidInputError, match="air_anchor needs HU"):
+        seg.predict(np.zeros((32, 32), np.uint8), air_anchor=True)
+
+
+def test_display_labels_lie_inside_the_body_found_in_its_grey_levels(seg):
+    """A slice saved as an image has no HU: its body is found in its own grey levels (ctmodels.body), and the
+    labels outside it (the air round the patient, the table) are background unless ``body_only=False``."""
+    from scipy.ndimage import binary_erosion
+
+    from ctmodels.body import body_mask
+
+    w = seg.preprocessing["hu_window"]
+    for cut in (False, True):
+        hu = _slice_with_body(cut)
+        disp = window_hu(hu, w["center"], w["width"])
+        inside = body_mask(disp, display=True)
+        assert not inside[-5, 100] and inside[binary_erosion(body_mask(hu), iterations=3)].all()
+        free, kept = seg.predict(disp, body_only=False), seg.predict(disp)
+        assert (free.labels[~inside] > 0).any()  # the random network labels outside the body
+        assert (kept.labels[~inside] == 0).all()
+        deep = binary_erosion(inside, iterations=3)
+        assert np.array_equal(kept.labels[deep], free.labels[deep])
+        assert np.all(kept.probabilities[0][~inside].astype(np.float32) > 0.99)
+        assert kept.soft_counts[0, 1:].sum() < free.soft_counts[0, 1:].sum()
+    # a light frame round the slice stays out of the body's search, and background
+    framed = np.pad(disp, 20, constant_values=255)
+    r = seg.predict(framed)
+    assert np.array_equal(r.labels[20:-20, 20:-20], kept.labels) and not r.labels[:20].any()
 
 
 def test_bad_inputs(seg):
