@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .body import body_grid
+from .body import ZOOM_BELOW, body_grid, zoom_box
 from .display_colour import colour_note
 from .display_window import check_lung_window
 from .lung_air import air_on_grid, unanchored
@@ -59,7 +59,8 @@ class LesionResult:
     the severity module computes involvement and its uncertainty. ``warnings``: what about the input makes the
     labels less reliable, one line each, as also logged: a CTVolume's reading warnings (``meta.warnings``),
     coloured marks on a colour slice, an array whose shape is a scan's in ``[x, y, z]`` order, a light frame round
-    a display slice left out (:func:`ctmodels.preprocessing.frame_box`).
+    a display slice left out (:func:`ctmodels.preprocessing.frame_box`), a small patient read in a box round the
+    body (:func:`ctmodels.body.zoom_box`).
     """
 
     labels: np.ndarray
@@ -171,7 +172,7 @@ class LesionSegmenter:
     def predict(self, x: Union[np.ndarray, CTVolume, str, Path], units: str = "auto", batch_size: Optional[int] = None,
                 keep_probabilities: Optional[bool] = None, tta: Optional[bool] = None,
                 progress: Optional[ProgressFn] = None, body_only: Optional[bool] = None,
-                air_anchor: Optional[bool] = None) -> LesionResult:
+                air_anchor: Optional[bool] = None, zoom: bool = True) -> LesionResult:
         """Segment a 2D slice ``[H, W]`` or a volume ``[Z, H, W]`` (batched over slices).
 
         ``units`` of an array: ``"auto"`` (uint8 = 8-bit display image, other dtypes HU), ``"hu"`` or
@@ -187,7 +188,10 @@ class LesionSegmenter:
         body (:mod:`ctmodels.body`; default on: in HU, or in a display image's own grey levels, where the
         table and mattress under a patient would otherwise be called lung); ``air_anchor``: labels only in
         pieces of a slice that hold lung air, and not nearer to stomach or bowel gas than to it
-        (:mod:`ctmodels.lung_air`; needs HU and the volume's 3D air, default on for HU input).
+        (:mod:`ctmodels.lung_air`; needs HU and the volume's 3D air, default on for HU input). ``zoom``: where
+        the patient spans less than 0.8 of the image's longer side (a slice in a screenshot's black canvas, a thin
+        patient in a wide field of view), read a square box round the body in which it spans 0.95, as in the
+        training slices, and label the rest background (:func:`ctmodels.body.zoom_box`; one box for a volume).
         """
         if isinstance(x, (str, Path)):  # a file or folder, as read_ct reads it
             from .io import read_ct
@@ -234,7 +238,8 @@ class LesionSegmenter:
         air_anchor = unit == HU if air_anchor is None else bool(air_anchor)
         if air_anchor and unit != HU:
             raise InvalidInputError("air_anchor needs HU input: a display image has no HU to find the air in")
-        grid, body = body_grid(vol) if unit == HU and (body_only or air_anchor) else (None, None)  # once for both
+        need_body = body_only or air_anchor or zoom
+        grid, body = body_grid(vol) if unit == HU and need_body else (None, None)  # computed once for all three
         air = air_on_grid(vol, grid, body) if air_anchor else None  # on the grid: sized up per batch
         disp = self.to_display(vol, unit)
         rows, cols = slice(None), slice(None)
@@ -242,17 +247,23 @@ class LesionSegmenter:
             check_lung_window(disp)
             rows, cols = frame_box(disp)  # a figure's light frame: left out, so that the patient keeps its size
         z, h, w = disp.shape
-        inner = disp[:, rows, cols]
-        if unit == DISPLAY and body_only:  # the body in the image's own grey levels, inside any frame
-            grid, body = body_grid(inner, display=True)
-        framed = inner.shape != disp.shape
-        frame_px = h * w - inner.shape[1] * inner.shape[2]  # background, with certainty
-        if framed:
+        if rows != slice(None) or cols != slice(None):
             notes.append(frame_note(disp.shape, rows, cols))
             log.warning("%s%s", named, notes[-1])
-        labels = (np.zeros if framed else np.empty)((z, h, w), np.uint8)
-        probs = (np.zeros if framed else np.empty)((z, 4, h, w), np.float16) if keep_probabilities else None
-        if probs is not None and framed:
+        if unit == DISPLAY and need_body:  # the body in the image's own grey levels, inside any frame
+            grid, body = body_grid(disp[:, rows, cols], display=True)
+        box = zoom_box(grid.up(body.any(0))) if zoom else (slice(None), slice(None))  # within the frame
+        if box != (slice(None), slice(None)):
+            rows, cols = _within(rows, box[0], h), _within(cols, box[1], w)
+            notes.append(zoom_note(disp.shape, rows, cols))
+            log.warning("%s%s", named, notes[-1])
+        inner = disp[:, rows, cols]
+        rb, cb = box  # the box within the frame, where the body and air masks lie
+        boxed = inner.shape != disp.shape
+        outer_px = h * w - inner.shape[1] * inner.shape[2]  # outside a frame or the zoomed box: background
+        labels = (np.zeros if boxed else np.empty)((z, h, w), np.uint8)
+        probs = (np.zeros if boxed else np.empty)((z, 4, h, w), np.float16) if keep_probabilities else None
+        if probs is not None and boxed:
             probs[:, 0] = 1
         counts = np.zeros((z, 4), np.int64)
         soft = np.zeros((z, 4), np.float64)
@@ -260,14 +271,15 @@ class LesionSegmenter:
             stop = min(z, start + batch_size)
             lab, sc, p = self._predict_batch(inner[start:stop], use_tta, probs is not None,
                                              pad_to=batch_size if self.pad_batches else 0,
-                                             body=grid.up(body[start:stop]) if body_only else None,
-                                             air=None if air is None else tuple(grid.up(m[start:stop]) for m in air))
+                                             body=grid.up(body[start:stop])[:, rb, cb] if body_only else None,
+                                             air=None if air is None else tuple(grid.up(m[start:stop])[:, rb, cb]
+                                                                                for m in air))
             labels[start:stop, rows, cols] = lab.cpu().numpy()
             soft[start:stop] = sc
-            soft[start:stop, 0] += frame_px
+            soft[start:stop, 0] += outer_px
             if lab.is_cuda:  # count on the GPU: a host-side bincount would cap the rate at ~1000 slices/s
                 counts[start:stop] = self.torch.stack([(lab == c).sum((1, 2)) for c in range(4)], 1).cpu().numpy()
-                counts[start:stop, 0] += frame_px
+                counts[start:stop, 0] += outer_px
             else:  # np.bincount on uint8 measured 3x faster than torch's on the CPU
                 for i in range(start, stop):
                     counts[i] = np.bincount(labels[i].ravel(), minlength=4)[:4]
@@ -385,6 +397,23 @@ def frame_note(shape: Tuple[int, ...], rows: slice, cols: slice) -> str:
     return ("a light frame round the image (top, bottom, left, right: " + ", ".join(f"{n}" for n in sides)
             + " pixels), as a figure or slide puts round a slice, was left out and labelled background, so that "
             "the patient keeps its size in the model's input")
+
+
+def _within(outer: slice, inner: slice, n: int) -> slice:
+    """``inner`` (a slice of the run ``outer`` picks out of ``n``) as a slice of the ``n`` itself."""
+    start, stop, _ = outer.indices(n)
+    a, b, _ = inner.indices(stop - start)
+    return slice(start + a, start + b)
+
+
+def zoom_note(shape: Tuple[int, ...], rows: slice, cols: slice) -> str:
+    """The line a result carries where :func:`ctmodels.body.zoom_box` had the model read a box round a small
+    patient (``rows`` and ``cols``: where the box lies in the image of ``shape``)."""
+    h, w = shape[-2:]
+    return (f"the patient spans less than {100 * ZOOM_BELOW:.0f} % of the image ({w} x {h} pixels; the training "
+            f"slices' patients at least 84 %): the model read the {cols.stop - cols.start} x {rows.stop - rows.start} "
+            f"pixel box round the body (rows {rows.start}-{rows.stop - 1}, columns {cols.start}-{cols.stop - 1}), "
+            "where the patient spans as in its training slices, and labelled the rest background")
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:

@@ -181,3 +181,37 @@ def test_display_tissue_level_of_flat_and_two_level_images():
     assert display_tissue_level(two) == pytest.approx(0.8 * 99.5)  # the middle of the splits 0..199 (dark: <= it)
     for level in (0, 90, 255):  # one level: nothing is tissue
         assert not body_mask(np.full((16, 16), level, np.uint8), display=True).any()
+
+
+# ------------------------------------------------------------------ the box the lesion model reads of a small patient
+def test_zoom_box_is_a_square_the_body_fills_to_0_95_and_none_for_a_large_body():
+    from ctmodels.body import ZOOM_FILL, zoom_box
+
+    body = np.zeros((600, 600), bool)
+    body[ellipse(body.shape, 300, 280, 100, 150)] = True  # 201 x 301 px in 600: a third of the image
+    rows, cols = zoom_box(body)
+    side = rows.stop - rows.start
+    assert side == cols.stop - cols.start == round(301 / ZOOM_FILL)
+    assert body[rows, cols].sum() == body.sum()  # all of it inside
+    assert abs((rows.start + rows.stop) / 2 - 300) <= 1 and abs((cols.start + cols.stop) / 2 - 280) <= 1
+    large = np.zeros((300, 300), bool)
+    large[20:280, 40:250] = True  # spans 0.87 of the image, as training slices do
+    assert zoom_box(large) == (slice(None), slice(None))
+    assert zoom_box(np.zeros((300, 300), bool)) == (slice(None), slice(None))
+    speck = np.zeros((300, 300), bool)
+    speck[100:110, 100:110] = True  # a box under 32 px: no zoom
+    assert zoom_box(speck) == (slice(None), slice(None))
+
+
+def test_zoom_box_stays_inside_the_image_and_one_box_holds_every_slice():
+    from ctmodels.body import zoom_box
+
+    body = np.zeros((2, 200, 500), bool)
+    body[0, 100:200, 0:120] = True  # at a corner: the 126 px box moves inside the image
+    assert zoom_box(body[0]) == (slice(74, 200), slice(0, 126))
+    tall = np.zeros((100, 500), bool)
+    tall[10:90, 200:300] = True  # a 105 px box in a 100 px high image: cut by its edges
+    assert zoom_box(tall) == (slice(0, 100), slice(198, 303))
+    body[1, 20:60, 300:380] = True
+    rows, cols = zoom_box(body)  # the union of both slices: 180 x 380 px, 0.76 of 500
+    assert body[:, rows, cols].sum() == body.sum() and cols.stop - cols.start == 400

@@ -206,6 +206,33 @@ def test_real_abdominal_slices_saved_as_images_get_no_lung_outside_the_body(seg,
         assert r["warnings"].startswith("little lung found") and f"{r['stem']}.png: little lung found" in err
 
 
+def test_held_out_slices_in_a_large_black_canvas_are_read_in_a_box_round_the_patient(seg, record):
+    """8 held-out lung-infection slices pasted into a black canvas three times their size, as a screenshot of a
+    viewer shows a slice: read whole, the model saw a small patient and found far less lesion; read in the box
+    round the body (ctmodels.body.zoom_box) it gives about what it gives the slice itself."""
+    from ctmodels import lesion_data as ld
+
+    s = ld.load_infection_slices(shared("covid_ct_lung_infection_slices"))
+    held = np.flatnonzero(np.isin(s.groups, record["held_out"]["covid_ct_lung_infection_slices_volumes"]))
+    assert len(held) == record["held_out"]["covid_ct_lung_infection_slices_count"]
+    rows = []
+    for i in held[np.linspace(0, len(held) - 1, 8).astype(int)]:
+        img = s.images[i]
+        ref = s.allowed[i] == (ld.BIT[ld.GGO] | ld.BIT[ld.CONSOLIDATION])
+        own = seg.predict(img)
+        canvas = np.pad(img, 256)
+        boxed, whole = seg.predict(canvas), seg.predict(canvas, zoom=False)
+        assert boxed.warnings and "read the" in boxed.warnings[0] and not whole.warnings
+        got = [r.labels if r is own else r.labels[256:-256, 256:-256] for r in (own, boxed, whole)]
+        rows.append([100 * _involved(r.pixel_counts) for r in (own, boxed, whole)]
+                    + [_dice(np.isin(g, (1, 2)), ref) for g in got])
+    inv_own, inv_boxed, inv_whole, d_own, d_boxed, d_whole = np.array(rows).T
+    print("involved % own/boxed/whole", inv_own.round(1), inv_boxed.round(1), inv_whole.round(1))
+    print("Dice own/boxed/whole", d_own.mean().round(3), d_boxed.mean().round(3), d_whole.mean().round(3))
+    assert np.abs(inv_boxed - inv_own).mean() < 3 < 15 < np.abs(inv_whole - inv_own).mean()
+    assert d_boxed.mean() > d_own.mean() - 0.05 and d_whole.mean() < d_own.mean() - 0.2
+
+
 def _involved(counts):
     c = counts.sum(0)
     return (c[1] + c[2]) / c[1:].sum()

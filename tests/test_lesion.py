@@ -366,3 +366,37 @@ def test_assess_grades_with_the_model_s_measured_error_as_segment_does():
     assert abs(rep.p_extensive - severity.assess(counts, counts.astype(float)).p_extensive) > 0.05
     vol = CTVolume(chest_phantom((3, 48, 48)), (2.0, 1.0, 1.0), VolumeMeta(units="HU", spacing_assumed=True))
     assert segment_study(model, vol).report == model.assess(model.predict(vol))  # (no volumes in mL: size assumed)
+
+
+def test_a_small_patient_is_read_in_a_box_round_the_body(seg):
+    """A slice pasted into a black canvas three times its size (a screenshot), or a HU slice with wide air round
+    the patient: the network reads the box of ctmodels.body.zoom_box round the body, the rest is background,
+    and the result says so. ``zoom=False`` reads the whole image."""
+    from ctmodels.body import body_mask, zoom_box
+
+    w = seg.preprocessing["hu_window"]
+    hu = _slice_with_body()[::2, ::2]  # 165 x 206 px
+    disp = np.pad(window_hu(hu, w["center"], w["width"]), 200)
+    box = zoom_box(body_mask(disp, display=True))
+    assert box != (slice(None), slice(None))
+    r = seg.predict(disp, body_only=False)
+    tight = seg.predict(disp[box], body_only=False, zoom=False)
+    assert np.array_equal(r.labels[box], tight.labels)
+    outside = np.ones(disp.shape, bool)
+    outside[box] = False
+    assert not r.labels[outside].any() and np.all(r.probabilities[0][outside] == 1)
+    assert r.pixel_counts[0].sum() == disp.size and r.soft_counts.sum() == pytest.approx(disp.size, rel=1e-3)
+    assert r.pixel_counts[0, 1:].tolist() == tight.pixel_counts[0, 1:].tolist()
+    assert len(r.warnings) == 1 and "read the" in r.warnings[0] and f"rows {box[0].start}-" in r.warnings[0]
+    whole = seg.predict(disp, body_only=False, zoom=False)
+    assert not whole.warnings and whole.labels[outside].any()  # the random network labels the canvas too
+    # HU: the same for air round the patient; and for a volume one box holds every slice
+    wide = np.pad(hu, 200, constant_values=-1000)
+    vol = seg.predict(CTVolume(np.stack([wide, wide]), (5.0, 1.5, 1.5), VolumeMeta(units="HU")), air_anchor=False)
+    hbox = zoom_box(body_mask(wide))
+    assert hbox != (slice(None), slice(None)) and vol.warnings
+    out = np.ones(wide.shape, bool)
+    out[hbox] = False
+    assert not vol.labels[:, out].any() and vol.pixel_counts[:, 1:].sum() > 0
+    # a patient as large as training slices show it: no box
+    assert not seg.predict(window_hu(_slice_with_body(), w["center"], w["width"])).warnings
