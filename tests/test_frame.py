@@ -62,3 +62,19 @@ def test_the_app_shows_the_frame_it_left_out():
     at.run()
     assert not at.exception and not at.error
     assert any(w.value.startswith("a light frame round the image") for w in at.warning)
+
+
+def test_the_app_shows_that_it_read_a_box_round_a_small_patient():
+    """A slice pasted into a black canvas (a screenshot): the app grades the box round the body and says so."""
+    import io as bytes_io
+
+    from PIL import Image
+    from test_app import _app
+
+    buf = bytes_io.BytesIO()
+    Image.fromarray(np.pad(_slice(256), 200)).save(buf, format="PNG")
+    at = _app(None)
+    at.file_uploader(key="lesion_upload").set_value(("screenshot.png", buf.getvalue(), "image/png"))
+    at.run()
+    assert not at.exception and not at.error
+    assert any(w.value.startswith("the patient spans less than 80 % of the image") for w in at.warning)
