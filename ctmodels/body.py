@@ -173,6 +173,23 @@ def body_grid(vol: np.ndarray, display: bool = False) -> Tuple[Grid, np.ndarray]
     return grid, np.stack([_slice_body(s > (display_tissue_level(s) if display else TISSUE_HU)) for s in small])
 
 
+SEVERAL_SHARE = 0.5  # a second piece of body this share of the largest: another patient
+
+
+def body_pieces(body: np.ndarray) -> int:
+    """How many pieces of a 2D body mask (touching by an edge) are at least ``SEVERAL_SHARE`` of the largest: 1
+    for a patient, whose arms are smaller (in the 1664 training slices and two real chest CTs in seven lung windows,
+    also as JPEG, the second piece of the display body was at most 0.18 of the largest), more for several slices
+    side by side in one image (a viewer's layout, a figure's panels: about 1.0); 0 for no body."""
+    from scipy import ndimage
+
+    lab, n = ndimage.label(np.asarray(body, bool))
+    if n == 0:
+        return 0
+    sizes = np.bincount(lab.ravel())[1:]
+    return int(np.count_nonzero(sizes >= SEVERAL_SHARE * sizes.max()))
+
+
 ZOOM_BELOW = 0.8  # the body's longer side spans less of the image than this: read a box round it
 ZOOM_FILL = 0.95  # the body's longer side in that box (training slices: 0.84-1.0 of theirs)
 ZOOM_MIN_PX = 32  # no box smaller than this a side

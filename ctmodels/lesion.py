@@ -33,11 +33,11 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .body import ZOOM_BELOW, body_grid, zoom_box
+from .body import ZOOM_BELOW, body_grid, body_pieces, zoom_box
 from .display_colour import colour_note
 from .display_window import check_lung_window
 from .lung_air import air_on_grid, unanchored
-from .errors import InvalidInputError, WeightsError
+from .errors import InvalidInputError, NotCTError, WeightsError
 from .lesion_model import DEFAULT_PREPROCESSING, SHORT_LABELS
 from .orientation import axis_order_note
 from .preprocessing import as_array, check_values, frame_box, window_hu, without_channel_axis
@@ -192,6 +192,8 @@ class LesionSegmenter:
         the patient spans less than 0.8 of the image's longer side (a slice in a screenshot's black canvas, a thin
         patient in a wide field of view), read a square box round the body in which it spans 0.95, as in the
         training slices, and label the rest background (:func:`ctmodels.body.zoom_box`; one box for a volume).
+        A display image of several slices side by side (two or more bodies of about one size,
+        :func:`ctmodels.body.body_pieces`) is refused (:class:`NotCTError`).
         """
         if isinstance(x, (str, Path)):  # a file or folder, as read_ct reads it
             from .io import read_ct
@@ -252,6 +254,11 @@ class LesionSegmenter:
             log.warning("%s%s", named, notes[-1])
         if unit == DISPLAY and need_body:  # the body in the image's own grey levels, inside any frame
             grid, body = body_grid(disp[:, rows, cols], display=True)
+            several = max(body_pieces(b) for b in body)
+            if several > 1:  # one body per slice, unless slices were laid out side by side in one image
+                raise NotCTError(f"{several} bodies of about one size side by side (a viewer's layout or a figure "
+                                 "of several slices): expected one axial slice per image; save each slice as an "
+                                 "image of its own", x.meta.source if isinstance(x, CTVolume) else None)
         box = zoom_box(grid.up(body.any(0))) if zoom else (slice(None), slice(None))  # within the frame
         if box != (slice(None), slice(None)):
             rows, cols = _within(rows, box[0], h), _within(cols, box[1], w)

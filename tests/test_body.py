@@ -215,3 +215,16 @@ def test_zoom_box_stays_inside_the_image_and_one_box_holds_every_slice():
     body[1, 20:60, 300:380] = True
     rows, cols = zoom_box(body)  # the union of both slices: 180 x 380 px, 0.76 of 500
     assert body[:, rows, cols].sum() == body.sum() and cols.stop - cols.start == 400
+
+
+def test_body_pieces_counts_patients_not_arms():
+    from ctmodels.body import body_pieces
+
+    one = np.zeros((200, 400), bool)
+    one[ellipse(one.shape, 100, 200, 60, 90)] = True
+    one[ellipse(one.shape, 100, 330, 25, 20)] = True  # an arm: 0.09 of the torso
+    assert body_pieces(one) == 1 and body_pieces(np.zeros((20, 20), bool)) == 0
+    two = np.zeros((200, 400), bool)
+    two[ellipse(two.shape, 100, 100, 60, 90)] = True
+    two[ellipse(two.shape, 100, 300, 55, 85)] = True  # a second slice beside the first
+    assert body_pieces(two) == 2

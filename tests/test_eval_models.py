@@ -233,6 +233,20 @@ def test_held_out_slices_in_a_large_black_canvas_are_read_in_a_box_round_the_pat
     assert d_boxed.mean() > d_own.mean() - 0.05 and d_whole.mean() < d_own.mean() - 0.2
 
 
+def test_training_slices_laid_out_side_by_side_are_refused_in_one_line(tmp_path, capsys):
+    """A 2 x 2 layout of real slices, as a viewer or a figure shows them: segment names the file and says what it
+    expected, and goes on with the other inputs."""
+    root = shared("covid_ct_lung_infection_slices", "ct")
+    a, b = (np.asarray(Image.open(root / f"{n:04d}.png").convert("L")) for n in (300, 900))
+    Image.fromarray(np.block([[a, b], [b, a]])).save(tmp_path / "layout.png")
+    Image.fromarray(a).save(tmp_path / "one.png")
+    assert main(["segment", str(tmp_path / "layout.png"), str(tmp_path / "one.png"), "--out", str(tmp_path / "o"),
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "layout.png: 4 bodies of about one size side by side" in err and "Traceback" not in err
+    assert (tmp_path / "o" / "one.mask.png").exists() and not (tmp_path / "o" / "layout.mask.png").exists()
+
+
 def _involved(counts):
     c = counts.sum(0)
     return (c[1] + c[2]) / c[1:].sum()

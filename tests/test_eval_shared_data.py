@@ -78,11 +78,21 @@ def _pieces_outside(mask, body):
     return int(np.isin(lab, np.flatnonzero(inside < 0.5) + 1).sum())
 
 
+def second_share(body):
+    """The second largest piece of a 2D body mask as a share of the largest (0 for one piece)."""
+    from scipy import ndimage
+
+    lab, n = ndimage.label(body)
+    sizes = np.sort(np.bincount(lab.ravel())[1:])
+    return sizes[-2] / sizes[-1] if n > 1 else 0.0
+
+
 def test_display_body_holds_every_training_slice_s_reference_and_real_lungs_in_lung_windows():
     """ctmodels/body.py's docstring: the body found in a display slice's grey levels leaves none of the training
     slices' reference lung (lung-infection set) or lesion (SemiSeg) outside, nor any lung air of two real chest
     CTs in seven lung windows (also as JPEG), overlaps their HU body by at least 0.96, and its level stands for
-    -500 to -680 HU there."""
+    -500 to -680 HU there. Each is one body: a second piece (an arm) is under 0.2 of the largest, where
+    body.body_pieces counts another patient from 0.5."""
     from PIL import Image
 
     from ctmodels.body import body_mask, display_tissue_level
@@ -95,13 +105,16 @@ def test_display_body_holds_every_training_slice_s_reference_and_real_lungs_in_l
     assert len(pairs) == 1664
     for img, ref in pairs:
         ref = np.asarray(Image.open(ref).convert("L")) > 0
-        assert ref.any() and _pieces_outside(ref, body_mask(np.asarray(Image.open(img).convert("L")), True)) == 0
+        body = body_mask(np.asarray(Image.open(img).convert("L")), True)
+        assert ref.any() and _pieces_outside(ref, body) == 0
+        assert second_share(body) < 0.2, img  # body.body_pieces: one patient (an arm at most 0.18 of it)
     for name, hu in _real_chests().items():
         air, want = lung_air(hu), body_mask(hu)
         for center, width in LUNG_WINDOWS:
             for jpeg in (False, True):
                 u8 = _windowed(hu, center, width, jpeg)
                 got = body_mask(u8, display=True)
+                assert max(second_share(g) for g in got) < 0.2, (name, center, width, jpeg)
                 assert sum(_pieces_outside(air[i], got[i]) for i in range(len(u8))) == 0, (name, center, width)
                 iou = [(g & w).sum() / (g | w).sum() for g, w in zip(got, want) if w.any()]
                 assert min(iou) >= 0.96, (name, center, width, jpeg)

@@ -400,3 +400,15 @@ def test_a_small_patient_is_read_in_a_box_round_the_body(seg):
     assert not vol.labels[:, out].any() and vol.pixel_counts[:, 1:].sum() > 0
     # a patient as large as training slices show it: no box
     assert not seg.predict(window_hu(_slice_with_body(), w["center"], w["width"])).warnings
+
+
+def test_slices_side_by_side_in_one_image_are_refused(seg):
+    """Two or four slices laid out in one image (a viewer's layout, a figure's panels) are not read as one."""
+    from ctmodels.errors import NotCTError
+
+    w = seg.preprocessing["hu_window"]
+    s = window_hu(_slice_with_body()[::2, ::2], w["center"], w["width"])
+    for image, n in ((np.concatenate([s, s], 1), 2), (np.block([[s, s], [s, s]]), 4)):
+        with pytest.raises(NotCTError, match=f"^{n} bodies of about one size side by side"):
+            seg.predict(image)
+    assert seg.predict(s).labels.shape == s.shape  # one of them is read
