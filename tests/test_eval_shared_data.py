@@ -92,10 +92,11 @@ def test_display_body_holds_every_training_slice_s_reference_and_real_lungs_in_l
     slices' reference lung (lung-infection set) or lesion (SemiSeg) outside, nor any lung air of two real chest
     CTs in seven lung windows (also as JPEG), overlaps their HU body by at least 0.96, and its level stands for
     -500 to -680 HU there. Each is one body: a second piece (an arm) is under 0.2 of the largest, where
-    body.body_pieces counts another patient from 0.5."""
+    body.body_pieces counts another patient from 0.5; and no training slice's patient is small enough to be read
+    in body.zoom_box's box."""
     from PIL import Image
 
-    from ctmodels.body import body_mask, display_tissue_level
+    from ctmodels.body import body_mask, display_tissue_level, zoom_box
     from ctmodels.lung_air import lung_air
 
     pairs = [(f, shared("covid_ct_lung_infection_slices", "lungs", f.name))
@@ -108,6 +109,7 @@ def test_display_body_holds_every_training_slice_s_reference_and_real_lungs_in_l
         body = body_mask(np.asarray(Image.open(img).convert("L")), True)
         assert ref.any() and _pieces_outside(ref, body) == 0
         assert second_share(body) < 0.2, img  # body.body_pieces: one patient (an arm at most 0.18 of it)
+        assert zoom_box(body) == (slice(None), slice(None)), img  # spans at least 0.84: never read in a box
     for name, hu in _real_chests().items():
         air, want = lung_air(hu), body_mask(hu)
         for center, width in LUNG_WINDOWS:
