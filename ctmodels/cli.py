@@ -210,7 +210,7 @@ def cmd_segment(args) -> int:
             study = segment_study(seg, vol, batch_size=args.batch_size,
                                   progress=lambda done, total: bar.update(done - bar.n),
                                   body_only=False if args.no_body_mask else None,
-                                  air_anchor=False if args.no_air_anchor else None)
+                                  air_anchor=False if args.no_air_anchor else None, zoom=not args.no_zoom)
         except CTModelsError as exc:  # read, but not what the model can take (slices under 8x8): name the input
             bar.leave = False  # the bar goes, so that the error is a line of its own
             bar.close()
@@ -538,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-air-anchor", action="store_true",
                    help="HU input: keep labels that are not anchored in the lungs' air, such as on stomach and "
                    "bowel below the diaphragm (default: background there)")
+    s.add_argument("--no-zoom", action="store_true",
+                   help="read the whole image even where the patient spans under 80 %% of it (default: a box round "
+                        "the body, in which it spans as in the training slices)")
     s.add_argument("--spacing", metavar="Z,Y,X", type=spacing_mm, default=None, help=SPACING_HELP)
     s.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bars and no line per input (warnings and errors are still printed)")

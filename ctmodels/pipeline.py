@@ -79,11 +79,11 @@ def input_warnings(vol: CTVolume) -> List[str]:
 def segment_study(seg: LesionSegmenter, vol: CTVolume, batch_size: Optional[int] = None,
                   progress: Optional[Callable[[int, int], None]] = None,
                   keep_probabilities: bool = False, body_only: Optional[bool] = None,
-                  air_anchor: Optional[bool] = None) -> StudySeverity:
+                  air_anchor: Optional[bool] = None, zoom: bool = True) -> StudySeverity:
     """Segment every slice and grade the study with the model's measured involvement error.
-    ``body_only``, ``air_anchor``: see :meth:`LesionSegmenter.predict` (default: on for HU input)."""
+    ``body_only``, ``air_anchor``, ``zoom``: see :meth:`LesionSegmenter.predict`."""
     res = seg.predict(vol, batch_size=batch_size, keep_probabilities=keep_probabilities, progress=progress,
-                      body_only=body_only, air_anchor=air_anchor)
+                      body_only=body_only, air_anchor=air_anchor, zoom=zoom)
     rep = seg.assess(res)
     if vol.shape[0] > 1 and not vol.meta.spacing_assumed:  # a volume whose voxel size the input gave
         rep.volumes_ml = severity.volumes_ml(res.pixel_counts, vol.spacing)

@@ -78,3 +78,25 @@ def test_the_app_shows_that_it_read_a_box_round_a_small_patient():
     at.run()
     assert not at.exception and not at.error
     assert any(w.value.startswith("the patient spans less than 80 % of the image") for w in at.warning)
+
+
+def test_segment_reads_a_box_round_a_small_patient_unless_told_not_to(tmp_path):
+    import csv
+
+    from PIL import Image
+
+    from ctmodels.body import body_mask, zoom_box
+    from ctmodels.cli import main
+
+    Image.fromarray(np.pad(_slice(256), 200)).save(tmp_path / "screenshot.png")
+    for flags in ([], ["--no-zoom"]):
+        out = tmp_path / ("whole" if flags else "boxed")
+        assert main(["segment", str(tmp_path / "screenshot.png"), "--out", str(out), "-q"] + flags) == 0
+        with open(out / "results.csv", newline="") as f:
+            (row,) = csv.DictReader(f)
+        said = "the patient spans less than 80 % of the image (656 x 656 pixels"
+        assert (said in row["warnings"]) is not bool(flags)
+        if not flags:  # nothing labelled outside the box
+            mask = np.asarray(Image.open(out / "screenshot.mask.png"))
+            box = zoom_box(body_mask(np.asarray(Image.open(tmp_path / "screenshot.png")), display=True))
+            assert mask[box].any() and mask.sum() == mask[box].sum()
