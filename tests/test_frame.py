@@ -1,6 +1,7 @@
-"""A light frame round a display slice (a figure's or a slide's border) is left out of the segmentation
-(preprocessing.frame_box): it shrinks the patient in the model's input, and a white one took a training slice from
-30.8 % to 49.9 % involved."""
+"""What the lesion model reads of a slice image. A light frame round a display slice (a figure's or a slide's
+border) is left out of the segmentation (preprocessing.frame_box): it shrinks the patient in the model's input, and
+a white one took a training slice from 30.8 % to 49.9 % involved. A patient small in the image is read in a box
+round the body (body.zoom_box); several slices side by side in one image are refused."""
 
 import numpy as np
 import pytest
@@ -100,3 +101,15 @@ def test_segment_reads_a_box_round_a_small_patient_unless_told_not_to(tmp_path):
             mask = np.asarray(Image.open(out / "screenshot.mask.png"))
             box = zoom_box(body_mask(np.asarray(Image.open(tmp_path / "screenshot.png")), display=True))
             assert mask[box].any() and mask.sum() == mask[box].sum()
+
+
+def test_the_app_refuses_slices_laid_out_side_by_side_in_one_line():
+    import io as bytes_io
+
+    from PIL import Image
+    from test_app import assert_refused_upload
+
+    s = _slice(128)
+    buf = bytes_io.BytesIO()
+    Image.fromarray(np.concatenate([s, s], 1)).save(buf, format="PNG")
+    assert_refused_upload("layout.png", buf.getvalue(), "2 bodies of about one size side by side")
