@@ -16,7 +16,8 @@ WINDOWS = {"Lung (W1500 / L-600)": (-600, 1500), "Mediastinum (W350 / L50)": (50
 
 st.title("Lesion segmentation")
 st.caption("Ground-glass opacity, consolidation and other lung on each axial CT slice (not on chest radiographs, "
-           "which it cannot tell from CT and would grade). Research use only.")
+           "which it cannot tell from CT and would grade). One slice per image: a layout of several is refused, and a "
+           "slice small in its image (a screenshot) is read in a box round the patient. Research use only.")
 
 # ---- inputs
 files, use_example = upload_or_example(
