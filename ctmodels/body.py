@@ -89,6 +89,46 @@ def radial_hull(mask: np.ndarray, bins: int = 360) -> np.ndarray:
     return r <= reach[ray]
 
 
+BAR_SIDE = 0.9  # a piece along this share of a side of the image ...
+BAR_FILL = 0.95  # ... that fills this share of its bounding box ...
+BAR_THICK = 0.25  # ... and is at most this share of the image thick across that side: a bar, not a patient
+
+
+def bar_pieces(pieces: np.ndarray, n: int) -> np.ndarray:
+    """Which of the ``n`` labelled pieces of a 2D image (``pieces`` as ``scipy.ndimage.label`` gives them) are bars
+    along its edge, as a viewer's toolbar or a panel beside the image in a screenshot: a piece that runs along at
+    least ``BAR_SIDE`` of one side of the image, fills at least ``BAR_FILL`` of its bounding box and is at most
+    ``BAR_THICK`` of the image thick across that side. A patient's body fills less of its box (an ellipse 0.79);
+    a crop that is all tissue fills its box but is as thick as the image. bool ``[n + 1]``, indexed by label (0,
+    no piece, is False)."""
+    from scipy import ndimage
+
+    out = np.zeros(n + 1, bool)
+    if n == 0:
+        return out
+    h, w = pieces.shape
+    boxes = ndimage.find_objects(pieces)  # per label: its bounding box
+    rows_of = np.array([b[0].stop - b[0].start for b in boxes])  # height of each piece's box
+    cols_of = np.array([b[1].stop - b[1].start for b in boxes])
+    flat, narrow = rows_of <= BAR_THICK * h, cols_of <= BAR_THICK * w
+    bar = np.zeros(n, bool)
+    for edge, length, thin in ((pieces[0], w, flat), (pieces[-1], w, flat), (pieces[:, 0], h, narrow),
+                               (pieces[:, -1], h, narrow)):
+        bar |= (np.bincount(edge, minlength=n + 1)[1:] >= BAR_SIDE * length) & thin
+    sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
+    out[1:] = bar & (sizes >= BAR_FILL * rows_of * cols_of)
+    return out
+
+
+def without_bars(mask: np.ndarray) -> np.ndarray:
+    """A 2D bool mask without its pieces that are bars along the image's edge (:func:`bar_pieces`)."""
+    from scipy import ndimage
+
+    lab, n = ndimage.label(mask)
+    bars = bar_pieces(lab, n)
+    return mask & ~bars[lab] if bars.any() else mask
+
+
 def _slice_body(tissue: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
@@ -170,7 +210,9 @@ def body_grid(vol: np.ndarray, display: bool = False) -> Tuple[Grid, np.ndarray]
     slices."""
     grid = Grid(*vol.shape[-2:])
     small = (grid.down(s) for s in vol)
-    return grid, np.stack([_slice_body(s > (display_tissue_level(s) if display else TISSUE_HU)) for s in small])
+    if display:  # a viewer's toolbar or panel in a screenshot is no part of the patient
+        return grid, np.stack([_slice_body(without_bars(s > display_tissue_level(s))) for s in small])
+    return grid, np.stack([_slice_body(s > TISSUE_HU) for s in small])
 
 
 SEVERAL_SHARE = 0.5  # a second piece of body this share of the largest: another patient

@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage
 
-from .body import convex_hull
+from .body import convex_hull, without_bars
 from .errors import NotLungWindowError
 
 BLACK_MAX = 4  # an 8-bit level this dark is pure black (0, and JPEG's ripple around it)
@@ -40,9 +40,10 @@ MAX_SLICES = 16
 def bright_hull(img: np.ndarray, level: float, min_piece: Optional[float] = None) -> np.ndarray:
     """The convex hull (bool, the image's shape) of the pieces of a 2D image's pixels brighter than ``level``
     (specks taken out) that cover at least ``min_piece`` of the image, or of the largest piece where none does or
-    ``min_piece`` is None; empty where nothing is brighter."""
+    ``min_piece`` is None; empty where nothing is brighter. Bars along the image's edge (a viewer's toolbar in a
+    screenshot, :func:`ctmodels.body.bar_pieces`) are left out."""
     a = np.asarray(img)
-    pieces, n = ndimage.label(ndimage.binary_opening(a > level))
+    pieces, n = ndimage.label(without_bars(ndimage.binary_opening(a > level)))
     if n == 0:
         return np.zeros(a.shape, bool)
     sizes = np.bincount(pieces.ravel())[1:]

@@ -228,3 +228,35 @@ def test_body_pieces_counts_patients_not_arms():
     two[ellipse(two.shape, 100, 100, 60, 90)] = True
     two[ellipse(two.shape, 100, 300, 55, 85)] = True  # a second slice beside the first
     assert body_pieces(two) == 2
+
+
+def test_bar_pieces_are_toolbars_along_an_edge_not_bodies_or_crops():
+    from scipy import ndimage
+
+    from ctmodels.body import bar_pieces, body_mask
+
+    img = np.zeros((300, 400), bool)
+    img[:30] = True  # a toolbar along the top
+    img[40:, -20:] = True  # a panel down most of the right side (260 of 300 px: under 0.9 of it, no bar)
+    img[ellipse(img.shape, 170, 180, 100, 150)] = True  # the patient, touching no edge
+    img[ellipse(img.shape, 299, 100, 40, 60)] = True  # an arm cut by the bottom edge: not along most of it
+    pieces, n = ndimage.label(img)
+    bars = bar_pieces(pieces, n)
+    assert bars.tolist().count(True) == 1 and bars[pieces[0, 0]] and not bars[pieces[170, 180]]
+    assert not bars[pieces[295, 100]] and not bars[pieces[200, -1]]
+    img[30:40, -20:] = True  # the panel joined to the toolbar: one piece, an L, that fills little of its box
+    pieces, n = ndimage.label(img)
+    assert not bar_pieces(pieces, n).any()
+    img[:40, -20:] = False
+    img[:, :20] = True  # a panel down the whole left side, joined to the toolbar: an L again
+    img[:30] = False  # without the toolbar: a bar
+    pieces, n = ndimage.label(img)
+    assert bar_pieces(pieces, n)[pieces[150, 0]]
+    whole = np.ones((1, 50, 50), int)  # a crop that is all tissue: as thick as the image, no bar
+    assert not bar_pieces(whole[0], 1).any()
+    shot = np.zeros(img.shape, np.uint8)  # a screenshot: the toolbar, and the patient with its lungs
+    shot[:30] = 200
+    shot[ellipse(img.shape, 170, 180, 100, 150)] = 200
+    shot[ellipse(img.shape, 170, 130, 60, 40) | ellipse(img.shape, 170, 230, 60, 40)] = 30
+    body = body_mask(shot, display=True)
+    assert not body[:25].any() and body[170, 130] and body[170, 180]  # the toolbar is not body, the lungs are

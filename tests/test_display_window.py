@@ -46,6 +46,34 @@ def test_padding_and_a_viewer_s_text_outside_the_round_field_of_view_are_not_ins
     assert W.black_share(u8) >= W.MAX_BLACK_SHARE
 
 
+def _screenshot(u8, bar_level, pad=100, bar=40, side="top"):
+    """``u8`` in a black canvas with a viewer's toolbar of one grey level along one side."""
+    h, w = u8.shape
+    out = np.zeros((h + 2 * pad + bar, w + 2 * pad), np.uint8)
+    out[bar + pad:bar + pad + h, pad:pad + w] = u8
+    out[:bar] = bar_level
+    return out if side == "top" else np.ascontiguousarray(out.T)
+
+
+@pytest.mark.parametrize("bar_level", [60, 140, 255])
+@pytest.mark.parametrize("side", ["top", "left"])
+def test_a_viewer_s_toolbar_in_a_screenshot_is_not_taken_for_the_patient(bar_level, side):
+    """A screenshot of a viewer: the slice in a black canvas with a toolbar along one side. The toolbar is a bar
+    along the edge (body.bar_pieces), so the black canvas between it and the slice is not inside the patient (it
+    was: a lung-window slice refused as a soft-tissue window); a soft-tissue window is still refused."""
+    from ctmodels.body import bar_pieces
+    from scipy import ndimage
+
+    shot = _screenshot(_windowed(LUNG)[0], bar_level, side=side)
+    pieces, n = ndimage.label(shot > 10)
+    bars = bar_pieces(pieces, n)
+    assert bars.sum() == 1 and bars[pieces[0, 0]]  # the toolbar, not the slice
+    assert W.black_share(shot) == W.black_share(_windowed(LUNG)[0]) == 0.0
+    W.check_lung_window(shot)
+    with pytest.raises(NotLungWindowError):
+        W.check_lung_window(_screenshot(_windowed(SOFT)[0], bar_level, side=side))
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_read_ct_refuses_a_slice_in_a_soft_tissue_window_naming_it(tmp_path, fmt):
     ok = io.read_ct(_save(tmp_path / f"lung.{fmt.lower()}", _windowed(LUNG)[0], fmt))

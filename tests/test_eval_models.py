@@ -210,7 +210,7 @@ def test_held_out_slices_in_a_large_black_canvas_are_read_in_a_box_round_the_pat
     """8 held-out lung-infection slices pasted into a black canvas three times their size, as a screenshot of a
     viewer shows a slice: read whole, the model saw a small patient and its involvement went far astray (mostly
     far more: 11-63 % against 2-6 %); read in the box round the body (ctmodels.body.zoom_box) it gives about what
-    it gives the slice itself."""
+    it gives the slice itself, also with a viewer's toolbar along the top of the canvas."""
     from ctmodels import lesion_data as ld
 
     s = ld.load_infection_slices(shared("covid_ct_lung_infection_slices"))
@@ -224,14 +224,19 @@ def test_held_out_slices_in_a_large_black_canvas_are_read_in_a_box_round_the_pat
         canvas = np.pad(img, 256)
         boxed, whole = seg.predict(canvas), seg.predict(canvas, zoom=False)
         assert boxed.warnings and "read the" in boxed.warnings[0] and not whole.warnings
+        toolbar = canvas.copy()
+        toolbar[:60] = 200  # a viewer's toolbar along the top of the screenshot: it was refused as a soft window
+        bar = seg.predict(toolbar)
+        assert not bar.labels[:60].any()
         got = [r.labels if r is own else r.labels[256:-256, 256:-256] for r in (own, boxed, whole)]
-        rows.append([100 * _involved(r.pixel_counts) for r in (own, boxed, whole)]
+        rows.append([100 * _involved(r.pixel_counts) for r in (own, boxed, whole, bar)]
                     + [_dice(np.isin(g, (1, 2)), ref) for g in got])
-    inv_own, inv_boxed, inv_whole, d_own, d_boxed, d_whole = np.array(rows).T
+    inv_own, inv_boxed, inv_whole, inv_bar, d_own, d_boxed, d_whole = np.array(rows).T
     print("involved % own/boxed/whole", inv_own.round(1), inv_boxed.round(1), inv_whole.round(1))
     print("Dice own/boxed/whole", d_own.mean().round(3), d_boxed.mean().round(3), d_whole.mean().round(3))
     assert np.abs(inv_boxed - inv_own).mean() < 3 < 15 < np.abs(inv_whole - inv_own).mean()
     assert d_boxed.mean() > d_own.mean() - 0.05 and d_whole.mean() < d_own.mean() - 0.2
+    assert np.abs(inv_bar - inv_own).mean() < 3
 
 
 def test_training_slices_laid_out_side_by_side_are_refused_in_one_line(tmp_path, capsys):
