@@ -98,6 +98,60 @@ def test_an_8_bit_volume_is_judged_on_its_slices(tmp_path):
     assert io.read_ct(tmp_path / "hu.npy").meta.units == "HU"
 
 
+def _lung_base(lung_hu=None, size=256):
+    """A phantom slice at the lung bases: the liver and the diaphragm where the lungs were, but for their back
+    (about 8 % of the body); with ``lung_hu``, that lung left at that HU."""
+    hu = chest_phantom((1, size, size), seed=1)[0].astype(np.float32)
+    lung = (hu < -500) & (hu > -950)  # not the trachea's air
+    rows = np.mgrid[0:size, 0:size][0]
+    hu[lung & (rows < 0.68 * size)] = 40
+    if lung_hu is not None:
+        hu[lung & (rows >= 0.68 * size)] = lung_hu
+    return hu
+
+
+@pytest.mark.parametrize("window", [SOFT, (50, 350), BONE])
+def test_a_lung_base_slice_in_a_soft_tissue_or_bone_window_is_refused_for_its_mid_grey_tissue(window):
+    """Its lungs are small: too little pure black for MAX_BLACK_SHARE alone (such real slices had been graded CT-4),
+    but some, with the tissue mid-grey, as no lung window shows it."""
+    u8 = window_hu(_lung_base(), *window)
+    assert W.SOME_BLACK <= W.black_share(u8) < W.MAX_BLACK_SHARE
+    assert W.tissue_grey(u8) < W.GREY_TISSUE
+    with pytest.raises(NotLungWindowError, match="tissue is mid-grey"):
+        W.check_lung_window(u8)
+    W.check_lung_window(window_hu(_lung_base(), *LUNG))  # the same slice in a lung window: no black at all
+
+
+def test_pure_black_air_inside_the_patient_is_no_reason_where_the_tissue_is_white():
+    """W 1000 / L -500 takes -1000 HU to black and the tissue to white: air inside the patient (here the lung left at
+    the base, as air) is black without making the slice a soft-tissue window."""
+    u8 = window_hu(_lung_base(lung_hu=-1010), -500, 1000)
+    assert W.SOME_BLACK <= W.black_share(u8) < W.MAX_BLACK_SHARE
+    assert W.tissue_grey(u8) == 255
+    assert W.window_refusal(u8) is None
+    W.check_lung_window(u8)
+
+
+def test_a_volume_is_refused_where_half_its_slices_are():
+    soft, lung = window_hu(_lung_base(size=128), *SOFT), window_hu(_lung_base(size=128), *LUNG)
+    with pytest.raises(NotLungWindowError, match="2 of 4 slices looked at: .* mid-grey"):
+        W.check_lung_window(np.stack([lung, soft, lung, soft]))
+    W.check_lung_window(np.stack([lung, soft, lung, lung]))
+    assert np.isnan(W.tissue_grey(np.zeros((64, 64), np.uint8)))  # no body, no tissue
+
+
+def test_predict_and_segment_refuse_a_lung_base_slice_in_a_soft_tissue_window(tmp_path, capsys):
+    from ctmodels import LesionSegmenter
+
+    soft = window_hu(_lung_base(), *SOFT)
+    with pytest.raises(NotLungWindowError):
+        LesionSegmenter.from_pretrained().predict(soft)
+    path = _save(tmp_path / "base.png", soft)
+    assert main(["segment", str(path), "--out", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path}: looks like a soft-tissue or bone window" in err[0] and "mid-grey" in err[0]
+
+
 def test_predict_refuses_a_display_array_in_a_soft_tissue_window():
     from ctmodels import LesionSegmenter
 

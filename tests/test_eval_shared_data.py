@@ -127,17 +127,25 @@ def test_display_body_holds_every_training_slice_s_reference_and_real_lungs_in_l
 def test_every_training_slice_reads_as_a_lung_window():
     from PIL import Image
 
-    from ctmodels.display_window import MAX_BLACK_SHARE, black_share
+    from ctmodels.display_window import (GREY_TISSUE, MAX_BLACK_SHARE, SOME_BLACK, black_share, check_lung_window,
+                                         tissue_grey)
 
     files = sorted(shared("covid_semiseg_train", "images").iterdir())
     files += sorted(shared("covid_ct_lung_infection_slices", "ct").iterdir())
     assert len(files) == 1664
-    shares = [black_share(np.asarray(Image.open(f).convert("L"))) for f in files]
+    images = [np.asarray(Image.open(f).convert("L")) for f in files]
+    shares = np.array([black_share(u8) for u8 in images])
     assert max(shares) <= 0.025 < MAX_BLACK_SHARE  # the module's docstring quotes 0.025
+    assert max(shares) < SOME_BLACK  # so the mid-grey rule never looks at their tissue ...
+    grey = np.array([tissue_grey(u8) for u8 in images])
+    assert grey.min() < GREY_TISSUE  # ... which could be mid-grey: the contrast-enhanced slices are dim
+    assert 80 < grey.min() and grey[shares > 0.01].min() > 190 and shares[grey < GREY_TISSUE].max() <= 0.006
+    for u8 in images:
+        check_lung_window(u8)
 
 
 def test_real_chest_ct_in_lung_windows_passes_and_in_soft_tissue_or_bone_windows_is_refused():
-    from ctmodels.display_window import MAX_BLACK_SHARE, black_share, check_lung_window
+    from ctmodels.display_window import MAX_BLACK_SHARE, SOME_BLACK, black_share, check_lung_window, window_refusal
     from ctmodels.errors import NotLungWindowError
 
     for name, hu in _real_chests().items():
@@ -150,7 +158,10 @@ def test_real_chest_ct_in_lung_windows_passes_and_in_soft_tissue_or_bone_windows
             for jpeg in (False, True):
                 u8 = _windowed(hu, center, width, jpeg)
                 shares = np.array([black_share(s) for s in u8])
-                assert np.mean(shares >= MAX_BLACK_SHARE) > 0.70, (name, center, width, jpeg)  # docstring: over 70 %
+                assert np.mean(shares >= MAX_BLACK_SHARE) > 0.70, (name, center, width, jpeg)  # black alone
+                refused = np.array([window_refusal(s) is not None for s in u8])  # with the mid-grey tissue too
+                assert refused.mean() >= (1.0 if name == "chest_cta_crop" else 0.95), (name, center, width, jpeg)
+                assert all(shares[~refused] < SOME_BLACK), (name, center, width, jpeg)  # the last bases: 2-3 %
                 with pytest.raises(NotLungWindowError):
                     check_lung_window(u8)
 
@@ -170,6 +181,26 @@ def test_a_real_slice_saved_in_a_soft_tissue_window_is_refused_and_in_a_lung_win
     rows = (tmp_path / "o" / "results.csv").read_text().splitlines()
     assert len(rows) == 2 and "lung.png" in rows[1] and ",CT-1," in rows[1]
     assert not (tmp_path / "o" / "soft.mask.png").exists()
+
+
+def test_a_real_lung_base_slice_saved_in_a_soft_tissue_window_is_refused_not_graded(tmp_path, capsys):
+    """chest_cta_crop's slice 10, at the lung bases, in W 400 / L 40 is 8 % pure black (7 % made 4x larger): it
+    passed the black rule alone and was graded CT-4, about 89 % involved; its tissue is mid-grey, so it is refused.
+    In W 1500 / L -600 it is graded."""
+    from PIL import Image
+
+    from ctmodels.cli import main
+
+    hu = io.read_ct(shared("chest_cta_crop", "ct_cropped.nii.gz")).voxels[10]
+    for name, (center, width) in {"lung": (-600, 1500), "soft": (40, 400)}.items():
+        Image.fromarray(_windowed(hu[None], center, width)[0]).resize((480, 504)).save(tmp_path / f"{name}.png")
+    code = main(["segment", str(tmp_path / "soft.png"), str(tmp_path / "lung.png"), "--out", str(tmp_path / "o"),
+                 "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "soft.png: looks like a soft-tissue or bone window" in err
+    assert "% of the patient's outline is pure black and its tissue is mid-grey" in err
+    rows = (tmp_path / "o" / "results.csv").read_text().splitlines()
+    assert len(rows) == 2 and "lung.png" in rows[1]
 
 
 def test_ctmodels_own_outputs_of_a_real_slice_read_back_as_slices_are_refused(tmp_path, capsys):
