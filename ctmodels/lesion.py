@@ -252,7 +252,7 @@ class LesionSegmenter:
         if rows != slice(None) or cols != slice(None):
             notes.append(frame_note(disp.shape, rows, cols))
             log.warning("%s%s", named, notes[-1])
-        if unit == DISPLAY and need_body:  # the body in the image's own grey levels, inside any frame
+        if unit == DISPLAY:  # the body in the image's own grey levels, inside any frame (always: one body or several)
             grid, body = body_grid(disp[:, rows, cols], display=True)
             several = max(body_pieces(b) for b in body)
             if several > 1:  # one body per slice, unless slices were laid out side by side in one image

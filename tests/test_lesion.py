@@ -411,4 +411,6 @@ def test_slices_side_by_side_in_one_image_are_refused(seg):
     for image, n in ((np.concatenate([s, s], 1), 2), (np.block([[s, s], [s, s]]), 4)):
         with pytest.raises(NotCTError, match=f"^{n} bodies of about one size side by side"):
             seg.predict(image)
+        with pytest.raises(NotCTError, match=f"^{n} bodies"):  # with no body mask or box asked for, too
+            seg.predict(image, body_only=False, zoom=False)
     assert seg.predict(s).labels.shape == s.shape  # one of them is read
