@@ -269,6 +269,12 @@ def test_real_normal_chest_ct_loses_its_stomach_and_bowel_labels_to_the_air_anch
     assert _involved(free.pixel_counts) > 0.05 and ((low[:, 1] + low[:, 2]) > 0.6 * low[:, 1:].sum(1)).all()
     assert _involved(kept.pixel_counts) < 0.025
     assert kept.pixel_counts[:5, 1:].sum() == 0
+    # what is left, as the model card says: CT-1, not CT-0, about half of it at the lung bases by the diaphragm
+    assert seg.assess(kept).grade == "CT-1" and _involved(kept.pixel_counts) > 0.01
+    lesion = kept.pixel_counts[:, 1] + kept.pixel_counts[:, 2]
+    zs = np.flatnonzero(kept.pixel_counts[:, 1:].sum(1))
+    low = kept.pixel_counts[:zs[0] + (zs[-1] - zs[0]) // 4 + 1]
+    assert low[:, 1:3].sum() > 0.4 * lesion.sum() and low[:, 2].sum() > 3 * low[:, 1].sum()  # there consolidation
     from ctmodels.lung_air import air_masks
 
     gas = air_masks(vol.voxels)[1][:35]  # other air on the lowest slices: the stomach's and bowel's gas
