@@ -166,41 +166,29 @@ def test_real_chest_ct_in_lung_windows_passes_and_in_soft_tissue_or_bone_windows
                     check_lung_window(u8)
 
 
-def test_a_real_slice_saved_in_a_soft_tissue_window_is_refused_and_in_a_lung_window_graded(tmp_path, capsys):
+@pytest.mark.parametrize("z, size, why, grade", [
+    (62, (512, 512), "is pure black, as the lungs are in such a window", ",CT-1,"),
+    (10, (480, 504), "is pure black and its tissue is mid-grey", "")])
+def test_a_real_slice_saved_in_a_soft_tissue_window_is_refused_and_in_a_lung_window_graded(tmp_path, capsys, z, size,
+                                                                                           why, grade):
+    """chest_cta_crop's slice 62 (the heart) in W 400 / L 40 is refused for its black lungs. Its slice 10, at the lung
+    bases, is 8 % pure black there (7 % made 4x larger): it passed the black rule alone and was graded CT-4, about
+    89 % involved; its tissue is mid-grey, so it is refused too. In W 1500 / L -600 both are graded."""
     from PIL import Image
 
     from ctmodels.cli import main
 
-    hu = io.read_ct(shared("chest_cta_crop", "ct_cropped.nii.gz")).voxels[62]
+    hu = io.read_ct(shared("chest_cta_crop", "ct_cropped.nii.gz")).voxels[z]
     for name, (center, width) in {"lung": (-600, 1500), "soft": (40, 400)}.items():
-        Image.fromarray(_windowed(hu[None], center, width)[0]).resize((512, 512)).save(tmp_path / f"{name}.png")
+        Image.fromarray(_windowed(hu[None], center, width)[0]).resize(size).save(tmp_path / f"{name}.png")
     code = main(["segment", str(tmp_path / "soft.png"), str(tmp_path / "lung.png"), "--out", str(tmp_path / "o"),
                  "-q"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "soft.png: looks like a soft-tissue or bone window" in err
+    assert f"% of the patient's outline {why}" in err
     rows = (tmp_path / "o" / "results.csv").read_text().splitlines()
-    assert len(rows) == 2 and "lung.png" in rows[1] and ",CT-1," in rows[1]
+    assert len(rows) == 2 and "lung.png" in rows[1] and grade in rows[1]
     assert not (tmp_path / "o" / "soft.mask.png").exists()
-
-
-def test_a_real_lung_base_slice_saved_in_a_soft_tissue_window_is_refused_not_graded(tmp_path, capsys):
-    """chest_cta_crop's slice 10, at the lung bases, in W 400 / L 40 is 8 % pure black (7 % made 4x larger): it
-    passed the black rule alone and was graded CT-4, about 89 % involved; its tissue is mid-grey, so it is refused.
-    In W 1500 / L -600 it is graded."""
-    from PIL import Image
-
-    from ctmodels.cli import main
-
-    hu = io.read_ct(shared("chest_cta_crop", "ct_cropped.nii.gz")).voxels[10]
-    for name, (center, width) in {"lung": (-600, 1500), "soft": (40, 400)}.items():
-        Image.fromarray(_windowed(hu[None], center, width)[0]).resize((480, 504)).save(tmp_path / f"{name}.png")
-    code = main(["segment", str(tmp_path / "soft.png"), str(tmp_path / "lung.png"), "--out", str(tmp_path / "o"),
-                 "-q"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "soft.png: looks like a soft-tissue or bone window" in err
-    assert "% of the patient's outline is pure black and its tissue is mid-grey" in err
-    rows = (tmp_path / "o" / "results.csv").read_text().splitlines()
-    assert len(rows) == 2 and "lung.png" in rows[1]
 
 
 def test_ctmodels_own_outputs_of_a_real_slice_read_back_as_slices_are_refused(tmp_path, capsys):
