@@ -145,7 +145,8 @@ def test_every_training_slice_reads_as_a_lung_window():
 
 
 def test_real_chest_ct_in_lung_windows_passes_and_in_soft_tissue_or_bone_windows_is_refused():
-    from ctmodels.display_window import MAX_BLACK_SHARE, SOME_BLACK, black_share, check_lung_window, window_refusal
+    from ctmodels.display_window import (MAX_BLACK_SHARE, SOME_BLACK, black_share, check_lung_window, tissue_grey,
+                                         window_refusal)
     from ctmodels.errors import NotLungWindowError
 
     for name, hu in _real_chests().items():
@@ -153,6 +154,8 @@ def test_real_chest_ct_in_lung_windows_passes_and_in_soft_tissue_or_bone_windows
             for jpeg in (False, True):
                 u8 = _windowed(hu, center, width, jpeg)
                 assert max(black_share(s) for s in u8) <= 0.08, (name, center, width, jpeg)  # docstring: 0.08
+                assert not any(window_refusal(s) for s in u8), (name, center, width, jpeg)  # no slice refused
+                assert min(tissue_grey(s) for s in u8) >= 180, (name, center, width, jpeg)  # docstring: 180 or more
                 check_lung_window(u8)
         for center, width in OTHER_WINDOWS:
             for jpeg in (False, True):
