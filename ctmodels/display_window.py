@@ -40,6 +40,7 @@ from scipy import ndimage
 
 from .body import body_mask, convex_hull, display_tissue_level, without_bars
 from .errors import NotLungWindowError
+from .preprocessing import spread
 
 BLACK_MAX = 4  # an 8-bit level this dark is pure black (0, and JPEG's ripple around it)
 TISSUE_MIN = 10  # brighter than this: the patient, or the air around them in a lung window (about 60)
@@ -107,7 +108,7 @@ def check_lung_window(display: np.ndarray, source: Optional[object] = None) -> N
     if a.ndim == 2:
         why = window_refusal(a)
     else:
-        picks = np.unique(np.linspace(0, len(a) - 1, min(len(a), MAX_SLICES)).round().astype(int))
+        picks = spread(len(a), MAX_SLICES)
         reasons = [r for r in (window_refusal(a[i]) for i in picks) if r]
         why = None if 2 * len(reasons) < len(picks) else (
             f"{len(reasons)} of {len(picks)} slices looked at: {reasons[len(reasons) // 2]}")

@@ -45,7 +45,7 @@ from .display_window import check_lung_window
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
 from .orientation import (Layout, axial_tilt_deg, axis_order_note, canonicalize, ras_to_lps, reading_notes,
                           split_affine)
-from .preprocessing import as_array, check_values, without_channel_axis
+from .preprocessing import as_array, check_values, spread, without_channel_axis
 from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def neighbour_correlation(voxels: np.ndarray, max_slices: int = 16) -> float:
     a = a[None] if a.ndim == 2 else a
     if a.shape[-1] < 2:
         return 1.0
-    a = a[np.linspace(0, a.shape[0] - 1, min(a.shape[0], max_slices)).round().astype(int)].astype(np.float32)
+    a = a[spread(a.shape[0], max_slices)].astype(np.float32)
     x, y = a[..., :-1], a[..., 1:]
     x, y = x - x.mean(), y - y.mean()
     den = float(np.sqrt((x * x).sum(dtype=np.float64) * (y * y).sum(dtype=np.float64)))

@@ -41,6 +41,12 @@ def check_values(a: np.ndarray, what: str = "volume", source: Optional[object] =
     return a
 
 
+def spread(n: int, k: int) -> np.ndarray:
+    """Indices of up to ``k`` of ``n`` items (slices of a volume, entries of a list) spread evenly from the first
+    to the last, both included, ascending and without repeats; all ``n`` where ``n <= k``."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int)) if n > 0 and k > 0 else np.zeros(0, int)
+
+
 def window_hu(hu: np.ndarray, center: float, width: float) -> np.ndarray:
     """Map HU to an 8-bit display image with a window (center, width); values outside clip.
 

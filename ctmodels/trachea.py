@@ -23,6 +23,8 @@ from typing import Collection, Dict, List, Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
+from .preprocessing import spread
+
 log = logging.getLogger(__name__)
 
 AIR_HU = -750.0  # air threshold for finding the tube (below the lung parenchyma's partial volume with thin walls)
@@ -179,10 +181,7 @@ def select_slices(track: TracheaTrack, spacing: Tuple[float, float, float], marg
         if track.apex_z is not None and z > track.apex_z:
             continue  # cervical trachea above the thoracic inlet
         keep.append(i)
-    if len(keep) > max_slices:
-        pick = np.linspace(0, len(keep) - 1, max_slices).round().astype(int)
-        keep = [keep[j] for j in pick]
-    return keep
+    return [keep[j] for j in spread(len(keep), max_slices)]
 
 
 def trachea_crop(hu2d: np.ndarray, centroid_mm: Tuple[float, float], spacing_yx: Tuple[float, float],

@@ -140,6 +140,15 @@ def test_a_volume_is_refused_where_half_its_slices_are():
     assert np.isnan(W.tissue_grey(np.zeros((64, 64), np.uint8)))  # no body, no tissue
 
 
+def test_spread_picks_slices_from_first_to_last_without_repeats():
+    from ctmodels.preprocessing import spread
+
+    assert spread(100, 16).tolist()[:3] == [0, 7, 13] and spread(100, 16)[-1] == 99 and len(spread(100, 16)) == 16
+    assert spread(5, 16).tolist() == [0, 1, 2, 3, 4]
+    assert spread(17, 16).tolist() == sorted(set(spread(17, 16).tolist())) and len(spread(17, 16)) == 16
+    assert spread(1, 16).tolist() == [0] and spread(0, 16).size == 0 and spread(10, 0).size == 0
+
+
 def test_predict_and_segment_refuse_a_lung_base_slice_in_a_soft_tissue_window(tmp_path, capsys):
     from ctmodels import LesionSegmenter
 
