@@ -433,3 +433,27 @@ def test_display_slices_grade_as_hu_in_the_training_window_and_drift_in_other_lu
         assert abs(involved(png(s, -600, 1500)) - as_hu) <= 1.0
         drift.append(max(involved(png(s, c, w)) for c, w in other))
     assert 10.0 <= max(drift) <= 14.0
+
+
+def test_inverted_training_slices_are_not_told_from_lung_window_ones(seg):
+    """README (PNG/JPG inputs): of 16 training slices spread through both sets, 15 are graded CT-0 or CT-1 as they
+    are; inverted (air white, bone black), 14 are graded CT-3 or CT-4 (74-100 % involved) and 2 refused. When this
+    fails because inverted slices are told apart, README's sentence goes."""
+    from ctmodels.errors import CTModelsError
+    from ctmodels.preprocessing import spread
+
+    files = sorted(shared("covid_semiseg_train", "images").iterdir())
+    files += sorted(shared("covid_ct_lung_infection_slices", "ct").iterdir())
+    plain, inverted = [], []
+    for i in spread(len(files), 16):
+        a = np.asarray(Image.open(files[i]).convert("L"))
+        plain.append(seg.assess(seg.predict(a)).grade)
+        try:
+            r = seg.assess(seg.predict(255 - a))
+            inverted.append((r.grade, r.involved_pct))
+        except CTModelsError:
+            inverted.append(("refused", None))
+    assert sum(g in ("CT-0", "CT-1") for g in plain) == 15
+    high = [pct for g, pct in inverted if g in ("CT-3", "CT-4")]
+    assert len(high) == 14 and 73.5 <= min(high) and max(high) <= 100
+    assert sum(g == "refused" for g, _ in inverted) == 2
