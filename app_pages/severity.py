@@ -43,7 +43,8 @@ ground-glass opacity or consolidation, over all {vol.shape[0]} slice(s). The gra
 (CT-0 no findings, CT-1 < 25 %, CT-2 25-50 %, CT-3 50-75 %, CT-4 >= 75 %). **P(extensive)** is the
 probability that the true involvement is 50 % or more, given the model's per-pixel probabilities and its
 error measured on held-out slices; class **{rep.extent_class}** (A below {T_AB:.0%}, B up to {T_BC:.0%},
-C above).
+C above). The chart shows where the lesions lie: each slice's GGO and consolidation as a share of all the
+lung found, so that its bars add up to *involved* (a bar's tooltip also gives its share of its own slice's lung).
 
 **What they don't mean.** This is not a diagnosis. The model was trained on 8-bit slices of COVID-19
 CT; other diseases, scanners or reconstructions can be mislabelled, and a study's grade depends on

@@ -29,7 +29,15 @@ def test_involvement_chart_leaves_out_slices_without_lung():
     rep = assess(counts, [[float(c) for c in row] for row in counts])
     values = next(iter(involvement_chart(rep.per_slice).to_dict()["datasets"].values()))
     assert sorted({v["slice"] for v in values}) == [1, 2]
-    assert {(v["slice"], v["class"]): v["percent"] for v in values}[(1, "consolidation")] == 4.0
+    bars = {(v["slice"], v["class"]): v for v in values}
+    assert bars[(1, "consolidation")]["of_slice"] == 4.0  # 20 of slice 1's 500 lung pixels
+    assert bars[(1, "consolidation")]["of_all"] == pytest.approx(100 * 20 / 1100)  # of both slices' 1100
+    assert sum(v["of_all"] for v in values) == pytest.approx(rep.involved_pct)  # the bars add up to the input's
+    assert bars[(1, "consolidation")]["low"] == bars[(1, "GGO")]["high"]  # stacked, GGO below
+    one = assess([[500, 100, 20, 380]], [[500.0, 100, 20, 380]])
+    values = next(iter(involvement_chart(one.per_slice).to_dict()["datasets"].values()))
+    assert [(v["class"], v["of_all"]) for v in values] == [("GGO", 20.0), ("consolidation", 4.0)]
+    assert involvement_chart(one.per_slice).to_dict()["mark"]["type"] == "rect"  # an area drew one slice as nothing
     empty = involvement_chart(assess([[900, 0, 0, 0]], [[900.0, 0, 0, 0]]).per_slice).to_dict()
     assert empty["title"].endswith("no lung found")
 
