@@ -658,6 +658,9 @@ def test_models_page_shows_cards():
     text = " ".join(m.value for m in at.markdown)
     assert text.count("Intended use") == 2 and "non-commercial" in text.lower()
     assert "Device" in " ".join(m.value for m in at.markdown)
+    captions = [c.value for c in at.caption if "licence:" in c.value]  # one per model, beside the sidebar's
+    assert len(captions) == 2 and all(c.startswith("Weights bundled, every file checked against its recorded SHA-256")
+                                      and "not pushed yet (revision main" in c for c in captions)
 
 
 def test_cohort_classes_fit_on_an_upload_and_class_results(tmp_path):
