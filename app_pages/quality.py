@@ -13,7 +13,7 @@ from app_pages.common import (cached_result, choose_series, progress_bar, qualit
                               store_result, study_upload, upload_name, upload_spacing, volume_from_uploads)
 from ctmodels import examples
 from ctmodels.charts import verdict_chart
-from ctmodels.errors import CTModelsError, InvalidInputError
+from ctmodels.errors import CTModelsError, InvalidInputError, SeveralStudiesError
 from ctmodels.figures import middle_panel
 from ctmodels.quality import measured_span
 from ctmodels.series import checkable
@@ -32,14 +32,22 @@ class Checked:
     read_warnings: List[str] = field(default_factory=list)
 
 
+def one_archive(files) -> bool:
+    """The upload is what batch mode takes: one zip, or one folder (its files, named by their paths)."""
+    return any("/" in f.name for f in files) or (len(files) == 1 and files[0].name.lower().endswith(".zip"))
+
+
 st.title("Breath-hold quality check")
 st.caption("Round trachea above the carina = full inspiration (pass); flattened or crescent with the posterior "
            "wall bowing in = expiration (fail). Lung-kernel series only. Research use only.")
 
 files = study_upload("One study (DICOM zip/files, NIfTI, NRRD) or a zip with one study per folder", "qa",
                      folder_label="A study's folder, or a folder with one study per subfolder (batch)")
-batch = remember_batch(st.toggle("The upload holds many studies (batch)", key="qa_batch", disabled=not files,
-                                 value=bool(files) and bool(st.session_state.get("upload", {}).get("batch"))))
+if st.session_state.pop("_qa_batch_redraw", False) or "qa_batch" not in st.session_state:
+    # the switch as the upload's record has it: when the page is drawn anew, and once switched on below for an
+    # upload of several studies (set before the switch is drawn, so that the browser shows it on too)
+    st.session_state["qa_batch"] = bool(files) and bool(st.session_state.get("upload", {}).get("batch"))
+batch = remember_batch(st.toggle("The upload holds many studies (batch)", key="qa_batch", disabled=not files))
 use_example = not files and st.toggle("Use the built-in SYNTHETIC examples (no patient data)",
                                       key="qa_example", value=True)
 if not files and not use_example:
@@ -67,7 +75,7 @@ if result is None:
             result = Checked(TriageReport(rows))
         elif batch:
             folder = any("/" in f.name for f in files)  # an uploaded folder: its files, named by their paths
-            if not folder and (len(files) != 1 or not files[0].name.lower().endswith(".zip")):
+            if not one_archive(files):
                 raise InvalidInputError("batch mode needs one zip, or one folder, with one study per subfolder, "
                                         "zip or volume file", upload_name(files))
             with tempfile.TemporaryDirectory(prefix="ctmodels-qa-") as tmp:
@@ -95,6 +103,12 @@ if result is None:
                              vol.meta.series_uid, list(vol.meta.warnings))  # how it was read: gaps filled, slices made
     except Exception as exc:
         bar.empty()
+        if isinstance(exc, SeveralStudiesError) and files and one_archive(files) and not shared.get("auto_batch"):
+            # a zip or folder of several studies, the batch switch off: check them as a batch (once per upload, so
+            # that switching it off again shows the studies' series to pick from)
+            shared.update(batch=True, auto_batch=True)
+            st.session_state["_qa_batch_redraw"] = True
+            st.rerun()
         show_error(exc)
         if not batch:  # an upload of several studies: the user picks the series to check
             choose_series(checkable(getattr(exc, "series", [])), None, shared, page="qa")
@@ -103,6 +117,9 @@ if result is None:
     store_result(key, result)
 
 report = result.report
+if batch and shared is not None and shared.get("auto_batch"):
+    st.info(f"{upload_name(files)} holds several studies, so each was checked on its own, as a batch. Switch off "
+            "the batch switch to check one series of it instead.")
 if key == "example-qa":
     st.warning("SYNTHETIC examples made in code (the expiration case is a simulated 50 % area loss).")
 for note in report.skipped:

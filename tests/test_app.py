@@ -480,21 +480,35 @@ def test_breath_hold_qa_shows_how_the_study_was_read_and_labels_a_coronal_series
         w.value for w in at.warning]
 
 
-def test_breath_hold_qa_of_an_upload_of_two_studies_lets_the_user_pick_one(tmp_path):
+def test_breath_hold_qa_of_an_upload_of_two_studies_checks_both_or_lets_the_user_pick_one(tmp_path):
+    """With the batch switch off, a zip with one DICOM study per folder had been refused (holds 2 studies) with the
+    series to pick from; it is what batch mode takes, so it is checked as a batch, once, and the page says so.
+    Switched off again, the page shows the studies' series to pick one from."""
+    from ctmodels.quality import simulate_expiration
+
     sp = (2.0, 0.8, 0.8)
+    expired = simulate_expiration(chest_phantom(sp, extent_mm=80, seed=6), sp, 0.5).astype(np.int16)
     upload = _zip_of_series(tmp_path, [
-        (f"p{seed}", chest_phantom(sp, extent_mm=80, seed=seed),
+        (f"p{seed}", chest_phantom(sp, extent_mm=80, seed=seed) if seed == 5 else expired,
          dict(spacing=sp, study_uid=f"1.2.826.0.1.3680043.8.498.{seed}0")) for seed in (5, 6)])
     at = _app("quality")
     at.file_uploader(key="qa_upload").set_value(("both.zip", upload, "application/zip"))
     at.run()
-    assert not at.exception and len(at.error) == 1 and at.error[0].value.startswith("both.zip: holds 2 studies")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.toggle(key="qa_batch").value and sorted(at.dataframe[0].value["study"]) == ["p5", "p6"]
+    assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "1"
+    assert [i.value for i in at.info] == ["both.zip holds several studies, so each was checked on its own, as a batch. "
+                                          "Switch off the batch switch to check one series of it instead."]
+    at.toggle(key="qa_batch").set_value(False)
+    at.run()
+    assert not at.exception and not at.toggle(key="qa_batch").value and not at.info
+    assert len(at.error) == 1 and at.error[0].value.startswith("both.zip: holds 2 studies")
     box = at.selectbox(key=f"qa_series_{at.session_state['upload']['key']}")
     assert box.value is None and sorted(o.split(" - ")[0] for o in box.options) == ["study 1", "study 2"]
-    box.set_value(ctio.list_series(tmp_path / "p6")[0].series_uid)
+    box.set_value(ctio.list_series(tmp_path / "p5")[0].series_uid)
     at.run()
-    assert not at.exception and not at.error
-    assert _metric(at, "Pass") == "1"
+    assert not at.exception and not at.error and not at.toggle(key="qa_batch").value
+    assert _metric(at, "Pass") == "1" and _metric(at, "Fail") == "0"
     assert any(c.value.startswith("Series used: the series asked for; lung kernel") for c in at.caption)
 
 
