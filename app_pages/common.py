@@ -10,9 +10,9 @@ from typing import Dict, List, Optional, Tuple
 
 import streamlit as st
 
-from ctmodels.errors import CTModelsError
+from ctmodels.errors import CTModelsError, SeveralStudiesError
 from ctmodels.io import IMAGE_SUFFIXES, parse_spacing, read_ct, suffix_of
-from ctmodels.series import lungless, position_note
+from ctmodels.series import SEVERAL_STUDIES_ADVICE, lungless, position_note
 from ctmodels.types import CTVolume
 
 # (table or file name, ExtentCalibration) of the calibration Cohort classes last fitted on an upload or read from
@@ -189,6 +189,9 @@ def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Option
 
 def error_line(exc: Exception) -> str:
     """One line, never a traceback."""
+    if isinstance(exc, SeveralStudiesError):  # the advice the CLI gives, as done in the app
+        return str(exc).replace(SEVERAL_STUDIES_ADVICE, "pick a series of one of them in the Series box below, or "
+                                "upload each study on its own").replace(tempfile.gettempdir(), "upload")
     if isinstance(exc, CTModelsError):
         return str(exc).replace(tempfile.gettempdir(), "upload")
     return f"Could not process this input: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"

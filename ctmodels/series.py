@@ -31,6 +31,10 @@ from .types import SeriesInfo
 
 log = logging.getLogger(__name__)
 
+# what to do with a folder of several studies, said where one is refused (the app says what to do there instead)
+SEVERAL_STUDIES_ADVICE = ("give each study's folder on its own, name a series (`ctmodels info` lists them), or "
+                          "`ctmodels triage` a folder with one study per subfolder")
+
 LUNG, SOFT, UNKNOWN = "lung", "soft", "unknown"
 NOISE_THRESHOLD_HU = 30.0
 
@@ -298,9 +302,7 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     studies = {s.study_uid for s in ct} - {None}
     if len(studies) > 1:  # never pick one patient's or one day's series out of several unasked
         raise SeveralStudiesError(f"holds {len(studies)} studies (series with different StudyInstanceUIDs); expected "
-                                  "one study: give each study's folder on its own, name a series (`ctmodels info` "
-                                  "lists them), or `ctmodels triage` a folder with one study per subfolder",
-                                  series=[s.as_dict() for s in ct])
+                                  f"one study: {SEVERAL_STUDIES_ADVICE}", series=[s.as_dict() for s in ct])
     no_lung = [s for s in ct if lungless(s)]
     parts = ", ".join(sorted({s.body_part for s in no_lung}))
     if no_lung and len(no_lung) == len(ct):
