@@ -59,6 +59,8 @@ with right:
     m1.metric("GGO", f"{sl['ggo_pct']:.1f} %")
     m2.metric("Consolidation", f"{sl['consolidation_pct']:.1f} %")
     m3.metric("Involved", f"{sl['involved_pct']:.1f} %", help="of the lung in this slice")
+    if vol.shape[0] > 1 and rep.lung_pixels > 0:  # a slice at an end of the lungs: its % rest on a few pixels
+        st.caption(f"This slice holds {100 * sl['lung_pixels'] / rep.lung_pixels:.1f} % of the input's lung.")
     st.subheader("Whole input")
     st.metric("Grade", rep.grade, help="MosMed: CT-0 none, CT-1 <25 %, CT-2 25-50 %, CT-3 50-75 %, CT-4 >=75 % of lung")
     st.caption(f"GGO {rep.ggo_pct:.1f} % - consolidation {rep.consolidation_pct:.1f} % - involved "

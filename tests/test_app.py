@@ -52,6 +52,9 @@ def test_lesions_page_upload_toggle_and_opacity():
     assert any("SYNTHETIC" in w.value for w in at.warning)
     made = [c.value for c in at.caption if c.value.startswith("Made in code (this example's truth): GGO ")]
     assert len(made) == 1 and "; in this slice " in made[0]  # beside what the model found
+    share = [c.value for c in at.caption if c.value.startswith("This slice holds ")]  # a volume: the slice's lung
+    assert len(share) == 1 and share[0].endswith(" % of the input's lung.")
+    assert 0 < float(share[0].split()[3]) <= 100
     plain = at.get("image")[0].proto.imgs[0]
     at.checkbox(key="show_made").check()  # its truth outlined over the model's overlay
     at.run()
@@ -62,6 +65,7 @@ def test_lesions_page_upload_toggle_and_opacity():
     assert not at.exception and not at.error
     assert not any("SYNTHETIC" in w.value for w in at.warning)
     assert not [c for c in at.caption if c.value.startswith("Made in code")]
+    assert not [c for c in at.caption if c.value.startswith("This slice holds ")]  # one slice: all of it
     assert "show_made" not in [c.key for c in at.checkbox]
     grade = _metric(at, "Grade")
     assert grade in {"CT-0", "CT-1", "CT-2", "CT-3", "CT-4"}
