@@ -123,10 +123,13 @@ def unprefix(root: Path) -> None:
 
 @contextmanager
 def extracted(zpath: Path, **limits) -> Iterator[Path]:
-    """Context manager: a private temp dir (mode 0700) holding the safe extraction; deleted on exit."""
+    """Context manager: a private temp dir (mode 0700) holding the safe extraction, with the members' own names
+    where no two clash (:func:`unprefix`: what a reader then says of a file names it as the zip does); deleted on
+    exit."""
     tmp = Path(tempfile.mkdtemp(prefix="ctmodels-zip-"))
     try:
         extract_zip(zpath, tmp, **limits)
+        unprefix(tmp)
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

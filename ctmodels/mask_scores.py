@@ -139,14 +139,13 @@ def score(predicted: Path, references: Path, reference: str = "auto", empty: str
     extracted safely into a private temp dir that is deleted; errors name the file inside as ``ZIP!name``."""
     from contextlib import ExitStack
 
-    from .archive import extracted, unprefix
+    from .archive import extracted
 
     with ExitStack() as stack:
         folders, zips = [], []
         for p in (Path(predicted), Path(references)):
             if p.is_file() and p.suffix.lower() == ".zip":
-                tmp = stack.enter_context(extracted(p))
-                unprefix(tmp)  # the members' own names, which pair masks with references
+                tmp = stack.enter_context(extracted(p))  # with the members' own names, which pair masks and references
                 tops = [d for d in tmp.iterdir() if d.name != "__MACOSX"]
                 inner = tops[0] if len(tops) == 1 and tops[0].is_dir() else tmp  # a zip of one folder: that folder
                 folders.append(inner)

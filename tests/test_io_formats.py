@@ -180,6 +180,24 @@ def test_zip_of_dicom_series_reads_and_cleans_up(tmp_path, monkeypatch):
     assert list(tmpdir.iterdir()) == []  # the private extraction folder is gone
 
 
+def test_what_is_said_of_a_zip_s_files_names_them_as_the_zip_does(tmp_path, caplog):
+    """The reader's warning and list_series named a zip's members by the extraction's numbered names
+    (000005_b.nii.gz, study.zip!000001_IM....dcm)."""
+    hu = chest_phantom((5, 16, 16))
+    files = write_series(tmp_path / "series", hu)
+    io.write_volume_nifti(hu, (2.5, 0.7, 0.7), tmp_path / "b.nii.gz")
+    z = tmp_path / "study.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for f in files:
+            zf.write(f, f"a/{f.name}")
+        zf.write(tmp_path / "b.nii.gz", "b/b.nii.gz")
+    with caplog.at_level("WARNING"):
+        io.read_ct(z)
+    assert "also holds 1 volume file(s) (b.nii.gz)" in caplog.text
+    listed = [f for s in io.list_series(z) for f in s.files]
+    assert sorted(listed) == sorted(f"{z}!{f.name}" for f in files)
+
+
 @pytest.mark.parametrize("name", ["../evil.dcm", "/abs/evil.dcm", "a/../../evil.dcm", "C:/evil.dcm"])
 def test_zip_with_unsafe_paths_is_refused(tmp_path, name):
     z = tmp_path / "bad.zip"
