@@ -126,7 +126,7 @@ def label_values(voxels: np.ndarray, max_labels: int = MAX_LABELS, max_slices: i
     a = np.asarray(voxels)
     if a.size == 0 or not a.min() >= 0:  # `not >=`: NaN is not a label either
         return None
-    sample = a[np.linspace(0, len(a) - 1, min(len(a), max_slices)).astype(int)] if a.ndim == 3 else a
+    sample = a[spread(len(a), max_slices)] if a.ndim == 3 else a  # a shortcut: what fails here fails on all of it
     for part, fewest in ((sample, 1), (a, 2)):  # a mask may hold its label on slices the sample misses
         vals = np.unique(part)
         if not fewest <= len(vals) <= max_labels or not np.all(vals == np.round(vals)):

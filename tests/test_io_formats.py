@@ -8,6 +8,7 @@ import pytest
 
 from ctmodels import io
 from ctmodels.errors import EmptyInputError, InvalidInputError, UnsafeArchiveError, UnsupportedFormatError
+from ctmodels.preprocessing import spread
 from synth import chest_phantom, write_series
 
 
@@ -52,7 +53,7 @@ def test_what_looks_like_a_label_map_rather_than_ct():
     assert io.label_values(mask) == [0.0, 1.0, 3.0]
     lesion = np.zeros((40, 16, 16), np.uint8)
     lesion[17, 5:9, 5:9] = 1  # on one slice, which 16 slices spread through the 40 miss
-    assert 17 not in np.linspace(0, 39, 16).astype(int) and io.label_values(lesion) == [0.0, 1.0]
+    assert 17 not in spread(40, 16) and io.label_values(lesion) == [0.0, 1.0]
     assert io.label_values(np.zeros((3, 8, 8))) is None  # one value: blank, not a map of labels
     assert io.label_values(np.linspace(0, 1, 3 * 64).reshape(3, 8, 8)) is None
     lots = np.arange(3 * 10 * 10).reshape(3, 10, 10)  # more than MAX_LABELS values
