@@ -189,11 +189,12 @@ def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Option
 
 def error_line(exc: Exception) -> str:
     """One line, never a traceback."""
-    if isinstance(exc, SeveralStudiesError):  # the advice the CLI gives, as done in the app
-        return str(exc).replace(SEVERAL_STUDIES_ADVICE, "pick a series of one of them in the Series box below, or "
-                                "upload each study on its own").replace(tempfile.gettempdir(), "upload")
     if isinstance(exc, CTModelsError):
-        return str(exc).replace(tempfile.gettempdir(), "upload")
+        text = str(exc).replace(tempfile.gettempdir(), "upload")
+        if isinstance(exc, SeveralStudiesError):  # the advice the CLI gives, as done in the app
+            text = text.replace(SEVERAL_STUDIES_ADVICE, "pick a series of one of them in the Series box below, or "
+                                "upload each study on its own")
+        return text
     return f"Could not process this input: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
 
 
