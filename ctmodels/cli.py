@@ -78,11 +78,16 @@ def _info_images(args, images: List[Path]) -> int:
     """``info`` of a folder of slice images: each one, its size, and what segment and the breath-hold check do."""
     from PIL import Image
 
+    from .io import EXIF_TURNS, exif_orientation
+
     listed = []
     for f in images:
         try:
             with Image.open(f) as im:  # the header only
-                listed.append({"name": f.name, "rows": im.size[1], "columns": im.size[0], "mode": im.mode})
+                orientation = exif_orientation(im)
+                w, h = im.size[::-1] if orientation in (5, 6, 7, 8) else im.size  # as segment reads it
+                turn = EXIF_TURNS.get(orientation)
+                listed.append({"name": f.name, "rows": h, "columns": w, "mode": im.mode, "exif_turn": turn})
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             listed.append({"name": f.name, "rows": None, "columns": None, "mode": None,
                            "error": f"not a readable image ({type(exc).__name__})"})
@@ -94,7 +99,9 @@ def _info_images(args, images: List[Path]) -> int:
     kinds = ", ".join(sorted({Path(i["name"]).suffix.lower() for i in listed}))
     print(f"{args.path}: {len(listed)} image slice(s) ({kinds}), each its own input")
     for n, i in enumerate(listed, 1):
-        print(f"   [{n}] {i['name']} " + (i["error"] if "error" in i else f"{i['rows']}x{i['columns']} {i['mode']}"))
+        turn = f", read {i['exif_turn']} (EXIF)" if i.get("exif_turn") else ""
+        size = f"{i['rows']}x{i['columns']} {i['mode']}{turn}"
+        print(f"   [{n}] {i['name']} " + (i["error"] if "error" in i else size))
     print(f"for {args.purpose}: " + (f"each image, with ctmodels segment {args.path} --out DIR: {why}"
                                      if args.purpose == "lesion" else f"none: {why}"))
     return 0

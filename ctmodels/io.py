@@ -443,7 +443,8 @@ def quiet_readers(verbose: bool = False) -> None:
     * pydicom, on a malformed header value (three lines: also a record of its logger). The Python warning is
       dropped; pydicom's log record is kept for ``verbose`` runs;
     * Pillow, on an image over its 89 M pixel limit (``DecompressionBombWarning``), which :func:`image_pixels`
-      refuses at 16.8 M pixels anyway, before decoding. Dropped."""
+      refuses at 16.8 M pixels anyway, before decoding, and on a damaged EXIF block ("Corrupt EXIF data"), of which
+      only the orientation is read, and ignored where it does not parse. Dropped."""
     import warnings
 
     from PIL import Image
@@ -452,13 +453,34 @@ def quiet_readers(verbose: bool = False) -> None:
     logging.getLogger("pydicom").setLevel(logging.INFO if verbose else logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning, module=r"PIL(\.|$)")
 
 
-def image_pixels(p: PathLike, prepare, expected: str = "") -> Tuple[np.ndarray, str]:
+# EXIF Orientation (0x0112) values other than 1, as what an image viewer does to the stored pixels to show them
+EXIF_TURNS = {2: "mirrored left to right", 3: "turned 180 degrees", 4: "mirrored top to bottom",
+              5: "mirrored along its diagonal", 6: "turned 90 degrees clockwise",
+              7: "mirrored along its other diagonal", 8: "turned 90 degrees anticlockwise"}
+
+
+def exif_orientation(im) -> Optional[int]:
+    """An open image's EXIF Orientation value; None without one, or where its EXIF block does not parse (the
+    pixels may still be good: they are read as stored)."""
+    try:
+        value = im.getexif().get(0x0112)
+    except Exception:  # Pillow raises several types on a damaged EXIF block (struct.error, SyntaxError, ...)
+        return None
+    return value if isinstance(value, int) else None
+
+
+def image_pixels(p: PathLike, prepare, expected: str = "", notes: Optional[List[str]] = None) -> Tuple[np.ndarray, str]:
     """The pixels of the image file ``p`` as ``prepare(image)`` gives them (a mode conversion; it may raise an
     InvalidInputError about the mode), and the file's own mode. An image over :data:`MAX_IMAGE_PIXELS` is refused
-    before its pixels are decoded, an unreadable one in one line; ``expected`` ends those messages."""
-    from PIL import Image, UnidentifiedImageError
+    before its pixels are decoded, an unreadable one in one line; ``expected`` ends those messages.
+
+    The pixels are those an image viewer shows: where the file's EXIF Orientation tag says to turn or mirror the
+    stored pixels (a photo taken with a phone held sideways), they are turned so, and a line saying how is added to
+    ``notes`` (when given)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     tail = f"; expected {expected}" if expected else ""
     try:
@@ -466,7 +488,12 @@ def image_pixels(p: PathLike, prepare, expected: str = "") -> Tuple[np.ndarray, 
             w, h = im.size
             if w * h > MAX_IMAGE_PIXELS:
                 raise InvalidInputError(f"image is {w}x{h}, larger than the 4096x4096 limit{tail}", p)
-            return np.asarray(prepare(im)), im.mode
+            turn = EXIF_TURNS.get(exif_orientation(im))
+            shown = ImageOps.exif_transpose(im) if turn else im
+            if turn and notes is not None:
+                notes.append(f"read {turn}, as image viewers show it (its EXIF orientation tag); masks and overlays "
+                             "are that way up")
+            return np.asarray(prepare(shown)), im.mode
     except InvalidInputError:
         raise
     except Image.DecompressionBombError:  # so large that Pillow refuses to open it
@@ -476,12 +503,12 @@ def image_pixels(p: PathLike, prepare, expected: str = "") -> Tuple[np.ndarray, 
                                 + (f", expected {expected}" if expected else ""), p) from None
 
 
-def _display_pixels(im):
+def _display_pixels(im, source: PathLike):
     """An 8-bit display slice as grey (``L``), or a colour one as ``RGB``; 16/32-bit images are refused (their
     units are unknown)."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         raise InvalidInputError(f"{im.mode} (16/32-bit) image: units unknown; expected an 8-bit display slice, "
-                                "or DICOM/NIfTI for Hounsfield units", im.filename)
+                                "or DICOM/NIfTI for Hounsfield units", source)
     return im.convert("L") if im.mode in ("1", "L", "LA", "La") else im.convert("RGB")
 
 
@@ -503,12 +530,15 @@ def read_image(p: Path) -> CTVolume:
     """An image file as one 8-bit display slice. Colour is read as grey (Pillow's luminance); a colour image with
     colour drawn inside the patient is refused, or warned of where the marks are few
     (:func:`ctmodels.display_colour.colour_note`)."""
-    arr, _ = image_pixels(p, _display_pixels)
+    notes: List[str] = []
+    arr, _ = image_pixels(p, lambda im: _display_pixels(im, p), notes=notes)
+    for n in notes:
+        log.warning("%s: %s", Path(p).name, n)
     if min(arr.shape[:2]) < 8:
         raise InvalidInputError(f"image is {arr.shape[1]}x{arr.shape[0]}, smaller than 8x8", p)
-    notes = []
     if arr.ndim == 3:
-        arr, notes = _colour_slice(arr, p)
+        arr, colour = _colour_slice(arr, p)
+        notes += colour
     fmt = suffix_of(p).lstrip(".")
     return CTVolume(arr[None].copy(), (1.0, 1.0, 1.0),
                     VolumeMeta(source=str(p), format=fmt, modality=None, units=DISPLAY, spacing_assumed=True,

@@ -550,15 +550,18 @@ def test_info_of_a_folder_of_slice_images_lists_them_as_segment_takes_them(tmp_p
     Image.fromarray(np.full((30, 40), 90, np.uint8)).save(tmp_path / "slices" / "a.png")
     Image.fromarray(np.full((50, 20), 90, np.uint8)).save(tmp_path / "slices" / "b.png")
     (tmp_path / "slices" / "c.png").write_bytes(b"not a png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone photo's pixels, stored turned: segment reads them as viewers show them, 40x30
+    Image.fromarray(np.full((30, 40), 90, np.uint8)).save(tmp_path / "slices" / "d.png", exif=exif.tobytes())
     assert main(["info", str(tmp_path / "slices")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"{tmp_path / 'slices'}: 3 image slice(s) (.png), each its own input"
-    assert out[1:4] == ["   [1] a.png 30x40 L", "   [2] b.png 50x20 L", "   [3] c.png not a readable image "
-                        "(UnidentifiedImageError)"]
-    assert out[4].startswith(f"for lesion: each image, with ctmodels segment {tmp_path / 'slices'} --out DIR: 8-bit")
+    assert out[0] == f"{tmp_path / 'slices'}: 4 image slice(s) (.png), each its own input"
+    assert out[1:5] == ["   [1] a.png 30x40 L", "   [2] b.png 50x20 L", "   [3] c.png not a readable image "
+                        "(UnidentifiedImageError)", "   [4] d.png 40x30 L, read turned 90 degrees clockwise (EXIF)"]
+    assert out[5].startswith(f"for lesion: each image, with ctmodels segment {tmp_path / 'slices'} --out DIR: 8-bit")
     assert main(["info", str(tmp_path / "slices"), "--json", "--purpose", "quality"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert [i["name"] for i in got["images"]] == ["a.png", "b.png", "c.png"] and got["selected"] is None
+    assert [i["name"] for i in got["images"]] == ["a.png", "b.png", "c.png", "d.png"] and got["selected"] is None
     assert got["reason"].startswith("8-bit display image(s) have no Hounsfield units")
     assert main(["info", str(tmp_path / "slices" / "a.png")]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("selected for lesion: [1] 8-bit display image(s), "

@@ -130,6 +130,42 @@ def test_png_is_display_not_hu(tmp_path):
     assert io.read_ct(tmp_path / "c.jpg").voxels.dtype == np.uint8
 
 
+# what an image viewer shows of stored pixels `a` for each EXIF Orientation value (the EXIF specification's words)
+EXIF_SHOWN = {2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud,
+              5: lambda a: np.rot90(np.fliplr(a), 1),  # mirrored left to right, then turned 270 degrees clockwise
+              6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(np.fliplr(a), -1), 8: lambda a: np.rot90(a, 1)}
+
+
+@pytest.mark.parametrize("orientation", sorted(EXIF_SHOWN))
+def test_an_image_is_read_the_way_up_its_exif_orientation_tag_says_viewers_show_it(tmp_path, orientation):
+    """A phone's photo stores its pixels as the sensor saw them, with an EXIF tag saying how to turn them for
+    display. They were read as stored: the overlay and mask lay turned against the image its user sees."""
+    y, x = np.indices((48, 64))
+    stored = (y + 2 * x).astype(np.uint8)  # a smooth ramp, no two of its 8 turns alike
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "photo.png", exif=exif.tobytes())
+    v = io.read_ct(tmp_path / "photo.png")
+    assert np.array_equal(v.voxels[0], EXIF_SHOWN[orientation](stored))
+    assert v.meta.warnings == [f"read {io.EXIF_TURNS[orientation]}, as image viewers show it (its EXIF orientation "
+                               "tag); masks and overlays are that way up"]
+    exif[0x0112] = 1  # stored upright: read as stored, nothing said
+    Image.fromarray(stored).save(tmp_path / "upright.png", exif=exif.tobytes())
+    v = io.read_ct(tmp_path / "upright.png")
+    assert np.array_equal(v.voxels[0], stored) and v.meta.warnings == []
+
+
+@pytest.mark.parametrize("block", [b"garbage" * 3, b"II*\x00\xff\xff\xff\x7f", b"MM\x00*\x00\x00\x00\x08\x00\x05"])
+def test_an_image_whose_exif_block_is_damaged_is_read_as_stored(tmp_path, block):
+    """Only the EXIF orientation is read: an EXIF block that does not parse (Pillow raised SyntaxError on the first)
+    leaves the pixels as stored, and is no reason to refuse them."""
+    y, x = np.indices((48, 64))
+    stored = (y + 2 * x).astype(np.uint8)
+    Image.fromarray(stored).save(tmp_path / "s.png", exif=block)
+    v = io.read_ct(tmp_path / "s.png")
+    assert np.array_equal(v.voxels[0], stored) and v.meta.warnings == []
+
+
 def test_16bit_png_is_refused(tmp_path):
     from PIL import Image
 
