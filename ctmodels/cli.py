@@ -26,7 +26,7 @@ log = logging.getLogger("ctmodels")
 def cmd_info(args) -> int:
     from . import registry
     from .io import IMAGE_SUFFIXES, image_slices, list_series, suffix_of
-    from .series import lungless, position_note, select_series
+    from .series import lungless, position_note, secondary_capture, select_series
 
     if args.path is None:
         models = [m.__dict__ for m in registry.all_models()]
@@ -62,7 +62,8 @@ def cmd_info(args) -> int:
               f"{s.modality or '?'} {s.n_slices} slices {s.rows}x{s.columns} {thick} "
               f"kernel={s.kernel or '-'} -> {s.kernel_class} ({s.kernel_reason})"
               f"{' - ' + s.description if s.description else ''}"
-              f"{position_note(s)}{' - ' + s.body_part + ' (no lung)' if lungless(s) else ''}")
+              f"{position_note(s)}{' - ' + s.body_part + ' (no lung)' if lungless(s) else ''}"
+              f"{' - secondary capture (not CT slices)' if secondary_capture(s) else ''}")
         print(f"       series {s.series_uid}")  # what --series takes
     print(f"selected for {args.purpose}: " + (f"[{series.index(chosen) + 1}] {why}" if chosen else f"none: {why}"))
     return 0

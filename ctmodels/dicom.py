@@ -262,11 +262,27 @@ def check_chest(ds, path: Path) -> None:
         raise NotChestError(not_chest(body_part(ds)), path)
 
 
+# SOP Class UID of Secondary Capture Image Storage; its multi-frame variants add ".1" to ".4"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+# what a secondary capture filed under modality CT is: a scanner's dose report or patient protocol, a screenshot
+SECONDARY_CAPTURE_IS = "a secondary capture (a screenshot or a report, such as a CT's dose report)"
+
+
+def is_secondary_capture(ds) -> bool:
+    """A Secondary Capture image (by SOPClassUID, or the file meta's MediaStorageSOPClassUID): a picture of a
+    screen or a report, filed under the modality of the study it belongs to, not slices in Hounsfield units."""
+    uid = str(getattr(ds, "SOPClassUID", "") or "") or str(
+        getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+    return uid == SECONDARY_CAPTURE or uid.startswith(SECONDARY_CAPTURE + ".")
+
+
 def check_ct(ds, path: Path) -> None:
     """Raise NotCTError unless the dataset is a grayscale CT image."""
     modality = str(getattr(ds, "Modality", "") or "").upper()
     if modality != "CT":
         raise NotCTError(f"modality is {modality or 'missing'}, expected CT", path)
+    if is_secondary_capture(ds):
+        raise NotCTError(f"{SECONDARY_CAPTURE_IS}, expected CT slices", path)
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     if not photometric.startswith("MONOCHROME") or int(getattr(ds, "SamplesPerPixel", 1) or 1) != 1:
         raise NotCTError(f"{photometric} colour image, expected a grayscale CT image", path)
@@ -631,7 +647,13 @@ def slices_to_stack(items: Sequence[Tuple[Path, object]]) -> List[Tuple[Path, ob
 def _headers_to_stack(items: Sequence[Tuple[Path, object]], warnings: List[str]):
     """The series' first slice of the geometry read (its file and header), the slice normal, the ``(position, path,
     header)`` entries to stack, one per position in order along the normal, and whether positions were assumed
-    (no ImagePositionPatient nor SliceLocation). Every slice must be CT (:func:`check_ct`)."""
+    (no ImagePositionPatient nor SliceLocation). Every slice must be CT (:func:`check_ct`); secondary captures
+    filed in a series of CT slices (a dose report given the series' UID) are set aside."""
+    captures = [p for p, ds in items if is_secondary_capture(ds)]
+    if captures and len(captures) < len(items):
+        items = [(p, ds) for p, ds in items if not is_secondary_capture(ds)]
+        warnings.append(f"{len(captures)} secondary capture(s) filed in the series set aside (a report or a "
+                        f"screenshot, not a CT slice; first: {Path(captures[0]).name})")
     for p, ds in items:
         check_ct(ds, p)
     items = _one_geometry(items, warnings)
@@ -900,6 +922,7 @@ def _series_summary(ds) -> Dict[str, object]:
         "image_type": _image_type(ds),
         "body_part": body_part(ds),
         "plane": plane_of(ds),
+        "secondary_capture": is_secondary_capture(ds),
     }
 
 

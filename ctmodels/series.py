@@ -127,7 +127,7 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
     s = dicom.series_summary(stacked)
     cls, why = classify_kernel(s["kernel"], s["manufacturer"])
     source = "tag" if cls != UNKNOWN else "none"
-    if cls == UNKNOWN and sample_pixels and s["modality"] == "CT":
+    if cls == UNKNOWN and sample_pixels and s["modality"] == "CT" and not s["secondary_capture"]:
         try:
             p, ds = stacked[len(stacked) // 2]
             vol = dicom.read_series([(p, ds)], source=str(p))  # one slice (or one frame of an Enhanced CT file)
@@ -143,7 +143,7 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
         slice_thickness=s["slice_thickness"],
         pixel_spacing=s["pixel_spacing"], series_number=s["series_number"], study_uid=s["study_uid"],
         rows=s["rows"], columns=s["columns"], patient_position=s["patient_position"], image_type=s["image_type"],
-        body_part=s["body_part"], plane=s["plane"],
+        body_part=s["body_part"], plane=s["plane"], secondary_capture=bool(s["secondary_capture"]),
     )
 
 
@@ -179,6 +179,13 @@ def lungless(s) -> bool:
     from .dicom import lungless as lungless_part
 
     return lungless_part(_field(s, "body_part"))
+
+
+def secondary_capture(s) -> bool:
+    """A series of secondary captures (``s``: a :class:`SeriesInfo` or its ``as_dict()``): a CT's dose report or
+    patient protocol, or screenshots, filed under modality CT beside the study's slices. Never a candidate: it
+    holds no slices in Hounsfield units."""
+    return bool(_field(s, "secondary_capture"))
 
 
 def soft_by_tag(s) -> bool:
@@ -270,7 +277,7 @@ def _last_resort_note(best: SeriesInfo, ct: Sequence[SeriesInfo]) -> str:
 def checkable(series: Sequence) -> list:
     """The series the breath-hold check may measure, if asked for by name: CT, not :func:`soft_by_tag`, not
     :func:`lungless`."""
-    return [s for s in series if is_ct(s) and not soft_by_tag(s) and not lungless(s)]
+    return [s for s in series if is_ct(s) and not soft_by_tag(s) and not lungless(s) and not secondary_capture(s)]
 
 
 def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tuple[SeriesInfo, str]:
@@ -290,7 +297,7 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     (:func:`supine`) after supine ones: the models were made for axial supine chest CT slices. Among equals: more
     slices (coverage), then thinner slices.
     """
-    from .dicom import not_chest
+    from .dicom import SECONDARY_CAPTURE_IS, not_chest
     from .errors import SeriesSelectionError, SeveralStudiesError
 
     if not series:
@@ -303,11 +310,16 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     if len(studies) > 1:  # never pick one patient's or one day's series out of several unasked
         raise SeveralStudiesError(f"holds {len(studies)} studies (series with different StudyInstanceUIDs); expected "
                                   f"one study: {SEVERAL_STUDIES_ADVICE}", series=[s.as_dict() for s in ct])
+    captures = [s for s in ct if secondary_capture(s)]
+    if captures and len(captures) == len(ct):
+        raise SeriesSelectionError(f"holds no CT slices, only {SECONDARY_CAPTURE_IS}; expected a CT series")
+    aside = f"; {len(captures)} secondary-capture series (a report or screenshots) set aside" if captures else ""
+    ct = [s for s in ct if not secondary_capture(s)]
     no_lung = [s for s in ct if lungless(s)]
     parts = ", ".join(sorted({s.body_part for s in no_lung}))
     if no_lung and len(no_lung) == len(ct):
         raise SeriesSelectionError(not_chest(parts))
-    aside = f"; {len(no_lung)} series of {parts} (no lung) set aside" if no_lung else ""
+    aside += f"; {len(no_lung)} series of {parts} (no lung) set aside" if no_lung else ""
     ct = [s for s in ct if not lungless(s)]
 
     def rank(s: SeriesInfo):

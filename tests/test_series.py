@@ -91,6 +91,8 @@ def test_the_series_the_breath_hold_check_may_measure():
              _info("mr", "lung", 40, modality="MR"), _info("unknown", "unknown", 40, source="none"),
              _info("head", "lung", 40)]
     infos[-1].body_part = "HEAD"  # reading refuses it
+    infos.append(_info("dose report", "unknown", 1, source="none"))
+    infos[-1].secondary_capture = True  # and this
     assert [s.series_uid for s in checkable(infos)] == ["lung", "soft-image", "unknown"]
     assert [d["series_uid"] for d in checkable([s.as_dict() for s in infos])] == ["lung", "soft-image", "unknown"]
 
