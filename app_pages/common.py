@@ -12,7 +12,7 @@ import streamlit as st
 
 from ctmodels.errors import CTModelsError, SeveralStudiesError
 from ctmodels.io import IMAGE_SUFFIXES, parse_spacing, read_ct, suffix_of
-from ctmodels.series import SEVERAL_STUDIES_ADVICE, lungless, position_note, secondary_capture
+from ctmodels.series import SEVERAL_STUDIES_ADVICE, lungless, no_slices, position_note
 from ctmodels.types import CTVolume
 
 # (table or file name, ExtentCalibration) of the calibration Cohort classes last fitted on an upload or read from
@@ -254,7 +254,7 @@ def choose_series(infos: List[dict], current: Optional[str], shared: Optional[di
     the upload, so that the page's results for it come back on return (both lesion pages share theirs)."""
     slot, help_text = SERIES_BOX[page]
     # reading refuses them: a head series beside the chest's, a dose report
-    infos = [d for d in infos if not lungless(d) and not secondary_capture(d)]
+    infos = [d for d in infos if not lungless(d) and not no_slices(d)]
     if shared is None or len(infos) < (2 if current else 1):
         return
     uids = [d["series_uid"] for d in infos]

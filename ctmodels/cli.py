@@ -26,7 +26,7 @@ log = logging.getLogger("ctmodels")
 def cmd_info(args) -> int:
     from . import registry
     from .io import IMAGE_SUFFIXES, image_slices, list_series, suffix_of
-    from .series import lungless, position_note, secondary_capture, select_series
+    from .series import lungless, no_slices, position_note, select_series
 
     if args.path is None:
         models = [m.__dict__ for m in registry.all_models()]
@@ -58,12 +58,13 @@ def cmd_info(args) -> int:
     for i, s in enumerate(series, 1):
         mark = "*" if chosen is not None and s.series_uid == chosen.series_uid else " "
         thick = f"{s.slice_thickness:.2f} mm" if s.slice_thickness else "? mm"
+        size = f"{s.rows}x{s.columns}" if s.rows and s.columns else "no image"
         print(f" {mark} [{i}] #{s.series_number if s.series_number is not None else '-'} "
-              f"{s.modality or '?'} {s.n_slices} slices {s.rows}x{s.columns} {thick} "
+              f"{s.modality or '?'} {s.n_slices} slices {size} {thick} "
               f"kernel={s.kernel or '-'} -> {s.kernel_class} ({s.kernel_reason})"
               f"{' - ' + s.description if s.description else ''}"
               f"{position_note(s)}{' - ' + s.body_part + ' (no lung)' if lungless(s) else ''}"
-              f"{' - secondary capture (not CT slices)' if secondary_capture(s) else ''}")
+              f"{' - not CT slices: ' + s.not_slices if no_slices(s) else ''}")
         print(f"       series {s.series_uid}")  # what --series takes
     print(f"selected for {args.purpose}: " + (f"[{series.index(chosen) + 1}] {why}" if chosen else f"none: {why}"))
     return 0

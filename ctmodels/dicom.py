@@ -276,6 +276,20 @@ def is_secondary_capture(ds) -> bool:
     return uid == SECONDARY_CAPTURE or uid.startswith(SECONDARY_CAPTURE + ".")
 
 
+# what a file filed under modality CT without an image is: a scanner's raw data or another private object
+NO_IMAGE_IS = "an object without an image (no Rows/Columns: raw data or another non-image object)"
+
+
+def not_a_slice(ds) -> Optional[str]:
+    """Why a CT dataset holds no slice to read (a secondary capture, an object without an image); None for one that
+    may (:func:`check_ct` says what else is wrong with it)."""
+    if is_secondary_capture(ds):
+        return SECONDARY_CAPTURE_IS
+    if "Rows" not in ds or "Columns" not in ds:
+        return NO_IMAGE_IS
+    return None
+
+
 def check_ct(ds, path: Path) -> None:
     """Raise NotCTError unless the dataset is a grayscale CT image."""
     modality = str(getattr(ds, "Modality", "") or "").upper()
@@ -647,13 +661,13 @@ def slices_to_stack(items: Sequence[Tuple[Path, object]]) -> List[Tuple[Path, ob
 def _headers_to_stack(items: Sequence[Tuple[Path, object]], warnings: List[str]):
     """The series' first slice of the geometry read (its file and header), the slice normal, the ``(position, path,
     header)`` entries to stack, one per position in order along the normal, and whether positions were assumed
-    (no ImagePositionPatient nor SliceLocation). Every slice must be CT (:func:`check_ct`); secondary captures
-    filed in a series of CT slices (a dose report given the series' UID) are set aside."""
-    captures = [p for p, ds in items if is_secondary_capture(ds)]
-    if captures and len(captures) < len(items):
-        items = [(p, ds) for p, ds in items if not is_secondary_capture(ds)]
-        warnings.append(f"{len(captures)} secondary capture(s) filed in the series set aside (a report or a "
-                        f"screenshot, not a CT slice; first: {Path(captures[0]).name})")
+    (no ImagePositionPatient nor SliceLocation). Every slice must be CT (:func:`check_ct`); files filed in a series
+    of CT slices that are none (:func:`not_a_slice`: a dose report given the series' UID) are set aside."""
+    others = [(p, why) for p, ds in items for why in [not_a_slice(ds)] if why]
+    if others and len(others) < len(items):
+        items = [(p, ds) for p, ds in items if not not_a_slice(ds)]
+        warnings.append(f"{len(others)} file(s) filed in the series set aside, not CT slices (first: "
+                        f"{Path(others[0][0]).name}, {others[0][1]})")
     for p, ds in items:
         check_ct(ds, p)
     items = _one_geometry(items, warnings)
@@ -922,7 +936,7 @@ def _series_summary(ds) -> Dict[str, object]:
         "image_type": _image_type(ds),
         "body_part": body_part(ds),
         "plane": plane_of(ds),
-        "secondary_capture": is_secondary_capture(ds),
+        "not_slices": not_a_slice(ds),
     }
 
 

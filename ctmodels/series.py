@@ -127,7 +127,7 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
     s = dicom.series_summary(stacked)
     cls, why = classify_kernel(s["kernel"], s["manufacturer"])
     source = "tag" if cls != UNKNOWN else "none"
-    if cls == UNKNOWN and sample_pixels and s["modality"] == "CT" and not s["secondary_capture"]:
+    if cls == UNKNOWN and sample_pixels and s["modality"] == "CT" and not s["not_slices"]:
         try:
             p, ds = stacked[len(stacked) // 2]
             vol = dicom.read_series([(p, ds)], source=str(p))  # one slice (or one frame of an Enhanced CT file)
@@ -143,7 +143,7 @@ def describe_dicom_series(uid: str, items, sample_pixels: bool = True) -> Series
         slice_thickness=s["slice_thickness"],
         pixel_spacing=s["pixel_spacing"], series_number=s["series_number"], study_uid=s["study_uid"],
         rows=s["rows"], columns=s["columns"], patient_position=s["patient_position"], image_type=s["image_type"],
-        body_part=s["body_part"], plane=s["plane"], secondary_capture=bool(s["secondary_capture"]),
+        body_part=s["body_part"], plane=s["plane"], not_slices=s["not_slices"],
     )
 
 
@@ -181,11 +181,11 @@ def lungless(s) -> bool:
     return lungless_part(_field(s, "body_part"))
 
 
-def secondary_capture(s) -> bool:
-    """A series of secondary captures (``s``: a :class:`SeriesInfo` or its ``as_dict()``): a CT's dose report or
-    patient protocol, or screenshots, filed under modality CT beside the study's slices. Never a candidate: it
-    holds no slices in Hounsfield units."""
-    return bool(_field(s, "secondary_capture"))
+def no_slices(s) -> bool:
+    """A series that holds no CT slices to read (``s``: a :class:`SeriesInfo` or its ``as_dict()``; its
+    ``not_slices`` says why): a CT's dose report or patient protocol or screenshots (Secondary Capture), raw data
+    or another object without an image, filed under modality CT beside the study's slices. Never a candidate."""
+    return bool(_field(s, "not_slices"))
 
 
 def soft_by_tag(s) -> bool:
@@ -277,7 +277,7 @@ def _last_resort_note(best: SeriesInfo, ct: Sequence[SeriesInfo]) -> str:
 def checkable(series: Sequence) -> list:
     """The series the breath-hold check may measure, if asked for by name: CT, not :func:`soft_by_tag`, not
     :func:`lungless`."""
-    return [s for s in series if is_ct(s) and not soft_by_tag(s) and not lungless(s) and not secondary_capture(s)]
+    return [s for s in series if is_ct(s) and not soft_by_tag(s) and not lungless(s) and not no_slices(s)]
 
 
 def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tuple[SeriesInfo, str]:
@@ -297,7 +297,7 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     (:func:`supine`) after supine ones: the models were made for axial supine chest CT slices. Among equals: more
     slices (coverage), then thinner slices.
     """
-    from .dicom import SECONDARY_CAPTURE_IS, not_chest
+    from .dicom import not_chest
     from .errors import SeriesSelectionError, SeveralStudiesError
 
     if not series:
@@ -310,11 +310,11 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     if len(studies) > 1:  # never pick one patient's or one day's series out of several unasked
         raise SeveralStudiesError(f"holds {len(studies)} studies (series with different StudyInstanceUIDs); expected "
                                   f"one study: {SEVERAL_STUDIES_ADVICE}", series=[s.as_dict() for s in ct])
-    captures = [s for s in ct if secondary_capture(s)]
-    if captures and len(captures) == len(ct):
-        raise SeriesSelectionError(f"holds no CT slices, only {SECONDARY_CAPTURE_IS}; expected a CT series")
-    aside = f"; {len(captures)} secondary-capture series (a report or screenshots) set aside" if captures else ""
-    ct = [s for s in ct if not secondary_capture(s)]
+    others = [s for s in ct if no_slices(s)]
+    if others and len(others) == len(ct):
+        raise SeriesSelectionError(f"holds no CT slices, only {others[0].not_slices}; expected a CT series")
+    aside = f"; {len(others)} series of no CT slices (a dose report, raw data) set aside" if others else ""
+    ct = [s for s in ct if not no_slices(s)]
     no_lung = [s for s in ct if lungless(s)]
     parts = ", ".join(sorted({s.body_part for s in no_lung}))
     if no_lung and len(no_lung) == len(ct):

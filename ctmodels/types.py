@@ -110,7 +110,8 @@ class SeriesInfo:
     image_type: Optional[str] = None  # ImageType (0008,0008), values joined by backslashes
     body_part: Optional[str] = None  # BodyPartExamined (0018,0015) as written
     plane: str = "axial"  # of the slices, by ImageOrientationPatient: axial, coronal or sagittal (nearest)
-    secondary_capture: bool = False  # SOP class Secondary Capture: a dose report or a screenshot, not CT slices
+    # why the series holds no CT slices to read, e.g. a Secondary Capture (a dose report); None for slices
+    not_slices: Optional[str] = None
 
     def as_dict(self) -> Dict[str, Any]:
         d = dict(self.__dict__)

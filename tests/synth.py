@@ -98,6 +98,29 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
     return paths
 
 
+def dose_report(path, study_uid, series_uid=None, sop_class="1.2.840.10008.5.1.4.1.1.7"):
+    """A CT scanner's dose report as it is exported beside the slices: a Secondary Capture image of text, filed
+    under modality CT in the study, with no position, pixel size, kernel or rescale."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = sop_class, generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "CT", study_uid, series_uid or generate_uid()
+    ds.SeriesNumber, ds.SeriesDescription, ds.ImageType = 999, "Dose Report", ["DERIVED", "SECONDARY", "OTHER"]
+    text = np.zeros((128, 128), np.uint8)
+    text[8::12, 10:110] = 255  # lines of "text"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 128, 128, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.InstanceNumber, ds.PixelData = 1, text.tobytes()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
 def round_field_of_view(h: int, w: int) -> np.ndarray:
     """True inside a scanner's round field of view on an h x w slice (the corners lie outside it)."""
     yy, xx = np.mgrid[:h, :w]

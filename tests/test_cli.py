@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ctmodels.cli import main
-from synth import chest_phantom, write_series
+from synth import chest_phantom, dose_report, write_series
 
 
 def test_help_lists_subcommands(capsys):
@@ -35,6 +35,31 @@ def test_info_lists_series_and_selection(tmp_path, capsys):
     assert chosen["kernel"] == "B70f"
     # no patient identifiers in what info prints
     assert "PID-12345" not in json.dumps(d) and "Doe" not in json.dumps(d)
+
+
+def test_info_says_which_series_hold_no_ct_slices(tmp_path, capsys):
+    """A dose report (a secondary capture filed under CT) and raw data (no image) are listed as what they are, and
+    not selected; "NonexNone" was printed for the size of a series without an image."""
+    import pydicom
+
+    study = "1.2.826.0.1.3680043.8.498.1"
+    write_series(tmp_path / "s" / "soft", chest_phantom((4, 16, 16)), kernel="STANDARD", series_number=3,
+                 study_uid=study)
+    dose_report(tmp_path / "s" / "report" / "IM1", study)
+    raw = pydicom.dcmread(dose_report(tmp_path / "s" / "raw" / "IM1", study))
+    del raw.Rows, raw.Columns, raw.PixelData, raw.SOPClassUID
+    raw.file_meta.MediaStorageSOPClassUID = "1.3.12.2.1107.5.9.1"  # a scanner maker's private non-image storage
+    raw.SeriesNumber, raw.SeriesDescription = 998, "raw"
+    raw.save_as(tmp_path / "s" / "raw" / "IM1")
+    assert main(["info", str(tmp_path / "s")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("   [1] #998 CT 1 slices no image ? mm kernel=- -> unknown (no ConvolutionKernel "
+                               "tag) - raw - not CT slices: an object without an image (no Rows/Columns"), lines
+    assert lines[3].endswith(" - Dose Report - not CT slices: a secondary capture (a screenshot or a report, such as "
+                             "a CT's dose report)"), lines
+    assert lines[5].startswith(" * [3] #3 CT 4 slices 16x16") and lines[-1].startswith("selected for lesion: [3] "
+                                                                                        "only soft-tissue kernel")
+    assert lines[-1].endswith("; 2 series of no CT slices (a dose report, raw data) set aside")
 
 
 def test_series_option_reads_the_series_info_lists(tmp_path, capsys):

@@ -1,13 +1,11 @@
 """DICOM series reading: grouping, ordering by position, rescale, gaps, bad files."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from ctmodels import io
 from ctmodels.errors import EmptyInputError, InvalidInputError, NotCTError
-from synth import chest_phantom, round_field_of_view, write_series
+from synth import chest_phantom, dose_report, round_field_of_view, write_series
 
 
 def test_shuffled_files_are_ordered_by_position_not_name(tmp_path):
@@ -757,48 +755,26 @@ def test_a_localizer_filed_in_the_series_is_set_aside_not_stacked(tmp_path):
     assert np.array_equal(io.read_ct(tmp_path / "s").voxels, ref.voxels)
 
 
-def _dose_report(path, study_uid, series_uid=None, sop_class="1.2.840.10008.5.1.4.1.1.7"):
-    """A CT scanner's dose report as it is exported beside the slices: a Secondary Capture image of text, filed
-    under modality CT in the study, with no position, pixel size, kernel or rescale."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = sop_class, generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, ds.file_meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "CT", study_uid, series_uid or generate_uid()
-    ds.SeriesNumber, ds.SeriesDescription, ds.ImageType = 999, "Dose Report", ["DERIVED", "SECONDARY", "OTHER"]
-    text = np.zeros((128, 128), np.uint8)
-    text[8::12, 10:110] = 255  # lines of "text"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 128, 128, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.InstanceNumber, ds.PixelData = 1, text.tobytes()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 def test_a_dose_report_filed_under_ct_is_set_aside_not_read(tmp_path):
     """PACS exports of a CT study hold the scanner's dose report, a Secondary Capture image filed under modality
     CT. Beside a soft-tissue kernel series (no lung kernel, so the report's unknown kernel ranked first) it was the
     series read: "nothing below 0 (values 0..255)", and the breath-hold check measured it rather than saying that
     only soft-tissue kernels were there."""
+    import pydicom
+
     from ctmodels.errors import SeriesSelectionError
     from ctmodels.series import select_series
 
     hu = chest_phantom((6, 24, 24))
     study = "1.2.826.0.1.3680043.8.498.1"
     write_series(tmp_path / "study" / "soft", hu, kernel="STANDARD", study_uid=study)
-    _dose_report(tmp_path / "study" / "report" / "IM0001", study)
+    dose_report(tmp_path / "study" / "report" / "IM0001", study)
     listed = {s.description: s for s in io.list_series(tmp_path / "study")}
-    assert listed["Dose Report"].secondary_capture and listed["Dose Report"].kernel_class == "unknown"
-    assert not listed["synthetic STANDARD"].secondary_capture
+    assert listed["Dose Report"].not_slices.startswith("a secondary capture")
+    assert listed["Dose Report"].kernel_class == "unknown" and listed["synthetic STANDARD"].not_slices is None
     vol = io.read_ct(tmp_path / "study")
     assert np.array_equal(vol.voxels, hu)
-    assert vol.meta.extra["selection_reason"].endswith("; 1 secondary-capture series (a report or screenshots) set "
-                                                       "aside")
+    assert vol.meta.extra["selection_reason"].endswith("; 1 series of no CT slices (a dose report, raw data) set aside")
     with pytest.raises(SeriesSelectionError, match="only soft-tissue kernel series found; the breath-hold"):
         select_series(list(listed.values()), purpose="quality")
     with pytest.raises(SeriesSelectionError, match="holds no CT slices, only a secondary capture"):
@@ -808,11 +784,24 @@ def test_a_dose_report_filed_under_ct_is_set_aside_not_read(tmp_path):
         io.read_ct(tmp_path / "study" / "report" / "IM0001")
     # a multi-frame secondary capture's SOP class, filed in the slices' own series: set aside, and said
     uid = listed["synthetic STANDARD"].series_uid
-    _dose_report(tmp_path / "study" / "soft" / "report.dcm", study, uid, sop_class="1.2.840.10008.5.1.4.1.1.7.2")
+    dose_report(tmp_path / "study" / "soft" / "report.dcm", study, uid, sop_class="1.2.840.10008.5.1.4.1.1.7.2")
     vol = io.read_ct(tmp_path / "study" / "soft")
     assert np.array_equal(vol.voxels, hu)
-    assert vol.meta.warnings == ["1 secondary capture(s) filed in the series set aside (a report or a screenshot, "
-                                 "not a CT slice; first: report.dcm)"]
+    assert vol.meta.warnings == ["1 file(s) filed in the series set aside, not CT slices (first: report.dcm, a "
+                                 "secondary capture (a screenshot or a report, such as a CT's dose report))"]
+    # raw data filed under modality CT (no image at all), beside the slices or in their series
+    raw = pydicom.dcmread(tmp_path / "study" / "report" / "IM0001")
+    for tag in ("Rows", "Columns", "PixelData", "SOPClassUID"):
+        delattr(raw, tag)
+    raw.file_meta.MediaStorageSOPClassUID = "1.3.12.2.1107.5.9.1"  # a scanner maker's private non-image storage
+    raw.save_as(tmp_path / "study" / "report" / "IM0001")
+    (tmp_path / "study" / "soft" / "report.dcm").unlink()
+    listed = {s.description: s for s in io.list_series(tmp_path / "study")}
+    assert listed["Dose Report"].not_slices.startswith("an object without an image (no Rows/Columns")
+    assert np.array_equal(io.read_ct(tmp_path / "study").voxels, hu)
+    raw.SeriesInstanceUID = uid
+    raw.save_as(tmp_path / "study" / "soft" / "raw")
+    assert np.array_equal(io.read_ct(tmp_path / "study" / "soft").voxels, hu)
 
 
 def test_pixel_padding_value_marks_pixels_that_are_not_image(tmp_path):

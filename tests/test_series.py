@@ -92,7 +92,7 @@ def test_the_series_the_breath_hold_check_may_measure():
              _info("head", "lung", 40)]
     infos[-1].body_part = "HEAD"  # reading refuses it
     infos.append(_info("dose report", "unknown", 1, source="none"))
-    infos[-1].secondary_capture = True  # and this
+    infos[-1].not_slices = "a secondary capture"  # and this
     assert [s.series_uid for s in checkable(infos)] == ["lung", "soft-image", "unknown"]
     assert [d["series_uid"] for d in checkable([s.as_dict() for s in infos])] == ["lung", "soft-image", "unknown"]
 
