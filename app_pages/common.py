@@ -18,7 +18,8 @@ from ctmodels.types import CTVolume
 # (table or file name, ExtentCalibration) of the calibration Cohort classes last fitted on an upload or read from
 # one: Study severity classes its study with it too
 COHORT_FIT = "cohort_fit"
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "zip", "nii", "gz", "nrrd", "npy"]
+# with .nhdr and .mhd headers, their data files (.raw, .zraw) uploaded beside them
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "zip", "nii", "gz", "nrrd", "nhdr", "mha", "mhd", "raw", "zraw", "npy"]
 
 
 @st.cache_resource(show_spinner="Loading the lesion model...")
@@ -165,9 +166,11 @@ def volume_from_uploads(files: List, purpose: str = "lesion", series_uid: Option
     ``purpose``; ``spacing`` for a .npy upload), delete the dir."""
     with tempfile.TemporaryDirectory(prefix="ctmodels-upload-") as tmp, st.spinner(f"Reading {upload_name(files)}..."):
         written = []  # (path here, the name the user knows)
-        for i, f in enumerate(files):
-            name = Path(f.name).name or f"upload{i}"
-            p = Path(tmp) / f"{i:04d}_{name}"
+        names = [Path(f.name).name or f"upload{i}" for i, f in enumerate(files)]
+        # each under its own name where none clash and none names a folder: a header then finds its data file
+        own = len(set(names)) == len(names) and not {".", ".."} & set(names)
+        for i, (f, name) in enumerate(zip(files, names)):
+            p = Path(tmp) / (name if own else f"{i:04d}_{name}")
             p.write_bytes(f.getvalue())
             written.append((p, name))
         target = written[0][0] if len(written) == 1 else Path(tmp)

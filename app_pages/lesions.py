@@ -21,7 +21,8 @@ st.caption("Ground-glass opacity, consolidation and other lung on each axial CT 
 
 # ---- inputs
 files, use_example = upload_or_example(
-    "Axial CT slice (PNG/JPG in a lung window), DICOM file(s), zip of a DICOM series, NIfTI, NRRD or .npy", "lesion",
+    "Axial CT slice (PNG/JPG in a lung window), DICOM file(s), zip of a DICOM series, NIfTI, NRRD, MetaImage or "
+    ".npy", "lesion",
     "a file")
 
 # ---- one library call (cached per upload in this session)

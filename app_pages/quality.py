@@ -41,7 +41,7 @@ st.title("Breath-hold quality check")
 st.caption("Round trachea above the carina = full inspiration (pass); flattened or crescent with the posterior "
            "wall bowing in = expiration (fail). Lung-kernel series only. Research use only.")
 
-files = study_upload("One study (DICOM zip/files, NIfTI, NRRD) or a zip with one study per folder", "qa",
+files = study_upload("One study (DICOM zip/files, NIfTI, NRRD, MetaImage) or a zip with one study per folder", "qa",
                      folder_label="A study's folder, or a folder with one study per subfolder (batch)")
 if st.session_state.pop("_qa_batch_redraw", False) or "qa_batch" not in st.session_state:
     # the switch as the upload's record has it: when the page is drawn anew, and once switched on below for an

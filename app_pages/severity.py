@@ -8,7 +8,7 @@ from ctmodels.severity import NOT_ASSESSED, T_AB, T_BC, format_probability, form
 
 st.title("Study severity")
 
-files, use_example = upload_or_example("A whole study: zip of a DICOM series, DICOM files, NIfTI or NRRD",
+files, use_example = upload_or_example("A whole study: zip of a DICOM series, DICOM files, NIfTI, NRRD or MetaImage",
                                        "severity", "a study")
 
 study = lesion_study(files, use_example)

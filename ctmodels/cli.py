@@ -148,7 +148,8 @@ def _spacing_for(spacing, inputs) -> None:
 # ----------------------------------------------------------------------------- segment
 def _stem(path: Path) -> str:
     name = path.name
-    for sfx in (".nii.gz", ".nii", ".nrrd", ".zip", ".dcm", ".png", ".jpg", ".jpeg", ".npy", ".bmp", ".tif", ".tiff"):
+    for sfx in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip", ".dcm", ".png", ".jpg", ".jpeg", ".npy",
+                ".bmp", ".tif", ".tiff"):
         if name.lower().endswith(sfx):
             return name[: -len(sfx)] or name
     return name
@@ -526,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="list the series of a study, their kernels and which would be used; "
                        "without PATH: the models")
-    s.add_argument("path", nargs="?", type=Path, help="DICOM file/folder, zip, NIfTI, NRRD, PNG/JPG or .npy")
+    s.add_argument("path", nargs="?", type=Path, help="DICOM file/folder, zip, NIfTI, NRRD, MetaImage, PNG/JPG or .npy")
     s.add_argument("--purpose", choices=["lesion", "quality"], default="lesion")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_info)
@@ -596,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_calibrate)
 
     s = sub.add_parser("check-breath-hold", help="breath-hold quality of one study from the trachea's shape")
-    s.add_argument("study", help="DICOM folder/file, zip, NIfTI, NRRD or .npy")
+    s.add_argument("study", help="DICOM folder/file, zip, NIfTI, NRRD, MetaImage or .npy")
     s.add_argument("--json", action="store_true")
     s.add_argument("--save-figure", metavar="FILE", help="PNG of the trachea crop with its contour")
     s.add_argument("--series", metavar="UID", default=None,

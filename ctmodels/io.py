@@ -9,8 +9,8 @@ Inputs and conventions
   a file.
 * **zip** of DICOM files/folders or of one volume file: extracted safely into a private
   temporary folder that is deleted after reading (see :mod:`ctmodels.archive`).
-* **NIfTI** (``.nii``, ``.nii.gz``) and **NRRD** (``.nrrd``, ``.nhdr``): values are HU; the
-  affine brings the array to the canonical layout.
+* **NIfTI** (``.nii``, ``.nii.gz``), **NRRD** (``.nrrd``, ``.nhdr``) and **MetaImage** (``.mha``, ``.mhd``:
+  :mod:`ctmodels.metaimage`): values are HU; the affine brings the array to the canonical layout.
 * **PNG / JPG / BMP / TIFF**: one 8-bit slice (colour is converted to gray; colour drawn inside the patient, an
   overlay or annotations, is refused or warned of) with
   ``meta.units == "display"``: not HU, so nothing downstream applies HU thresholds to it.
@@ -51,7 +51,7 @@ from .types import DISPLAY, HU, CTVolume, SeriesInfo, VolumeMeta
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".npy")
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".npy")
 SEGMENT_OUTPUTS = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv")  # ctmodels segment writes these
 MAX_IMAGE_PIXELS = 4096 * 4096
 
@@ -135,13 +135,13 @@ def label_values(voxels: np.ndarray, max_labels: int = MAX_LABELS, max_slices: i
 
 
 def read_labels(path: PathLike) -> CTVolume:
-    """A label map or mask (NIfTI, NRRD or .npy; e.g. what :func:`write_mask_nifti` wrote) on the canonical
+    """A label map or mask (NIfTI, NRRD, MetaImage or .npy; e.g. what :func:`write_mask_nifti` wrote) on the canonical
     ``[z, y, x]`` grid: the same reading as :func:`read_ct` without its checks that the values are CT;
     ``voxels`` are integers and ``meta.units`` is ``"labels"``."""
     p = Path(path)
     if suffix_of(p) not in VOLUME_SUFFIXES:
         raise UnsupportedFormatError(f"unsupported file type {suffix_of(p) or '(none)'}; expected a label map as "
-                                     "NIfTI, NRRD or .npy", p)
+                                     "NIfTI, NRRD, MetaImage or .npy", p)
     vol = _read_ct(p, None, "lesion", None)
     if vol.voxels.dtype.kind == "f":
         vol.voxels = np.round(vol.voxels).astype(np.int32)
@@ -181,6 +181,8 @@ def _read_ct(p: Path, series_uid: Optional[str], purpose: str, spacing: Optional
         return read_nifti(p)
     if sfx in (".nrrd", ".nhdr"):
         return read_nrrd(p)
+    if sfx in (".mha", ".mhd"):
+        return read_metaimage(p)
     if sfx in IMAGE_SUFFIXES:
         return read_image(p)
     if sfx == ".npy":
@@ -188,7 +190,7 @@ def _read_ct(p: Path, series_uid: Optional[str], purpose: str, spacing: Optional
     if dicom.is_dicom_file(p):
         return dicom.read_dicom_file(p)
     raise UnsupportedFormatError(
-        f"unsupported file type {sfx or '(none)'}; expected DICOM, a zip of DICOM, NIfTI, NRRD, "
+        f"unsupported file type {sfx or '(none)'}; expected DICOM, a zip of DICOM, NIfTI, NRRD, MetaImage, "
         "PNG/JPG or .npy", p)
 
 
@@ -432,6 +434,19 @@ def read_nrrd(p: Path) -> CTVolume:
     return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nrrd", modality="CT", units=HU,
                                                            layout=layout, spacing_assumed=assumed,
                                                            pixel_size_assumed=assumed,
+                                                           warnings=_noted(spacing, p, tilt), axial_tilt_deg=tilt))
+
+
+def read_metaimage(p: Path) -> CTVolume:
+    from .metaimage import read_metaimage as read_data
+
+    data, dirs, sp, origin, given = read_data(p, dicom.MAX_VOXELS)
+    data = _check_volume(data, p)
+    vox, spacing, layout = canonicalize(data, dirs, sp, origin=origin)
+    tilt = axial_tilt_deg(dirs, layout.order)
+    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="metaimage", modality="CT", units=HU,
+                                                           layout=layout, spacing_assumed=not given,
+                                                           pixel_size_assumed=not given,
                                                            warnings=_noted(spacing, p, tilt), axial_tilt_deg=tilt))
 
 

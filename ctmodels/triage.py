@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 STUDIES_FOLDER = "a folder with one study per subfolder or file"  # what triage reads
 
 TRASH = ".ctmodels-trash-"
-STUDY_FILE_SUFFIXES = (".zip", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".npy", ".dcm")
+STUDY_FILE_SUFFIXES = (".zip", ".nii", ".nii.gz", ".nrrd", ".mha", ".npy", ".dcm")
+# headers whose voxels lie in a file of their own (NRRD .nhdr, MetaImage .mhd): moved alone, the pair would break
+DETACHED_HEADERS = (".nhdr", ".mhd")
 
 
 @dataclass
@@ -54,14 +56,17 @@ class FolderScan:
     """What lies directly inside a folder of studies: ``studies`` (subfolders, zips, volume files and
     single-file DICOM studies), ``slices`` (loose DICOM files that are slices of one multi-file series:
     a series laid out flat, not a study each), ``series`` (subfolders that hold series of one study, as
-    a PACS export lays a study out: the folder above them is the study), ``other`` (other files) and ``links``
-    (symbolic links, not followed: what they point to lies outside the folder, and is neither checked nor moved)."""
+    a PACS export lays a study out: the folder above them is the study), ``other`` (other files), ``links``
+    (symbolic links, not followed: what they point to lies outside the folder, and is neither checked nor moved)
+    and ``headers`` (``.nhdr`` and ``.mhd`` files, whose voxels lie in another file: a study only in a subfolder
+    with its data file, so that the two are moved together)."""
 
     studies: List[Path]
     slices: List[Path]
     other: List[Path]
     series: List[Path] = field(default_factory=list)
     links: List[Path] = field(default_factory=list)
+    headers: List[Path] = field(default_factory=list)
 
     def notes(self) -> List[str]:
         """One line per kind of entry that is not checked."""
@@ -75,6 +80,9 @@ class FolderScan:
         if self.other:
             out.append(f"{len(self.other)} file(s) that are not studies ({_names(self.other)}): expected "
                        "subfolders, zips or volume files")
+        if self.headers:
+            out.append(f"{len(self.headers)} header file(s) ({_names(self.headers)}) whose voxels lie in another "
+                       "file: put each with its data file in a subfolder of its own to check it as a study")
         if self.links:
             out.append(f"{len(self.links)} link(s) ({_names(self.links)}): links are not followed, so that nothing "
                        "outside the folder is moved; put the study itself in the folder to check it")
@@ -134,7 +142,7 @@ def scan_folder(folder: Path) -> FolderScan:
     from .io import input_folder
 
     folder = input_folder(folder, STUDIES_FOLDER)
-    studies, other, dicoms, links = [], [], [], []
+    studies, other, dicoms, links, headers = [], [], [], [], []
     for p in sorted(folder.iterdir(), key=lambda q: q.name):
         if p.name.startswith(".") or p.name == "__MACOSX":
             continue
@@ -147,13 +155,15 @@ def scan_folder(folder: Path) -> FolderScan:
             dicoms.append(p)  # .dcm, or a DICOM file by its marker (PACS exports often have no suffix)
         elif p.is_dir() or (p.is_file() and name.endswith(STUDY_FILE_SUFFIXES)):
             studies.append(p)
+        elif p.is_file() and name.endswith(DETACHED_HEADERS):
+            headers.append(p)
         elif p.is_file():
             other.append(p)
     slices = _sharing(dicoms, lambda p: _header_uid(p, "SeriesInstanceUID"))  # slices of one series
     series = _sharing([p for p in studies if p.is_dir()], _study_uid)  # series folders of one study
     studies = sorted([p for p in studies if p not in series] + [p for p in dicoms if p not in slices],
                      key=lambda q: q.name)
-    return FolderScan(studies, slices, other, series, links)
+    return FolderScan(studies, slices, other, series, links, headers)
 
 
 def discover_studies(folder: Path) -> List[Path]:

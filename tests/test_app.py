@@ -296,6 +296,28 @@ def test_warnings_name_uploaded_files_as_the_user_named_them(tmp_path):
     assert "ctmodels-upload-" not in " ".join(w.value for w in at.warning)
 
 
+def test_a_metaimage_header_uploaded_with_its_data_file_reads_as_the_same_scan_in_nifti(tmp_path):
+    """Uploads were written as '0000_scan.mhd' and '0001_scan.raw', so a header never found the data file it
+    names. Names that do not clash are kept now: the pair reads as the NIfTI of the same scan does."""
+    import SimpleITK as sitk
+
+    sp = (2.0, 0.8, 0.8)
+    hu = chest_phantom(sp, extent_mm=80, seed=9)
+    nii = ctio.write_volume_nifti(hu, sp, tmp_path / "scan.nii.gz")
+    img = sitk.GetImageFromArray(hu)  # [z, y, x], identity directions: the canonical layout
+    img.SetSpacing(sp[::-1])
+    sitk.WriteImage(img, str(tmp_path / "scan.mhd"))
+    shown = {}
+    for files in ([("scan.nii.gz", nii.read_bytes(), "application/gzip")],
+                  [(n, (tmp_path / n).read_bytes(), "application/octet-stream") for n in ("scan.mhd", "scan.raw")]):
+        at = _app("severity")
+        at.file_uploader(key="severity_upload").set_value(files)
+        at.run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        shown[files[0][0]] = (_metric(at, "Grade"), _metric(at, "Involved"))
+    assert shown["scan.mhd"] == shown["scan.nii.gz"]
+
+
 def test_a_series_with_a_missing_slice_shows_where_it_was_filled_in(tmp_path):
     hu = chest_phantom((5.0, 1.5, 1.5), extent_mm=40, fov_mm=330, seed=5)
     at = _app(None)

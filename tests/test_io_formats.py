@@ -7,7 +7,8 @@ from PIL import Image
 import pytest
 
 from ctmodels import io
-from ctmodels.errors import EmptyInputError, InvalidInputError, UnsafeArchiveError, UnsupportedFormatError
+from ctmodels.errors import (CTModelsError, EmptyInputError, InvalidInputError, UnsafeArchiveError,
+                             UnsupportedFormatError)
 from ctmodels.preprocessing import spread
 from synth import chest_phantom, write_series
 
@@ -403,3 +404,114 @@ def test_a_volume_whose_axial_slices_are_tilted_is_said_to_be_oblique(tmp_path):
     nrrd.write(str(tmp_path / "a.nrrd"), data, {"space": "left-posterior-superior", "space directions": lps.T,
                                                  "space origin": np.zeros(3)})
     assert io.read_ct(tmp_path / "a.nrrd").meta.warnings == [said]
+
+
+# ---------------------------------------------------------------------------- ITK MetaImage
+
+def _itk_image(hu, spacing_xyz, origin, direction):
+    """An image as ITK holds one: ``hu[z, y, x]`` (x fastest), spacing and origin in x, y, z order, ``direction``
+    the 3x3 matrix whose column a is the LPS direction of index axis a, row by row."""
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(hu)
+    img.SetSpacing(spacing_xyz)
+    img.SetOrigin(origin)
+    img.SetDirection([float(v) for v in np.asarray(direction, float).ravel()])
+    return img
+
+
+# an axial scan as stored head first (z runs down), and one stored as coronal slices, turned and flipped
+ITK_DIRECTIONS = {"identity": np.eye(3), "head first": np.diag([1.0, 1.0, -1.0]),
+                  "coronal": np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])}
+
+
+@pytest.mark.parametrize("direction", sorted(ITK_DIRECTIONS))
+def test_a_metaimage_written_by_itk_reads_as_the_nifti_itk_writes_of_the_same_image(tmp_path, direction):
+    """LUNA16's scans (.mhd + .raw) and grand-challenge.org's images (.mha) were refused as an unsupported file
+    type. ITK writes one image as .mha (raw and compressed) and .mhd + .raw/.zraw, and as NIfTI (read here
+    already): every one reads to the same voxels on the same grid in the world."""
+    import SimpleITK as sitk
+
+    hu = (np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7) * 3 - 1000)  # no two voxels alike
+    img = _itk_image(hu, (0.7, 0.8, 2.5), (-100.0, -120.5, 30.0), ITK_DIRECTIONS[direction])
+    sitk.WriteImage(img, str(tmp_path / "ref.nii.gz"))
+    ref = io.read_ct(tmp_path / "ref.nii.gz")
+    for name, compress in (("a.mha", False), ("b.mha", True), ("c.mhd", False), ("d.mhd", True)):
+        sitk.WriteImage(img, str(tmp_path / name), compress)
+        v = io.read_ct(tmp_path / name)
+        assert np.array_equal(v.voxels, ref.voxels), name
+        assert v.spacing == pytest.approx(ref.spacing) and v.meta.format == "metaimage" and v.is_hu
+        assert np.allclose(v.meta.layout.affine, ref.meta.layout.affine, atol=1e-4), name
+        assert not v.meta.spacing_assumed
+    if direction == "identity":  # the array ITK was given is the canonical one: z feet to head, y front to back
+        assert np.array_equal(ref.voxels, hu)
+    if direction == "coronal":
+        assert v.meta.layout.stored_plane != "axial"
+
+
+def _mha(sizes=(8, 8, 2), data_file="LOCAL", extra="", etype="MET_SHORT"):
+    return (f"ObjectType = Image\nNDims = {len(sizes)}\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
+            f"{extra}DimSize = {' '.join(map(str, sizes))}\nElementSpacing = {' '.join(['1'] * len(sizes))}\n"
+            f"ElementType = {etype}\nElementDataFile = {data_file}\n").encode()
+
+
+@pytest.mark.parametrize("named", ["SECRET", "../SECRET", "sub/SECRET", "SECRET%03d", "LIST"])
+def test_a_metaimage_header_naming_a_data_file_elsewhere_is_refused_before_reading_it(tmp_path, named):
+    """As for NRRD headers: only a data file beside the header, named plainly, is read; an uploaded .mhd naming
+    /etc/passwd must not show the server's files as voxels."""
+    secret = (np.arange(128, dtype=np.int16) - 1000).tobytes()
+    (tmp_path / "sub").mkdir()
+    for where in (tmp_path / "SECRET", tmp_path / "sub" / "SECRET", tmp_path / "SECRET001"):
+        where.write_bytes(secret)
+    header = tmp_path / "up" / "study.mhd"
+    header.parent.mkdir()
+    (tmp_path / "up" / "SECRET").write_bytes(secret)  # also beside it, so that only the name decides
+    name = str(tmp_path / "SECRET") if named == "SECRET" else named
+    header.write_bytes(_mha(data_file=name))
+    with pytest.raises(InvalidInputError, match=r"study.mhd: ElementDataFile .* is not a file beside the header"):
+        io.read_ct(header)
+
+
+def test_metaimage_headers_and_data_that_do_not_hold_a_ct_volume_are_one_line_each(tmp_path):
+    import zlib
+
+    from ctmodels import metaimage
+
+    hu = (np.arange(128, dtype=np.int16) - 1000).reshape(2, 8, 8)
+    cases = {
+        "huge.mha": (_mha((100000, 100000, 100)), r"DimSize is '100000 100000 100', expected 1 to \d+ voxels"),
+        "short.mha": (_mha() + hu.tobytes()[:100], r"short.mha holds 100 bytes of data where the header needs 256"),
+        "long.mha": (_mha(etype="MET_LONG") + hu.tobytes(), r"ElementType MET_LONG is not read"),
+        "mr.mha": (_mha(extra="Modality = MET_MOD_MR\n") + hu.tobytes(), r"Modality is MET_MOD_MR, expected CT"),
+        "rgb.mha": (_mha(extra="ElementNumberOfChannels = 3\n") + hu.tobytes(), r"3 channels per voxel"),
+        "text.mha": (b"just text\n", r"header line 'just text' is not 'Key = Value'"),
+        "bomb.mha": (_mha(extra="CompressedData = True\n") + zlib.compress(bytes(10_000_000)),
+                     r"compressed data inflates to more than the 256 bytes its header needs"),
+        "corrupt.mha": (_mha(extra="CompressedData = True\n") + b"not zlib at all",
+                        r"compressed data does not inflate"),
+        "flat.mha": (_mha(extra="TransformMatrix = 1 0 0 1 0 0 0 0 1\n") + hu.tobytes(),
+                     r"TransformMatrix '1 0 0 1 0 0 0 0 1' gives no three independent directions"),
+    }
+    for name, (content, said) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CTModelsError, match=f"{name}: {said}"):
+            io.read_ct(tmp_path / name)
+    (tmp_path / "slice.mha").write_bytes(_mha((8, 8)) + hu[0].tobytes())  # a 2D image: one axial slice
+    v = io.read_ct(tmp_path / "slice.mha")
+    assert v.shape == (1, 8, 8) and np.array_equal(v.voxels[0], hu[0])
+    assert metaimage.MAX_HEADER_BYTES < 1 << 20
+
+
+def test_a_metaimage_and_its_data_file_read_from_a_folder_or_a_zip(tmp_path):
+    import SimpleITK as sitk
+
+    hu = chest_phantom((6, 32, 32))
+    (tmp_path / "s").mkdir()
+    sitk.WriteImage(_itk_image(hu, (0.8, 0.8, 2.0), (0.0, 0.0, 0.0), np.eye(3)), str(tmp_path / "s" / "scan.mhd"))
+    assert sorted(f.name for f in (tmp_path / "s").iterdir()) == ["scan.mhd", "scan.raw"]
+    assert np.array_equal(io.read_ct(tmp_path / "s").voxels, hu)
+    with zipfile.ZipFile(tmp_path / "scan.zip", "w") as z:
+        for f in (tmp_path / "s").iterdir():
+            z.write(f, f"LUNA/{f.name}")
+    v = io.read_ct(tmp_path / "scan.zip")
+    assert np.array_equal(v.voxels, hu) and v.spacing == pytest.approx((2.0, 0.8, 0.8))

@@ -720,6 +720,32 @@ def test_links_among_the_studies_are_listed_not_followed(studies, tmp_path, chec
                           "which are not followed)"
 
 
+def test_a_header_whose_voxels_lie_in_another_file_is_a_study_only_in_a_subfolder_with_them(studies, tmp_path,
+                                                                                              checker):
+    """An .nhdr or .mhd header loose in the folder of studies was taken for a study and would have been moved
+    without its data file. Such headers are listed as not checked; in a subfolder with their data, or as an .mha
+    (its data attached), they are checked and sorted, every file with them."""
+    import SimpleITK as sitk
+
+    exp = Q.simulate_expiration(chest_phantom(SP, extent_mm=75, seed=25), SP, 0.5).astype(np.int16)
+    img = sitk.GetImageFromArray(exp)  # [z, y, x], identity directions: the canonical layout
+    img.SetSpacing(SP[::-1])
+    sitk.WriteImage(img, str(studies / "loose_g.mhd"))
+    (studies / "pair_h").mkdir()
+    sitk.WriteImage(img, str(studies / "pair_h" / "scan.mhd"))
+    sitk.WriteImage(img, str(studies / "attached_i.mha"), True)
+    before = _tree(studies)
+    rep = run_triage(studies, tmp_path / "failed", checker=checker)
+    verdicts = {r.study: r.verdict for r in rep.rows}
+    assert verdicts["pair_h"] == verdicts["attached_i.mha"] == "fail" and "loose_g.mhd" not in verdicts
+    assert "1 header file(s) (loose_g.mhd) whose voxels lie in another file: put each with its data file in a " \
+           "subfolder of its own to check it as a study" in rep.skipped
+    moved = _tree(tmp_path / "failed")
+    assert {k: v for k, v in moved.items() if k.startswith("pair_h/")} == {
+        k: v for k, v in before.items() if k.startswith("pair_h/")} and not (studies / "pair_h").exists()
+    assert (studies / "loose_g.mhd").exists() and (studies / "loose_g.raw").exists()
+
+
 @pytest.mark.parametrize("same", ["--passed-dir", "--undetermined-dir"])
 def test_two_verdicts_sorted_into_one_folder_are_refused(studies, tmp_path, capsys, same):
     """--passed-dir (or --undetermined-dir) the same folder as --failed-dir put passed and failed studies together,
