@@ -63,7 +63,8 @@ def _numbers(fields: Dict[str, str], key: str, n: int, p: Path, kind=float, defa
     except ValueError:
         values = []
     if len(values) != n or not all(np.isfinite(values)):
-        raise InvalidInputError(f"{key} is {fields[key][:60]!r}, expected {n} numbers; {EXPECTED}", p)
+        raise InvalidInputError(f"{key} is {fields[key][:60]!r}, expected {n} number{'s' if n > 1 else ''}; "
+                                f"{EXPECTED}", p)
     return values
 
 
@@ -94,7 +95,7 @@ def read_metaimage(p: Path, max_voxels: int) -> Tuple[np.ndarray, np.ndarray, np
     if etype not in TYPES:
         raise InvalidInputError(f"ElementType {etype or '(none)'} is not read (expected one of "
                                 f"{', '.join(TYPES)})", p)
-    if int(fields.get("ElementNumberOfChannels", "1") or 1) != 1:
+    if _numbers(fields, "ElementNumberOfChannels", 1, p, int, [1])[0] != 1:
         raise InvalidInputError(f"{fields['ElementNumberOfChannels']} channels per voxel, expected a scalar volume",
                                 p)
     if not _true(fields, "BinaryData") and "BinaryData" in fields:
@@ -130,7 +131,7 @@ def read_metaimage(p: Path, max_voxels: int) -> Tuple[np.ndarray, np.ndarray, np
 
 def _data_file(p: Path, name: str, data_at: int, fields: Dict[str, str]) -> Tuple[Path, int]:
     """Where the data lies: ``(file, offset)``; ``offset`` -1 for "the last bytes of the file"."""
-    skip = int(fields.get("HeaderSize", "0") or 0)
+    skip = _numbers(fields, "HeaderSize", 1, p, int, [0])[0]
     if name.upper() == "LOCAL":
         return p, data_at
     if (not name or name.upper().startswith("LIST") or "%" in name or "\\" in name or Path(name).name != name

@@ -21,10 +21,11 @@ def seed_bytes(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def other_seeds(tmp_path_factory):
-    """A zip of a 3-slice DICOM series, a NIfTI and an NRRD volume, as bytes by suffix."""
+    """A zip of a 3-slice DICOM series, a NIfTI, an NRRD and a MetaImage volume, as bytes by suffix."""
     import zipfile
 
     import nrrd
+    import SimpleITK as sitk
 
     d = tmp_path_factory.mktemp("seeds")
     hu = chest_phantom((3, 24, 24))
@@ -33,7 +34,11 @@ def other_seeds(tmp_path_factory):
             zf.write(f, "study/" + f.name)
     io.write_volume_nifti(hu, (2.5, 0.7, 0.7), d / "v.nii")
     nrrd.write(str(d / "v.nrrd"), hu)
-    return {sfx: (d / name).read_bytes() for sfx, name in ((".zip", "s.zip"), (".nii", "v.nii"), (".nrrd", "v.nrrd"))}
+    img = sitk.GetImageFromArray(hu)
+    img.SetSpacing((0.7, 0.7, 2.5))
+    sitk.WriteImage(img, str(d / "v.mha"), True)  # compressed: the inflating path
+    return {sfx: (d / name).read_bytes() for sfx, name in ((".zip", "s.zip"), (".nii", "v.nii"), (".nrrd", "v.nrrd"),
+                                                             (".mha", "v.mha"))}
 
 
 def _mutate(b: bytearray, data) -> bytearray:
@@ -71,7 +76,7 @@ def test_mutated_dicom_gives_a_volume_or_a_typed_error(seed_bytes, tmp_path_fact
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_mutated_zip_nifti_or_nrrd_gives_a_volume_or_a_typed_error(other_seeds, tmp_path_factory, data):
+def test_mutated_zip_nifti_nrrd_or_metaimage_gives_a_volume_or_a_typed_error(other_seeds, tmp_path_factory, data):
     """Corrupt zips found this way were tracebacks before (see the corpus' zip cases)."""
     sfx = data.draw(st.sampled_from(sorted(other_seeds)))
     p = tmp_path_factory.mktemp("f") / f"x{sfx}"
