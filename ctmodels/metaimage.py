@@ -45,7 +45,7 @@ def read_header(p: Path) -> Tuple[Dict[str, str], int]:
         at += len(raw)
         if not line:
             continue
-        m = re.fullmatch(r"([A-Za-z][A-Za-z0-9_]*)\s*=\s*(.*)", line)
+        m = re.fullmatch(r"([^=\s][^=]*?)\s*=\s*(.*)", line)  # ITK adds fields of its own: "dim[0] = 3"
         if not m:
             raise InvalidInputError(f"header line {line[:40]!r} is not 'Key = Value'; {EXPECTED}", p)
         key = SYNONYMS.get(m.group(1), m.group(1))

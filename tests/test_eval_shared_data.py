@@ -24,6 +24,19 @@ def test_ct64_dicom_series_equals_nrrd_voxel_for_voxel():
     assert z_airway.min() >= 30 and z_airway.max() == 78
 
 
+@pytest.mark.parametrize("folder,name", [("chest_cta_crop", "ct_cropped.nii.gz"), ("chest_ct64", "ct-64.nrrd")])
+def test_real_scans_written_by_itk_as_metaimage_read_as_their_originals(tmp_path, folder, name):
+    """ITK (SimpleITK) reads each real scan and writes it as .mhd + compressed .zraw, with the fields it adds from
+    the source's header: the MetaImage reads to the original's voxels, grid and position in the world."""
+    import SimpleITK as sitk
+
+    src = shared(folder, name)
+    sitk.WriteImage(sitk.ReadImage(str(src)), str(tmp_path / "scan.mhd"), True)
+    a, b = io.read_ct(src), io.read_ct(tmp_path / "scan.mhd")
+    assert np.array_equal(a.voxels, b.voxels) and a.spacing == pytest.approx(b.spacing)
+    assert np.allclose(a.meta.layout.affine, b.meta.layout.affine, atol=1e-3)
+
+
 def test_cta_crop_nifti_spacing_and_orientation():
     v = io.read_ct(shared("chest_cta_crop", "ct_cropped.nii.gz"))
     assert v.spacing == pytest.approx((1.5, 1.5, 1.5))

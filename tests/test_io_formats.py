@@ -436,13 +436,15 @@ def test_a_metaimage_written_by_itk_reads_as_the_nifti_itk_writes_of_the_same_im
     img = _itk_image(hu, (0.7, 0.8, 2.5), (-100.0, -120.5, 30.0), ITK_DIRECTIONS[direction])
     sitk.WriteImage(img, str(tmp_path / "ref.nii.gz"))
     ref = io.read_ct(tmp_path / "ref.nii.gz")
-    for name, compress in (("a.mha", False), ("b.mha", True), ("c.mhd", False), ("d.mhd", True)):
-        sitk.WriteImage(img, str(tmp_path / name), compress)
+    from_nifti = sitk.ReadImage(str(tmp_path / "ref.nii.gz"))  # written again, ITK adds the NIfTI header's fields
+    for name, compress in (("a.mha", False), ("b.mha", True), ("c.mhd", False), ("d.mhd", True), ("e.mha", False)):
+        sitk.WriteImage(from_nifti if name == "e.mha" else img, str(tmp_path / name), compress)
         v = io.read_ct(tmp_path / name)
         assert np.array_equal(v.voxels, ref.voxels), name
         assert v.spacing == pytest.approx(ref.spacing) and v.meta.format == "metaimage" and v.is_hu
         assert np.allclose(v.meta.layout.affine, ref.meta.layout.affine, atol=1e-4), name
         assert not v.meta.spacing_assumed
+    assert b"\ndim[0] = 3\n" in (tmp_path / "e.mha").read_bytes()[:4096]  # "Key = Value" with any key
     if direction == "identity":  # the array ITK was given is the canonical one: z feet to head, y front to back
         assert np.array_equal(ref.voxels, hu)
     if direction == "coronal":
