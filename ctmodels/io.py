@@ -189,6 +189,9 @@ def _read_ct(p: Path, series_uid: Optional[str], purpose: str, spacing: Optional
         return read_npy(p, spacing)
     if dicom.is_dicom_file(p):
         return dicom.read_dicom_file(p)
+    if sfx in (".raw", ".zraw"):
+        raise UnsupportedFormatError(f"{sfx} holds voxels without their sizes; give the .mhd or .nhdr header that "
+                                     "names it, with this file beside it", p)
     raise UnsupportedFormatError(
         f"unsupported file type {sfx or '(none)'}; expected DICOM, a zip of DICOM, NIfTI, NRRD, MetaImage, "
         "PNG/JPG or .npy", p)

@@ -498,6 +498,10 @@ def test_metaimage_headers_and_data_that_do_not_hold_a_ct_volume_are_one_line_ea
         (tmp_path / name).write_bytes(content)
         with pytest.raises(CTModelsError, match=f"{name}: {said}"):
             io.read_ct(tmp_path / name)
+    (tmp_path / "scan.raw").write_bytes(hu.tobytes())  # a data file given without its header
+    with pytest.raises(UnsupportedFormatError, match=r"scan.raw: .raw holds voxels without their sizes; give the .mhd "
+                                                     r"or .nhdr header that names it"):
+        io.read_ct(tmp_path / "scan.raw")
     (tmp_path / "slice.mha").write_bytes(_mha((8, 8)) + hu[0].tobytes())  # a 2D image: one axial slice
     v = io.read_ct(tmp_path / "slice.mha")
     assert v.shape == (1, 8, 8) and np.array_equal(v.voxels[0], hu[0])
