@@ -490,28 +490,45 @@ def exif_orientation(im) -> Optional[int]:
     return value if isinstance(value, int) else None
 
 
-def image_pixels(p: PathLike, prepare, expected: str = "", notes: Optional[List[str]] = None) -> Tuple[np.ndarray, str]:
+def image_pixels(p: PathLike, prepare, expected: str = "", notes: Optional[List[str]] = None,
+                 pages: bool = False) -> Tuple[np.ndarray, str]:
     """The pixels of the image file ``p`` as ``prepare(image)`` gives them (a mode conversion; it may raise an
     InvalidInputError about the mode), and the file's own mode. An image over :data:`MAX_IMAGE_PIXELS` is refused
     before its pixels are decoded, an unreadable one in one line; ``expected`` ends those messages.
 
     The pixels are those an image viewer shows: where the file's EXIF Orientation tag says to turn or mirror the
     stored pixels (a photo taken with a phone held sideways), they are turned so, and a line saying how is added to
-    ``notes`` (when given)."""
+    ``notes`` (when given).
+
+    A TIFF of several pages (a stack of slices, as ImageJ saves one) is refused, or with ``pages`` read whole: the
+    pages stacked on a first axis, in the order stored (each page's pixels otherwise: ``[n, ...]`` either way with
+    ``pages``). Other formats' extra frames (a phone JPEG's second picture) are no slices: the first is read."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     tail = f"; expected {expected}" if expected else ""
     try:
         with Image.open(p) as im:
-            w, h = im.size
-            if w * h > MAX_IMAGE_PIXELS:
-                raise InvalidInputError(f"image is {w}x{h}, larger than the 4096x4096 limit{tail}", p)
-            turn = EXIF_TURNS.get(exif_orientation(im))
-            shown = ImageOps.exif_transpose(im) if turn else im
-            if turn and notes is not None:
-                notes.append(f"read {turn}, as image viewers show it (its EXIF orientation tag); masks and overlays "
-                             "are that way up")
-            return np.asarray(prepare(shown)), im.mode
+            n = int(getattr(im, "n_frames", 1) or 1) if im.format == "TIFF" else 1
+            if n > 1 and not pages:
+                raise InvalidInputError(f"a TIFF of {n} pages{tail or '; expected one image'}", p)
+            out = []
+            for k in range(n):
+                im.seek(k)
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise InvalidInputError(f"image is {w}x{h}, larger than the 4096x4096 limit{tail}", p)
+                if w * h * n > dicom.MAX_VOXELS:
+                    raise InvalidInputError(f"{n} pages of {w}x{h}, more than the {dicom.MAX_VOXELS} voxel limit", p)
+                turn = EXIF_TURNS.get(exif_orientation(im))
+                shown = ImageOps.exif_transpose(im) if turn else im
+                if turn and notes is not None and k == 0:
+                    notes.append(f"read {turn}, as image viewers show it (its EXIF orientation tag); masks and "
+                                 "overlays are that way up")
+                out.append(np.asarray(prepare(shown)))
+            if len({a.shape for a in out}) > 1:
+                raise InvalidInputError(f"a TIFF of {n} pages of several sizes; expected a stack of slices of one "
+                                        "size", p)
+            return (np.stack(out) if pages else out[0]), im.mode
     except InvalidInputError:
         raise
     except Image.DecompressionBombError:  # so large that Pillow refuses to open it
@@ -545,20 +562,26 @@ def _colour_slice(rgb: np.ndarray, source: PathLike) -> Tuple[np.ndarray, List[s
 
 
 def read_image(p: Path) -> CTVolume:
-    """An image file as one 8-bit display slice. Colour is read as grey (Pillow's luminance); a colour image with
-    colour drawn inside the patient is refused, or warned of where the marks are few
-    (:func:`ctmodels.display_colour.colour_note`)."""
+    """An image file as one 8-bit display slice (a TIFF of several pages: a slice each, in the order stored). Colour
+    is read as grey (Pillow's luminance); a colour image with colour drawn inside the patient is refused, or warned
+    of where the marks are few (:func:`ctmodels.display_colour.colour_note`)."""
     notes: List[str] = []
-    arr, _ = image_pixels(p, lambda im: _display_pixels(im, p), notes=notes)
+    pages, _ = image_pixels(p, lambda im: _display_pixels(im, p), notes=notes, pages=True)
+    if len(pages) > 1:
+        notes.append(f"a TIFF of {len(pages)} pages, read as {len(pages)} slices in the order stored (no slice "
+                     "positions: no volumes in mL)")
     for n in notes:
         log.warning("%s: %s", Path(p).name, n)
-    if min(arr.shape[:2]) < 8:
-        raise InvalidInputError(f"image is {arr.shape[1]}x{arr.shape[0]}, smaller than 8x8", p)
-    if arr.ndim == 3:
-        arr, colour = _colour_slice(arr, p)
-        notes += colour
+    if min(pages.shape[1:3]) < 8:
+        raise InvalidInputError(f"image is {pages.shape[2]}x{pages.shape[1]}, smaller than 8x8", p)
+    slices = []
+    for arr in pages:
+        if arr.ndim == 3:
+            arr, colour = _colour_slice(arr, p)
+            notes += [c for c in colour if c not in notes]
+        slices.append(arr)
     fmt = suffix_of(p).lstrip(".")
-    return CTVolume(arr[None].copy(), (1.0, 1.0, 1.0),
+    return CTVolume(np.stack(slices), (1.0, 1.0, 1.0),
                     VolumeMeta(source=str(p), format=fmt, modality=None, units=DISPLAY, spacing_assumed=True,
                                pixel_size_assumed=True, warnings=notes))
 

@@ -167,6 +167,32 @@ def test_an_image_whose_exif_block_is_damaged_is_read_as_stored(tmp_path, block)
     assert np.array_equal(v.voxels[0], stored) and v.meta.warnings == []
 
 
+def test_a_tiff_of_several_pages_is_read_as_a_stack_of_slices(tmp_path):
+    """ImageJ and Fiji save a stack of slices as one TIFF of several pages. Only its first page was read, without a
+    word, so a 3-slice stack was graded on its first slice. Each page is a slice now, in the order stored; pages of
+    several sizes are refused, and a label image (what `score` reads) of several pages too. A phone JPEG's second
+    picture (an MPO file) is no slice: the first picture is read, as before."""
+    y, x = np.indices((48, 64))
+    pages = [((y + 2 * x + 40 * k) % 256).astype(np.uint8) for k in range(3)]
+    Image.fromarray(pages[0]).save(tmp_path / "stack.tif", save_all=True,
+                                   append_images=[Image.fromarray(a) for a in pages[1:]])
+    v = io.read_ct(tmp_path / "stack.tif")
+    assert v.shape == (3, 48, 64) and np.array_equal(v.voxels, np.stack(pages)) and v.meta.units == "display"
+    assert v.meta.warnings == ["a TIFF of 3 pages, read as 3 slices in the order stored (no slice positions: no "
+                               "volumes in mL)"]
+    Image.fromarray(pages[0]).save(tmp_path / "odd.tif", save_all=True,
+                                   append_images=[Image.fromarray(pages[1][:40])])
+    with pytest.raises(InvalidInputError, match=r"odd.tif: a TIFF of 2 pages of several sizes; expected a stack"):
+        io.read_ct(tmp_path / "odd.tif")
+    with pytest.raises(InvalidInputError, match=r"stack.tif: a TIFF of 3 pages; expected a label image"):
+        io.image_pixels(tmp_path / "stack.tif", lambda im: im, "a label image")
+    Image.fromarray(pages[0]).save(tmp_path / "phone.jpg", format="MPO", save_all=True,
+                                   append_images=[Image.fromarray(pages[2])], quality=100)
+    assert Image.open(tmp_path / "phone.jpg").n_frames == 2
+    v = io.read_ct(tmp_path / "phone.jpg")
+    assert v.shape == (1, 48, 64) and np.abs(v.voxels[0].astype(int) - pages[0]).mean() < 2
+
+
 def test_16bit_png_is_refused(tmp_path):
     from PIL import Image
 
