@@ -19,7 +19,8 @@ from ctmodels.types import CTVolume
 # one: Study severity classes its study with it too
 COHORT_FIT = "cohort_fit"
 # with .nhdr and .mhd headers, their data files (.raw, .zraw) uploaded beside them
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "zip", "nii", "gz", "nrrd", "nhdr", "mha", "mhd", "raw", "zraw", "npy"]
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "dcm", "zip", "nii", "gz", "nrrd", "nhdr", "mha", "mhd",
+                "raw", "zraw", "npy"]
 
 
 @st.cache_resource(show_spinner="Loading the lesion model...")

@@ -318,6 +318,19 @@ def test_a_metaimage_header_uploaded_with_its_data_file_reads_as_the_same_scan_i
     assert shown["scan.mhd"] == shown["scan.nii.gz"]
 
 
+def test_a_tiff_stack_is_taken_by_the_uploader_and_shown_as_its_slices():
+    """The uploader took PNG and JPG but not the TIFF and BMP slices the readers read (Streamlit refused them)."""
+    page = Image.open(io.BytesIO(_png_slice()))
+    buf = io.BytesIO()
+    page.save(buf, format="TIFF", save_all=True, append_images=[page.transpose(Image.Transpose.FLIP_LEFT_RIGHT)] * 2)
+    at = _app(None)
+    at.file_uploader(key="lesion_upload").set_value(("stack.tif", buf.getvalue(), "image/tiff"))
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(w.value.startswith("a TIFF of 3 pages, read as 3 slices") for w in at.warning)
+    assert _metric(at, "Grade").startswith("CT-")
+
+
 def test_a_series_with_a_missing_slice_shows_where_it_was_filled_in(tmp_path):
     hu = chest_phantom((5.0, 1.5, 1.5), extent_mm=40, fov_mm=330, seed=5)
     at = _app(None)
