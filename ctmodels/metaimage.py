@@ -23,6 +23,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from .errors import InvalidInputError, NotCTError
+from .nrrd_header import beside_header
 
 MAX_HEADER_BYTES = 64 * 1024  # a MetaImage header is a few hundred bytes
 CHUNK = 1 << 20
@@ -134,14 +135,7 @@ def _data_file(p: Path, name: str, data_at: int, fields: Dict[str, str]) -> Tupl
     skip = _numbers(fields, "HeaderSize", 1, p, int, [0])[0]
     if name.upper() == "LOCAL":
         return p, data_at
-    if (not name or name.upper().startswith("LIST") or "%" in name or "\\" in name or Path(name).name != name
-            or name in (".", "..") or " " in name.strip()):
-        raise InvalidInputError(f"ElementDataFile {name!r} is not a file beside the header: only LOCAL data or a "
-                                "data file named plainly, in the header's own folder, is read", p)
-    data = p.parent / name
-    if not data.is_file():
-        raise InvalidInputError(f"ElementDataFile {name!r} is not beside the header", p)
-    return data, skip if skip >= 0 else -1
+    return beside_header(p, name, "ElementDataFile"), skip if skip >= 0 else -1
 
 
 def _stored(path: Path, offset: int, need: int, p: Path) -> bytes:

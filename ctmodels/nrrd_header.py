@@ -49,14 +49,7 @@ def checked_header(p: Path, max_voxels: int) -> Dict:
     data, offset = p, data_at
     named = header.get("data file", header.get("datafile"))
     if named is not None:
-        name = str(named).strip()
-        if (not name or name.upper().startswith("LIST") or "%" in name or "\\" in name or Path(name).name != name
-                or name in (".", "..")):
-            raise InvalidInputError(f"data file {name!r} is not a file beside the header: only a detached data "
-                                    "file named plainly, in the header's own folder, is read", p)
-        data, offset = p.parent / name, 0
-        if not data.is_file():
-            raise InvalidInputError(f"data file {name!r} is not beside the header", p)
+        data, offset = beside_header(p, str(named), "data file"), 0
     encoding = str(header.get("encoding", "raw")).lower()
     if encoding in ("gzip", "gz", "bzip2", "bz2"):
         need = n * itemsize + (max(skip, 0) if skip >= 0 else SKIP_SLACK)
@@ -64,6 +57,19 @@ def checked_header(p: Path, max_voxels: int) -> Dict:
             raise InvalidInputError(f"compressed data inflates to more than its header's {n} voxels need "
                                     f"({need} bytes); expected an NRRD volume", p)
     return header
+
+
+def beside_header(p: Path, name: str, field: str) -> Path:
+    """The data file a header (``p``; NRRD's ``data file``, MetaImage's ``ElementDataFile``: ``field``) names, where
+    it names one plainly (no path, list or pattern) that lies in the header's own folder; else InvalidInputError."""
+    name = name.strip()
+    if (not name or name.upper().startswith("LIST") or "%" in name or "\\" in name or Path(name).name != name
+            or name in (".", "..")):
+        raise InvalidInputError(f"{field} {name!r} is not a file beside the header: only a detached data file named "
+                                "plainly, in the header's own folder, is read", p)
+    if not (p.parent / name).is_file():
+        raise InvalidInputError(f"{field} {name!r} is not beside the header", p)
+    return p.parent / name
 
 
 def _itemsize(header: Dict) -> int:

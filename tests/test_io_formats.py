@@ -308,21 +308,25 @@ def _nrrd_header(sizes, dtype="int16", encoding="raw", **fields):
     return ("\n".join(lines) + "\n\n").encode()
 
 
-@pytest.mark.parametrize("named", ["SECRET", "../SECRET", "sub/SECRET", "SECRET%03d"])
-def test_an_nrrd_header_naming_a_data_file_elsewhere_is_refused_before_reading_it(tmp_path, named):
+@pytest.mark.parametrize("named", ["SECRET", "../SECRET", "sub/SECRET", "SECRET%03d", "LIST"])
+@pytest.mark.parametrize("header_name", ["study.nrrd", "study.mhd"])
+def test_a_header_naming_a_data_file_elsewhere_is_refused_before_reading_it(tmp_path, named, header_name):
     """An NRRD header's "data file" may name any file, and pynrrd read it: an uploaded .nrrd saying
     "data file: /etc/passwd" gave the server's password file as voxels. Only a file beside the header, named
-    plainly, is read now; one that names anything else is refused without opening it."""
+    plainly, is read now; one that names anything else is refused without opening it. MetaImage's ElementDataFile
+    is held to the same rule."""
     secret = (np.arange(128, dtype=np.int16) - 1000).tobytes()  # would read as a valid 8x8x2 HU volume
     (tmp_path / "sub").mkdir()
     for where in (tmp_path / "SECRET", tmp_path / "sub" / "SECRET", tmp_path / "SECRET001"):
         where.write_bytes(secret)
-    header = tmp_path / "up" / "study.nrrd"
+    header = tmp_path / "up" / header_name
     header.parent.mkdir()
     (tmp_path / "up" / "SECRET").write_bytes(secret)  # also beside it, so that only the name decides
     name = str(tmp_path / "SECRET") if named == "SECRET" else named  # an absolute path, or relative ones
-    header.write_bytes(_nrrd_header((8, 8, 2), data_file=name))
-    with pytest.raises(InvalidInputError, match=r"study.nrrd: data file .* is not a file beside the header"):
+    header.write_bytes(_nrrd_header((8, 8, 2), data_file=name) if header_name.endswith(".nrrd") else
+                       _mha(data_file=name))
+    field = "data file" if header_name.endswith(".nrrd") else "ElementDataFile"
+    with pytest.raises(InvalidInputError, match=rf"{header_name}: {field} .* is not a file beside the header"):
         io.read_ct(header)
 
 
@@ -481,23 +485,6 @@ def _mha(sizes=(8, 8, 2), data_file="LOCAL", extra="", etype="MET_SHORT"):
     return (f"ObjectType = Image\nNDims = {len(sizes)}\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
             f"{extra}DimSize = {' '.join(map(str, sizes))}\nElementSpacing = {' '.join(['1'] * len(sizes))}\n"
             f"ElementType = {etype}\nElementDataFile = {data_file}\n").encode()
-
-
-@pytest.mark.parametrize("named", ["SECRET", "../SECRET", "sub/SECRET", "SECRET%03d", "LIST"])
-def test_a_metaimage_header_naming_a_data_file_elsewhere_is_refused_before_reading_it(tmp_path, named):
-    """As for NRRD headers: only a data file beside the header, named plainly, is read; an uploaded .mhd naming
-    /etc/passwd must not show the server's files as voxels."""
-    secret = (np.arange(128, dtype=np.int16) - 1000).tobytes()
-    (tmp_path / "sub").mkdir()
-    for where in (tmp_path / "SECRET", tmp_path / "sub" / "SECRET", tmp_path / "SECRET001"):
-        where.write_bytes(secret)
-    header = tmp_path / "up" / "study.mhd"
-    header.parent.mkdir()
-    (tmp_path / "up" / "SECRET").write_bytes(secret)  # also beside it, so that only the name decides
-    name = str(tmp_path / "SECRET") if named == "SECRET" else named
-    header.write_bytes(_mha(data_file=name))
-    with pytest.raises(InvalidInputError, match=r"study.mhd: ElementDataFile .* is not a file beside the header"):
-        io.read_ct(header)
 
 
 def test_metaimage_headers_and_data_that_do_not_hold_a_ct_volume_are_one_line_each(tmp_path):
