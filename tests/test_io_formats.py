@@ -515,6 +515,9 @@ def test_metaimage_headers_and_data_that_do_not_hold_a_ct_volume_are_one_line_ea
     with pytest.raises(UnsupportedFormatError, match=r"scan.raw: .raw holds voxels without their sizes; give the .mhd "
                                                      r"or .nhdr header that names it"):
         io.read_ct(tmp_path / "scan.raw")
+    big = _mha().replace(b"BinaryDataByteOrderMSB = False", b"BinaryDataByteOrderMSB = True")
+    (tmp_path / "big.mha").write_bytes(big + hu.astype(">i2").tobytes())  # written on a big-endian machine
+    assert np.array_equal(io.read_ct(tmp_path / "big.mha").voxels, hu)
     (tmp_path / "slice.mha").write_bytes(_mha((8, 8)) + hu[0].tobytes())  # a 2D image: one axial slice
     v = io.read_ct(tmp_path / "slice.mha")
     assert v.shape == (1, 8, 8) and np.array_equal(v.voxels[0], hu[0])
