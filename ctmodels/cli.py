@@ -89,7 +89,9 @@ def _info_images(args, images: List[Path]) -> int:
                 orientation = exif_orientation(im)
                 w, h = im.size[::-1] if orientation in (5, 6, 7, 8) else im.size  # as segment reads it
                 turn = EXIF_TURNS.get(orientation)
-                listed.append({"name": f.name, "rows": h, "columns": w, "mode": im.mode, "exif_turn": turn})
+                pages = int(getattr(im, "n_frames", 1) or 1) if im.format == "TIFF" else 1  # a slice each
+                listed.append({"name": f.name, "rows": h, "columns": w, "mode": im.mode, "exif_turn": turn,
+                               "pages": pages})
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             listed.append({"name": f.name, "rows": None, "columns": None, "mode": None,
                            "error": f"not a readable image ({type(exc).__name__})"})
@@ -99,10 +101,11 @@ def _info_images(args, images: List[Path]) -> int:
                          indent=2))
         return 0
     kinds = ", ".join(sorted({Path(i["name"]).suffix.lower() for i in listed}))
-    print(f"{args.path}: {len(listed)} image slice(s) ({kinds}), each its own input")
+    print(f"{args.path}: {len(listed)} image file(s) ({kinds}), each its own input")
     for n, i in enumerate(listed, 1):
         turn = f", read {i['exif_turn']} (EXIF)" if i.get("exif_turn") else ""
-        size = f"{i['rows']}x{i['columns']} {i['mode']}{turn}"
+        pages = f", {i['pages']} pages (a slice each)" if i.get("pages", 1) > 1 else ""
+        size = f"{i['rows']}x{i['columns']} {i['mode']}{turn}{pages}"
         print(f"   [{n}] {i['name']} " + (i["error"] if "error" in i else size))
     print(f"for {args.purpose}: " + (f"each image, with ctmodels segment {args.path} --out DIR: {why}"
                                      if args.purpose == "lesion" else f"none: {why}"))

@@ -578,15 +578,19 @@ def test_info_of_a_folder_of_slice_images_lists_them_as_segment_takes_them(tmp_p
     exif = Image.Exif()
     exif[0x0112] = 6  # a phone photo's pixels, stored turned: segment reads them as viewers show them, 40x30
     Image.fromarray(np.full((30, 40), 90, np.uint8)).save(tmp_path / "slices" / "d.png", exif=exif.tobytes())
+    page = Image.fromarray(np.full((20, 30), 90, np.uint8))
+    page.save(tmp_path / "slices" / "e.tif", save_all=True, append_images=[page, page])  # a stack: a slice a page
     assert main(["info", str(tmp_path / "slices")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"{tmp_path / 'slices'}: 4 image slice(s) (.png), each its own input"
-    assert out[1:5] == ["   [1] a.png 30x40 L", "   [2] b.png 50x20 L", "   [3] c.png not a readable image "
-                        "(UnidentifiedImageError)", "   [4] d.png 40x30 L, read turned 90 degrees clockwise (EXIF)"]
-    assert out[5].startswith(f"for lesion: each image, with ctmodels segment {tmp_path / 'slices'} --out DIR: 8-bit")
+    assert out[0] == f"{tmp_path / 'slices'}: 5 image file(s) (.png, .tif), each its own input"
+    assert out[1:6] == ["   [1] a.png 30x40 L", "   [2] b.png 50x20 L", "   [3] c.png not a readable image "
+                        "(UnidentifiedImageError)", "   [4] d.png 40x30 L, read turned 90 degrees clockwise (EXIF)",
+                        "   [5] e.tif 20x30 L, 3 pages (a slice each)"]
+    assert out[6].startswith(f"for lesion: each image, with ctmodels segment {tmp_path / 'slices'} --out DIR: 8-bit")
     assert main(["info", str(tmp_path / "slices"), "--json", "--purpose", "quality"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert [i["name"] for i in got["images"]] == ["a.png", "b.png", "c.png", "d.png"] and got["selected"] is None
+    assert [i["name"] for i in got["images"]] == ["a.png", "b.png", "c.png", "d.png", "e.tif"]
+    assert got["selected"] is None and got["images"][4]["pages"] == 3
     assert got["reason"].startswith("8-bit display image(s) have no Hounsfield units")
     assert main(["info", str(tmp_path / "slices" / "a.png")]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("selected for lesion: [1] 8-bit display image(s), "
@@ -601,7 +605,7 @@ def test_output_into_a_pipe_closed_early_ends_without_a_word(tmp_path):
         Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / f"slice_with_a_long_name_{i:05d}.png")
     r = subprocess.run(f"{sys.executable} -m ctmodels info {tmp_path} | head -1", shell=True, capture_output=True,
                        text=True, timeout=300)
-    assert r.stdout.startswith(f"{tmp_path}: 3000 image slice(s)") and r.stderr == ""
+    assert r.stdout.startswith(f"{tmp_path}: 3000 image file(s)") and r.stderr == ""
 
 
 def test_the_voxel_size_of_an_npy_input_can_be_given(tmp_path, capsys):
