@@ -313,7 +313,7 @@ def select_series(series: Sequence[SeriesInfo], purpose: str = "lesion") -> Tupl
     others = [s for s in ct if no_slices(s)]
     if others and len(others) == len(ct):
         raise SeriesSelectionError(f"holds no CT slices, only {others[0].not_slices}; expected a CT series")
-    aside = f"; {len(others)} series of no CT slices (a dose report, raw data) set aside" if others else ""
+    aside = f"; {len(others)} series without CT slices (a dose report, raw data) set aside" if others else ""
     ct = [s for s in ct if not no_slices(s)]
     no_lung = [s for s in ct if lungless(s)]
     parts = ", ".join(sorted({s.body_part for s in no_lung}))

@@ -59,7 +59,7 @@ def test_info_says_which_series_hold_no_ct_slices(tmp_path, capsys):
                              "a CT's dose report)"), lines
     assert lines[5].startswith(" * [3] #3 CT 4 slices 16x16") and lines[-1].startswith("selected for lesion: [3] "
                                                                                         "only soft-tissue kernel")
-    assert lines[-1].endswith("; 2 series of no CT slices (a dose report, raw data) set aside")
+    assert lines[-1].endswith("; 2 series without CT slices (a dose report, raw data) set aside")
 
 
 def test_series_option_reads_the_series_info_lists(tmp_path, capsys):

@@ -774,7 +774,8 @@ def test_a_dose_report_filed_under_ct_is_set_aside_not_read(tmp_path):
     assert listed["Dose Report"].kernel_class == "unknown" and listed["synthetic STANDARD"].not_slices is None
     vol = io.read_ct(tmp_path / "study")
     assert np.array_equal(vol.voxels, hu)
-    assert vol.meta.extra["selection_reason"].endswith("; 1 series of no CT slices (a dose report, raw data) set aside")
+    assert vol.meta.extra["selection_reason"].endswith("; 1 series without CT slices (a dose report, raw data) set "
+                                                       "aside")
     with pytest.raises(SeriesSelectionError, match="only soft-tissue kernel series found; the breath-hold"):
         select_series(list(listed.values()), purpose="quality")
     with pytest.raises(SeriesSelectionError, match="holds no CT slices, only a secondary capture"):
