@@ -377,11 +377,20 @@ def read_nifti(p: Path) -> CTVolume:
     data = _check_volume(np.asarray(data), p)
     lps = ras_to_lps(affine)
     dirs, sp = split_affine(lps[:3, :3])
-    vox, spacing, layout = canonicalize(data, dirs, sp, origin=lps[:3, 3])
+    return _volume_in_the_world(data, dirs, sp, lps[:3, 3], p, "nifti")
+
+
+def _volume_in_the_world(data: np.ndarray, dirs: np.ndarray, sp: Sequence[float], origin, p: Path, fmt: str,
+                         assumed: bool = False) -> CTVolume:
+    """A volume file's HU array ``data`` (:func:`_check_volume` passed) with its axes' LPS directions
+    ``dirs[:, a]``, steps ``sp`` and first voxel's position ``origin`` (None where unknown), in the canonical layout;
+    ``assumed``: the file gave no voxel size."""
+    vox, spacing, layout = canonicalize(data, dirs, sp, origin=origin)
     tilt = axial_tilt_deg(dirs, layout.order)
-    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nifti", modality="CT", units=HU,
-                                                           layout=layout, warnings=_noted(spacing, p, tilt),
-                                                           axial_tilt_deg=tilt))
+    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format=fmt, modality="CT", units=HU,
+                                                           layout=layout, spacing_assumed=assumed,
+                                                           pixel_size_assumed=assumed,
+                                                           warnings=_noted(spacing, p, tilt), axial_tilt_deg=tilt))
 
 
 def _noted(spacing: Sequence[float], source: PathLike, tilt_deg: float = 0.0,
@@ -431,26 +440,15 @@ def read_nrrd(p: Path) -> CTVolume:
     else:  # no position in the world: nothing to write a result back onto but the grid itself
         sp = np.asarray(header.get("spacings", [1.0, 1.0, 1.0]), dtype=float)
         dirs, origin = np.eye(3), None
-    vox, spacing, layout = canonicalize(data, dirs, sp, origin=origin)
-    tilt = axial_tilt_deg(dirs, layout.order)
     assumed = dirs_raw is None and header.get("spacings") is None
-    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="nrrd", modality="CT", units=HU,
-                                                           layout=layout, spacing_assumed=assumed,
-                                                           pixel_size_assumed=assumed,
-                                                           warnings=_noted(spacing, p, tilt), axial_tilt_deg=tilt))
+    return _volume_in_the_world(data, dirs, sp, origin, p, "nrrd", assumed)
 
 
 def read_metaimage(p: Path) -> CTVolume:
     from .metaimage import read_metaimage as read_data
 
     data, dirs, sp, origin, given = read_data(p, dicom.MAX_VOXELS)
-    data = _check_volume(data, p)
-    vox, spacing, layout = canonicalize(data, dirs, sp, origin=origin)
-    tilt = axial_tilt_deg(dirs, layout.order)
-    return CTVolume(_as_hu_array(vox), spacing, VolumeMeta(source=str(p), format="metaimage", modality="CT", units=HU,
-                                                           layout=layout, spacing_assumed=not given,
-                                                           pixel_size_assumed=not given,
-                                                           warnings=_noted(spacing, p, tilt), axial_tilt_deg=tilt))
+    return _volume_in_the_world(_check_volume(data, p), dirs, sp, origin, p, "metaimage", not given)
 
 
 def quiet_readers(verbose: bool = False) -> None:
