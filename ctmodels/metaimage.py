@@ -23,10 +23,9 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from .errors import InvalidInputError, NotCTError
-from .nrrd_header import beside_header
+from .nrrd_header import beside_header, inflate_steps
 
 MAX_HEADER_BYTES = 64 * 1024  # a MetaImage header is a few hundred bytes
-CHUNK = 1 << 20
 # ElementType -> numpy type (MET_LONG and MET_ULONG left out: their size depends on the writer's platform)
 TYPES = {"MET_CHAR": "i1", "MET_UCHAR": "u1", "MET_SHORT": "i2", "MET_USHORT": "u2", "MET_INT": "i4",
          "MET_UINT": "u4", "MET_LONG_LONG": "i8", "MET_ULONG_LONG": "u8", "MET_FLOAT": "f4", "MET_DOUBLE": "f8"}
@@ -150,25 +149,17 @@ def _stored(path: Path, offset: int, need: int, p: Path) -> bytes:
 
 
 def _inflated(path: Path, offset: int, need: int, p: Path) -> bytearray:
-    """The zlib stream in ``path`` from ``offset``, inflated at most ``CHUNK`` bytes a step; refused as soon as
-    it holds more than ``need`` bytes, or where it ends with fewer."""
-    inflater, out = zlib.decompressobj(), bytearray()
+    """The zlib stream in ``path`` from ``offset``, inflated in bounded steps (:func:`inflate_steps`); refused as
+    soon as it holds more than ``need`` bytes, or where it ends with fewer."""
+    out = bytearray()
     try:
         with open(path, "rb") as fh:
             fh.seek(max(offset, 0))
-            while not inflater.eof:
-                chunk = fh.read(CHUNK)
-                pending = chunk
-                while True:
-                    out += inflater.decompress(pending, CHUNK)
-                    if len(out) > need:
-                        raise InvalidInputError(f"compressed data inflates to more than the {need} bytes its header "
-                                                f"needs; {EXPECTED}", p)
-                    pending = inflater.unconsumed_tail
-                    if not pending:
-                        break
-                if not chunk:
-                    break
+            for piece in inflate_steps(fh, zlib.decompressobj()):
+                out += piece
+                if len(out) > need:
+                    raise InvalidInputError(f"compressed data inflates to more than the {need} bytes its header "
+                                            f"needs; {EXPECTED}", p)
     except zlib.error as exc:
         raise InvalidInputError(f"compressed data does not inflate ({exc}); {EXPECTED}", p) from None
     if len(out) != need:

@@ -83,6 +83,22 @@ def _itemsize(header: Dict) -> int:
         return 8
 
 
+def inflate_steps(fh, inflater, step: int = CHUNK):
+    """The pieces of the compressed stream read from ``fh`` (a ``zlib`` or ``bz2`` decompressor in ``inflater``),
+    each at most ``step`` bytes, reading at most ``step`` bytes a time: a caller stops as soon as it has seen too
+    much, before a small stream of zeros takes the machine's memory. Ends with the stream or with the file."""
+    while not inflater.eof:
+        chunk = fh.read(step)
+        pending = chunk
+        while not inflater.eof:
+            yield inflater.decompress(pending, step)
+            pending = getattr(inflater, "unconsumed_tail", b"")  # zlib hands back what it left; bz2 keeps it
+            if not pending and getattr(inflater, "needs_input", True):
+                break
+        if not chunk:
+            return
+
+
 def _inflated_beyond(path: Path, offset: int, is_bz2: bool, limit: int) -> bool:
     """Whether the compressed stream in ``path`` from ``offset`` inflates to more than ``limit`` bytes, found
     inflating at most ``CHUNK`` bytes a step (a corrupt stream is left for pynrrd to report)."""
@@ -91,26 +107,10 @@ def _inflated_beyond(path: Path, offset: int, is_bz2: bool, limit: int) -> bool:
     try:
         with open(path, "rb") as fh:
             fh.seek(offset)
-            while True:
-                chunk = fh.read(CHUNK)
-                pending = chunk
-                while True:
-                    if is_bz2:
-                        if inflater.eof:
-                            return False
-                        out = inflater.decompress(pending, CHUNK)
-                        pending = b""
-                        more = not inflater.needs_input
-                    else:
-                        out = inflater.decompress(pending, CHUNK)
-                        pending = inflater.unconsumed_tail
-                        more = bool(pending)
-                    total += len(out)
-                    if total > limit:
-                        return True
-                    if not more:
-                        break
-                if not chunk:
-                    return False
+            for piece in inflate_steps(fh, inflater):
+                total += len(piece)
+                if total > limit:
+                    return True
     except (OSError, EOFError, ValueError, zlib.error):
         return False
+    return False
