@@ -11,16 +11,15 @@ from typing import Dict, List, Optional, Tuple
 import streamlit as st
 
 from ctmodels.errors import CTModelsError, SeveralStudiesError
-from ctmodels.io import IMAGE_SUFFIXES, parse_spacing, read_ct, suffix_of
+from ctmodels.io import DATA_SUFFIXES, IMAGE_SUFFIXES, INPUT_SUFFIXES, parse_spacing, read_ct, suffix_of
 from ctmodels.series import SEVERAL_STUDIES_ADVICE, lungless, no_slices, position_note
 from ctmodels.types import CTVolume
 
 # (table or file name, ExtentCalibration) of the calibration Cohort classes last fitted on an upload or read from
 # one: Study severity classes its study with it too
 COHORT_FIT = "cohort_fit"
-# with .nhdr and .mhd headers, their data files (.raw, .zraw) uploaded beside them
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "dcm", "zip", "nii", "gz", "nrrd", "nhdr", "mha", "mhd",
-                "raw", "zraw", "npy"]
+# what the readers read (".nii.gz" as "gz"), and the data files of .nhdr and .mhd headers, uploaded beside them
+UPLOAD_TYPES = list(dict.fromkeys(s.rsplit(".", 1)[-1] for s in INPUT_SUFFIXES + DATA_SUFFIXES))
 
 
 @st.cache_resource(show_spinner="Loading the lesion model...")

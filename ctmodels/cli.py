@@ -150,12 +150,10 @@ def _spacing_for(spacing, inputs) -> None:
 
 # ----------------------------------------------------------------------------- segment
 def _stem(path: Path) -> str:
-    name = path.name
-    for sfx in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip", ".dcm", ".png", ".jpg", ".jpeg", ".npy",
-                ".bmp", ".tif", ".tiff"):
-        if name.lower().endswith(sfx):
-            return name[: -len(sfx)] or name
-    return name
+    from .io import INPUT_SUFFIXES, suffix_of
+
+    name, sfx = path.name, suffix_of(path)
+    return (name[: -len(sfx)] or name) if sfx in INPUT_SUFFIXES else name
 
 
 def cmd_segment(args) -> int:

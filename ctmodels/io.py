@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".npy")
+DETACHED_HEADERS = (".nhdr", ".mhd")  # volume headers whose voxels lie in a data file of their own beside them
+DATA_SUFFIXES = (".raw", ".zraw")  # such data files
+INPUT_SUFFIXES = IMAGE_SUFFIXES + VOLUME_SUFFIXES + (".zip", ".dcm")  # what an input file's name ends with
 SEGMENT_OUTPUTS = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv")  # ctmodels segment writes these
 MAX_IMAGE_PIXELS = 4096 * 4096
 
@@ -189,7 +192,7 @@ def _read_ct(p: Path, series_uid: Optional[str], purpose: str, spacing: Optional
         return read_npy(p, spacing)
     if dicom.is_dicom_file(p):
         return dicom.read_dicom_file(p)
-    if sfx in (".raw", ".zraw"):
+    if sfx in DATA_SUFFIXES:
         raise UnsupportedFormatError(f"{sfx} holds voxels without their sizes; give the .mhd or .nhdr header that "
                                      "names it, with this file beside it", p)
     raise UnsupportedFormatError(

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import ledger
+from .io import DETACHED_HEADERS, VOLUME_SUFFIXES
 from .errors import CTModelsError, EmptyInputError, InvalidInputError, TriageError
 from .atomic import PARTIAL, write_together
 
@@ -46,9 +47,9 @@ log = logging.getLogger(__name__)
 STUDIES_FOLDER = "a folder with one study per subfolder or file"  # what triage reads
 
 TRASH = ".ctmodels-trash-"
-STUDY_FILE_SUFFIXES = (".zip", ".nii", ".nii.gz", ".nrrd", ".mha", ".npy", ".dcm")
-# headers whose voxels lie in a file of their own (NRRD .nhdr, MetaImage .mhd): moved alone, the pair would break
-DETACHED_HEADERS = (".nhdr", ".mhd")
+# a study each; not headers whose voxels lie in a file of their own (NRRD .nhdr, MetaImage .mhd): moved alone, the
+# pair would break
+STUDY_FILE_SUFFIXES = (".zip", ".dcm") + tuple(s for s in VOLUME_SUFFIXES if s not in DETACHED_HEADERS)
 
 
 @dataclass
