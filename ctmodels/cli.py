@@ -80,7 +80,7 @@ def _info_images(args, images: List[Path]) -> int:
     """``info`` of a folder of slice images: each one, its size, and what segment and the breath-hold check do."""
     from PIL import Image
 
-    from .io import EXIF_TURNS, exif_orientation
+    from .io import EXIF_TURNS, exif_orientation, image_pages
 
     listed = []
     for f in images:
@@ -89,9 +89,8 @@ def _info_images(args, images: List[Path]) -> int:
                 orientation = exif_orientation(im)
                 w, h = im.size[::-1] if orientation in (5, 6, 7, 8) else im.size  # as segment reads it
                 turn = EXIF_TURNS.get(orientation)
-                pages = int(getattr(im, "n_frames", 1) or 1) if im.format == "TIFF" else 1  # a slice each
                 listed.append({"name": f.name, "rows": h, "columns": w, "mode": im.mode, "exif_turn": turn,
-                               "pages": pages})
+                               "pages": image_pages(im)})
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             listed.append({"name": f.name, "rows": None, "columns": None, "mode": None,
                            "error": f"not a readable image ({type(exc).__name__})"})

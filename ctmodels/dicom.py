@@ -663,9 +663,10 @@ def _headers_to_stack(items: Sequence[Tuple[Path, object]], warnings: List[str])
     header)`` entries to stack, one per position in order along the normal, and whether positions were assumed
     (no ImagePositionPatient nor SliceLocation). Every slice must be CT (:func:`check_ct`); files filed in a series
     of CT slices that are none (:func:`not_a_slice`: a dose report given the series' UID) are set aside."""
-    others = [(p, why) for p, ds in items for why in [not_a_slice(ds)] if why]
+    whys = [not_a_slice(ds) for _, ds in items]
+    others = [(p, why) for (p, _), why in zip(items, whys) if why]
     if others and len(others) < len(items):
-        items = [(p, ds) for p, ds in items if not not_a_slice(ds)]
+        items = [it for it, why in zip(items, whys) if not why]
         warnings.append(f"{len(others)} file(s) filed in the series set aside, not CT slices (first: "
                         f"{Path(others[0][0]).name}, {others[0][1]})")
     for p, ds in items:

@@ -491,6 +491,12 @@ def exif_orientation(im) -> Optional[int]:
     return value if isinstance(value, int) else None
 
 
+def image_pages(im) -> int:
+    """How many slices an open image file holds: a TIFF's pages (a stack, as ImageJ saves one); 1 for other formats,
+    whose extra frames (a phone JPEG's second picture) are no slices."""
+    return int(getattr(im, "n_frames", 1) or 1) if im.format == "TIFF" else 1
+
+
 def image_pixels(p: PathLike, prepare, expected: str = "", notes: Optional[List[str]] = None,
                  pages: bool = False) -> Tuple[np.ndarray, str]:
     """The pixels of the image file ``p`` as ``prepare(image)`` gives them (a mode conversion; it may raise an
@@ -509,7 +515,7 @@ def image_pixels(p: PathLike, prepare, expected: str = "", notes: Optional[List[
     tail = f"; expected {expected}" if expected else ""
     try:
         with Image.open(p) as im:
-            n = int(getattr(im, "n_frames", 1) or 1) if im.format == "TIFF" else 1
+            n = image_pages(im)
             if n > 1 and not pages:
                 raise InvalidInputError(f"a TIFF of {n} pages{tail or '; expected one image'}", p)
             out = []
