@@ -98,6 +98,19 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(2.5, 0.7, 0.7), kernel: 
     return paths
 
 
+def itk_image(hu: np.ndarray, spacing=(2.5, 0.7, 0.7), origin=(0.0, 0.0, 0.0), direction=None):
+    """An image as ITK (SimpleITK) holds one, to write as ITK writes files: ``hu[z, y, x]`` (x fastest), ``spacing``
+    (z, y, x) in mm, ``origin`` in x, y, z order (LPS), ``direction`` the 3x3 matrix whose column a is the LPS direction
+    of index axis a (identity: the canonical layout)."""
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(hu)
+    img.SetSpacing([float(v) for v in spacing[::-1]])
+    img.SetOrigin([float(v) for v in origin])
+    img.SetDirection([float(v) for v in np.asarray(np.eye(3) if direction is None else direction, float).ravel()])
+    return img
+
+
 def dose_report(path, study_uid, series_uid=None, sop_class="1.2.840.10008.5.1.4.1.1.7"):
     """A CT scanner's dose report as it is exported beside the slices: a Secondary Capture image of text, filed
     under modality CT in the study, with no position, pixel size, kernel or rescale."""

@@ -13,7 +13,7 @@ from ctmodels import io as ctio
 from ctmodels.mask_scores import score_folders
 from ctmodels.phantoms import chest_phantom
 import corpus
-from synth import write_series
+from synth import itk_image, write_series
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -304,9 +304,7 @@ def test_a_metaimage_header_uploaded_with_its_data_file_reads_as_the_same_scan_i
     sp = (2.0, 0.8, 0.8)
     hu = chest_phantom(sp, extent_mm=80, seed=9)
     nii = ctio.write_volume_nifti(hu, sp, tmp_path / "scan.nii.gz")
-    img = sitk.GetImageFromArray(hu)  # [z, y, x], identity directions: the canonical layout
-    img.SetSpacing(sp[::-1])
-    sitk.WriteImage(img, str(tmp_path / "scan.mhd"))
+    sitk.WriteImage(itk_image(hu, sp), str(tmp_path / "scan.mhd"))
     shown = {}
     for files in ([("scan.nii.gz", nii.read_bytes(), "application/gzip")],
                   [(n, (tmp_path / n).read_bytes(), "application/octet-stream") for n in ("scan.mhd", "scan.raw")]):

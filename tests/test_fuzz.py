@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from ctmodels import io
 from ctmodels.errors import CTModelsError
-from synth import chest_phantom, write_series
+from synth import chest_phantom, itk_image, write_series
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +34,7 @@ def other_seeds(tmp_path_factory):
             zf.write(f, "study/" + f.name)
     io.write_volume_nifti(hu, (2.5, 0.7, 0.7), d / "v.nii")
     nrrd.write(str(d / "v.nrrd"), hu)
-    img = sitk.GetImageFromArray(hu)
-    img.SetSpacing((0.7, 0.7, 2.5))
-    sitk.WriteImage(img, str(d / "v.mha"), True)  # compressed: the inflating path
+    sitk.WriteImage(itk_image(hu, (2.5, 0.7, 0.7)), str(d / "v.mha"), True)  # compressed: the inflating path
     return {sfx: (d / name).read_bytes() for sfx, name in ((".zip", "s.zip"), (".nii", "v.nii"), (".nrrd", "v.nrrd"),
                                                              (".mha", "v.mha"))}
 

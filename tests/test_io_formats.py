@@ -10,7 +10,7 @@ from ctmodels import io
 from ctmodels.errors import (CTModelsError, EmptyInputError, InvalidInputError, UnsafeArchiveError,
                              UnsupportedFormatError)
 from ctmodels.preprocessing import spread
-from synth import chest_phantom, write_series
+from synth import chest_phantom, itk_image, write_series
 
 
 def _labelled(shape=(6, 7, 8)):
@@ -438,18 +438,6 @@ def test_a_volume_whose_axial_slices_are_tilted_is_said_to_be_oblique(tmp_path):
 
 # ---------------------------------------------------------------------------- ITK MetaImage
 
-def _itk_image(hu, spacing_xyz, origin, direction):
-    """An image as ITK holds one: ``hu[z, y, x]`` (x fastest), spacing and origin in x, y, z order, ``direction``
-    the 3x3 matrix whose column a is the LPS direction of index axis a, row by row."""
-    import SimpleITK as sitk
-
-    img = sitk.GetImageFromArray(hu)
-    img.SetSpacing(spacing_xyz)
-    img.SetOrigin(origin)
-    img.SetDirection([float(v) for v in np.asarray(direction, float).ravel()])
-    return img
-
-
 # an axial scan as stored head first (z runs down), and one stored as coronal slices, turned and flipped
 ITK_DIRECTIONS = {"identity": np.eye(3), "head first": np.diag([1.0, 1.0, -1.0]),
                   "coronal": np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])}
@@ -463,7 +451,7 @@ def test_a_metaimage_written_by_itk_reads_as_the_nifti_itk_writes_of_the_same_im
     import SimpleITK as sitk
 
     hu = (np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7) * 3 - 1000)  # no two voxels alike
-    img = _itk_image(hu, (0.7, 0.8, 2.5), (-100.0, -120.5, 30.0), ITK_DIRECTIONS[direction])
+    img = itk_image(hu, (2.5, 0.8, 0.7), (-100.0, -120.5, 30.0), ITK_DIRECTIONS[direction])
     sitk.WriteImage(img, str(tmp_path / "ref.nii.gz"))
     ref = io.read_ct(tmp_path / "ref.nii.gz")
     from_nifti = sitk.ReadImage(str(tmp_path / "ref.nii.gz"))  # written again, ITK adds the NIfTI header's fields
@@ -529,7 +517,7 @@ def test_a_metaimage_and_its_data_file_read_from_a_folder_or_a_zip(tmp_path):
 
     hu = chest_phantom((6, 32, 32))
     (tmp_path / "s").mkdir()
-    sitk.WriteImage(_itk_image(hu, (0.8, 0.8, 2.0), (0.0, 0.0, 0.0), np.eye(3)), str(tmp_path / "s" / "scan.mhd"))
+    sitk.WriteImage(itk_image(hu, (2.0, 0.8, 0.8)), str(tmp_path / "s" / "scan.mhd"))
     assert sorted(f.name for f in (tmp_path / "s").iterdir()) == ["scan.mhd", "scan.raw"]
     assert np.array_equal(io.read_ct(tmp_path / "s").voxels, hu)
     with zipfile.ZipFile(tmp_path / "scan.zip", "w") as z:

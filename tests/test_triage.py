@@ -21,7 +21,7 @@ from ctmodels.cli import main
 from ctmodels.phantoms import chest_phantom
 from ctmodels.errors import InvalidInputError
 from ctmodels.triage import discover_studies, run_triage, triage_archive, write_report
-from synth import write_series
+from synth import itk_image, write_series
 
 SP = (2.5, 0.8, 0.8)
 
@@ -728,8 +728,7 @@ def test_a_header_whose_voxels_lie_in_another_file_is_a_study_only_in_a_subfolde
     import SimpleITK as sitk
 
     exp = Q.simulate_expiration(chest_phantom(SP, extent_mm=75, seed=25), SP, 0.5).astype(np.int16)
-    img = sitk.GetImageFromArray(exp)  # [z, y, x], identity directions: the canonical layout
-    img.SetSpacing(SP[::-1])
+    img = itk_image(exp, SP)  # identity directions: the canonical layout
     sitk.WriteImage(img, str(studies / "loose_g.mhd"))
     (studies / "pair_h").mkdir()
     sitk.WriteImage(img, str(studies / "pair_h" / "scan.mhd"))
