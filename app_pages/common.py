@@ -372,6 +372,42 @@ class ImageTable:
         return buf.getvalue()
 
 
+def dicom_seg_download(study, column) -> None:
+    """For an uploaded DICOM series: a button that makes its labels' DICOM SEG (seconds for a long series), then the
+    SEG's download; a caption where none can be made; nothing for other inputs."""
+    import io
+
+    from ctmodels import dicom_seg
+
+    vol, shared = study.volume, st.session_state.get("upload")
+    if vol.meta.format != "dicom" or shared is None:
+        return
+    problem = dicom_seg.seg_problem(vol) or (None if dicom_seg.available() else dicom_seg.NEEDS_HIGHDICOM)
+    if problem:
+        column.caption(f"No DICOM SEG: {problem}")
+        return
+    key = f"dicom-seg-{vol.meta.series_uid}-{shared['key']}"
+    made = cached_result(key)
+    if made is None:
+        if not column.button("Make DICOM SEG", key="lesion_make_seg",
+                             help="the labels as a DICOM Segmentation of this series, for PACS viewers"):
+            return
+        try:
+            seg, notes = dicom_seg.make_dicom_seg(study.lesions.labels, vol)
+        except CTModelsError as exc:
+            show_error(exc)
+            return
+        buf = io.BytesIO()
+        seg.save_as(buf)
+        made = (buf.getvalue(), notes)
+        store_result(key, made)
+    for note in made[1]:
+        column.caption(note)
+    column.download_button("DICOM SEG", made[0], "lesions.seg.dcm", "application/dicom",
+                           help="segments 1 GGO, 2 consolidation, 3 other lung, each frame on the slice it references; "
+                                "it carries the patient's name and ID from the slices, as a SEG must")
+
+
 def image_table(files, run: bool) -> Optional[ImageTable]:
     """The table of every uploaded slice image: kept for this upload once made; made (with a progress bar, each
     image's study from the page reused where it was already segmented) only when ``run``; else None."""

@@ -5,8 +5,8 @@ import io as _io
 import streamlit as st
 from PIL import Image
 
-from app_pages.common import (image_table, lesion_study, made_truth, score_against, several_images, show_error,
-                              upload_or_example)
+from app_pages.common import (dicom_seg_download, image_table, lesion_study, made_truth, score_against,
+                              several_images, show_error, upload_or_example)
 from ctmodels import severity
 from ctmodels.lesion_model import LABELS
 from ctmodels.preprocessing import window_hu
@@ -88,7 +88,7 @@ buf = _io.BytesIO()
 Image.fromarray(rgb).save(buf, format="PNG")
 mask = _io.BytesIO()
 Image.fromarray(res.labels[z]).save(mask, format="PNG")
-d1, d2, d3 = st.columns(3)
+d1, d2, d3, d4 = st.columns(4)
 d1.download_button("Overlay PNG", buf.getvalue(), f"overlay_slice{z}.png", "image/png")
 if vol.shape[0] > 1:
     import tempfile
@@ -103,6 +103,7 @@ else:
     d2.download_button("Label mask (PNG)", mask.getvalue(), "mask.png", "image/png")
 d3.download_button("CSV", study.per_slice_csv(), "involvement.csv", "text/csv",
                    help="per slice: position (S, mm), whether it was filled in, lung mL, % GGO, consolidation, either")
+dicom_seg_download(study, d4)
 st.caption("Mask labels: 0 background, 1 GGO, 2 consolidation, 3 other lung.")
 
 # ---- several slice images: all of them in one table

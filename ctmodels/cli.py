@@ -173,6 +173,11 @@ def cmd_segment(args) -> int:
     from .device import resolve_device
 
     resolve_device(args.device)  # a device that is not there is an error before any work
+    if args.dicom_seg:
+        from . import dicom_seg
+
+        if not dicom_seg.available():
+            raise InvalidInputError(dicom_seg.NEEDS_HIGHDICOM)
     if args.series and len(args.inputs) != 1:
         raise InvalidInputError(f"--series names a series of one study; got {len(args.inputs)} inputs")
     # results.csv is kept across runs into one folder: an earlier run's rows stay, and its outputs are not
@@ -235,6 +240,7 @@ def cmd_segment(args) -> int:
                 print(f"warning: {p.name}: {w}", file=sys.stderr)
         if vol.meta.extra.get("n_series", 1) > 1 and not args.quiet:
             print(f"{p.name}: series used: {vol.meta.extra['selection_reason']}")
+        seg_file = _dicom_seg(args, res.labels, vol, p) if args.dicom_seg else None
         disp = seg.to_display(vol.voxels, vol.meta.units)
         k = study.key_slice
         from PIL import Image
@@ -255,6 +261,8 @@ def cmd_segment(args) -> int:
                 files[out / f"{stem}.mask.nii.gz"] = lambda f: write_mask_nifti(res.labels, vol.spacing, f,
                                                                                 layout=vol.meta.layout)
                 files[out / f"{stem}.slices.csv"] = lambda f: f.write_text(study.per_slice_csv())
+            if seg_file is not None:
+                files[out / f"{stem}.seg.dcm"] = lambda f: seg_file.save_as(str(f))
             row = {"input": where, "stem": stem, **study.summary()}
             try:  # all of an input's outputs, or none: a full disk leaves its earlier outputs and row as they were
                 write_together(files)
@@ -277,6 +285,21 @@ def cmd_segment(args) -> int:
     if failures and not rows:
         return 2
     return 2 if failures else 0
+
+
+def _dicom_seg(args, labels, vol, p: Path):
+    """The input's labels as a DICOM SEG in memory, or None with a warning saying why there is none (the input
+    is not a DICOM series, its headers do not allow one); the other outputs are written either way."""
+    from .dicom_seg import make_dicom_seg
+
+    try:
+        seg_file, notes = make_dicom_seg(labels, vol, model_name=Path(args.model).name)
+    except CTModelsError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return None
+    for n in notes:
+        print(f"warning: {p.name}: {n}", file=sys.stderr)
+    return seg_file
 
 
 SEGMENT_LOCK = ".ctmodels-segment.lock"
@@ -552,6 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the whole image even where the patient spans under 80 %% of it (default: a box round "
                         "the body, in which it spans as in the training slices)")
     s.add_argument("--spacing", metavar="Z,Y,X", type=spacing_mm, default=None, help=SPACING_HELP)
+    s.add_argument("--dicom-seg", action="store_true",
+                   help="DICOM series: also write <stem>.seg.dcm, the labels as a DICOM SEG that references the "
+                        "series' slices, for PACS viewers (needs highdicom: pip install \"ctmodels[seg]\")")
     s.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bars and no line per input (warnings and errors are still printed)")
     s.set_defaults(func=cmd_segment)

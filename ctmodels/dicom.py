@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import EmptyInputError, InvalidInputError, NotChestError, NotCTError
 from .orientation import PLANES, axial_tilt_deg, canonicalize, reading_notes
-from .types import HU, CTVolume, VolumeMeta
+from .types import HU, CTVolume, SourceHeaders, VolumeMeta
 
 log = logging.getLogger(__name__)
 
@@ -785,6 +785,8 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     axial = layout.order[0] == 2
     made_z = sorted(n_grid - 1 - k if layout.flips[0] else k for k in made) if axial else []
     pixel_assumed = _given_pixel_spacing(first) is None
+    enhanced = any(getattr(ds, "ctmodels_frame", None) is not None for _, _, ds in uniq)
+    sources = None if enhanced else SourceHeaders([_header_only(ds) for _, _, ds in uniq], list(grid))
     meta = VolumeMeta(
         source=source or str(first_path.parent),
         format="dicom",
@@ -805,10 +807,25 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
         warnings=warnings,
         layout=layout,
         axial_tilt_deg=axial_tilt,
+        sources=sources,
     )
     for w in warnings:
         log.warning("%s: %s", Path(meta.source).name, w)
     return CTVolume(vox, spacing, meta)
+
+
+_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)  # FloatPixelData, DoubleFloatPixelData, PixelData
+
+
+def _header_only(ds):
+    """A slice's header without its pixel data (which the stacked volume holds): what a DICOM SEG names of it."""
+    from pydicom.dataset import Dataset
+
+    h = Dataset()
+    for tag in ds.keys():  # elements as read (raw ones stay raw: nothing is decoded here that reading did not)
+        if tag not in _PIXEL_TAGS:
+            h[tag] = ds.get_item(tag, keep_deferred=True)
+    return h
 
 
 def _narrowed(hu: np.ndarray) -> np.ndarray:

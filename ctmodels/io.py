@@ -55,7 +55,7 @@ VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".npy")
 DETACHED_HEADERS = (".nhdr", ".mhd")  # volume headers whose voxels lie in a data file of their own beside them
 DATA_SUFFIXES = (".raw", ".zraw")  # such data files
 INPUT_SUFFIXES = IMAGE_SUFFIXES + VOLUME_SUFFIXES + (".zip", ".dcm")  # what an input file's name ends with
-SEGMENT_OUTPUTS = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv")  # ctmodels segment writes these
+SEGMENT_OUTPUTS = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv", ".seg.dcm")  # segment writes these
 MAX_IMAGE_PIXELS = 4096 * 4096
 
 PathLike = Union[str, Path]

@@ -12,9 +12,26 @@ HU = "HU"  # Hounsfield units (int16 after rescale)
 DISPLAY = "display"  # 8-bit display image (PNG/JPG, windowed) - NOT Hounsfield units
 
 
+class SourceHeaders:
+    """The headers of a DICOM series' slices (pixel data left out), kept so that a DICOM SEG can reference them
+    (:mod:`ctmodels.dicom_seg`): ``headers[j]`` is the slice at ``stack_index[j]`` of the series' grid, its slices
+    in order along their normal (the third axis of the input layout, ``meta.layout``). They hold what the files
+    hold, patient name and ID among it: never logged or shown (the repr says only how many there are)."""
+
+    def __init__(self, headers: List[Any], stack_index: List[int]):
+        self.headers, self.stack_index = list(headers), [int(k) for k in stack_index]
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+    def __repr__(self) -> str:
+        return f"SourceHeaders({len(self)} DICOM headers)"
+
+
 @dataclass
 class VolumeMeta:
-    """What is known about where a volume came from. No patient name or ID is kept here."""
+    """What is known about where a volume came from. No patient name or ID is kept here, except inside
+    ``sources`` (the DICOM headers a DICOM SEG names), which is never logged or shown."""
 
     source: str = ""  # file or folder it was read from
     format: str = ""  # dicom | nifti | nrrd | png | jpg | npy
@@ -42,6 +59,8 @@ class VolumeMeta:
     # degrees the axial slices lie off the patient's axial plane (ctmodels.orientation.axial_tilt_deg: an oblique
     # series, a tilted gantry); 0 where the input gives no directions (images, .npy, arrays)
     axial_tilt_deg: float = 0.0
+    # a single-frame DICOM series' slice headers (SourceHeaders), for a DICOM SEG of its labels; None otherwise
+    sources: Optional[SourceHeaders] = field(default=None, repr=False, compare=False)
 
     @property
     def is_hu(self) -> bool:

@@ -834,3 +834,41 @@ def test_the_voxel_size_of_an_npy_upload_can_be_typed_and_is_kept_across_pages(t
     at.run()
     assert not at.exception and not at.error
     assert not [c for c in at.caption if c.value.startswith("Volumes, from the scan's voxel size")]
+
+
+def test_lesions_page_offers_a_dicom_seg_of_an_uploaded_series(tmp_path):
+    """A DICOM series upload gets a button that makes its labels' DICOM SEG, then the SEG's download: a SEG of the
+    uploaded series whose frames hold the labels segment found. A series whose slices name no frame of reference
+    says in a caption why it gets none; an image gets no button."""
+    import highdicom as hd
+    import pydicom
+
+    hu = chest_phantom((5.0, 1.5, 1.5), extent_mm=40, fov_mm=330, seed=5)
+    upload = _zip_of_series(tmp_path, [("ct", hu, {"tags": {"FrameOfReferenceUID": "1.2.826.0.1.3680043.8.498.9"}})])
+    at = _app("lesions")
+    at.file_uploader(key="lesion_upload").set_value(("study.zip", upload, "application/zip"))
+    at.run()
+    assert not at.exception and not at.error
+    assert "DICOM SEG" not in [b.proto.label for b in at.get("download_button")]
+    at.button(key="lesion_make_seg").click()
+    at.run()
+    assert not at.exception and not at.error
+    (button,) = [b for b in at.get("download_button") if b.proto.label == "DICOM SEG"]
+    seg = hd.seg.segread(io.BytesIO(at.session_state["results"][
+        next(k for k in at.session_state["results"] if k.startswith("dicom-seg-"))][0]))
+    source = pydicom.dcmread(next((tmp_path / "ct").iterdir()), stop_before_pixels=True)
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    (study,) = [v for k, v in at.session_state["results"].items() if k.startswith("lesions-")]
+    labels = study.lesions.labels
+    assert labels.any() and seg.NumberOfFrames >= 1
+    assert np.bincount(seg.get_volume(combine_segments=True).array.ravel(), minlength=4).tolist() == \
+        np.bincount(labels.ravel(), minlength=4).tolist()
+
+    at = _app("lesions")
+    at.file_uploader(key="lesion_upload").set_value(("study.zip", _zip_of_series(tmp_path / "b", [("ct", hu, {})]),
+                                                     "application/zip"))
+    at.run()
+    assert not at.exception and not at.error
+    assert [c.value for c in at.caption if c.value.startswith("No DICOM SEG")] == [
+        "No DICOM SEG: the slices name no FrameOfReferenceUID, which a DICOM SEG needs to place its frames"]
+    assert not at.button and "DICOM SEG" not in [b.proto.label for b in at.get("download_button")]

@@ -1,0 +1,127 @@
+"""Lesion labels as a DICOM Segmentation (SEG) of the CT series they were read from, so that PACS viewers and
+DICOM tools (OHIF, 3D Slicer, highdicom) show them on the study.
+
+Written with highdicom (``pip install "ctmodels[seg]"``) as a binary SEG with three segments: 1 ground-glass
+opacity (DCM 112120), 2 consolidation (SCT 95436008, lung consolidation), 3 other lung (SCT 39607008, lung);
+the label numbers are those of the masks. Its frames reference the CT slices they lie on, and it carries the
+series' patient and study, as a DICOM SEG must (the file is for the study's own archive, not to be shared).
+
+Only single-frame DICOM CT series whose slices name their frame of reference can be referenced (an Enhanced CT
+file, NIfTI, NRRD and images cannot). Slices the reader made by interpolation where a series had a gap have no
+slice to reference: they are left out, with a note.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .types import CTVolume
+
+log = logging.getLogger(__name__)
+
+SEG_SUFFIX = ".seg.dcm"
+NEEDS_HIGHDICOM = 'writing a DICOM SEG needs highdicom: pip install "ctmodels[seg]"'
+SERIES_DESCRIPTION = "ctmodels lesions - research use, not diagnosis"
+SERIES_NUMBER = 9001  # the SEG's own series in the study
+# Type 2 attributes of the patient and study that highdicom copies from the slices: present in CT files as the
+# standard asks, though some exports leave them out; written empty then, as Type 2 allows
+_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
+          "AccessionNumber", "ReferringPhysicianName")
+
+
+def available() -> bool:
+    """Whether highdicom, which writes the SEG, is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("highdicom") is not None
+
+
+def seg_problem(volume: CTVolume) -> Optional[str]:
+    """Why no DICOM SEG can be written for this volume's labels (a line), or None where one can."""
+    meta = volume.meta
+    if meta.format != "dicom":
+        return f"not DICOM ({meta.format or 'an array'}): a DICOM SEG references DICOM slices"
+    if meta.sources is None or meta.layout is None:
+        return "an Enhanced (multi-frame) CT file: its DICOM SEG is not written (the NIfTI mask has the labels)"
+    if not all(str(getattr(h, "FrameOfReferenceUID", "") or "") for h in meta.sources.headers):
+        return "the slices name no FrameOfReferenceUID, which a DICOM SEG needs to place its frames"
+    return None
+
+
+def _descriptions(model_name: str, version: str):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.sr.coding import Code
+
+    algorithm = hd.AlgorithmIdentificationSequence(name=model_name, family=codes.DCM.ArtificialIntelligence,
+                                                   version=version)
+    abnormal, anatomy = codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.AnatomicalStructure
+    segments = [("Ground-glass opacity", abnormal, codes.DCM.GroundGlassOpacity),
+                ("Consolidation", abnormal, Code("95436008", "SCT", "Lung consolidation")),
+                ("Other lung", anatomy, codes.SCT.Lung)]
+    return [hd.seg.SegmentDescription(segment_number=i, segment_label=label, segmented_property_category=category,
+                                      segmented_property_type=kind,
+                                      algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                                      algorithm_identification=algorithm)
+            for i, (label, category, kind) in enumerate(segments, start=1)]
+
+
+def write_dicom_seg(labels: np.ndarray, volume: CTVolume, path, model_name: str = "lesion-unet-effb0",
+                    version: Optional[str] = None) -> List[str]:
+    """Write ``labels`` (on ``volume``'s canonical grid: 0 background, 1 GGO, 2 consolidation, 3 other lung) as a
+    DICOM SEG of the series ``volume`` was read from, to ``path``. Returns notes for the user (slices left out).
+    Raises :class:`InvalidInputError` where none can be written (:func:`seg_problem`, highdicom missing, or
+    highdicom refusing the slices' headers), in one line."""
+    seg, notes = make_dicom_seg(labels, volume, model_name, version)
+    seg.save_as(str(Path(path)))
+    return notes
+
+
+def make_dicom_seg(labels: np.ndarray, volume: CTVolume, model_name: str = "lesion-unet-effb0",
+                   version: Optional[str] = None):
+    """:func:`write_dicom_seg` without the writing: ``(dataset, notes)``, the SEG in memory."""
+    from . import __version__
+
+    where = volume.meta.source or None
+    problem = seg_problem(volume)
+    if problem:
+        raise InvalidInputError(f"no DICOM SEG: {problem}", where)
+    if not available():
+        raise InvalidInputError(NEEDS_HIGHDICOM)
+    import highdicom as hd
+
+    lab = np.asarray(labels)
+    layout, sources = volume.meta.layout, volume.meta.sources
+    if lab.shape != tuple(volume.shape) or lab.shape != tuple(layout.canonical_shape):
+        raise InvalidInputError(f"labels of shape {lab.shape} do not lie on the volume's grid {volume.shape}", where)
+    if lab.size and (lab.min() < 0 or lab.max() > 3):
+        raise InvalidInputError(f"labels hold {int(lab.min())}..{int(lab.max())}, expected 0..3", where)
+    stored = layout.to_input(lab.astype(np.uint8))  # columns, rows, slices along their normal: as the files are
+    frames = np.stack([stored[:, :, k].T for k in sources.stack_index])
+    headers = sources.headers
+    for h in headers:
+        for name in _TYPE2:
+            if name not in h:
+                setattr(h, name, "")
+    notes = []
+    made = stored.shape[2] - len(headers)
+    if made > 0:
+        notes.append(f"{made} slice(s) made by interpolation (a gap in the series) have no slice to reference: "
+                     f"not in the DICOM SEG")
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=headers, pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=_descriptions(model_name, version or __version__),
+            series_instance_uid=hd.UID(), series_number=SERIES_NUMBER, sop_instance_uid=hd.UID(), instance_number=1,
+            manufacturer="ctmodels", manufacturer_model_name=model_name, software_versions=f"ctmodels {__version__}",
+            device_serial_number="none", series_description=SERIES_DESCRIPTION, content_label="LESIONS",
+            content_description="GGO, consolidation, other lung (ctmodels, research use only)")
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a header highdicom cannot use
+        msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InvalidInputError(f"no DICOM SEG: the slices' headers do not allow one ({msg})", where) from None
+    return seg, notes

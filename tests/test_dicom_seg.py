@@ -1,0 +1,130 @@
+"""Lesion labels written as a DICOM SEG of the series they were read from (ctmodels.dicom_seg), read back with
+highdicom: each frame must lie on the slice it references, whatever way the series is stored."""
+
+import numpy as np
+import pydicom
+import pytest
+
+from ctmodels import dicom_seg, io
+from ctmodels.cli import main
+from ctmodels.errors import InvalidInputError
+from synth import chest_phantom, write_series
+
+hd = pytest.importorskip("highdicom")
+FOR = {"FrameOfReferenceUID": "1.2.826.0.1.3680043.8.498.77"}
+
+
+def _labels(hu):
+    """Labels made from HU alone, so that they can be computed again from each stored slice: 2 above 300 HU, 3 below
+    -500 HU, 1 between -500 and -200 HU."""
+    hu = np.asarray(hu, np.int32)
+    return np.select([hu > 300, hu < -500, hu < -200], [2, 3, 1], 0).astype(np.uint8)
+
+
+def _series(folder, orientation=(1, 0, 0, 0, 1, 0), skip=(), tags=FOR, shape=(9, 40, 48)):
+    hu = chest_phantom(shape).astype(np.int16)
+    hu[:, 3:9, 30:44] = 500  # a block in one corner: a flip or a transposition moves it
+    hu[2:4, 20:26, 6:12] = -300
+    return write_series(folder, hu, orientation=orientation, skip=skip, tags=tags)
+
+
+def _frame_of(seg, ds):
+    return seg.get_pixels_by_source_instance(source_sop_instance_uids=[ds.SOPInstanceUID], combine_segments=True,
+                                             skip_overlap_checks=True)[0]
+
+
+@pytest.mark.parametrize("orientation", [(1, 0, 0, 0, 1, 0), (1, 0, 0, 0, -1, 0), (-1, 0, 0, 0, 1, 0),
+                                         (1, 0, 0, 0, 0, -1)], ids=["axial", "rows-up-feet-first",
+                                                                    "columns-flipped", "coronal"])
+def test_each_frame_lies_on_the_slice_it_references(tmp_path, orientation):
+    """Labels computed on the canonical volume and written as a SEG equal, frame by frame, the labels computed from
+    each stored slice's own pixels; every slice of the series has its frame's pixels, and the SEG carries the
+    series' study, patient and frame of reference."""
+    paths = _series(tmp_path / "ct", orientation)
+    vol = io.read_ct(tmp_path / "ct")
+    assert dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm") == []
+    seg = hd.seg.segread(tmp_path / "x.seg.dcm")
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        expected = _labels(ds.pixel_array.astype(np.int32) + int(ds.RescaleIntercept))
+        assert np.array_equal(_frame_of(seg, ds), expected), p.name
+    assert seg.Modality == "SEG" and seg.StudyInstanceUID == ds.StudyInstanceUID
+    assert seg.FrameOfReferenceUID == FOR["FrameOfReferenceUID"] and seg.PatientID == ds.PatientID
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == ds.SeriesInstanceUID
+    assert seg.SeriesInstanceUID != ds.SeriesInstanceUID
+    kinds = [(d.SegmentNumber, d.SegmentedPropertyTypeCodeSequence[0].CodeValue) for d in seg.SegmentSequence]
+    assert kinds == [(1, "112120"), (2, "95436008"), (3, "39607008")]
+
+
+def test_slices_made_to_fill_a_gap_are_left_out_and_said(tmp_path):
+    paths = _series(tmp_path / "ct", skip=(4,))
+    vol = io.read_ct(tmp_path / "ct")
+    assert len(vol.meta.interpolated_slices) == 1 and vol.shape[0] == len(paths) + 1
+    notes = dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm")
+    assert len(notes) == 1 and "1 slice(s) made by interpolation" in notes[0]
+    seg = hd.seg.segread(tmp_path / "x.seg.dcm")
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        assert np.array_equal(_frame_of(seg, ds), _labels(ds.pixel_array.astype(np.int32) - 1024)), p.name
+
+
+def test_inputs_a_seg_cannot_reference_are_one_line(tmp_path, monkeypatch):
+    _series(tmp_path / "plain", tags=None)  # no FrameOfReferenceUID
+    vol = io.read_ct(tmp_path / "plain")
+    with pytest.raises(InvalidInputError, match="no DICOM SEG: the slices name no FrameOfReferenceUID"):
+        dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm")
+    nii = io.write_volume_nifti(vol.voxels, vol.spacing, tmp_path / "ct.nii.gz")
+    vol = io.read_ct(nii)
+    with pytest.raises(InvalidInputError, match=r"ct.nii.gz: no DICOM SEG: not DICOM \(nifti\)"):
+        dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm")
+    _series(tmp_path / "ct")
+    vol = io.read_ct(tmp_path / "ct")
+    with pytest.raises(InvalidInputError, match="do not lie on the volume's grid"):
+        dicom_seg.write_dicom_seg(_labels(vol.voxels)[1:], vol, tmp_path / "x.seg.dcm")
+    monkeypatch.setattr(dicom_seg, "available", lambda: False)
+    with pytest.raises(InvalidInputError, match=r'needs highdicom: pip install "ctmodels\[seg\]"'):
+        dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm")
+    assert not (tmp_path / "x.seg.dcm").exists()
+
+
+def test_the_headers_kept_for_the_seg_do_not_show_the_patient(tmp_path):
+    """The slices' headers ride with the volume (patient name and ID among them) but its repr and its meta's do not
+    show them, and they hold no pixel data (the volume does)."""
+    _series(tmp_path / "ct")
+    vol = io.read_ct(tmp_path / "ct")
+    shown = repr(vol) + repr(vol.meta) + str(vol.meta)
+    assert "Doe" not in shown and "PID-12345" not in shown
+    assert len(vol.meta.sources) == vol.shape[0]
+    assert all("PixelData" not in h and h.PatientID == "PID-12345" for h in vol.meta.sources.headers)
+
+
+def test_segment_writes_a_seg_for_a_dicom_series_and_says_why_not_for_other_inputs(tmp_path, capsys):
+    paths = _series(tmp_path / "ct", shape=(6, 64, 64))
+    vol = io.read_ct(tmp_path / "ct")
+    io.write_volume_nifti(vol.voxels, vol.spacing, tmp_path / "vol.nii.gz")
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "ct"), str(tmp_path / "vol.nii.gz"), "--out", str(out), "-q",
+                 "--dicom-seg"]) == 0
+    err = capsys.readouterr().err
+    assert "vol.nii.gz: no DICOM SEG: not DICOM (nifti)" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.glob("*.seg.dcm")) == ["ct.seg.dcm"]
+    seg = hd.seg.segread(out / "ct.seg.dcm")
+    mask = io.read_labels(out / "ct.mask.nii.gz")  # what segment wrote as NIfTI: the SEG holds the same labels
+    assert mask.shape == vol.shape
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        z = int(np.argmin([abs(z_mm - float(ds.ImagePositionPatient[2])) for z_mm in vol.meta.slice_positions]))
+        assert np.array_equal(_frame_of(seg, ds), mask.voxels[z]), p.name
+    # read again as a study folder holding the SEG: the SEG is a series of its own, not a CT slice
+    (tmp_path / "ct" / "ct.seg.dcm").write_bytes((out / "ct.seg.dcm").read_bytes())
+    again = io.read_ct(tmp_path / "ct")
+    assert np.array_equal(again.voxels, vol.voxels)
+
+
+def test_segment_without_highdicom_says_so_before_any_work(tmp_path, capsys, monkeypatch):
+    _series(tmp_path / "ct")
+    monkeypatch.setattr(dicom_seg, "available", lambda: False)
+    assert main(["segment", str(tmp_path / "ct"), "--out", str(tmp_path / "out"), "--dicom-seg"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == 'error: writing a DICOM SEG needs highdicom: pip install "ctmodels[seg]"'
+    assert not any((tmp_path / "out").glob("*.png"))
