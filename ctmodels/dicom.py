@@ -785,8 +785,7 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
     axial = layout.order[0] == 2
     made_z = sorted(n_grid - 1 - k if layout.flips[0] else k for k in made) if axial else []
     pixel_assumed = _given_pixel_spacing(first) is None
-    enhanced = any(getattr(ds, "ctmodels_frame", None) is not None for _, _, ds in uniq)
-    sources = None if enhanced else SourceHeaders([_header_only(ds) for _, _, ds in uniq], list(grid))
+    sources = _sources([ds for _, _, ds in uniq], grid)
     meta = VolumeMeta(
         source=source or str(first_path.parent),
         format="dicom",
@@ -815,6 +814,23 @@ def _read_series(items: Sequence[Tuple[Path, object]], source: str = "") -> CTVo
 
 
 _PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)  # FloatPixelData, DoubleFloatPixelData, PixelData
+
+
+def _sources(headers: List, grid: np.ndarray) -> Optional[SourceHeaders]:
+    """The stacked slices' headers (``headers[j]`` is slice ``grid[j]``) for a DICOM SEG of their labels: each
+    file's, or one Enhanced CT file's with the slice each of its frames is; None for frames of several multi-frame
+    files, which one SEG cannot reference."""
+    frames = [getattr(ds, "ctmodels_frame", None) for ds in headers]
+    if all(f is None for f in frames):
+        return SourceHeaders([_header_only(ds) for ds in headers], list(grid))
+    owners = {id(f[0]) for f in frames if f is not None}
+    if None in frames or len(owners) != 1:
+        return None
+    owner = frames[0][0]
+    index: List[Optional[int]] = [None] * int(getattr(owner.ds, "NumberOfFrames", 1) or 1)
+    for (_, i), k in zip(frames, grid):
+        index[i] = int(k)
+    return SourceHeaders([_header_only(owner.ds)], index, multiframe=True)
 
 
 def _header_only(ds):

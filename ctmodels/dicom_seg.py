@@ -6,9 +6,9 @@ opacity (DCM 112120), 2 consolidation (SCT 95436008, lung consolidation), 3 othe
 the label numbers are those of the masks. Its frames reference the CT slices they lie on, and it carries the
 series' patient and study, as a DICOM SEG must (the file is for the study's own archive, not to be shared).
 
-Only single-frame DICOM CT series whose slices name their frame of reference can be referenced (an Enhanced CT
-file, NIfTI, NRRD and images cannot). Slices the reader made by interpolation where a series had a gap have no
-slice to reference: they are left out, with a note.
+Only DICOM CT series whose slices name their frame of reference can be referenced: single-frame files, or one
+Enhanced (multi-frame) CT file (not NIfTI, NRRD or images, nor frames of several multi-frame files). Slices the
+reader made by interpolation where a series had a gap have no slice to reference: they are left out, with a note.
 """
 
 from __future__ import annotations
@@ -46,8 +46,11 @@ def seg_problem(volume: CTVolume) -> Optional[str]:
     meta = volume.meta
     if meta.format != "dicom":
         return f"not DICOM ({meta.format or 'an array'}): a DICOM SEG references DICOM slices"
-    if meta.sources is None or meta.layout is None:
-        return "an Enhanced (multi-frame) CT file: its DICOM SEG is not written (the NIfTI mask has the labels)"
+    if meta.layout is None:
+        return "the series gives no slice geometry to place a DICOM SEG's frames"
+    if meta.sources is None:
+        return ("frames of several multi-frame files, which one DICOM SEG cannot reference (the NIfTI mask has the "
+                "labels)")
     if not all(str(getattr(h, "FrameOfReferenceUID", "") or "") for h in meta.sources.headers):
         return "the slices name no FrameOfReferenceUID, which a DICOM SEG needs to place its frames"
     return None
@@ -102,14 +105,15 @@ def make_dicom_seg(labels: np.ndarray, volume: CTVolume, model_name: str = "lesi
     if lab.size and (lab.min() < 0 or lab.max() > 3):
         raise InvalidInputError(f"labels hold {int(lab.min())}..{int(lab.max())}, expected 0..3", where)
     stored = layout.to_input(lab.astype(np.uint8))  # columns, rows, slices along their normal: as the files are
-    frames = np.stack([stored[:, :, k].T for k in sources.stack_index])
+    blank = np.zeros(stored.shape[1::-1], np.uint8)  # a frame set aside (a second copy of a slice): no labels
+    frames = np.stack([blank if k is None else stored[:, :, k].T for k in sources.stack_index])
     headers = sources.headers
     for h in headers:
         for name in _TYPE2:
             if name not in h:
                 setattr(h, name, "")
     notes = []
-    made = stored.shape[2] - len(headers)
+    made = stored.shape[2] - len({k for k in sources.stack_index if k is not None})
     if made > 0:
         notes.append(f"{made} slice(s) made by interpolation (a gap in the series) have no slice to reference: "
                      f"not in the DICOM SEG")

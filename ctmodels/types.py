@@ -15,11 +15,14 @@ DISPLAY = "display"  # 8-bit display image (PNG/JPG, windowed) - NOT Hounsfield 
 class SourceHeaders:
     """The headers of a DICOM series' slices (pixel data left out), kept so that a DICOM SEG can reference them
     (:mod:`ctmodels.dicom_seg`): ``headers[j]`` is the slice at ``stack_index[j]`` of the series' grid, its slices
-    in order along their normal (the third axis of the input layout, ``meta.layout``). They hold what the files
-    hold, patient name and ID among it: never logged or shown (the repr says only how many there are)."""
+    in order along their normal (the third axis of the input layout, ``meta.layout``). For one multi-frame file
+    (Enhanced CT), ``headers`` is its one header and ``stack_index[i]`` the slice its frame ``i`` is (None for a
+    frame set aside). They hold what the files hold, patient name and ID among it: never logged or shown (the repr
+    says only how many there are)."""
 
-    def __init__(self, headers: List[Any], stack_index: List[int]):
-        self.headers, self.stack_index = list(headers), [int(k) for k in stack_index]
+    def __init__(self, headers: List[Any], stack_index: List[Optional[int]], multiframe: bool = False):
+        self.headers, self.multiframe = list(headers), bool(multiframe)
+        self.stack_index = [None if k is None else int(k) for k in stack_index]
 
     def __len__(self) -> int:
         return len(self.headers)

@@ -128,3 +128,27 @@ def test_segment_without_highdicom_says_so_before_any_work(tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert err.strip() == 'error: writing a DICOM SEG needs highdicom: pip install "ctmodels[seg]"'
     assert not any((tmp_path / "out").glob("*.png"))
+
+
+def test_an_enhanced_ct_file_gets_a_seg_of_its_frames(tmp_path):
+    """One multi-frame file (converted by highdicom from a series, frames stored head first): the SEG references
+    its frames, each frame's labels those of the slice that frame holds."""
+    from pydicom.uid import generate_uid
+
+    files = _series(tmp_path / "single", orientation=(1, 0, 0, 0, -1, 0))
+    legacy = [pydicom.dcmread(f) for f in files]
+    enh = hd.legacy.LegacyConvertedEnhancedCTImage(legacy_datasets=legacy, series_instance_uid=generate_uid(),
+                                                   series_number=7, sop_instance_uid=generate_uid(),
+                                                   instance_number=1)
+    enh.save_as(tmp_path / "enhanced.dcm")
+    vol = io.read_ct(tmp_path / "enhanced.dcm")
+    assert vol.meta.sources.multiframe and len(vol.meta.sources.headers) == 1
+    assert dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm") == []
+    seg = hd.seg.segread(tmp_path / "x.seg.dcm")
+    ds = pydicom.dcmread(tmp_path / "enhanced.dcm", stop_before_pixels=True)
+    by_position = {tuple(float(v) for v in f.ImagePositionPatient): f for f in legacy}
+    for i, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        f = by_position[tuple(float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient)]
+        got = seg.get_pixels_by_source_frame(source_sop_instance_uid=ds.SOPInstanceUID, source_frame_numbers=[i + 1],
+                                             combine_segments=True, skip_overlap_checks=True)[0]
+        assert np.array_equal(got, _labels(f.pixel_array.astype(np.int32) + int(f.RescaleIntercept))), i
