@@ -158,6 +158,7 @@ def _stem(path: Path) -> str:
 def cmd_segment(args) -> int:
     from tqdm import tqdm
 
+    from .dicom_seg import SEG_SUFFIX
     from .io import SEGMENT_OUTPUTS, check_out_folder, image_slices, is_segment_output, read_ct, write_mask_nifti, \
         write_mask_png
     from .lesion import LesionSegmenter
@@ -262,7 +263,7 @@ def cmd_segment(args) -> int:
                                                                                 layout=vol.meta.layout)
                 files[out / f"{stem}.slices.csv"] = lambda f: f.write_text(study.per_slice_csv())
             if seg_file is not None:
-                files[out / f"{stem}.seg.dcm"] = lambda f: seg_file.save_as(str(f))
+                files[out / f"{stem}{SEG_SUFFIX}"] = lambda f: seg_file.save_as(str(f))
             row = {"input": where, "stem": stem, **study.summary()}
             try:  # all of an input's outputs, or none: a full disk leaves its earlier outputs and row as they were
                 write_together(files)

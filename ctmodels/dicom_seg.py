@@ -13,7 +13,6 @@ reader made by interpolation where a series had a gap have no slice to reference
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import List, Optional
 
@@ -22,9 +21,7 @@ import numpy as np
 from .errors import InvalidInputError
 from .types import CTVolume
 
-log = logging.getLogger(__name__)
-
-SEG_SUFFIX = ".seg.dcm"
+SEG_SUFFIX = ".seg.dcm"  # what segment --dicom-seg writes after an input's stem
 NEEDS_HIGHDICOM = 'writing a DICOM SEG needs highdicom: pip install "ctmodels[seg]"'
 SERIES_DESCRIPTION = "ctmodels lesions - research use, not diagnosis"
 SERIES_NUMBER = 9001  # the SEG's own series in the study

@@ -40,6 +40,7 @@ import numpy as np
 
 from . import dicom
 from .archive import extracted
+from .dicom_seg import SEG_SUFFIX
 from .display_colour import colour_note
 from .display_window import check_lung_window
 from .errors import EmptyInputError, InvalidInputError, NotCTError, SeriesSelectionError, UnsupportedFormatError
@@ -55,7 +56,7 @@ VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".npy")
 DETACHED_HEADERS = (".nhdr", ".mhd")  # volume headers whose voxels lie in a data file of their own beside them
 DATA_SUFFIXES = (".raw", ".zraw")  # such data files
 INPUT_SUFFIXES = IMAGE_SUFFIXES + VOLUME_SUFFIXES + (".zip", ".dcm")  # what an input file's name ends with
-SEGMENT_OUTPUTS = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv", ".seg.dcm")  # segment writes these
+SEGMENT_OUTPUTS = (".mask.png", ".overlay.png", ".mask.nii.gz", ".slices.csv", SEG_SUFFIX)  # segment writes these
 MAX_IMAGE_PIXELS = 4096 * 4096
 
 PathLike = Union[str, Path]
