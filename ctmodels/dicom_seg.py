@@ -3,8 +3,9 @@ DICOM tools (OHIF, 3D Slicer, highdicom) show them on the study.
 
 Written with highdicom (``pip install "ctmodels[seg]"``) as a binary SEG with three segments: 1 ground-glass
 opacity (DCM 112120), 2 consolidation (SCT 95436008, lung consolidation), 3 other lung (SCT 39607008, lung);
-the label numbers are those of the masks. Its frames reference the CT slices they lie on, and it carries the
-series' patient and study, as a DICOM SEG must (the file is for the study's own archive, not to be shared).
+the label numbers are those of the masks, the recommended display colours the overlays'. Its frames reference the
+CT slices they lie on, and it carries the series' patient and study, as a DICOM SEG must (the file is for the
+study's own archive, not to be shared).
 
 Only DICOM CT series whose slices name their frame of reference can be referenced: single-frame files, or one
 Enhanced (multi-frame) CT file (not NIfTI, NRRD or images, nor frames of several multi-frame files). Slices the
@@ -20,6 +21,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 from .types import CTVolume
+from .viz import DEFAULT_COLORS
 
 SEG_SUFFIX = ".seg.dcm"  # what segment --dicom-seg writes after an input's stem
 NEEDS_HIGHDICOM = 'writing a DICOM SEG needs highdicom: pip install "ctmodels[seg]"'
@@ -64,11 +66,25 @@ def _descriptions(model_name: str, version: str):
     segments = [("Ground-glass opacity", abnormal, codes.DCM.GroundGlassOpacity),
                 ("Consolidation", abnormal, Code("95436008", "SCT", "Lung consolidation")),
                 ("Other lung", anatomy, codes.SCT.Lung)]
-    return [hd.seg.SegmentDescription(segment_number=i, segment_label=label, segmented_property_category=category,
+    out = []
+    for i, (label, category, kind) in enumerate(segments, start=1):
+        d = hd.seg.SegmentDescription(segment_number=i, segment_label=label, segmented_property_category=category,
                                       segmented_property_type=kind,
                                       algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
                                       algorithm_identification=algorithm)
-            for i, (label, category, kind) in enumerate(segments, start=1)]
+        d.RecommendedDisplayCIELabValue = dicom_lab(DEFAULT_COLORS[i])  # viewers draw it in the overlays' colour
+        out.append(d)
+    return out
+
+
+def dicom_lab(rgb) -> List[int]:
+    """An sRGB colour (0-255 each) as DICOM writes a recommended display colour: CIELab (D65) scaled to 0-65535,
+    L* from 0-100 and a*, b* from -128-127 (PS3.3 C.10.7.1.1)."""
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(np.asarray(rgb, np.float64).reshape(1, 1, 3) / 255.0)[0, 0]
+    scaled = [lab[0] / 100.0, (lab[1] + 128.0) / 255.0, (lab[2] + 128.0) / 255.0]
+    return [int(round(float(np.clip(v, 0.0, 1.0)) * 65535)) for v in scaled]
 
 
 def write_dicom_seg(labels: np.ndarray, volume: CTVolume, path, model_name: str = "lesion-unet-effb0",

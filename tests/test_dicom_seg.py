@@ -152,3 +152,20 @@ def test_an_enhanced_ct_file_gets_a_seg_of_its_frames(tmp_path):
         got = seg.get_pixels_by_source_frame(source_sop_instance_uid=ds.SOPInstanceUID, source_frame_numbers=[i + 1],
                                              combine_segments=True, skip_overlap_checks=True)[0]
         assert np.array_equal(got, _labels(f.pixel_array.astype(np.int32) + int(f.RescaleIntercept))), i
+
+
+def test_viewers_are_told_to_draw_each_segment_in_the_overlay_s_colour(tmp_path):
+    """Each segment's RecommendedDisplayCIELabValue, decoded as DICOM scales it and turned back into sRGB, is the
+    colour the overlays draw that class in."""
+    from skimage.color import lab2rgb
+
+    from ctmodels.viz import DEFAULT_COLORS
+
+    _series(tmp_path / "ct")
+    vol = io.read_ct(tmp_path / "ct")
+    dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm")
+    for d in hd.seg.segread(tmp_path / "x.seg.dcm").SegmentSequence:
+        v = np.asarray(d.RecommendedDisplayCIELabValue, float) / 65535
+        lab = np.array([v[0] * 100, v[1] * 255 - 128, v[2] * 255 - 128])
+        rgb = lab2rgb(lab.reshape(1, 1, 3))[0, 0] * 255
+        assert np.abs(rgb - DEFAULT_COLORS[d.SegmentNumber]).max() < 1.5, (d.SegmentNumber, rgb)
