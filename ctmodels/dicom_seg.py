@@ -14,6 +14,8 @@ reader made by interpolation where a series had a gap have no slice to reference
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -22,6 +24,8 @@ import numpy as np
 from .errors import InvalidInputError
 from .types import CTVolume
 from .viz import DEFAULT_COLORS
+
+log = logging.getLogger(__name__)
 
 SEG_SUFFIX = ".seg.dcm"  # what segment --dicom-seg writes after an input's stem
 NEEDS_HIGHDICOM = 'writing a DICOM SEG needs highdicom: pip install "ctmodels[seg]"'
@@ -130,15 +134,20 @@ def make_dicom_seg(labels: np.ndarray, volume: CTVolume, model_name: str = "lesi
     if made > 0:
         notes.append(f"{made} slice(s) made by interpolation (a gap in the series) have no slice to reference: "
                      f"not in the DICOM SEG")
-    try:
-        seg = hd.seg.Segmentation(
-            source_images=headers, pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=_descriptions(model_name, version or __version__),
-            series_instance_uid=hd.UID(), series_number=SERIES_NUMBER, sop_instance_uid=hd.UID(), instance_number=1,
-            manufacturer="ctmodels", manufacturer_model_name=model_name, software_versions=f"ctmodels {__version__}",
-            device_serial_number="none", series_description=SERIES_DESCRIPTION, content_label="LESIONS",
-            content_description="GGO, consolidation, other lung (ctmodels, research use only)")
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a header highdicom cannot use
-        msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise InvalidInputError(f"no DICOM SEG: the slices' headers do not allow one ({msg})", where) from None
+    with warnings.catch_warnings(record=True) as said:  # highdicom's warnings may quote the patient's name
+        warnings.simplefilter("always")
+        try:
+            seg = hd.seg.Segmentation(
+                source_images=headers, pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+                segment_descriptions=_descriptions(model_name, version or __version__),
+                series_instance_uid=hd.UID(), series_number=SERIES_NUMBER, sop_instance_uid=hd.UID(), instance_number=1,
+                manufacturer="ctmodels", manufacturer_model_name=model_name,
+                software_versions=f"ctmodels {__version__}",
+                device_serial_number="none", series_description=SERIES_DESCRIPTION, content_label="LESIONS",
+                content_description="GGO, consolidation, other lung (ctmodels, research use only)")
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a header highdicom cannot use
+            msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise InvalidInputError(f"no DICOM SEG: the slices' headers do not allow one ({msg})", where) from None
+    if said:  # not shown: they may quote the patient's name, which logs never hold
+        log.debug("highdicom gave %d warning(s) while making the SEG", len(said))
     return seg, notes

@@ -21,11 +21,11 @@ def _labels(hu):
     return np.select([hu > 300, hu < -500, hu < -200], [2, 3, 1], 0).astype(np.uint8)
 
 
-def _series(folder, orientation=(1, 0, 0, 0, 1, 0), skip=(), tags=FOR, shape=(9, 40, 48)):
+def _series(folder, orientation=(1, 0, 0, 0, 1, 0), skip=(), tags=FOR, shape=(9, 40, 48), **kw):
     hu = chest_phantom(shape).astype(np.int16)
     hu[:, 3:9, 30:44] = 500  # a block in one corner: a flip or a transposition moves it
     hu[2:4, 20:26, 6:12] = -300
-    return write_series(folder, hu, orientation=orientation, skip=skip, tags=tags)
+    return write_series(folder, hu, orientation=orientation, skip=skip, tags=tags, **kw)
 
 
 def _frame_of(seg, ds):
@@ -169,3 +169,35 @@ def test_viewers_are_told_to_draw_each_segment_in_the_overlay_s_colour(tmp_path)
         lab = np.array([v[0] * 100, v[1] * 255 - 128, v[2] * 255 - 128])
         rgb = lab2rgb(lab.reshape(1, 1, 3))[0, 0] * 255
         assert np.abs(rgb - DEFAULT_COLORS[d.SegmentNumber]).max() < 1.5, (d.SegmentNumber, rgb)
+
+
+def test_making_a_seg_shows_nothing_of_the_patient(tmp_path, capfd, caplog, recwarn):
+    """highdicom warns of a one-part patient name by quoting it; that warning reaches no log, stream or caller."""
+    import logging
+
+    _series(tmp_path / "ct", patient_name="Smithers")
+    vol = io.read_ct(tmp_path / "ct")
+    with caplog.at_level(logging.DEBUG):
+        dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm")
+    out, err = capfd.readouterr()
+    assert "Smithers" not in out + err + caplog.text and not [w for w in recwarn if "Smithers" in str(w.message)]
+    assert hd.seg.segread(tmp_path / "x.seg.dcm").PatientName == "Smithers"  # the SEG itself carries it
+
+
+@pytest.mark.evaluation
+def test_a_real_dicom_series_gets_a_seg_of_the_labels_segment_writes(tmp_path):
+    """The 79-file real CT series: each SEG frame holds the labels of the slice at its source's position in the
+    NIfTI mask written on the same volume."""
+    from conftest import shared
+
+    folder = shared("chest_ct64", "ct-64Dicom")
+    vol = io.read_ct(folder)
+    labels = _labels(vol.voxels)
+    dicom_seg.write_dicom_seg(labels, vol, tmp_path / "x.seg.dcm")
+    seg = hd.seg.segread(tmp_path / "x.seg.dcm")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    assert len(files) == 79
+    for p in files:
+        ds = pydicom.dcmread(p)
+        hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        assert np.array_equal(_frame_of(seg, ds), _labels(np.round(hu))), p.name
