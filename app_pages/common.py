@@ -387,16 +387,18 @@ def dicom_seg_download(study, column) -> None:
         column.caption(f"No DICOM SEG: {problem}")
         return
     key = f"dicom-seg-{vol.meta.series_uid}-{shared['key']}"
-    made = cached_result(key)
+    made, slot = cached_result(key), column.empty()
     if made is None:
-        if not column.button("Make DICOM SEG", key="lesion_make_seg",
-                             help="the labels as a DICOM Segmentation of this series, for PACS viewers"):
+        if not slot.button("Make DICOM SEG", key="lesion_make_seg",
+                           help="the labels as a DICOM Segmentation of this series, for PACS viewers"):
             return
         try:
-            seg, notes = dicom_seg.make_dicom_seg(study.lesions.labels, vol)
+            with slot, st.spinner("Making the DICOM SEG..."):
+                seg, notes = dicom_seg.make_dicom_seg(study.lesions.labels, vol)
         except CTModelsError as exc:
             show_error(exc)
             return
+        slot.empty()  # the button goes: its SEG is made
         buf = io.BytesIO()
         seg.save_as(buf)
         made = (buf.getvalue(), notes)
