@@ -555,16 +555,17 @@ def _display_pixels(im, source: PathLike):
     return im.convert("L") if im.mode in ("1", "L", "LA", "La") else im.convert("RGB")
 
 
-def _colour_slice(rgb: np.ndarray, source: PathLike) -> Tuple[np.ndarray, List[str]]:
+def _colour_slice(rgb: np.ndarray, source: PathLike, told: Sequence[str] = ()) -> Tuple[np.ndarray, List[str]]:
     """An 8-bit colour slice ``[H, W, 3 or 4]`` as grey (Pillow's luminance, alpha ignored), and its warning of a
-    few coloured marks, logged (:func:`ctmodels.display_colour.colour_note`, which refuses more). Random colour
-    noise is left to :func:`check_ct`, which says it is noise rather than that colour covers it."""
+    few coloured marks, logged unless it is among ``told`` (the same note for an earlier page of the file:
+    :func:`ctmodels.display_colour.colour_note`, which refuses more). Random colour noise is left to
+    :func:`check_ct`, which says it is noise rather than that colour covers it."""
     from PIL import Image
 
     rgb = np.ascontiguousarray(rgb[..., :3])
     grey = np.asarray(Image.fromarray(rgb).convert("L"))
     note = colour_note(rgb, grey, source) if neighbour_correlation(grey) >= MIN_NEIGHBOUR_R else None
-    if note:
+    if note and note not in told:
         log.warning("%s: %s", Path(source).name, note)
     return grey, [note] if note else []
 
@@ -585,7 +586,7 @@ def read_image(p: Path) -> CTVolume:
     slices = []
     for arr in pages:
         if arr.ndim == 3:
-            arr, colour = _colour_slice(arr, p)
+            arr, colour = _colour_slice(arr, p, told=notes)
             notes += [c for c in colour if c not in notes]
         slices.append(arr)
     fmt = suffix_of(p).lstrip(".")

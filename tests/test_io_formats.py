@@ -193,6 +193,26 @@ def test_a_tiff_of_several_pages_is_read_as_a_stack_of_slices(tmp_path):
     assert v.shape == (1, 48, 64) and np.abs(v.voxels[0].astype(int) - pages[0]).mean() < 2
 
 
+def test_a_colour_tiff_stack_says_its_colour_marks_once(tmp_path, caplog):
+    """A stack of colour pages with the same few marks on each: the note that they were read as grey is logged
+    once, not once a page (it was logged three times for three pages)."""
+    from ctmodels.phantoms import chest_phantom as phantom
+    from ctmodels.preprocessing import window_hu
+
+    hu = phantom((5.0, 0.7, 0.7), extent_mm=40, seed=3)
+    pages = []
+    for z in range(3):
+        rgb = np.repeat(window_hu(hu[z], -600, 1500)[..., None], 3, axis=-1)
+        rgb[100:104, 100:140] = (255, 0, 0)  # a red mark inside the patient
+        pages.append(Image.fromarray(rgb))
+    pages[0].save(tmp_path / "colour.tif", save_all=True, append_images=pages[1:])
+    with caplog.at_level("WARNING", logger="ctmodels"):
+        v = io.read_ct(tmp_path / "colour.tif")
+    said = [r.getMessage() for r in caplog.records if "coloured marks" in r.getMessage()]
+    assert v.shape[0] == 3 and len(said) == 1
+    assert [w for w in v.meta.warnings if "coloured marks" in w] == [said[0].split(": ", 1)[1]]
+
+
 def test_16bit_png_is_refused(tmp_path):
     from PIL import Image
 
