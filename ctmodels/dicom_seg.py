@@ -37,6 +37,9 @@ _TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDa
           "AccessionNumber", "ReferringPhysicianName")
 
 
+_GEOMETRY = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")  # where each slice lies
+
+
 def available() -> bool:
     """Whether highdicom, which writes the SEG, is installed."""
     import importlib.util
@@ -56,6 +59,10 @@ def seg_problem(volume: CTVolume) -> Optional[str]:
                 "labels)")
     if not all(str(getattr(h, "FrameOfReferenceUID", "") or "") for h in meta.sources.headers):
         return "the slices name no FrameOfReferenceUID, which a DICOM SEG needs to place its frames"
+    if not meta.sources.multiframe:  # an Enhanced CT file gives them per frame, in its functional groups
+        lacking = [t for t in _GEOMETRY if not all(t in h for h in meta.sources.headers)]
+        if lacking:
+            return f"the slices give no {' or '.join(lacking)}, which a DICOM SEG needs to place its frames"
     return None
 
 

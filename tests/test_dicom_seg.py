@@ -33,19 +33,27 @@ def _frame_of(seg, ds):
                                              skip_overlap_checks=True)[0]
 
 
-@pytest.mark.parametrize("orientation", [(1, 0, 0, 0, 1, 0), (1, 0, 0, 0, -1, 0), (-1, 0, 0, 0, 1, 0),
-                                         (1, 0, 0, 0, 0, -1)], ids=["axial", "rows-up-feet-first",
-                                                                    "columns-flipped", "coronal"])
-def test_each_frame_lies_on_the_slice_it_references(tmp_path, orientation):
+@pytest.mark.parametrize("orientation, kw", [((1, 0, 0, 0, 1, 0), {}), ((1, 0, 0, 0, -1, 0), {}),
+                                             ((-1, 0, 0, 0, 1, 0), {}), ((1, 0, 0, 0, 0, -1), {}),
+                                             ((1, 0, 0, 0, 1, 0), {"shear": (0.0, 1.0, 0.0)}),
+                                             ((1, 0, 0, 0, 1, 0), {"duplicate": (3,)})],
+                         ids=["axial", "rows-up-feet-first", "columns-flipped", "coronal", "gantry-tilt",
+                              "a-slice-twice"])
+def test_each_frame_lies_on_the_slice_it_references(tmp_path, orientation, kw):
     """Labels computed on the canonical volume and written as a SEG equal, frame by frame, the labels computed from
-    each stored slice's own pixels; every slice of the series has its frame's pixels, and the SEG carries the
-    series' study, patient and frame of reference."""
-    paths = _series(tmp_path / "ct", orientation)
+    each stored slice's own pixels; every slice of the series has its frame's pixels (of a slice stored twice, the
+    copy read), and the SEG carries the series' study, patient and frame of reference."""
+    paths = _series(tmp_path / "ct", orientation, **kw)
     vol = io.read_ct(tmp_path / "ct")
     assert dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm") == []
     seg = hd.seg.segread(tmp_path / "x.seg.dcm")
+    referenced = {r.ReferencedSOPInstanceUID for r in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert len(referenced) == vol.shape[0 if orientation[4] else 1]
     for p in paths:
         ds = pydicom.dcmread(p)
+        if ds.SOPInstanceUID not in referenced:  # the copy set aside of a slice stored twice
+            assert kw.get("duplicate") and ds.InstanceNumber == 4, p.name
+            continue
         expected = _labels(ds.pixel_array.astype(np.int32) + int(ds.RescaleIntercept))
         assert np.array_equal(_frame_of(seg, ds), expected), p.name
     assert seg.Modality == "SEG" and seg.StudyInstanceUID == ds.StudyInstanceUID
@@ -73,6 +81,14 @@ def test_inputs_a_seg_cannot_reference_are_one_line(tmp_path, monkeypatch):
     vol = io.read_ct(tmp_path / "plain")
     with pytest.raises(InvalidInputError, match="no DICOM SEG: the slices name no FrameOfReferenceUID"):
         dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm")
+    for tag in ("ImagePositionPatient", "PixelSpacing"):  # read with a default, but a SEG must place its frames
+        for f in _series(tmp_path / tag):
+            ds = pydicom.dcmread(f)
+            delattr(ds, tag)
+            ds.save_as(f)
+        vol = io.read_ct(tmp_path / tag)
+        with pytest.raises(InvalidInputError, match=f"no DICOM SEG: the slices give no {tag}, which a DICOM SEG"):
+            dicom_seg.write_dicom_seg(_labels(vol.voxels), vol, tmp_path / "x.seg.dcm")
     nii = io.write_volume_nifti(vol.voxels, vol.spacing, tmp_path / "ct.nii.gz")
     vol = io.read_ct(nii)
     with pytest.raises(InvalidInputError, match=r"ct.nii.gz: no DICOM SEG: not DICOM \(nifti\)"):
