@@ -578,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--spacing", metavar="Z,Y,X", type=spacing_mm, default=None, help=SPACING_HELP)
     s.add_argument("--dicom-seg", action="store_true",
                    help="DICOM series: also write <stem>.seg.dcm, the labels as a DICOM SEG that references the "
-                        "series' slices, for PACS viewers (needs highdicom: pip install \"ctmodels[seg]\")")
+                        "series' slices, for PACS viewers (needs highdicom: the \"seg\" extra)")
     s.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bars and no line per input (warnings and errors are still printed)")
     s.set_defaults(func=cmd_segment)

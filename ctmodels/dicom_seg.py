@@ -1,11 +1,11 @@
 """Lesion labels as a DICOM Segmentation (SEG) of the CT series they were read from, so that PACS viewers and
 DICOM tools (OHIF, 3D Slicer, highdicom) show them on the study.
 
-Written with highdicom (``pip install "ctmodels[seg]"``) as a binary SEG with three segments: 1 ground-glass
-opacity (DCM 112120), 2 consolidation (SCT 95436008, lung consolidation), 3 other lung (SCT 39607008, lung);
-the label numbers are those of the masks, the recommended display colours the overlays'. Its frames reference the
-CT slices they lie on, and it carries the series' patient and study, as a DICOM SEG must (the file is for the
-study's own archive, not to be shared).
+Written with highdicom (``pip install highdicom``, or the ``seg`` extra) as a binary SEG with three segments:
+1 ground-glass opacity (DCM 112120), 2 consolidation (SCT 95436008, lung consolidation), 3 other lung
+(SCT 39607008, lung); the label numbers are those of the masks, the recommended display colours the overlays'.
+Its frames reference the CT slices they lie on, and it carries the series' patient and study, as a DICOM SEG must
+(the file is for the study's own archive, not to be shared).
 
 Only DICOM CT series whose slices name their frame of reference can be referenced: single-frame files, or one
 Enhanced (multi-frame) CT file (not NIfTI, NRRD or images, nor frames of several multi-frame files). Slices the
@@ -28,7 +28,7 @@ from .viz import DEFAULT_COLORS
 log = logging.getLogger(__name__)
 
 SEG_SUFFIX = ".seg.dcm"  # what segment --dicom-seg writes after an input's stem
-NEEDS_HIGHDICOM = 'writing a DICOM SEG needs highdicom: pip install "ctmodels[seg]"'
+NEEDS_HIGHDICOM = "writing a DICOM SEG needs highdicom: pip install highdicom (or ctmodels' seg extra)"
 SERIES_DESCRIPTION = "ctmodels lesions - research use, not diagnosis"
 SERIES_NUMBER = 9001  # the SEG's own series in the study
 # Type 2 attributes of the patient and study that highdicom copies from the slices: present in CT files as the
