@@ -280,11 +280,17 @@ def is_secondary_capture(ds) -> bool:
 NO_IMAGE_IS = "an object without an image (no Rows/Columns: raw data or another non-image object)"
 
 
+# what a segmentation filed with a study is: labels drawn on its slices (ctmodels segment --dicom-seg writes one)
+SEGMENTATION_IS = "a segmentation (DICOM SEG): labels of another series' slices"
+
+
 def not_a_slice(ds) -> Optional[str]:
-    """Why a CT dataset holds no slice to read (a secondary capture, an object without an image); None for one that
-    may (:func:`check_ct` says what else is wrong with it)."""
+    """Why a dataset holds no CT slice to read (a secondary capture, a segmentation, an object without an image); None
+    for one that may (:func:`check_ct` says what else is wrong with it)."""
     if is_secondary_capture(ds):
         return SECONDARY_CAPTURE_IS
+    if str(getattr(ds, "Modality", "") or "").upper() == "SEG":
+        return SEGMENTATION_IS
     if "Rows" not in ds or "Columns" not in ds:
         return NO_IMAGE_IS
     return None

@@ -135,6 +135,11 @@ def test_segment_writes_a_seg_for_a_dicom_series_and_says_why_not_for_other_inpu
     (tmp_path / "ct" / "ct.seg.dcm").write_bytes((out / "ct.seg.dcm").read_bytes())
     again = io.read_ct(tmp_path / "ct")
     assert np.array_equal(again.voxels, vol.voxels)
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "ct")]) == 0
+    listed = [ln for ln in capsys.readouterr().out.splitlines() if " SEG " in ln]
+    assert len(listed) == 1 and listed[0].endswith("not CT slices: a segmentation (DICOM SEG): labels of another "
+                                                   "series' slices"), listed
 
 
 def test_segment_without_highdicom_says_so_before_any_work(tmp_path, capsys, monkeypatch):
