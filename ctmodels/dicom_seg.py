@@ -141,6 +141,9 @@ def make_dicom_seg(labels: np.ndarray, volume: CTVolume, model_name: str = "lesi
     if made > 0:
         notes.append(f"{made} slice(s) made by interpolation (a gap in the series) have no slice to reference: "
                      f"not in the DICOM SEG")
+    quiet = logging.getLogger("highdicom")  # its log notes ("encoding an empty image ...") are not the user's
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     with warnings.catch_warnings(record=True) as said:  # highdicom's warnings may quote the patient's name
         warnings.simplefilter("always")
         try:
@@ -155,6 +158,8 @@ def make_dicom_seg(labels: np.ndarray, volume: CTVolume, model_name: str = "lesi
         except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a header highdicom cannot use
             msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise InvalidInputError(f"no DICOM SEG: the slices' headers do not allow one ({msg})", where) from None
+        finally:
+            quiet.setLevel(level)
     if said:  # not shown: they may quote the patient's name, which logs never hold
         log.debug("highdicom gave %d warning(s) while making the SEG", len(said))
     return seg, notes

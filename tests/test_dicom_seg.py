@@ -203,6 +203,13 @@ def test_making_a_seg_shows_nothing_of_the_patient(tmp_path, capfd, caplog, recw
     out, err = capfd.readouterr()
     assert "Smithers" not in out + err + caplog.text and not [w for w in recwarn if "Smithers" in str(w.message)]
     assert hd.seg.segread(tmp_path / "x.seg.dcm").PatientName == "Smithers"  # the SEG itself carries it
+    # labels without a single labelled pixel (no lung found) still make a SEG, of empty frames, without a word
+    with caplog.at_level(logging.DEBUG):
+        dicom_seg.write_dicom_seg(np.zeros(vol.shape, np.uint8), vol, tmp_path / "empty.seg.dcm")
+    out, err = capfd.readouterr()
+    assert not (out + err).strip() and not [r for r in caplog.records if r.levelno >= logging.INFO]
+    empty = hd.seg.segread(tmp_path / "empty.seg.dcm")
+    assert empty.NumberOfFrames >= 1 and not empty.get_volume(combine_segments=True).array.any()
 
 
 @pytest.mark.evaluation
