@@ -82,7 +82,8 @@ def _descriptions(model_name: str, version: str):
         d = hd.seg.SegmentDescription(segment_number=i, segment_label=label, segmented_property_category=category,
                                       segmented_property_type=kind,
                                       algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                                      algorithm_identification=algorithm)
+                                      algorithm_identification=algorithm,
+                                      anatomic_regions=[codes.SCT.Lung] if category == abnormal else None)
         d.RecommendedDisplayCIELabValue = dicom_lab(DEFAULT_COLORS[i])  # viewers draw it in the overlays' colour
         out.append(d)
     return out

@@ -62,6 +62,8 @@ def test_each_frame_lies_on_the_slice_it_references(tmp_path, orientation, kw):
     assert seg.SeriesInstanceUID != ds.SeriesInstanceUID
     kinds = [(d.SegmentNumber, d.SegmentedPropertyTypeCodeSequence[0].CodeValue) for d in seg.SegmentSequence]
     assert kinds == [(1, "112120"), (2, "95436008"), (3, "39607008")]
+    regions = [[r.CodeValue for r in getattr(d, "AnatomicRegionSequence", [])] for d in seg.SegmentSequence]
+    assert regions == [["39607008"], ["39607008"], []]  # the lesions lie in the lung
 
 
 def test_slices_made_to_fill_a_gap_are_left_out_and_said(tmp_path):
