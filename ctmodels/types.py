@@ -62,7 +62,8 @@ class VolumeMeta:
     # degrees the axial slices lie off the patient's axial plane (ctmodels.orientation.axial_tilt_deg: an oblique
     # series, a tilted gantry); 0 where the input gives no directions (images, .npy, arrays)
     axial_tilt_deg: float = 0.0
-    # a single-frame DICOM series' slice headers (SourceHeaders), for a DICOM SEG of its labels; None otherwise
+    # a DICOM series' slice headers, or one Enhanced CT file's (SourceHeaders), for a DICOM SEG of its labels; None
+    # for other inputs and for frames of several multi-frame files
     sources: Optional[SourceHeaders] = field(default=None, repr=False, compare=False)
 
     @property
