@@ -15,6 +15,7 @@ reader made by interpolation where a series had a gap have no slice to reference
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from pathlib import Path
 from typing import List, Optional
@@ -31,12 +32,11 @@ SEG_SUFFIX = ".seg.dcm"  # what segment --dicom-seg writes after an input's stem
 NEEDS_HIGHDICOM = "writing a DICOM SEG needs highdicom: pip install highdicom (or ctmodels' seg extra)"
 SERIES_DESCRIPTION = "ctmodels lesions - research use, not diagnosis"
 SERIES_NUMBER = 9001  # the SEG's own series in the study
+_QUIETING = threading.Lock()
 # Type 2 attributes of the patient and study that highdicom copies from the slices: present in CT files as the
 # standard asks, though some exports leave them out; written empty then, as Type 2 allows
 _TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
           "AccessionNumber", "ReferringPhysicianName")
-
-
 _GEOMETRY = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")  # where each slice lies
 
 
@@ -143,9 +143,11 @@ def make_dicom_seg(labels: np.ndarray, volume: CTVolume, model_name: str = "lesi
         notes.append(f"{made} slice(s) made by interpolation (a gap in the series) have no slice to reference: "
                      f"not in the DICOM SEG")
     quiet = logging.getLogger("highdicom")  # its log notes ("encoding an empty image ...") are not the user's
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    with warnings.catch_warnings(record=True) as said:  # highdicom's warnings may quote the patient's name
+    # one SEG made at a time (the app serves several sessions in threads): the logger's level and the warning filters
+    # are process-wide, and two calls saving and restoring them at once would leave them as neither found them
+    with _QUIETING, warnings.catch_warnings(record=True) as said:  # highdicom's warnings may quote the patient's name
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
         warnings.simplefilter("always")
         try:
             seg = hd.seg.Segmentation(

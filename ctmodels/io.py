@@ -464,7 +464,11 @@ def quiet_readers(verbose: bool = False) -> None:
       dropped; pydicom's log record is kept for ``verbose`` runs;
     * Pillow, on an image over its 89 M pixel limit (``DecompressionBombWarning``), which :func:`image_pixels`
       refuses at 16.8 M pixels anyway, before decoding, and on a damaged EXIF block ("Corrupt EXIF data"), of which
-      only the orientation is read, and ignored where it does not parse. Dropped."""
+      only the orientation is read, and ignored where it does not parse. Dropped.
+
+    And highdicom, which writes DICOM SEGs (:mod:`ctmodels.dicom_seg`), warns quoting the patient's name (a one-part
+    name): its warnings are dropped and its logger kept to errors (INFO for ``verbose`` runs), for good, so that no
+    thread's timing lets one through (``dicom_seg`` quiets them for the time it runs too, for library users)."""
     import warnings
 
     from PIL import Image
@@ -474,6 +478,11 @@ def quiet_readers(verbose: bool = False) -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning, module=r"PIL(\.|$)")
+    logging.getLogger("highdicom").setLevel(logging.INFO if verbose else logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
+    # its person-name warning is raised a frame up (stacklevel 2): dropped by its words, whichever module calls it
+    warnings.filterwarnings("ignore", message=r"The string .* is unlikely to represent the intended person name",
+                            category=UserWarning)
 
 
 # EXIF Orientation (0x0112) values other than 1, as what an image viewer does to the stored pixels to show them

@@ -231,3 +231,20 @@ def test_a_real_dicom_series_gets_a_seg_of_the_labels_segment_writes(tmp_path):
         ds = pydicom.dcmread(p)
         hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
         assert np.array_equal(_frame_of(seg, ds), _labels(np.round(hu))), p.name
+
+
+def test_the_applications_keep_highdicom_quiet_for_good(tmp_path):
+    """The CLI and the app call io.quiet_readers once: highdicom's warnings (a one-part patient name quoted) and its
+    log notes are dropped for the process, whatever another thread does with the warning filters meanwhile."""
+    import subprocess
+    import sys
+
+    code = ("import logging; from ctmodels.io import quiet_readers; quiet_readers(); "
+            "from highdicom.valuerep import check_person_name; check_person_name('Smithers'); "
+            "logging.getLogger('highdicom.seg.sop').warning('a note naming Smithers')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Smithers" not in r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-c", code.replace("quiet_readers(); ", "")], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.stderr.count("Smithers") == 2  # without it, both reach stderr
