@@ -555,12 +555,29 @@ def train(
 
 
 def _device_name(device: str) -> Dict[str, str]:
-    """The GPU's name for the training record (``{}`` on the CPU)."""
+    """What trained, for the training record and its card: the GPU's name, or on the CPU how many threads
+    torch used (``--threads``) and the processor's model where the system says it."""
     import torch
 
-    if not str(device).startswith("cuda"):
-        return {}
-    return {"device_name": torch.cuda.get_device_name(torch.device(device))}
+    if str(device).startswith("cuda"):
+        return {"device_name": torch.cuda.get_device_name(torch.device(device))}
+    n = torch.get_num_threads()
+    model = _cpu_model()
+    return {"device_name": f"{n} CPU thread{'s' if n > 1 else ''}" + (f" ({model})" if model else "")}
+
+
+def _cpu_model() -> str:
+    """The processor's model name from /proc/cpuinfo (Linux), else platform's; "" when neither says."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor().strip()
 
 
 def cv_fold(semi: ld.SliceSet, inf: ld.SliceSet, fold: int, folds: int, *, steps: int, seed: int = 0,

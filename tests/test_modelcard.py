@@ -144,7 +144,10 @@ def test_lesion_card_names_the_gpu_a_model_trained_on(tmp_path):
     rec.pop("device_name", None)
     rec.update(device="cpu", train_seconds=4200)
     _write_record(folder, rec)
-    assert "70 min on cpu." in lesion_card(folder)
+    assert "70 min on cpu." in lesion_card(folder)  # records from before CPU runs were named
+    rec.update(device_name="2 CPU threads (AMD EPYC)")
+    _write_record(folder, rec)
+    assert "70 min on 2 CPU threads (AMD EPYC)." in lesion_card(folder)
     rec.update(device="cuda", device_name="NVIDIA H200", train_seconds=221)
     _write_record(folder, rec)
     assert "4 min on NVIDIA H200." in lesion_card(folder)

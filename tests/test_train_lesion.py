@@ -279,6 +279,7 @@ def test_ema_and_intensity_flags_are_recorded(data_root, tmp_path):
     rec = json.loads((out / "training.json").read_text())
     assert rec["ema"] == 0.99 and rec["intensity_augmentation"]["name"] == "weak"
     assert "--ema 0.99 --intensity-aug weak" in rec["command"]
+    assert rec["device"] == "cpu" and rec["device_name"].startswith("2 CPU threads")  # what the card names
     assert main(["train-lesion", "--data", str(data_root), "--out", str(tmp_path / "bad"), "--ema", "1.5"]) == 2
     assert not (tmp_path / "bad").exists()
 
