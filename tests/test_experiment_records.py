@@ -94,3 +94,20 @@ def test_plan8s_rule_pairs_arms_by_seed(lesion_cv):
         lesion_cv.paired_by_seed(base, arm(0.04, 0.04), "C")
     with pytest.raises(SystemExit, match="at least 2"):
         lesion_cv.paired_by_seed(base[:1], [four], "C")
+
+
+
+def test_plan8s_recorded_runs_decide_for_4800_steps(lesion_cv):
+    """Plan 8's rule applied to its six recorded runs (recipe C with seeds 0, 1 and 2, at 2400 and 4800 steps, the
+    same recipe but for the steps) decides as docs/lesion-experiments.md says: 4800 steps win."""
+    def load(*names):
+        return [json.loads((ROOT / "docs" / "records" / f"{n}.json").read_text()) for n in names]
+
+    base = load("plan3-cv-h200", "plan7-cv-C2400-seed1-h200", "plan7-cv-C2400-seed2-h200")
+    arm = load("plan7-cv-C4800-h200", "plan8-cv-C4800-seed1-h200", "plan8-cv-C4800-seed2-h200")
+    assert [a["steps"] for a in arm] == [4800] * 3 and [b["steps"] for b in base] == [2400] * 3
+    strip = [{k: v for k, v in r["recipes"]["C"].items() if k != "seed"} for r in base + arm]
+    assert all(s == strip[0] for s in strip)
+    r = lesion_cv.paired_by_seed(base, arm, "C")
+    assert r["seeds"] == [0, 1, 2] and [round(g, 4) for g in r["gains"]] == [0.0243, 0.0627, 0.0439]
+    assert r["bar"] == pytest.approx(0.0220, abs=1e-4) and r["wins"]
