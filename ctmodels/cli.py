@@ -324,13 +324,33 @@ def _segment_table(table: Path):
 
 # ----------------------------------------------------------------------------- train-lesion
 def cmd_train_lesion(args) -> int:
+    from tqdm import tqdm
+
     from .io import check_out_folder
     from .train_lesion import train
 
-    metrics = train(args.data and Path(args.data), check_out_folder(args.out), steps=args.steps,
-                    batch_size=args.batch_size, seed=args.seed, threads=args.threads, device=args.device,
-                    validate=args.validate, semiseg_share=args.semiseg_share, lr=args.lr, init=args.init, ema=args.ema,
-                    intensity=args.intensity_aug, pack=args.pack)
+    bars = []  # made when training starts: a refusal before it is one line, with no bar above it
+
+    def progress(step: int, steps: int, loss: Optional[float]) -> None:
+        if not bars:  # a resumed run's bar starts where its state was
+            bars.append(tqdm(total=steps, initial=step, unit="step", desc="training", file=sys.stderr))
+        bar = bars[0]
+        if loss is not None:
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        bar.update(step - bar.n)
+        if step == steps and not bar.disable:
+            bar.close()
+            if args.data:  # what the minutes after the bar are
+                print("measuring the held-out split ...", file=sys.stderr)
+
+    try:
+        metrics = train(args.data and Path(args.data), check_out_folder(args.out), steps=args.steps,
+                        batch_size=args.batch_size, seed=args.seed, threads=args.threads, device=args.device,
+                        validate=args.validate, semiseg_share=args.semiseg_share, lr=args.lr, init=args.init,
+                        ema=args.ema, intensity=args.intensity_aug, pack=args.pack, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     if metrics:
         print(json.dumps(metrics, indent=2))
     else:

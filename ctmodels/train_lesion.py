@@ -265,7 +265,7 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
         lr: float = 2e-3, seed: int = 0, device: str = "cpu", semiseg_share: float = 0.5, ema: float = 0.0,
         intensity: str = "strong", log_every: int = 25, checkpoint_every: int = 250,
         on_checkpoint: Optional[Callable] = None, state_path: Optional[Path] = None, state_every: int = 100,
-        run_tag: str = ""):
+        run_tag: str = "", progress: Optional[Callable] = None):
     """The training loop: AdamW, linear warm-up then cosine decay, mixed batches, the set loss.
 
     Returns ``(net, seconds)``: the trained model (its weight average with ``ema``), on ``device``, in
@@ -276,7 +276,10 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
     with the same weights as a run never stopped. The caller deletes the file once it is done with it.
     An ``on_checkpoint`` with ``state_dict()``/``load_state_dict()`` has its own state saved and restored
     with the run's; ``run_tag`` names anything else outside these arguments that makes a run another
-    one (say, its initial weights), so that no other run's state is resumed."""
+    one (say, its initial weights), so that no other run's state is resumed.
+    ``progress(step, steps, loss)`` is called once where the run starts (step 0, or the step a resumed run goes
+    on from; loss None) and after every step, with the loss on the steps that log it (else None), for a
+    progress bar."""
     import torch
 
     from . import train_state
@@ -302,6 +305,8 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
         done, before = train_state.load_state(state_path, model=model, opt=opt, sched=sched, rng=rng,
                                               ema=averaged, key=key, extra=extra) or (0, 0.0)
     t0 = time.time() - before
+    if progress is not None:
+        progress(done, steps, None)
     model.train()
     for step in range(done + 1, steps + 1):
         i_s = rng.integers(len(semi_tr), size=n_semi)
@@ -319,9 +324,12 @@ def fit(model, semi_tr: ld.SliceSet, inf_tr: ld.SliceSet, *, steps: int, batch_s
         sched.step()
         if averaged is not None:
             averaged.update(model)
+        shown = None
         if step % log_every == 0 or step == 1:
-            log.info("step %d/%d loss %.4f lr %.2e %.0fs", step, steps, loss.item(),
-                     sched.get_last_lr()[0], time.time() - t0)
+            shown = loss.item()
+            log.info("step %d/%d loss %.4f lr %.2e %.0fs", step, steps, shown, sched.get_last_lr()[0], time.time() - t0)
+        if progress is not None:
+            progress(step, steps, shown)
         if on_checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
             on_checkpoint(step, net)  # before the state is saved, so that the state holds what it did
             model.train()
@@ -431,6 +439,7 @@ def train(
     intensity: str = "strong",
     state_every: int = 100,
     pack: Optional[Path] = None,
+    progress: Optional[Callable] = None,
 ) -> Dict[str, float]:
     """Train and save ``out_dir`` (config.json, model.safetensors, preprocessing.json, training.json).
 
@@ -459,6 +468,7 @@ def train(
     ``pack``: train on the slices of a :func:`save_training_pack` file instead of ``data_root`` (the same
     slices, on a machine without the data folder). The held-out split is not in it, so nothing is measured:
     the record names the split and :func:`reevaluate` (``scripts/release_weights.py``) measures it later.
+    ``progress``: passed to :func:`fit` (the CLI's progress bar).
     Returns the held-out metrics, or ``{}`` with ``pack``."""
     import torch
 
@@ -509,7 +519,7 @@ def train(
                                seed=seed, device=device, semiseg_share=semiseg_share, ema=ema,
                                intensity=intensity, log_every=log_every, checkpoint_every=checkpoint_every,
                                on_checkpoint=keeper, state_path=state_path, state_every=state_every,
-                               run_tag=run_tag)
+                               run_tag=run_tag, progress=progress)
     if keeper.best is not None:
         model.load_state_dict(keeper.best["weights"])
     model = model.cpu()  # saved and measured from host memory, wherever it trained

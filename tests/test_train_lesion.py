@@ -67,7 +67,11 @@ def test_train_lesion_cli_writes_loadable_weights_and_a_by_group_split(data_root
     out = tmp_path / "run"
     assert main(["train-lesion", "--data", str(data_root), "--out", str(out), "--steps", "2",
                  "--batch-size", "2", "--threads", "2"]) == 0
-    metrics = json.loads(capsys.readouterr().out)
+    got = capsys.readouterr()
+    metrics = json.loads(got.out)
+    # a progress bar on stderr while it trains, then what the wait after it is
+    assert "training: 100%" in got.err and "2/2" in got.err
+    assert got.err.rstrip().endswith("measuring the held-out split ...")
     for f in ("config.json", "model.safetensors", "preprocessing.json", "training.json"):
         assert (out / f).is_file()
     rec = json.loads((out / "training.json").read_text())
@@ -677,8 +681,11 @@ def test_a_stopped_train_lesion_run_goes_on_and_ends_with_the_same_weights_and_r
     state = stopped / tl.STATE_FILE
     assert state.is_file() and not (stopped / "training.json").exists()
     scores[:] = [0.5]  # only step 6 is left to score
-    tl.train(data_root, stopped, **kw)
+    calls = []
+    tl.train(data_root, stopped, **kw, log_every=5, progress=lambda *a: calls.append(a))
     assert scores == [] and not state.exists()
+    assert [c[:2] for c in calls] == [(4, 6), (5, 6), (6, 6)]  # a progress bar starts where the run goes on
+    assert calls[0][2] is None and calls[1][2] > 0 and calls[2][2] is None  # the loss where it is logged
     a, b = (json.loads((d / "training.json").read_text()) for d in (straight, stopped))
     assert b["validation"]["history"] == [{"step": 2, "score": 0.9}, {"step": 4, "score": 0.1},
                                           {"step": 6, "score": 0.5}]
