@@ -571,6 +571,8 @@ def _device_name(device: str) -> Dict[str, str]:
 
     if str(device).startswith("cuda"):
         return {"device_name": torch.cuda.get_device_name(torch.device(device))}
+    if str(device).startswith("mps"):
+        return {"device_name": "Apple GPU (MPS)"}
     n = torch.get_num_threads()
     model = _cpu_model()
     return {"device_name": f"{n} CPU thread{'s' if n > 1 else ''}" + (f" ({model})" if model else "")}
