@@ -329,12 +329,12 @@ def cmd_train_lesion(args) -> int:
     from .io import check_out_folder
     from .train_lesion import train
 
-    bars = []  # made when training starts: a refusal before it is one line, with no bar above it
+    bar = None  # made when training starts: a refusal before it is one line, with no bar above it
 
     def progress(step: int, steps: int, loss: Optional[float]) -> None:
-        if not bars:  # a resumed run's bar starts where its state was
-            bars.append(tqdm(total=steps, initial=step, unit="step", desc="training", file=sys.stderr))
-        bar = bars[0]
+        nonlocal bar
+        if bar is None:  # a resumed run's bar starts where its state was
+            bar = tqdm(total=steps, initial=step, unit="step", desc="training", file=sys.stderr)
         if loss is not None:
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         bar.update(step - bar.n)
@@ -349,7 +349,7 @@ def cmd_train_lesion(args) -> int:
                         validate=args.validate, semiseg_share=args.semiseg_share, lr=args.lr, init=args.init,
                         ema=args.ema, intensity=args.intensity_aug, pack=args.pack, progress=progress)
     finally:
-        for bar in bars:
+        if bar is not None:
             bar.close()
     if metrics:
         print(json.dumps(metrics, indent=2))
