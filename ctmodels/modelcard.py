@@ -70,6 +70,11 @@ def _recipe_extras(rec: dict) -> str:
     return out
 
 
+def _time_note(rec: Dict[str, Any]) -> str:
+    """What the training time stands for, where the record says (a run stopped and resumed, cores shared)."""
+    return f"\n{rec['train_time_note']}" if rec.get("train_time_note") else ""
+
+
 def _start(rec: Dict[str, Any]) -> str:
     """Where training started: random weights, or an earlier run's weights (training in stages)."""
     init = rec.get("init")
@@ -173,7 +178,7 @@ may belong to) plus soft Dice on the quantities each set defines; see `ctmodels/
 ## Training
 `{rec['command']}` - {rec['steps']} steps of batch {rec['batch_size']} ({_batch_mix(rec)}), random {rec['crop']} px crops, AdamW (peak learning rate {rec['lr']:g}), warm-up + cosine schedule, seed {rec['seed']}{_recipe_extras(rec)},
 {_start(rec)},
-{rec['train_seconds'] / 60:.0f} min on {rec.get('device_name', rec['device'])}. Loss: {rec['loss']}.
+{rec['train_seconds'] / 60:.0f} min on {rec.get('device_name', rec['device'])}.{_time_note(rec)} Loss: {rec['loss']}.
 
 ## Metrics on the held-out split (mean per-slice Dice)
 `*_nonempty` averages only slices where the class is present in the reference; `*_absent_zero` counts a slice

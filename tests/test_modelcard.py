@@ -150,4 +150,7 @@ def test_lesion_card_names_the_gpu_a_model_trained_on(tmp_path):
     assert "70 min on 2 CPU threads (AMD EPYC)." in lesion_card(folder)
     rec.update(device="cuda", device_name="NVIDIA H200", train_seconds=221)
     _write_record(folder, rec)
-    assert "4 min on NVIDIA H200." in lesion_card(folder)
+    assert "4 min on NVIDIA H200. Loss:" in lesion_card(folder)
+    rec.update(train_time_note="Trained in three parts, resumed from its saved state.")
+    _write_record(folder, rec)
+    assert "4 min on NVIDIA H200.\nTrained in three parts, resumed from its saved state. Loss:" in lesion_card(folder)
