@@ -158,7 +158,7 @@ def _stem(path: Path) -> str:
 def cmd_segment(args) -> int:
     from tqdm import tqdm
 
-    from .dicom_seg import SEG_SUFFIX
+    from . import dicom_seg
     from .io import SEGMENT_OUTPUTS, check_out_folder, image_slices, is_segment_output, read_ct, write_mask_nifti, \
         write_mask_png
     from .lesion import LesionSegmenter
@@ -174,11 +174,8 @@ def cmd_segment(args) -> int:
     from .device import resolve_device
 
     resolve_device(args.device)  # a device that is not there is an error before any work
-    if args.dicom_seg:
-        from . import dicom_seg
-
-        if not dicom_seg.available():
-            raise InvalidInputError(dicom_seg.NEEDS_HIGHDICOM)
+    if args.dicom_seg and not dicom_seg.available():
+        raise InvalidInputError(dicom_seg.NEEDS_HIGHDICOM)
     if args.series and len(args.inputs) != 1:
         raise InvalidInputError(f"--series names a series of one study; got {len(args.inputs)} inputs")
     # results.csv is kept across runs into one folder: an earlier run's rows stay, and its outputs are not
@@ -263,7 +260,7 @@ def cmd_segment(args) -> int:
                                                                                 layout=vol.meta.layout)
                 files[out / f"{stem}.slices.csv"] = lambda f: f.write_text(study.per_slice_csv())
             if seg_file is not None:
-                files[out / f"{stem}{SEG_SUFFIX}"] = lambda f: seg_file.save_as(str(f))
+                files[out / f"{stem}{dicom_seg.SEG_SUFFIX}"] = lambda f: seg_file.save_as(str(f))
             row = {"input": where, "stem": stem, **study.summary()}
             try:  # all of an input's outputs, or none: a full disk leaves its earlier outputs and row as they were
                 write_together(files)
