@@ -219,12 +219,13 @@ bowel (`ctmodels/lung_air.py`). On 8-bit images it removes labels outside the bo
 grey levels (the table and mattress), but not stomach or bowel gas: there is no HU, nor a volume, to tell
 the lungs' air from it.
 Every training slice also shows infection, so the model is quick to find some: on the real contrast CT of
-clear lungs in `../shared/data` it finds 1.6 % of the lung involved (CT-1, not CT-0), about half of it in the
-lowest quarter of the lungs, as consolidation where the lung bases meet the diaphragm, the rest as scattered
-ground glass.
+clear lungs in `../shared/data` it finds 0.6 % of the lung involved (CT-1, not CT-0), about three quarters of it
+in the lowest quarter of the lungs, mostly as consolidation where the lung bases meet the diaphragm, the rest as
+scattered ground glass.
 On HU input the labels also depend on what the network sees around the body: a lesion-free synthetic
-chest with grey air around it (-1024 HU) came out 70 % GGO, and 0 % with the outside black, as scanners pad
-their round field of view (`docs/lesion-experiments.md`, session 27). No labelled HU scan exists here to
+chest with grey air around it (-1024 HU; 12 slices of 512 x 512 at 0.7 mm) came out 90 % GGO (CT-4), and 0 % with
+the outside black, as scanners pad their round field of view (`docs/lesion-experiments.md`, session 27, measured
+there with earlier weights: 70 %). No labelled HU scan exists here to
 measure this on real disease.
 Research use only.
 """

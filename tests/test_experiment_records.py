@@ -110,3 +110,18 @@ def test_plan8s_recorded_runs_decide_for_4800_steps(lesion_cv):
     r = lesion_cv.paired_by_seed(base, arm, "C")
     assert r["seeds"] == [0, 1, 2] and [round(g, 4) for g in r["gains"]] == [0.0243, 0.0627, 0.0439]
     assert r["bar"] == pytest.approx(0.0220, abs=1e-4) and r["wins"]
+
+
+def test_the_bundled_lesion_weights_follow_plan8s_recorded_decision(lesion_cv):
+    """Plan 8's rule on its six recorded runs picks the step count of the bundled weights, trained with the plan's
+    recipe and seed 0."""
+    base = _records("plan3-cv-h200", "plan7-cv-C2400-seed1-h200", "plan7-cv-C2400-seed2-h200")
+    arm = _records("plan7-cv-C4800-h200", "plan8-cv-C4800-seed1-h200", "plan8-cv-C4800-seed2-h200")
+    r = lesion_cv.paired_by_seed(base, arm, "C")
+    shipped = json.loads((ROOT / "weights" / "lesion-unet-effb0" / "training.json").read_text())
+    recipe = arm[0]["recipes"]["C"]
+    assert shipped["steps"] == (arm[0]["steps"] if r["wins"] else base[0]["steps"])
+    assert (shipped["seed"], shipped["batch_size"], shipped["lr"], shipped["crop"], shipped["ema"]) == \
+        (0, recipe["batch_size"], recipe["lr"], recipe["crop"], 0.0)
+    assert shipped["intensity_augmentation"]["name"] == recipe["intensity"]
+    assert shipped["semiseg_per_batch"] == round(recipe["semiseg_share"] * recipe["batch_size"])

@@ -141,7 +141,7 @@ def test_lesion_card_states_a_decision_offset_only_when_the_model_has_one(tmp_pa
 
 def test_lesion_card_names_the_gpu_a_model_trained_on(tmp_path):
     folder, rec = _bundled_lesion_copy(tmp_path)
-    rec.pop("device_name", None)
+    rec.pop("device_name", None), rec.pop("train_time_note", None)
     rec.update(device="cpu", train_seconds=4200)
     _write_record(folder, rec)
     assert "70 min on cpu." in lesion_card(folder)  # records from before CPU runs were named
