@@ -477,7 +477,8 @@ def test_segment_outputs_written_into_a_study_folder_are_not_taken_for_study_fil
 def test_segment_keeps_hu_labels_inside_the_body_unless_told_not_to(tmp_path):
     """The synthetic example as NIfTI: the bundled model labels air around the phantom as lung, and
     the body mask makes it background in the written mask; --no-body-mask keeps the model's labels (with
-    --no-air-anchor, which would take most of them away too)."""
+    --no-air-anchor, which takes some of them away too: most with the weights bundled before 2026-11-30, about a
+    tenth with those bundled since)."""
     from ctmodels import io as ctio
     from ctmodels.body import body_mask
     from ctmodels.examples import lesion_volume
@@ -491,8 +492,8 @@ def test_segment_keeps_hu_labels_inside_the_body_unless_told_not_to(tmp_path):
         assert main(["segment", str(nii), "--out", str(out), "--quiet"] + flags) == 0
         mask = ctio.read_labels(out / "ex.mask.nii.gz").voxels
         outside_labels.append(int((mask[outside] > 0).sum()))
-    # the labelled pieces outside the body hold no lung air either: the anchor alone takes most of them
-    assert outside_labels[0] == 0 and outside_labels[1] < outside_labels[2] / 2 and outside_labels[2] > 1000
+    # the anchor alone takes some of them (pieces that hold no lung air), never adds any
+    assert outside_labels[0] == 0 and outside_labels[1] < outside_labels[2] and outside_labels[2] > 1000
 
 
 

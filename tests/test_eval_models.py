@@ -181,8 +181,9 @@ def test_real_abdominal_slices_get_no_lung_outside_the_body(seg):
 
 def test_real_abdominal_slices_saved_as_images_get_no_lung_outside_the_body(seg, tmp_path, capsys):
     """The same two slices saved as PNGs in two lung windows: no HU, so the body is found in their grey levels.
-    Without it the model called the mattress and table lung (5-8 % of each image; W 1500 / L -600: CT-1,
-    12.7 % involved); with it under 1 % of each image keeps a lung label, and segment warns of little lung."""
+    Without it the model calls the mattress and table lung (11 % of each image; W 1500 / L -600: CT-1, 18 %
+    involved; 5-8 % and 12.7 % with the weights bundled before 2026-11-30); with it 0.4-1.0 % of each image keeps a
+    lung label (inside the body; 0.2-0.7 % before), and segment warns of little lung."""
     from ctmodels.body import body_mask
     from ctmodels.preprocessing import window_hu
 
@@ -202,14 +203,14 @@ def test_real_abdominal_slices_saved_as_images_get_no_lung_outside_the_body(seg,
     assert len(rows) == 4
     for r in rows:
         mask = np.asarray(Image.open(tmp_path / "out" / f"{r['stem']}.mask.png"))
-        assert 0 < (mask > 0).mean() < 0.01, r["stem"]
+        assert 0 < (mask > 0).mean() < 0.0125, r["stem"]
         assert r["warnings"].startswith("little lung found") and f"{r['stem']}.png: little lung found" in err
 
 
 def test_held_out_slices_in_a_large_black_canvas_are_read_in_a_box_round_the_patient(seg, record):
     """8 held-out lung-infection slices pasted into a black canvas three times their size, as a screenshot of a
     viewer shows a slice: read whole, the model saw a small patient and its involvement went far astray (mostly
-    far more: 11-63 % against 2-6 %); read in the box round the body (ctmodels.body.zoom_box) it gives about what
+    far more: 10-69 % against 1-6 %); read in the box round the body (ctmodels.body.zoom_box) it gives about what
     it gives the slice itself, also with a viewer's toolbar along the top of the canvas."""
     from ctmodels import lesion_data as ld
 
@@ -261,20 +262,21 @@ def _involved(counts):
 def test_real_normal_chest_ct_loses_its_stomach_and_bowel_labels_to_the_air_anchor(seg):
     """A real contrast chest CT with clear lungs, down to the upper abdomen. Without the anchor the model
     calls the stomach and bowel gas of the lowest slices lung and their contents consolidation (the study
-    6.4 % involved, the lowest slices over 60 %); with it they are background and the study is under 2.5 %.
+    4.4 % involved, the lowest slices over 60 %; 6.4 % with the weights bundled before 2026-11-30); with it they
+    are background and the study is 0.6 % involved (1.6 % before).
     (Where a piece of labels runs from the lung base to the stomach, its side nearer the gas goes.)"""
     vol = io.read_ct(shared("chest_cta_crop", "ct_cropped.nii.gz"))
     free, kept = seg.predict(vol, air_anchor=False), seg.predict(vol)
     low = free.pixel_counts[:5]
-    assert _involved(free.pixel_counts) > 0.05 and ((low[:, 1] + low[:, 2]) > 0.6 * low[:, 1:].sum(1)).all()
-    assert _involved(kept.pixel_counts) < 0.025
+    assert _involved(free.pixel_counts) > 0.04 and ((low[:, 1] + low[:, 2]) > 0.6 * low[:, 1:].sum(1)).all()
+    assert _involved(kept.pixel_counts) < 0.01
     assert kept.pixel_counts[:5, 1:].sum() == 0
-    # what is left, as the model card says: CT-1, not CT-0, about half of it at the lung bases by the diaphragm
-    assert seg.assess(kept).grade == "CT-1" and _involved(kept.pixel_counts) > 0.01
+    # what is left, as the model card says: CT-1, not CT-0, most of it at the lung bases by the diaphragm
+    assert seg.assess(kept).grade == "CT-1" and _involved(kept.pixel_counts) > 0.003
     lesion = kept.pixel_counts[:, 1] + kept.pixel_counts[:, 2]
     zs = np.flatnonzero(kept.pixel_counts[:, 1:].sum(1))
     low = kept.pixel_counts[:zs[0] + (zs[-1] - zs[0]) // 4 + 1]
-    assert low[:, 1:3].sum() > 0.4 * lesion.sum() and low[:, 2].sum() > 3 * low[:, 1].sum()  # there consolidation
+    assert low[:, 1:3].sum() > 0.6 * lesion.sum() and low[:, 2].sum() > 3 * low[:, 1].sum()  # there consolidation
     from ctmodels.lung_air import air_masks
 
     gas = air_masks(vol.voxels)[1][:35]  # other air on the lowest slices: the stomach's and bowel's gas
@@ -296,10 +298,10 @@ def test_real_lungs_lose_no_label_to_the_air_anchor(seg):
 
 def test_real_chest_crops_lose_no_lung_to_the_body_mask(seg):
     """The two real crops cut through the body, and ct_cropped through its lungs, at the edges of the image. The
-    body mask alone (no lung-air anchor) takes from the first nothing, and from the second only labels in the
-    air in front of the chest wall on its top slices, where the crop leaves air between the chest and the
-    image's top edge (over 10 000 px, the model's "lung" there); the rest, its lungs at the cut edges included,
-    keeps every label."""
+    body mask alone (no lung-air anchor) takes from the first nothing, and from the second only labels in the air
+    in front of the chest wall on its top third of slices (from slice 112 of 164; 125 with earlier weights), where
+    the crop leaves air between the chest and the image's top edge (over 10 000 px, the model's "lung" there); the
+    rest, its lungs at the cut edges included, keeps every label."""
     for path in (("chest_ct64", "crop_ct_2slices.nrrd"), ("chest_cta_crop", "ct_cropped.nii.gz")):
         vol = io.read_ct(shared(*path))
         a, b = seg.predict(vol, body_only=False, air_anchor=False), seg.predict(vol, air_anchor=False)
@@ -307,7 +309,7 @@ def test_real_chest_crops_lose_no_lung_to_the_body_mask(seg):
         if path[0] == "chest_ct64":
             assert len(z) == 0
         else:
-            assert len(z) > 10000 and z.min() >= 125 and y.max() < 35 and not b.labels[a.labels != b.labels].any()
+            assert len(z) > 10000 and z.min() >= 110 and y.max() < 35 and not b.labels[a.labels != b.labels].any()
             assert np.median(vol.voxels[a.labels != b.labels]) < -900
 
 
@@ -413,8 +415,8 @@ def test_gpu_check_packs_exactly_the_held_out_split(tmp_path, record):
 
 def test_display_slices_grade_as_hu_in_the_training_window_and_drift_in_other_lung_windows(seg):
     """README (PNG/JPG inputs): three slices of a real chest CT saved as PNGs in the training slices' window
-    (W 1500 / L -600) are graded within a point of the same slices given in HU (0.4-3.0 % involved); in other lung
-    windows some reach about 12 %."""
+    (W 1500 / L -600) are graded within a point of the same slices given in HU (0.0-0.2 % involved); in other lung
+    windows one reaches 1.8 % (with the weights bundled before 2026-11-30: 0.4-3.0 % and 12 %)."""
     hu = io.read_ct(shared("chest_cta_crop", "ct_cropped.nii.gz")).voxels
     other = [(-550, 1600), (-500, 2000), (-600, 1200), (-500, 1000), (-650, 1000), (-500, 1400)]
 
@@ -429,15 +431,15 @@ def test_display_slices_grade_as_hu_in_the_training_window_and_drift_in_other_lu
     for k in (62, 90, 120):
         s = hu[k].astype(np.float64)
         as_hu = involved(np.asarray(Image.fromarray(s.astype(np.float32)).resize((512, 512))).astype(np.int16))
-        assert 0.3 <= as_hu <= 3.1
+        assert 0 <= as_hu <= 0.3
         assert abs(involved(png(s, -600, 1500)) - as_hu) <= 1.0
         drift.append(max(involved(png(s, c, w)) for c, w in other))
-    assert 10.0 <= max(drift) <= 14.0
+    assert 1.0 <= max(drift) <= 3.0
 
 
 def test_inverted_training_slices_are_not_told_from_lung_window_ones(seg):
     """README (PNG/JPG inputs): of 16 training slices spread through both sets, 15 are graded CT-0 or CT-1 as they
-    are; inverted (air white, bone black), 14 are graded CT-3 or CT-4 (74-100 % involved) and 2 refused. When this
+    are; inverted (air white, bone black), 14 are graded CT-2 to CT-4 (34-85 % involved) and 2 refused. When this
     fails because inverted slices are told apart, README's sentence goes."""
     from ctmodels.errors import CTModelsError
     from ctmodels.preprocessing import spread
@@ -454,8 +456,8 @@ def test_inverted_training_slices_are_not_told_from_lung_window_ones(seg):
         except CTModelsError:
             inverted.append(("refused", None))
     assert sum(g in ("CT-0", "CT-1") for g in plain) == 15
-    high = [pct for g, pct in inverted if g in ("CT-3", "CT-4")]
-    assert len(high) == 14 and 73.5 <= min(high) and max(high) <= 100
+    high = [pct for g, pct in inverted if g in ("CT-2", "CT-3", "CT-4")]
+    assert len(high) == 14 and 33.5 <= min(high) and max(high) <= 85.5
     assert sum(g == "refused" for g, _ in inverted) == 2
 
 
