@@ -225,7 +225,9 @@ scattered ground glass.
 On HU input the labels also depend on what the network sees around the body: a lesion-free synthetic
 chest with grey air around it (-1024 HU; 12 slices of 512 x 512 at 0.7 mm) came out 90 % GGO (CT-4), and 0 % with
 the outside black, as scanners pad their round field of view (`docs/lesion-experiments.md`, session 27, measured
-there with earlier weights: 70 %). No labelled HU scan exists here to
+there with earlier weights: 70 %). With only the corners outside its round field of view black (a DICOM series
+whose header marks them as padding) such a phantom still came out 44 % GGO (CT-2): the air left grey inside the
+field of view misleads the model too. No labelled HU scan exists here to
 measure this on real disease.
 Research use only.
 """
