@@ -4,7 +4,7 @@
 # waits for it up to WAIT_S seconds. A later call of this script on the still-warm machine waits on the
 # same run instead of starting another. When plan 8 has finished, its files (plan8.tar.part-*) and the
 # driver's log are copied to $OUT. Carry .gpudata/p1 (call 1, bench/gpu_checks.sh, carried the rest).
-# There:  bash bench/gpu_plan8_wait.sh WAIT_S     (STEPS, FOLDS, DEVICE as in gpu_plan8.sh, for a dry run)
+# There:  bash bench/gpu_plan8_wait.sh WAIT_S     (STEPS, FOLDS, DEVICE, SEEDS as in gpu_plan8.sh)
 OUT=${OUT:-/tmp/p8wait}; W=${1:-540}; D=${PLAN8_STATE:-/tmp/plan8-detached}
 mkdir -p "$OUT" "$D"
 if [ ! -f "$D/started" ]; then
