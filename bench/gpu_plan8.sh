@@ -15,7 +15,7 @@ L=${1:-540}; STEPS=${STEPS:-4800}; FOLDS=${FOLDS:-4}; DEVICE=${DEVICE:-cuda}
 for seed in ${SEEDS:-1 2}; do
   timeout "$L" python3 scripts/lesion_cv.py run --pack "$PACK" --recipes C --folds "$FOLDS" --jobs "$FOLDS" \
     --threads 1 --device "$DEVICE" --log-every 800 --steps "$STEPS" --seed "$seed" \
-    --out "runs/p8/cv-C$STEPS-seed$seed.json" > "runs/p8/cv-seed$seed.log" 2>&1 &
+    --out "runs/p8/cv-C$STEPS-seed$seed.json" > "runs/p8/cv-C$STEPS-seed$seed.log" 2>&1 &
 done
 wait
 tail -n 4 runs/p8/*.log

@@ -8,6 +8,11 @@ from conftest import ROOT
 RECORDS = sorted((ROOT / "docs" / "records").glob("*.json"))
 
 
+# plan 8's two arms, recipe C with seeds 0, 1 and 2: 2400 steps (plans 3 and 7) and 4800 steps (plans 7 and 8)
+PLAN8_BASE = ("plan3-cv-h200", "plan7-cv-C2400-seed1-h200", "plan7-cv-C2400-seed2-h200")
+PLAN8_ARM = ("plan7-cv-C4800-h200", "plan8-cv-C4800-seed1-h200", "plan8-cv-C4800-seed2-h200")
+
+
 def _records(*names):
     return [json.loads((ROOT / "docs" / "records" / f"{n}.json").read_text()) for n in names]
 
@@ -73,7 +78,7 @@ def test_plan8s_rule_pairs_arms_by_seed(lesion_cv):
     0.0149, so the bar is 2 SE = 0.0297."""
     import copy
 
-    base = _records("plan3-cv-h200", "plan7-cv-C2400-seed1-h200", "plan7-cv-C2400-seed2-h200")
+    base = _records(*PLAN8_BASE)
 
     def arm(*gains):
         out = []
@@ -90,7 +95,7 @@ def test_plan8s_rule_pairs_arms_by_seed(lesion_cv):
     assert not lesion_cv.paired_by_seed(base, arm(0.025, 0.025, 0.025), "C")["wins"]  # all > 0, under 2 SE
     assert not lesion_cv.paired_by_seed(base, arm(0.07, 0.07, -0.001), "C")["wins"]  # one seed lost
     # the one pair already known: 4800 against 2400 steps with seed 0, g_0 = +0.0243
-    four, = _records("plan7-cv-C4800-h200")
+    four, = _records(PLAN8_ARM[0])
     r = lesion_cv.paired_by_seed(base[:2], [four] + arm(0.0, 0.01)[1:2], "C")
     assert round(r["gains"][0], 4) == 0.0243
     with pytest.raises(SystemExit, match="same seeds"):
@@ -102,8 +107,8 @@ def test_plan8s_rule_pairs_arms_by_seed(lesion_cv):
 def test_plan8s_recorded_runs_decide_for_4800_steps(lesion_cv):
     """Plan 8's rule applied to its six recorded runs (recipe C with seeds 0, 1 and 2, at 2400 and 4800 steps, the
     same recipe but for the steps) decides as docs/lesion-experiments.md says: 4800 steps win."""
-    base = _records("plan3-cv-h200", "plan7-cv-C2400-seed1-h200", "plan7-cv-C2400-seed2-h200")
-    arm = _records("plan7-cv-C4800-h200", "plan8-cv-C4800-seed1-h200", "plan8-cv-C4800-seed2-h200")
+    base = _records(*PLAN8_BASE)
+    arm = _records(*PLAN8_ARM)
     assert [a["steps"] for a in arm] == [4800] * 3 and [b["steps"] for b in base] == [2400] * 3
     strip = [{k: v for k, v in r["recipes"]["C"].items() if k != "seed"} for r in base + arm]
     assert all(s == strip[0] for s in strip)
@@ -115,8 +120,8 @@ def test_plan8s_recorded_runs_decide_for_4800_steps(lesion_cv):
 def test_the_bundled_lesion_weights_follow_plan8s_recorded_decision(lesion_cv):
     """Plan 8's rule on its six recorded runs picks the step count of the bundled weights, trained with the plan's
     recipe and seed 0."""
-    base = _records("plan3-cv-h200", "plan7-cv-C2400-seed1-h200", "plan7-cv-C2400-seed2-h200")
-    arm = _records("plan7-cv-C4800-h200", "plan8-cv-C4800-seed1-h200", "plan8-cv-C4800-seed2-h200")
+    base = _records(*PLAN8_BASE)
+    arm = _records(*PLAN8_ARM)
     r = lesion_cv.paired_by_seed(base, arm, "C")
     shipped = json.loads((ROOT / "weights" / "lesion-unet-effb0" / "training.json").read_text())
     recipe = arm[0]["recipes"]["C"]
