@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from . import registry
+from .hub import sha256_file
 
 INTENDED_USE = ("Research and education only. Not a medical device; not for diagnosis, triage of "
                 "patients or any clinical decision.")
@@ -133,6 +134,37 @@ def _offset_note(pre: Dict) -> str:
             "fitted on out-of-fold predictions; `ctmodels/lesion_offset.py`).")
 
 
+def measured_behaviour(folder: Path, rec: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The record's figures on lesion-free inputs, if they were measured with the folder's own weights."""
+    b = rec.get("behaviour")
+    if b and b.get("model_sha256") == sha256_file(folder / "model.safetensors"):
+        return b
+    return None
+
+
+def _behaviour(b: Optional[Dict[str, Any]]) -> str:
+    """The limitations measured on inputs without lesions (the record's `behaviour`; tests measure each again)."""
+    if not b:
+        return ("Every training slice also shows infection, so the model may find some in clear lungs. How much these "
+                "weights find\non lesion-free inputs has not been measured yet (`tests/test_eval_models.py` and "
+                "`tests/test_lesion.py`\nmeasure it, and say what to write in the record's `behaviour`).")
+    c = b["clear_lung_ct"]
+    return f"""Every training slice also shows infection, so the model is quick to find some: on the real contrast CT of
+clear lungs in `../shared/data` it finds {c['involved_pct']} % of the lung involved ({c['grade']}, not CT-0), \
+{100 * c['lowest_quarter_share']:.0f} % of it
+in the lowest quarter of the lungs, mostly as consolidation where the lung bases meet the diaphragm, the rest as
+scattered ground glass.
+On HU input the labels also depend on what the network sees around the body: a lesion-free synthetic
+chest with grey air around it (-1024 HU; 12 slices of 512 x 512 at 0.7 mm) came out {b['grey_air_phantom_ggo_pct']} % \
+GGO, and
+{b['black_air_phantom_ggo_pct']} % with the outside black, as scanners pad their round field of view \
+(`docs/lesion-experiments.md`, session 27).
+With only the corners outside its round field of view black (a DICOM series whose header marks them as padding)
+such a phantom still came out {b['padding_phantom_ggo_pct']} % GGO: the air left grey inside the field of view \
+misleads the model too.
+No labelled HU scan exists here to measure this on real disease."""
+
+
 def lesion_card(folder: Path) -> str:
     e = registry.get("lesion-unet-effb0")
     rec = json.loads((folder / "training.json").read_text())
@@ -218,17 +250,7 @@ patient's body (`ctmodels/body.py`) and labels not anchored in the lungs' air, s
 bowel (`ctmodels/lung_air.py`). On 8-bit images it removes labels outside the body found in the image's
 grey levels (the table and mattress), but not stomach or bowel gas: there is no HU, nor a volume, to tell
 the lungs' air from it.
-Every training slice also shows infection, so the model is quick to find some: on the real contrast CT of
-clear lungs in `../shared/data` it finds 0.6 % of the lung involved (CT-1, not CT-0), about three quarters of it
-in the lowest quarter of the lungs, mostly as consolidation where the lung bases meet the diaphragm, the rest as
-scattered ground glass.
-On HU input the labels also depend on what the network sees around the body: a lesion-free synthetic
-chest with grey air around it (-1024 HU; 12 slices of 512 x 512 at 0.7 mm) came out 90 % GGO (CT-4), and 0 % with
-the outside black, as scanners pad their round field of view (`docs/lesion-experiments.md`, session 27, measured
-there with earlier weights: 70 %). With only the corners outside its round field of view black (a DICOM series
-whose header marks them as padding) such a phantom still came out 44 % GGO (CT-2): the air left grey inside the
-field of view misleads the model too. No labelled HU scan exists here to
-measure this on real disease.
+{_behaviour(measured_behaviour(folder, rec))}
 Research use only.
 """
 

@@ -17,6 +17,28 @@ def shared(*parts) -> Path:
     return p
 
 
+def as_recorded(measured, key: str, tolerance: float = 0.0) -> None:
+    """Check a figure the lesion model card states (its record's `behaviour`) against what the bundled weights give
+    now. Re-measured for new weights: the message says what to write in the record."""
+    import json
+
+    from ctmodels.modelcard import measured_behaviour
+
+    folder = ROOT / "weights" / "lesion-unet-effb0"
+    stated = measured_behaviour(folder, json.loads((folder / "training.json").read_text())) or {}
+    for part in key.split("."):
+        stated = stated.get(part, {}) if isinstance(stated, dict) else {}
+    if isinstance(measured, str):
+        same = stated == measured
+    else:
+        same = isinstance(stated, (int, float)) and abs(measured - stated) <= tolerance
+    assert same, (
+        f"the model card states behaviour.{key} = {stated if stated != {} else 'nothing'}; the bundled weights give "
+        f"{measured if isinstance(measured, str) else f'{measured:.3g}'}: "
+        f"write it in weights/lesion-unet-effb0/training.json (`behaviour`, with the weights' model_sha256) and "
+        f"write the card again")
+
+
 def bench_script(name: str):
     """A script of the checkout's bench/ folder, imported as a module (bench/ is not a package)."""
     import importlib.util

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import as_recorded
 from ctmodels.errors import InvalidInputError
 from ctmodels.lesion import LesionSegmenter
 from ctmodels.lesion_model import build_lesion_unet
@@ -336,6 +337,28 @@ def test_a_lesion_free_chest_whose_corners_are_padding_reads_far_less_lesion_wit
     grey, padded = reports
     assert grey.extent_class == "C" and padded.involved_pct < grey.involved_pct - 30
     assert padded.extent_class == "A" and padded.p_extensive < 0.05
+    as_recorded(padded.ggo_pct, "padding_phantom_ggo_pct", 1.0)  # the model card's figure
+
+
+def test_a_lesion_free_chest_reads_as_ground_glass_with_grey_air_around_it_and_clear_with_it_black():
+    """The model card: a lesion-free synthetic chest (12 slices of 512 x 512 at 0.7 mm) with the air around the body
+    at -1024 HU, grey in the lung window, comes out mostly ground glass (90 % with the bundled weights); with the
+    outside black, as scanners pad their round field of view, it comes out clear."""
+    from synth import chest_phantom
+
+    from ctmodels.body import body_mask
+
+    hu = chest_phantom((12, 512, 512), spacing=(2.5, 0.7, 0.7))
+    black = hu.copy()
+    black[~body_mask(hu)] = -3024
+    seg = LesionSegmenter.from_pretrained(device="cpu")
+    shares = []
+    for vol in (hu, black):
+        c = seg.predict(vol).pixel_counts.sum(0)
+        shares.append(100 * c[1] / c[1:].sum())
+    assert shares[0] > 50 and shares[1] < 5
+    as_recorded(shares[0], "grey_air_phantom_ggo_pct", 1.0)
+    as_recorded(shares[1], "black_air_phantom_ggo_pct", 1.0)
 
 
 def test_the_bundled_model_on_the_synthetic_example_is_as_readme_says():

@@ -154,3 +154,48 @@ def test_lesion_card_names_the_gpu_a_model_trained_on(tmp_path):
     rec.update(train_time_note="Trained in three parts, resumed from its saved state.")
     _write_record(folder, rec)
     assert "4 min on NVIDIA H200.\nTrained in three parts, resumed from its saved state. Loss:" in lesion_card(folder)
+
+
+def test_lesion_card_states_the_recorded_behaviour_on_lesion_free_inputs_or_that_it_was_not_measured(tmp_path):
+    """The card's limitations take their figures from the record (the tests that measure them check the record);
+    weights released before anyone measured them say so instead of carrying another model's figures."""
+    folder, rec = _bundled_lesion_copy(tmp_path)
+    rec["behaviour"]["padding_phantom_ggo_pct"] = 12
+    rec["behaviour"]["clear_lung_ct"].update(involved_pct=2.5, grade="CT-1", lowest_quarter_share=0.4)
+    _write_record(folder, rec)
+    text = lesion_card(folder)
+    assert "it finds 2.5 % of the lung involved (CT-1, not CT-0), 40 % of it" in text
+    assert "still came out 12 % GGO" in text and "not been measured" not in text
+    rec.pop("behaviour")
+    _write_record(folder, rec)
+    text = lesion_card(folder)
+    assert "has not been measured yet" in text and "GGO:" not in text and "% of the lung involved" not in text
+
+
+def test_releasing_the_same_weights_again_keeps_their_measured_behaviour_and_new_weights_do_not_inherit_it(
+        tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("release_weights", ROOT / "scripts" / "release_weights.py")
+    release = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(release)
+    monkeypatch.setattr(release, "ROOT", tmp_path)
+    (tmp_path / "ctmodels").mkdir()
+    shutil.copytree(WEIGHTS / "lesion-unet-effb0", tmp_path / "weights" / "lesion-unet-effb0")
+    run, rec = _bundled_lesion_copy(tmp_path / "run")  # a run folder: its record has no behaviour
+    rec.pop("behaviour")
+    _write_record(run, rec)
+    monkeypatch.setattr(sys, "argv", ["release_weights.py", "lesion-unet-effb0", str(run)])
+    release.main("lesion-unet-effb0", str(run))
+    dst = tmp_path / "weights" / "lesion-unet-effb0"
+    assert json.loads((dst / "training.json").read_text())["behaviour"]["padding_phantom_ggo_pct"] == 44
+    assert "still came out 44 % GGO" in (dst / "README.md").read_text()
+    pinned = json.loads((tmp_path / "ctmodels" / "weights_sha256.json").read_text())["lesion-unet-effb0"]["files"]
+    assert pinned["training.json"] == release.sha256_file(dst / "training.json")
+    weights = bytearray((run / "model.safetensors").read_bytes())
+    weights[-1] ^= 1  # other weights
+    (run / "model.safetensors").write_bytes(bytes(weights))
+    release.main("lesion-unet-effb0", str(run))
+    assert "behaviour" not in json.loads((dst / "training.json").read_text())
+    assert "has not been measured yet" in (dst / "README.md").read_text()
