@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from . import __version__
+from . import __version__, registry
 from .errors import CTModelsError, InvalidInputError, OutputError
 
 log = logging.getLogger("ctmodels")
@@ -24,7 +24,6 @@ log = logging.getLogger("ctmodels")
 
 # ----------------------------------------------------------------------------- info
 def cmd_info(args) -> int:
-    from . import registry
     from .io import IMAGE_SUFFIXES, image_slices, list_series, suffix_of
     from .series import lungless, no_slices, position_note, select_series
 
@@ -507,7 +506,7 @@ def cmd_train_quality(args) -> int:
         from .hub import resolve_model_dir
         from .train_quality import fine_tune
 
-        used = fine_tune(resolve_model_dir(args.base or "breath-hold-logreg"), Path(args.pass_dir),
+        used = fine_tune(resolve_model_dir(args.base or registry.BREATH_HOLD), Path(args.pass_dir),
                          Path(args.fail_dir), Path(args.out))
         print(json.dumps(used, indent=2))
         return 0
@@ -520,7 +519,6 @@ def cmd_train_quality(args) -> int:
 
 # ----------------------------------------------------------------------------- hub
 def cmd_download(args) -> int:
-    from . import registry
     from .hub import resolve_model_dir
 
     names = args.names or registry.names()
@@ -557,7 +555,6 @@ def cmd_bench(args) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from . import registry
 
     p = argparse.ArgumentParser(prog="ctmodels", description="Chest CT lesion segmentation, severity and "
                                 "breath-hold quality checks. Research use only, not for diagnosis.")
@@ -577,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("inputs", nargs="+", help="images (or a folder of them), DICOM files/folders, zips, NIfTI volumes")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    s.add_argument("--model", default="lesion-unet-effb0", help=f"registry name ({', '.join(registry.names())}), "
+    s.add_argument("--model", default=registry.LESION, help=f"registry name ({', '.join(registry.names())}), "
                    "a weights folder, or a Hub repository at a commit (USER/REPO@COMMIT)")
     s.add_argument("--batch-size", type=int, default=None, help="slices per network call (default 16 on CPU, 64 on GPU)")
     s.add_argument("--show-lung", action="store_true", help="also colour 'other lung' in the overlay")

@@ -23,6 +23,7 @@ from typing import List, Optional
 import numpy as np
 
 from .errors import InvalidInputError
+from .registry import LESION
 from .types import CTVolume
 from .viz import DEFAULT_COLORS
 
@@ -99,7 +100,7 @@ def dicom_lab(rgb) -> List[int]:
     return [int(round(float(np.clip(v, 0.0, 1.0)) * 65535)) for v in scaled]
 
 
-def write_dicom_seg(labels: np.ndarray, volume: CTVolume, path, model_name: str = "lesion-unet-effb0",
+def write_dicom_seg(labels: np.ndarray, volume: CTVolume, path, model_name: str = LESION,
                     version: Optional[str] = None) -> List[str]:
     """Write ``labels`` (on ``volume``'s canonical grid: 0 background, 1 GGO, 2 consolidation, 3 other lung) as a
     DICOM SEG of the series ``volume`` was read from, to ``path``. Returns notes for the user (slices left out).
@@ -110,7 +111,7 @@ def write_dicom_seg(labels: np.ndarray, volume: CTVolume, path, model_name: str 
     return notes
 
 
-def make_dicom_seg(labels: np.ndarray, volume: CTVolume, model_name: str = "lesion-unet-effb0",
+def make_dicom_seg(labels: np.ndarray, volume: CTVolume, model_name: str = LESION,
                    version: Optional[str] = None):
     """:func:`write_dicom_seg` without the writing: ``(dataset, notes)``, the SEG in memory."""
     from . import __version__

@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from . import registry
 from .body import ZOOM_BELOW, body_grid, body_pieces, zoom_box
 from .display_colour import colour_note
 from .display_window import check_lung_window
@@ -45,7 +46,7 @@ from .types import DISPLAY, HU, CTVolume
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "lesion-unet-effb0"
+MODEL_NAME = registry.LESION
 PROB_FLOOR = 1e-6  # probabilities are clamped here before a log (resizing, the consolidation offset)
 ProgressFn = Callable[[int, int], None]
 

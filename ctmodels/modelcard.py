@@ -166,7 +166,7 @@ No labelled HU scan exists here to measure this on real disease."""
 
 
 def lesion_card(folder: Path) -> str:
-    e = registry.get("lesion-unet-effb0")
+    e = registry.get(registry.LESION)
     rec = json.loads((folder / "training.json").read_text())
     m = rec["metrics_held_out"]
     pre = json.loads((folder / "preprocessing.json").read_text())
@@ -258,7 +258,7 @@ Research use only.
 def quality_card(folder: Path) -> str:
     from . import quality as Q
 
-    e = registry.get("breath-hold-logreg")
+    e = registry.get(registry.BREATH_HOLD)
     rec = json.loads((folder / "training.json").read_text())
     return f"""---
 license: apache-2.0
@@ -322,7 +322,7 @@ resliced 30 degrees against their trachea's slope, 86 % of mild cases passed, ag
 
 def write_card(folder: Path, name: str) -> Path:
     folder = Path(folder)
-    text = lesion_card(folder) if name == "lesion-unet-effb0" else quality_card(folder)
+    text = lesion_card(folder) if name == registry.LESION else quality_card(folder)
     out = folder / "README.md"
     out.write_text(text)
     return out

@@ -33,13 +33,14 @@ import numpy as np
 from huggingface_hub import ModelHubMixin
 from scipy import ndimage
 
+from . import registry
 from . import trachea as T
 from .preprocessing import block_mean
 from .types import CTVolume
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "breath-hold-logreg"
+MODEL_NAME = registry.BREATH_HOLD
 MODEL_TYPE = "logistic-shape"  # config.json's model_type of the breath-hold model
 # Said with a verdict on an input that gives no pixel size (.npy without spacing, DICOM without PixelSpacing).
 PIXEL_SIZE_ASSUMED = "pixel size not given (1 mm assumed): the shape is judged, but sizes in mm are not measured"

@@ -34,9 +34,12 @@ def _hashes() -> Dict[str, Dict[str, str]]:
     return {}
 
 
+LESION = "lesion-unet-effb0"  # the registry's names, for the code that means one model
+BREATH_HOLD = "breath-hold-logreg"
+
 _BASE = [
     dict(
-        name="lesion-unet-effb0",
+        name=LESION,
         task="lesion-segmentation",
         repo_id="ctmodels/lesion-unet-effb0",
         revision="main",
@@ -46,7 +49,7 @@ _BASE = [
                     "consolidation, other lung, background. Research use, not diagnosis.",
     ),
     dict(
-        name="breath-hold-logreg",
+        name=BREATH_HOLD,
         task="breath-hold-quality",
         repo_id="ctmodels/breath-hold-logreg",
         revision="main",
