@@ -6,7 +6,7 @@
 # 70 steps/s with 5 or more runs at once). If LIMIT_S runs out, the same command on the still-warm machine
 # goes on from the runs' saved states. The ship candidate trains on a CPU (the plan says why).
 # A lease of 15 minutes: bench/gpu_checks.sh as call 1 (it carries the other part of the pack), then this.
-# STEPS, FOLDS, DEVICE: smaller settings for a dry run on a CPU; SEEDS="0 1 2" STEPS=9600 runs plan 9.
+# STEPS, FOLDS, DEVICE: smaller settings for a dry run on a CPU; SEEDS=0 STEPS=9600 runs plan 9.
 # Writes $OUT/plan8.tar.part-* (records, logs).
 set -o pipefail
 OUT=${OUT:-/tmp/p8out}; mkdir -p "$OUT"

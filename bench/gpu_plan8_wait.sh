@@ -5,7 +5,7 @@
 # same run instead of starting another. When plan 8 has finished, its files (plan8.tar.part-*) and the
 # driver's log are copied to $OUT. Carry .gpudata/p1 (call 1, bench/gpu_checks.sh, carried the rest).
 # There:  bash bench/gpu_plan8_wait.sh WAIT_S     (STEPS, FOLDS, DEVICE, SEEDS as in gpu_plan8.sh)
-# The state folder is named by steps and seeds, so plan 9 (SEEDS="0 1 2" STEPS=9600) on a machine where plan 8
+# The state folder is named by steps and seeds, so plan 9 (SEEDS=0 STEPS=9600) on a machine where plan 8
 # already ran starts its own runs instead of waiting on plan 8's finished one.
 OUT=${OUT:-/tmp/p8wait}; W=${1:-540}
 S=${SEEDS:-1 2}; D=${PLAN8_STATE:-/tmp/plan8-detached-C${STEPS:-4800}-seeds${S// /-}}

@@ -32,6 +32,10 @@ consolidation Dice.
 
     python scripts/lesion_cv.py paired --recipe C --base R2400s0.json,R2400s1.json,R2400s2.json \
         --arm R4800s0.json,R4800s1.json,R4800s2.json
+
+and plan 9's, one seed paired, with the SD of one run's pooled score that plan 8 measured:
+
+    python scripts/lesion_cv.py paired --recipe C --base R4800s0.json --arm R9600s0.json --seed-sd 0.0055
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from ctmodels import lesion_data as ld
 from ctmodels import train_lesion as tl
@@ -332,13 +337,17 @@ def cmd_size(args):
             complete, record["ship"] and f"ship {nested['choice']} px for single slices")
 
 
-def paired_by_seed(base: list, arm: list, recipe: str, min_gain: float = 0.02) -> dict:
+def paired_by_seed(base: list, arm: list, recipe: str, min_gain: float = 0.02,
+                   seed_sd: Optional[float] = None) -> dict:
     """Plan 8's rule (docs/lesion-experiments.md), for two arms of one recipe run with the same seeds: each
     record is a ``run --out`` record; they are paired by their seed. ``g_s`` = arm score - base score (pooled,
     all folds) per seed; the arm wins only if every ``g_s > 0`` and their mean is at least ``max(min_gain,
     2 SE)``, ``SE = sqrt(sd_arm^2 / n + sd_base^2 / n)`` from the sample SDs of each arm's n pooled scores.
+    ``seed_sd``: plan 9's rule, for arms of one seed or more: the SD of one run's pooled score, measured by
+    an earlier plan, stands for both arms' SDs, ``SE = seed_sd * sqrt(2 / n)``.
 
-    Refuses (SystemExit) records of another recipe, fold count or pairing, and fewer than 2 seeds (no SD)."""
+    Refuses (SystemExit) records of another recipe, fold count or pairing, and fewer than 2 seeds without
+    ``seed_sd`` (no SD)."""
     import statistics
 
     def by_seed(records, what):
@@ -353,8 +362,9 @@ def paired_by_seed(base: list, arm: list, recipe: str, min_gain: float = 0.02) -
         return out
 
     b, a = by_seed(base, "base"), by_seed(arm, "arm")
-    if sorted(a) != sorted(b) or len(a) < 2:
-        raise SystemExit(f"the arms must hold the same seeds, at least 2 (base {sorted(b)}, arm {sorted(a)})")
+    least = 2 if seed_sd is None else 1
+    if sorted(a) != sorted(b) or len(a) < least:
+        raise SystemExit(f"the arms must hold the same seeds, at least {least} (base {sorted(b)}, arm {sorted(a)})")
     folds = {r["folds"] for r in base + arm}
     if len(folds) != 1:
         raise SystemExit(f"records of different fold counts: {sorted(folds)}")
@@ -363,7 +373,10 @@ def paired_by_seed(base: list, arm: list, recipe: str, min_gain: float = 0.02) -
     sa = [a[s]["summary"][recipe]["score"] for s in seeds]
     gains = [y - x for x, y in zip(sb, sa)]
     n = len(seeds)
-    se = (statistics.stdev(sa) ** 2 / n + statistics.stdev(sb) ** 2 / n) ** 0.5
+    if seed_sd is None:
+        se = (statistics.stdev(sa) ** 2 / n + statistics.stdev(sb) ** 2 / n) ** 0.5
+    else:
+        se = seed_sd * (2 / n) ** 0.5
     mean = sum(gains) / n
     bar = max(min_gain, 2 * se)
     return {"recipe": recipe, "seeds": seeds, "base_scores": sb, "arm_scores": sa, "gains": gains,
@@ -374,10 +387,11 @@ def paired_by_seed(base: list, arm: list, recipe: str, min_gain: float = 0.02) -
 
 def cmd_paired(args):
     load = lambda paths: [json.loads(Path(p).read_text()) for p in paths.split(",")]  # noqa: E731
-    r = paired_by_seed(load(args.base), load(args.arm), args.recipe, args.min_gain)
+    r = paired_by_seed(load(args.base), load(args.arm), args.recipe, args.min_gain, args.seed_sd)
     for s, x, y, g in zip(r["seeds"], r["base_scores"], r["arm_scores"], r["gains"]):
         print(f"seed {s}: base {x:.4f}  arm {y:.4f}  gain {g:+.4f}")
-    print(f"mean gain {r['mean_gain']:+.4f}; SE {r['se']:.4f}; bar max({args.min_gain}, 2 SE) = {r['bar']:.4f}; "
+    sd = "" if args.seed_sd is None else f" (from a run's SD {args.seed_sd})"
+    print(f"mean gain {r['mean_gain']:+.4f}; SE {r['se']:.4f}{sd}; bar max({args.min_gain}, 2 SE) = {r['bar']:.4f}; "
           f"every gain > 0: {all(g > 0 for g in r['gains'])}")
     print("the arm wins: it ships" if r["wins"] else "the arm does not win: nothing ships")
     if args.out:
@@ -442,11 +456,13 @@ def main(argv=None):
               "predictions", cmd_size, "size.json")
     s.add_argument("--sizes", type=_numbers("sizes in pixels", "256,320"), default=[256, 288, 320, 352],
                    metavar="S,T", help="input sizes to compare (the model's own, 256, is always one)")
-    s = sub.add_parser("paired", help="plan 8's rule: two arms of one recipe paired by seed (records of `run`)")
+    s = sub.add_parser("paired", help="plans 8 and 9's rule: two arms of one recipe paired by seed (records of `run`)")
     s.add_argument("--recipe", default="C", choices=sorted(RECIPES))
     s.add_argument("--base", required=True, metavar="R1,R2,...", help="the records of the arm to beat")
     s.add_argument("--arm", required=True, metavar="R1,R2,...", help="the records of the arm that may ship")
     s.add_argument("--min-gain", type=float, default=0.02)
+    s.add_argument("--seed-sd", type=float, default=None, metavar="SD",
+                   help="plan 9: the SD of one run's pooled score from an earlier plan, for both arms (one seed will do)")
     s.add_argument("--out", default=None, help="also write the numbers and the verdict as JSON")
     s.set_defaults(func=cmd_paired)
     args = p.parse_args(argv)

@@ -104,6 +104,32 @@ def test_plan8s_rule_pairs_arms_by_seed(lesion_cv):
         lesion_cv.paired_by_seed(base[:1], [four], "C")
 
 
+def test_plan9s_rule_pairs_one_seed_with_the_sd_plan8_measured(lesion_cv):
+    """Plan 9 (one GPU lease holds one seed's four folds at 9600 steps): the arm of seed 0 against plan 7's seed-0
+    run at 4800 steps, with the SD of one run's pooled score taken from plan 8's three 4800-step runs, as the
+    experiment log states it: SE = 0.0055 * sqrt(2) = 0.0078, bar max(0.02, 2 SE) = 0.02."""
+    import copy
+    import statistics
+
+    arm8 = _records(*PLAN8_ARM)
+    sd = round(statistics.stdev(r["summary"]["C"]["score"] for r in arm8), 4)
+    log = (ROOT / "docs" / "lesion-experiments.md").read_text()
+    assert sd == 0.0055 and f"--seed-sd {sd}" in log
+    base = arm8[:1]
+
+    def arm(gain):
+        r = copy.deepcopy(base[0])
+        r["steps"], r["summary"]["C"]["score"] = 9600, base[0]["summary"]["C"]["score"] + gain
+        return [r]
+
+    r = lesion_cv.paired_by_seed(base, arm(0.025), "C", seed_sd=sd)
+    assert r["seeds"] == [0] and r["se"] == pytest.approx(0.00778, abs=1e-5) and r["bar"] == 0.02 and r["wins"]
+    assert not lesion_cv.paired_by_seed(base, arm(0.015), "C", seed_sd=sd)["wins"]  # under 0.02
+    assert not lesion_cv.paired_by_seed(base, arm(0.025), "C", seed_sd=0.02)["wins"]  # a noisier run: bar 0.057
+    with pytest.raises(SystemExit, match="at least 2"):
+        lesion_cv.paired_by_seed(base, arm(0.025), "C")  # plan 8's rule needs two seeds for its SDs
+
+
 def test_plan8s_recorded_runs_decide_for_4800_steps(lesion_cv):
     """Plan 8's rule applied to its six recorded runs (recipe C with seeds 0, 1 and 2, at 2400 and 4800 steps, the
     same recipe but for the steps) decides as docs/lesion-experiments.md says: 4800 steps win."""
