@@ -72,6 +72,21 @@ def test_the_experiment_log_quotes_every_pooled_score_as_recorded():
             assert f"{summary['score']:.4f}" in log, path.name
 
 
+def test_readme_quotes_plan8s_cross_validated_semiseg_dice_of_the_shipped_recipe_as_recorded():
+    """README's Accuracy gives, beside the held-out split, the out-of-fold SemiSeg Dice of the shipped recipe and
+    steps for each of plan 8's three seeds, from their records."""
+    readme = (ROOT / "README.md").read_text()
+    accuracy = " ".join(readme[readme.index("## Accuracy"):readme.index("## Performance")].split())
+    summaries = [r["summary"]["C"] for r in _records(*PLAN8_ARM)]
+    assert [r["steps"] for r in _records(*PLAN8_ARM)] == [json.loads(
+        (ROOT / "weights" / "lesion-unet-effb0" / "training.json").read_text())["steps"]] * 3
+    for key, name in (("semiseg_infection_dice", "infection"), ("semiseg_ggo_dice", "GGO"),
+                      ("semiseg_consolidation_dice", "consolidation")):
+        quoted = f"{name} " + " / ".join(f"{s[key]:.3f}" for s in summaries)
+        assert quoted in accuracy, quoted
+    assert all(s["semiseg_slices"] == 39 for s in summaries) and "each of the 39 training SemiSeg slices" in accuracy
+
+
 def test_plan8s_rule_pairs_arms_by_seed(lesion_cv):
     """`lesion_cv.py paired`, on the three recorded 2400-step seeds of recipe C as the base (pooled 0.5396,
     0.5048, 0.5129: sample SD 0.0182) and arms made from them with known gains: SE = sqrt(2 * 0.0182^2 / 3) =
