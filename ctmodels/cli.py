@@ -555,7 +555,6 @@ def cmd_bench(args) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-
     p = argparse.ArgumentParser(prog="ctmodels", description="Chest CT lesion segmentation, severity and "
                                 "breath-hold quality checks. Research use only, not for diagnosis.")
     p.add_argument("--version", action="version", version=f"ctmodels {__version__}")
