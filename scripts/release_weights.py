@@ -13,6 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ctmodels import registry  # noqa: E402
 from ctmodels.hub import sha256_file  # noqa: E402
 from ctmodels.modelcard import measured_behaviour, write_card  # noqa: E402
 
@@ -22,29 +23,23 @@ KEEP = ("config.json", "model.safetensors", "preprocessing.json", "training.json
 def main(name: str, src: str) -> None:
     dst = ROOT / "weights" / name
     dst.mkdir(parents=True, exist_ok=True)
-    kept = _behaviour_of(dst)
+    record = dst / "training.json"
+    before = json.loads(record.read_text()).get("behaviour") if record.exists() else None
     for f in KEEP:
         if (Path(src) / f).exists():
             shutil.copy2(Path(src) / f, dst / f)
-    if kept and measured_behaviour(dst, {"behaviour": kept}):
+    if before and measured_behaviour(dst, {"behaviour": before}):
         # the same weights again: the figures measured on lesion-free inputs still hold (see modelcard.py)
-        rec = json.loads((dst / "training.json").read_text())
-        rec.setdefault("behaviour", kept)
-        (dst / "training.json").write_text(json.dumps(rec, indent=2))
-    if name == "lesion-unet-effb0" and len(sys.argv) > 3:
+        rec = json.loads(record.read_text())
+        rec.setdefault("behaviour", before)
+        record.write_text(json.dumps(rec, indent=2))
+    if name == registry.LESION and len(sys.argv) > 3:
         from ctmodels.train_lesion import reevaluate
 
         pin(name, dst)  # loading the folder verifies its files against the registry
         print(json.dumps(reevaluate(dst, Path(sys.argv[3])), indent=2))
     write_card(dst, name)
     print(json.dumps(pin(name, dst), indent=2))
-
-
-def _behaviour_of(folder: Path):
-    """The `behaviour` figures of the weights now in folder, if measured with them."""
-    if not (folder / "training.json").exists() or not (folder / "model.safetensors").exists():
-        return None
-    return measured_behaviour(folder, json.loads((folder / "training.json").read_text()))
 
 
 def pin(name: str, dst: Path) -> dict:

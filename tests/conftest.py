@@ -39,11 +39,12 @@ def as_recorded(measured, key: str, tolerance: float = 0.0) -> None:
         f"write the card again")
 
 
-def bench_script(name: str):
-    """A script of the checkout's bench/ folder, imported as a module (bench/ is not a package)."""
+def bench_script(name: str, folder: str = "bench"):
+    """A script of the checkout's bench/ (or another) folder, imported as a module (bench/ and scripts/ are not
+    packages)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -77,8 +77,9 @@ def test_readme_quotes_plan8s_cross_validated_semiseg_dice_of_the_shipped_recipe
     steps for each of plan 8's three seeds, from their records."""
     readme = (ROOT / "README.md").read_text()
     accuracy = " ".join(readme[readme.index("## Accuracy"):readme.index("## Performance")].split())
-    summaries = [r["summary"]["C"] for r in _records(*PLAN8_ARM)]
-    assert [r["steps"] for r in _records(*PLAN8_ARM)] == [json.loads(
+    runs = _records(*PLAN8_ARM)
+    summaries = [r["summary"]["C"] for r in runs]
+    assert [r["steps"] for r in runs] == [json.loads(
         (ROOT / "weights" / "lesion-unet-effb0" / "training.json").read_text())["steps"]] * 3
     for key, name in (("semiseg_infection_dice", "infection"), ("semiseg_ggo_dice", "GGO"),
                       ("semiseg_consolidation_dice", "consolidation")):

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, bench_script
 from ctmodels.modelcard import lesion_card, quality_card
 
 WEIGHTS = ROOT / "weights"
@@ -174,12 +174,9 @@ def test_lesion_card_states_the_recorded_behaviour_on_lesion_free_inputs_or_that
 
 def test_releasing_the_same_weights_again_keeps_their_measured_behaviour_and_new_weights_do_not_inherit_it(
         tmp_path, monkeypatch):
-    import importlib.util
     import sys
 
-    spec = importlib.util.spec_from_file_location("release_weights", ROOT / "scripts" / "release_weights.py")
-    release = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(release)
+    release = bench_script("release_weights", "scripts")
     monkeypatch.setattr(release, "ROOT", tmp_path)
     (tmp_path / "ctmodels").mkdir()
     shutil.copytree(WEIGHTS / "lesion-unet-effb0", tmp_path / "weights" / "lesion-unet-effb0")
